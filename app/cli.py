@@ -1,0 +1,87 @@
+"""The `tuneboard` command: serve, migrate, worker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one sub-command."""
+    parser = argparse.ArgumentParser(prog="tuneboard", description="Self-hosted fine-tuning studio.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database, then serve the dashboard and APIs")
+    serve.add_argument("--host", help="interface to bind (default from HOST / TUNEBOARD_HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default from PORT / TUNEBOARD_PORT, else 8000)")
+    serve.add_argument("--no-worker", action="store_true", help="do not run the embedded job worker")
+
+    sub.add_parser("migrate", help="bring the database schema up to date")
+
+    worker = sub.add_parser("worker", help="run a job worker process against the same database")
+    worker.add_argument("--providers", default="", help="comma-separated providers this worker serves (default all)")
+    worker.add_argument("--gpu", action="store_true", help="this host has a GPU: take local training jobs")
+    worker.add_argument("--once", action="store_true", help="run until the queue is empty, then exit")
+
+    args = parser.parse_args(argv)
+    overrides = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    if getattr(args, "no_worker", False):
+        overrides["embedded_worker"] = False
+    settings = Settings(**overrides)
+
+    if args.command == "migrate":
+        from app.migrate import upgrade
+
+        upgrade(settings)
+        print(f"Database is up to date: {_safe_url(settings)}")
+        return 0
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "worker":
+        from app.worker.process import run_worker_process
+
+        providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+        return run_worker_process(settings, providers=providers or None, gpu=args.gpu, once=args.once)
+    return 2
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def _serve(settings: Settings) -> int:
+    if not settings.binds_loopback_only and not settings.password:
+        from app.db import make_engine
+        from app.migrate import upgrade
+        from app.services.auth import AuthState
+
+        upgrade(settings)
+        if not AuthState(settings, make_engine(settings)).password_required():
+            print(
+                f"Refusing to serve on {settings.host}: anyone on the network could reach the dashboard.\n"
+                "Set a password first (TUNEBOARD_PASSWORD=...), or bind to 127.0.0.1.",
+                file=sys.stderr,
+            )
+            return 2
+    import uvicorn
+
+    from app.main import create_app
+    from app.migrate import upgrade
+
+    upgrade(settings)
+    app = create_app(settings)
+    print(f"Tuneboard is serving at http://{settings.host}:{settings.port}", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The app factory: settings, database engine, routers, static files, security and error mapping."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.config import Settings
+from app.db import make_engine
+from app.errors import install_error_handlers
+from app.routers import ROUTER_MODULES
+from app.security import SecurityMiddleware, guard
+from app.services.auth import AuthState, ensure_api_key, load_secret_key
+from app.web import ROOT, make_templates
+
+log = logging.getLogger("tuneboard")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build a Tuneboard application. The database must already be migrated (`tuneboard migrate`)."""
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        new_key = ensure_api_key(settings, engine)
+        if new_key:
+            # Printed once, never logged again: only its hash is stored.
+            print(f"\nTuneboard generated an API key for /api and /v1 (shown only now):\n  {new_key}\n", flush=True)
+        worker = None
+        if settings.embedded_worker:
+            from app.worker.embedded import EmbeddedWorker
+
+            worker = EmbeddedWorker(settings, engine)
+            worker.start()
+        app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Tuneboard",
+        summary="Self-hosted fine-tuning studio: datasets, validation, jobs, playground, OpenAI-compatible API.",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(guard)],
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.templates = make_templates()
+    app.state.secret_key = load_secret_key(settings)
+    app.state.auth = AuthState(settings, engine)
+    app.add_middleware(SecurityMiddleware)
+    app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+    for name in ROUTER_MODULES:
+        module = importlib.import_module(f"app.routers.{name}")
+        app.include_router(module.router)
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,36 @@
+"""Shared column helpers for the SQLModel tables."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """An OpenAI-style identifier such as ftjob-3f9a…, random and URL-safe."""
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+def json_field(default: Any = None, nullable: bool = True) -> Any:
+    """A JSON column (TEXT on SQLite, JSON on PostgreSQL)."""
+    if callable(default):
+        return Field(default_factory=default, sa_column=Column(JSON, nullable=nullable))
+    return Field(default=default, sa_column=Column(JSON, nullable=nullable))
+
+
+def unix(ts: datetime | None) -> int | None:
+    """Seconds since the epoch, as OpenAI's API reports times."""
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return int(ts.timestamp())

@@ -1,0 +1,5 @@
+"""Routes for the v1_jobs area (to be filled in by its issue)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,123 @@
+"""Shared fixtures: each test gets its own data dir and SQLite file, built by running the real migrations."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from app.config import Settings
+from app.db import make_engine
+from app.main import create_app
+from app.migrate import upgrade
+
+API_KEY = "tb-test-key-0123456789"
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def make_settings(data_dir: Path, **overrides) -> Settings:
+    """Settings for a test: a private data dir, a known API key, no embedded worker unless asked."""
+    values = dict(data_dir=data_dir, embedded_worker=False, api_key=API_KEY, secret_key="s" * 40)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings pointing at a fresh, migrated SQLite database under tmp_path."""
+    s = make_settings(tmp_path / "data")
+    upgrade(s)
+    return s
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    """The engine for the test database."""
+    eng = make_engine(settings)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine) -> Iterator[Session]:
+    """A session on the test database."""
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def app(settings: Settings):
+    """A Tuneboard app on the test database."""
+    return create_app(settings)
+
+
+def browser_client(app) -> TestClient:
+    """A TestClient that behaves like a browser tab: it holds the CSRF cookie and sends the token header."""
+    client = TestClient(app)
+    client.__enter__()
+    response = client.get("/healthz")
+    token = response.cookies.get("tb_csrf") or client.cookies.get("tb_csrf")
+    client.headers["X-CSRF-Token"] = token
+    return client
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    """A browser-like client for the dashboard pages (CSRF token included)."""
+    c = browser_client(app)
+    yield c
+    c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(app) -> Iterator[TestClient]:
+    """A client for /api and /v1 with the bearer key set."""
+    with TestClient(app, headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+        yield c
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """A real uvicorn server in a thread, on a free loopback port."""
+
+    def __init__(self, app, port: int):
+        import uvicorn
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """A real uvicorn server serving a Tuneboard app (no embedded worker) on a free port."""
+    with LiveServer(create_app(settings), free_port()) as server:
+        yield server
