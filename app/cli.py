@@ -64,7 +64,10 @@ def _serve(settings: Settings) -> int:
         from app.services.auth import AuthState
 
         upgrade(settings)
-        if not AuthState(settings, make_engine(settings)).password_required():
+        engine = make_engine(settings)
+        if not AuthState(settings, engine).password_required() and sys.stdin.isatty():
+            _ask_for_password(engine)
+        if not AuthState(settings, engine).password_required():
             print(
                 f"Refusing to serve on {settings.host}: anyone on the network could reach the dashboard.\n"
                 "Set a password first (TUNEBOARD_PASSWORD=...), or bind to 127.0.0.1.",
@@ -81,6 +84,23 @@ def _serve(settings: Settings) -> int:
     print(f"Tuneboard is serving at http://{settings.host}:{settings.port}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=5)
     return 0
+
+
+def _ask_for_password(engine) -> None:
+    """First run on a network interface: let the person at the terminal choose the dashboard password."""
+    import getpass
+
+    from app.services.auth import store_password
+
+    print("Tuneboard will listen on the network, so the dashboard needs a password.")
+    first = getpass.getpass("Choose a password (8+ characters): ")
+    if first and first == getpass.getpass("Repeat it: "):
+        try:
+            store_password(engine, first)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+    else:
+        print("The passwords did not match.", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from app.db import make_engine
 from app.errors import install_error_handlers
 from app.routers import ROUTER_MODULES
 from app.security import SecurityMiddleware, guard
-from app.services.auth import AuthState, ensure_api_key, load_secret_key
+from app.services.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
 from app.web import ROOT, make_templates
 
 log = logging.getLogger("tuneboard")
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = make_templates()
     app.state.secret_key = load_secret_key(settings)
     app.state.auth = AuthState(settings, engine)
+    app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
     app.add_middleware(SecurityMiddleware)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     for name in ROUTER_MODULES:

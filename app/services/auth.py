@@ -124,3 +124,42 @@ def ensure_api_key(settings: Settings, engine: Engine) -> str | None:
         if session.exec(select(ApiKey)).first() is not None:
             return None
     return create_api_key(engine, name="generated on first start")
+
+
+class LoginThrottle:
+    """Counts failed logins per client in a sliding minute; refuses more than `per_minute` of them."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, client: str) -> list[float]:
+        cutoff = time.monotonic() - 60
+        recent = [t for t in self._failures.get(client, []) if t > cutoff]
+        self._failures[client] = recent
+        return recent
+
+    def blocked(self, client: str) -> bool:
+        """Whether this client has used up its failed attempts for now."""
+        return len(self._recent(client)) >= self.per_minute
+
+    def failed(self, client: str) -> None:
+        """Record one failed attempt."""
+        self._recent(client).append(time.monotonic())
+
+    def succeeded(self, client: str) -> None:
+        """Forget the client's failures after a good login."""
+        self._failures.pop(client, None)
+
+
+def store_password(engine: Engine, password: str) -> None:
+    """Set the dashboard password (kept only as a scrypt hash)."""
+    if len(password) < 8:
+        raise ValueError("A password needs at least 8 characters.")
+    with session_scope(engine) as session:
+        row = session.get(AppSetting, PASSWORD_SETTING)
+        if row is None:
+            session.add(AppSetting(key=PASSWORD_SETTING, value=hash_password(password)))
+        else:
+            row.value = hash_password(password)
+            row.updated_at = utcnow()
