@@ -121,3 +121,21 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     """A real uvicorn server serving a Tuneboard app (no embedded worker) on a free port."""
     with LiveServer(create_app(settings), free_port()) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL server for the whole test session (tests marked `postgres`)."""
+    from tests.pg_cluster import ThrowawayCluster
+
+    cluster = ThrowawayCluster(free_port()).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path, pg_cluster) -> Settings:
+    """Settings on a fresh, migrated PostgreSQL database (and a private data dir)."""
+    s = make_settings(tmp_path / "data", database_url=pg_cluster.create_database())
+    upgrade(s)
+    return s
