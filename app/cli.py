@@ -22,7 +22,12 @@ def main(argv: list[str] | None = None) -> int:
 
     worker = sub.add_parser("worker", help="run a job worker process against the same database")
     worker.add_argument("--providers", default="", help="comma-separated providers this worker serves (default all)")
-    worker.add_argument("--gpu", action="store_true", help="this host has a GPU: take local training jobs")
+    worker.add_argument(
+        "--gpu",
+        action="store_true",
+        help="this host has a GPU: take local training jobs at once (a worker without --gpu trains on CPU and "
+        "takes a local job only after it has waited heartbeat_timeout_seconds in the queue, so GPU hosts get it first)",
+    )
     worker.add_argument("--once", action="store_true", help="run until the queue is empty, then exit")
 
     args = parser.parse_args(argv)

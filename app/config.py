@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     default_base_model: str = Field(
         "SmolLM2-135M-Instruct", description="Base model preselected for new local fine-tuning jobs."
     )
+    sqlite_busy_timeout_ms: int = Field(
+        30000, description="How long a SQLite write waits for another process's lock before giving up (ms)."
+    )
     login_attempts_per_minute: int = Field(5, description="Failed login attempts allowed per client per minute.")
     log_level: str = Field("info", description="Logging level of the server and worker.")
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.security import LoginRequired
 from app.services.errors import DomainError
 from app.web import is_htmx
+
+log = logging.getLogger("tuneboard")
 
 OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
                       404: "invalid_request_error", 409: "invalid_request_error", 429: "rate_limit_error"}
@@ -70,6 +76,23 @@ def install_error_handlers(app: FastAPI) -> None:
         status = 400 if request.url.path.startswith("/v1") else 422
         return error_response(request, status, message, "invalid_request", where or None,
                               details=[{k: e.get(k) for k in ("loc", "msg", "type")} for e in errors])
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError):
+        if exc.errno == errno.ENOSPC:
+            log.error("disk full while handling %s %s", request.method, request.url.path)
+            return error_response(request, 507, "The disk is full: nothing was saved. Free some space on the "
+                                  "server (its data directory) and try again.", "disk_full")
+        raise exc
+
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError):
+        text = str(exc.orig if exc.orig is not None else exc).lower()
+        if "locked" in text or "busy" in text:
+            # The transaction was rolled back whole: the person can simply try again.
+            return error_response(request, 503, "The database is busy (another process holds a write lock); "
+                                  "nothing was changed. Try again in a moment.", "database_busy")
+        raise exc
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):

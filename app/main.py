@@ -52,6 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(guard)],
+        # The built-in docs routes would bypass the guard and load Swagger from a CDN: app/routers/docs.py
+        # serves them instead, vendored and behind the login.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine

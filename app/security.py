@@ -66,7 +66,23 @@ class SecurityMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send_with_headers(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            # Answer the 500 here, with the security headers, then let the error propagate to be logged.
+            if not started:
+                await tracking_send({"type": "http.response.start", "status": 500,
+                                     "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                await tracking_send({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise
 
 
 def _cookies(scope) -> dict[str, str]:

@@ -43,6 +43,8 @@ class Example(SQLModel, table=True):
         Index("ix_examples_dataset_position", "dataset_id", "position"),
         Index("ix_examples_dataset_split_valid", "dataset_id", "split", "valid"),
         Index("ix_examples_dataset_hash", "dataset_id", "content_hash"),
+        Index("ix_examples_dataset_split_position", "dataset_id", "split", "position"),
+        Index("ix_examples_dataset_valid_position", "dataset_id", "valid", "position"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

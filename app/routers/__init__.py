@@ -2,6 +2,7 @@
 
 ROUTER_MODULES = [
     "health",
+    "docs",
     "auth",
     "home",
     "datasets",

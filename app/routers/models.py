@@ -1,5 +1,26 @@
-"""Routes for the models area (to be filled in by its issue)."""
+"""The models page: tuned models with their job, base model, dataset snapshot and date."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+
+from app.services import job_form
+from app.services.app_settings import destructive_actions_enabled
+from app.web import SessionDep, render
+
+router = APIRouter(tags=["models"])
+
+
+@router.get("/models", include_in_schema=False)
+def models_page(request: Request, session: SessionDep):
+    """Every tuned model that was not deleted."""
+    ctx = {"rows": job_form.tuned_models_view(session), "destructive": destructive_actions_enabled(session)}
+    return render(request, "models/index.html", ctx)
+
+
+@router.post("/models/{model_id:path}/delete", include_in_schema=False)
+def delete_model(request: Request, model_id: str, session: SessionDep):
+    """Delete a tuned model (guarded by the maintenance switch)."""
+    job_form.delete_model(session, request.app.state.settings, model_id)
+    return RedirectResponse("/models", status_code=303)

@@ -1,5 +1,57 @@
-"""Routes for the v1_files area (to be filled in by its issue)."""
+"""OpenAI-compatible /v1/files: upload (becomes a dataset), list, retrieve, download, delete."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+
+from app.services import files, openai_shapes
+from app.web import SessionDep
+
+router = APIRouter(prefix="/v1/files", tags=["v1"])
+
+
+@router.post("")
+def create_file(
+    request: Request, session: SessionDep, file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]
+):
+    """Upload a JSONL training file."""
+    row = files.create_file(
+        session, request.app.state.settings, file.file, filename=file.filename or "", purpose=purpose
+    )
+    return openai_shapes.file_object(row)
+
+
+@router.get("")
+def list_files(
+    session: SessionDep,
+    after: str | None = None,
+    limit: Annotated[int, Query()] = files.MAX_LIST,
+    order: str = "desc",
+    purpose: str | None = None,
+):
+    """Files, newest first, with OpenAI's cursor pagination."""
+    rows, has_more = files.list_files(session, after=after, limit=limit, order=order, purpose=purpose)
+    return openai_shapes.list_envelope([openai_shapes.file_object(r) for r in rows], has_more)
+
+
+@router.get("/{file_id}")
+def retrieve_file(session: SessionDep, file_id: str):
+    """One file's metadata."""
+    return openai_shapes.file_object(files.get_file(session, file_id))
+
+
+@router.get("/{file_id}/content")
+def file_content(request: Request, session: SessionDep, file_id: str):
+    """The file's bytes exactly as uploaded, streamed from disk."""
+    path, row = files.file_content(session, request.app.state.settings, file_id)
+    return FileResponse(path, media_type="application/octet-stream", filename=row.filename)
+
+
+@router.delete("/{file_id}")
+def delete_file(request: Request, session: SessionDep, file_id: str):
+    """Delete a file (the dataset it became stays)."""
+    row = files.delete_file(session, request.app.state.settings, file_id)
+    return openai_shapes.file_deleted(row.id)

@@ -7,28 +7,28 @@ import threading
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
+from app.worker.loop import Worker
 
 
 class EmbeddedWorker:
-    """Runs the claim loop in a background thread; stop() asks it to finish and waits."""
+    """Runs the claim loop in a background thread; stop() asks it to finish and waits.
 
-    def __init__(self, settings: Settings, engine: Engine):
+    A job running at stop() goes back to the queue (local: it resumes from its last checkpoint next time).
+    """
+
+    def __init__(self, settings: Settings, engine: Engine, **options):
         self.settings = settings
         self.engine = engine
-        self._stop = threading.Event()
+        self.worker = Worker(settings, engine, gpu=True, **options)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the loop thread."""
-        self._thread = threading.Thread(target=self._run, name="tuneboard-worker", daemon=True)
+        self._thread = threading.Thread(target=self.worker.run, name="tuneboard-worker", daemon=True)
         self._thread.start()
-
-    def _run(self) -> None:
-        # Filled in by the jobs issue: claim queued jobs, heartbeat, recover stale ones.
-        self._stop.wait()
 
     def stop(self) -> None:
         """Ask the loop to stop and wait for it."""
-        self._stop.set()
+        self.worker.shutdown.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=15)

@@ -1,4 +1,9 @@
-"""Format checks of one example. Minimal first version; issue #3 extends it to every documented code."""
+"""Format checks of one example: the OpenAI cookbook's error codes, extended to today's chat format.
+
+Codes are stable (stored in Example.problems, used in URLs and the API); messages are plain sentences.
+Dataset-level checks (duplicates, leakage, too_few_examples) and the model-dependent context-limit warning live in
+`report.py` and `live.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,36 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = {"system", "user", "assistant", "tool", "developer"}
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call"})
+CONTENT_PART_TYPES = frozenset({"text", "image_url"})
+
+# Every code with its level and a one-line explanation (shown on the report page).
+CODES: dict[str, tuple[str, str]] = {
+    "data_type": ("error", "The example is not a JSON object."),
+    "missing_messages_list": ("error", "The example has no non-empty `messages` list."),
+    "message_missing_key": ("error", "A message lacks `role`, `content` or (tool messages) `tool_call_id`."),
+    "message_unrecognized_key": ("error", "A message has a key OpenAI's chat format does not know."),
+    "unrecognized_role": ("error", "A message's role is not system, developer, user, assistant, tool or function."),
+    "missing_content": ("error", "A message's content is empty or not text."),
+    "example_missing_assistant_message": ("error", "The example has no assistant message to learn from."),
+    "invalid_weight": ("error", "A `weight` is not 0 or 1, or is set on a message that is not the assistant's."),
+    "invalid_tool_calls": ("error", "`tool_calls` is not a list of function calls with an id and a name."),
+    "invalid_tool_arguments": ("error", "`tool_calls[].function.arguments` is not a string of JSON."),
+    "unmatched_tool_call_id": ("error", "A tool message answers a `tool_call_id` that no assistant call made."),
+    "undeclared_function": ("error", "An assistant calls a function that the example's `tools` does not declare."),
+    "invalid_tools": ("error", "The top-level `tools` is not a list of function definitions with names."),
+    "missing_system_message": ("warning", "The example has no system message."),
+    "missing_user_message": ("warning", "The example has no user message."),
+    "last_message_not_assistant": ("warning", "The last message is not the assistant's, so it teaches nothing."),
+    "consecutive_same_role": ("warning", "Two consecutive messages have the same role."),
+    "over_context_limit": ("warning", "The example is longer than the model's training context and is truncated."),
+    "duplicate_example": ("warning", "The example appears more than once in the dataset."),
+    "train_validation_leakage": ("warning", "The same example is in both the training and the validation data."),
+    "too_few_examples": ("warning", "The dataset has fewer than 10 valid training examples (OpenAI's minimum)."),
+}
+ERROR_CODES = tuple(c for c, (level, _) in CODES.items() if level == "error")
+WARNING_CODES = tuple(c for c, (level, _) in CODES.items() if level == "warning")
 
 
 @dataclass(frozen=True)
@@ -38,34 +72,156 @@ class ExampleCheck:
 
     @property
     def n_errors(self) -> int:
+        """How many errors."""
         return sum(p.level == "error" for p in self.problems)
 
     @property
     def n_warnings(self) -> int:
+        """How many warnings."""
         return sum(p.level == "warning" for p in self.problems)
+
+    def add(self, code: str, message: str, index: int | None = None) -> None:
+        """Record a finding of `code` (its level comes from CODES)."""
+        self.problems.append(Problem(code, CODES[code][0], message, index))
+
+
+def _where(i: int) -> str:
+    return f"Message {i + 1}"
+
+
+def _check_tools(tools: Any, result: ExampleCheck) -> set[str] | None:
+    """Names the example's `tools` declares (None when it declares none)."""
+    if tools is None:
+        return None
+    names: set[str] = set()
+    if not isinstance(tools, list):
+        result.add("invalid_tools", "`tools` must be a list of {\"type\": \"function\", \"function\": {...}}.")
+        return names
+    for n, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            result.add("invalid_tools", f"`tools[{n}]` is not a function definition with a `name`.")
+            continue
+        names.add(fn["name"])
+    return names
+
+
+def _check_content(message: dict[str, Any], i: int, result: ExampleCheck) -> None:
+    content = message["content"]
+    if isinstance(content, str):
+        if not content.strip():
+            result.add("missing_content", f"{_where(i)} has empty content.", i)
+        return
+    if isinstance(content, list) and content and message.get("role") in ("user", "system", "developer"):
+        for p in content:
+            if not isinstance(p, dict) or p.get("type") not in CONTENT_PART_TYPES:
+                result.add("missing_content", f"{_where(i)} has a content part that is neither text nor image.", i)
+                return
+        return
+    kind = "null" if content is None else type(content).__name__
+    result.add("missing_content", f"{_where(i)} has content of type {kind}; it must be text.", i)
+
+
+def _check_tool_calls(message: dict[str, Any], i: int, declared: set[str] | None, result: ExampleCheck) -> list[str]:
+    """Check an assistant's tool_calls; returns the call ids it makes."""
+    calls = message["tool_calls"]
+    if message.get("role") != "assistant":
+        result.add("invalid_tool_calls", f"{_where(i)} has `tool_calls`, but only assistant messages make calls.", i)
+        return []
+    if not isinstance(calls, list) or not calls:
+        result.add("invalid_tool_calls", f"{_where(i)}: `tool_calls` must be a non-empty list.", i)
+        return []
+    ids = []
+    for n, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(call.get("id"), str):
+            result.add("invalid_tool_calls", f"{_where(i)}: tool_calls[{n}] needs an `id` and a `function.name`.", i)
+            continue
+        ids.append(call["id"])
+        arguments = fn.get("arguments")
+        if not isinstance(arguments, str):
+            kind = "an object" if isinstance(arguments, dict) else type(arguments).__name__
+            result.add(
+                "invalid_tool_arguments",
+                f"{_where(i)}: tool_calls[{n}].function.arguments is {kind}; it must be a string of JSON, "
+                'such as "{\\"city\\": \\"Paris\\"}".',
+                i,
+            )
+        else:
+            try:
+                json.loads(arguments)
+            except ValueError:
+                result.add(
+                    "invalid_tool_arguments", f"{_where(i)}: tool_calls[{n}].function.arguments is not valid JSON.", i
+                )
+        if declared is None or fn["name"] not in declared:
+            where = "the example has no `tools`" if declared is None else "`tools` does not declare it"
+            result.add("undeclared_function", f"{_where(i)} calls function {fn['name']!r}, but {where}.", i)
+    return ids
+
+
+def _check_message(message: Any, i: int, declared: set[str] | None, call_ids: set[str], result: ExampleCheck) -> None:
+    if not isinstance(message, dict):
+        result.add("message_missing_key", f"{_where(i)} is not an object with `role` and `content`.", i)
+        return
+    unknown = sorted(str(k) for k in message if k not in MESSAGE_KEYS)
+    if unknown:
+        result.add("message_unrecognized_key", f"{_where(i)} has unrecognized key(s): {', '.join(unknown)}.", i)
+    role = message.get("role")
+    if "role" not in message:
+        result.add("message_missing_key", f"{_where(i)} has no `role`.", i)
+    elif role not in ROLES:
+        result.add("unrecognized_role", f"{_where(i)} has role {role!r}; expected one of {', '.join(ROLES)}.", i)
+    calls = role == "assistant" and (message.get("tool_calls") or message.get("function_call"))
+    if "content" not in message:
+        if not calls:
+            result.add("message_missing_key", f"{_where(i)} has no `content`.", i)
+    elif not (calls and message["content"] in (None, "")):
+        _check_content(message, i, result)
+    if "weight" in message:
+        weight = message["weight"]
+        if role != "assistant":
+            result.add("invalid_weight", f"{_where(i)} has a `weight`, but only assistant messages can.", i)
+        elif isinstance(weight, bool) or weight not in (0, 1):
+            result.add("invalid_weight", f"{_where(i)} has weight {weight!r}; it must be 0 or 1.", i)
+    if "tool_calls" in message:
+        call_ids.update(_check_tool_calls(message, i, declared, result))
+    if role == "tool":
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str):
+            result.add("message_missing_key", f"{_where(i)} is a tool result without a `tool_call_id`.", i)
+        elif call_id not in call_ids:
+            result.add("unmatched_tool_call_id", f"{_where(i)} answers tool call {call_id!r}, which no call made.", i)
 
 
 def check_record(record: Any) -> ExampleCheck:
     """Check one example object (as parsed from a JSONL line)."""
     result = ExampleCheck()
     if not isinstance(record, dict):
-        result.problems.append(Problem("data_type", "error", "The example is not a JSON object."))
+        result.add("data_type", f"The example is a JSON {type(record).__name__}, not an object.")
         return result
     messages = record.get("messages")
     if not isinstance(messages, list) or not messages:
-        result.problems.append(Problem("missing_messages_list", "error", "The example has no `messages` list."))
+        result.add("missing_messages_list", "The example has no non-empty `messages` list.")
         return result
     result.n_messages = len(messages)
+    declared = _check_tools(record.get("tools"), result)
+    call_ids: set[str] = set()
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or "role" not in message:
-            result.problems.append(Problem("message_missing_key", "error", "Message has no `role`.", i))
-            continue
-        if message["role"] not in ROLES:
-            result.problems.append(Problem("unrecognized_role", "error", f"Unknown role {message['role']!r}.", i))
-    if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
-        result.problems.append(
-            Problem("example_missing_assistant_message", "error", "The example has no assistant message.")
-        )
+        _check_message(message, i, declared, call_ids, result)
+    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    if "assistant" not in roles:
+        result.add("example_missing_assistant_message", "The example has no assistant message.")
+    if "system" not in roles and "developer" not in roles:
+        result.add("missing_system_message", "The example has no system message.")
+    if "user" not in roles:
+        result.add("missing_user_message", "The example has no user message.")
+    if roles[-1] != "assistant":
+        result.add("last_message_not_assistant", "The last message is not the assistant's.", len(roles) - 1)
+    for i in range(1, len(roles)):
+        # Consecutive tool results are normal (one per parallel call).
+        if roles[i] is not None and roles[i] == roles[i - 1] and roles[i] != "tool":
+            result.add("consecutive_same_role", f"Messages {i} and {i + 1} are both {roles[i]!r}.", i)
     return result
 
 
@@ -103,5 +259,5 @@ def apply_check(example) -> ExampleCheck:
     example.n_messages = result.n_messages
     example.content_hash = content_hash(record)
     example.search_text = search_text(example.messages)
-    example.token_counts = None  # recomputed lazily by the report (issue #3)
+    example.token_counts = None  # the example changed: the report recounts it (in bulk) and caches the result
     return result

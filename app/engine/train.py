@@ -1,0 +1,311 @@
+"""Supervised LoRA fine-tuning of a causal LM on chat JSONL, reporting through protocol lines (see protocol.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+from app.engine import protocol as p
+from app.engine.data import (
+    BASE_LEARNING_RATE,
+    DataError,
+    encode_dataset,
+    epoch_batches,
+    pack,
+    read_jsonl,
+    resolve_hyperparameters,
+    steps_per_epoch,
+)
+
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+EVAL_SUBSET = 16  # examples of the validation file measured at the steady cadence (all of them at epoch ends)
+
+
+class Cancelled(Exception):
+    """should_stop() said so."""
+
+
+def _settings(spec: p.TrainSpec) -> SimpleNamespace:
+    """The two settings the catalog reads, without loading the app's config (and pydantic) in the child."""
+    return SimpleNamespace(data_dir=Path(spec.data_dir), local_models={k: Path(v) for k, v in spec.local_models.items()})
+
+
+def pick_device(requested: str) -> str:
+    """"cuda" when asked or available (for "auto"), else "cpu"."""
+    import torch
+
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
+
+
+def autocast_dtype(device: str):
+    """bf16 where the hardware runs it fast (CUDA, or a CPU with AVX512-BF16/AMX), else None (float32)."""
+    import torch
+
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    capability = torch.backends.cpu.get_cpu_capability()
+    fast = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or capability == "AVX512_BF16"
+    return torch.bfloat16 if fast else None
+
+
+def load_lora_model(base_path: Path, rank: int, device: str, seed: int):
+    """The base model with fresh LoRA adapters on every linear layer of the decoder."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from app.engine._hf import quiet
+
+    with quiet():
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+        torch.manual_seed(seed)
+        config = LoraConfig(
+            r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+        )
+        model = get_peft_model(model, config)
+    return model.to(device)
+
+
+class Stepper:
+    """Loss and accuracy of packed rows: the LM head runs only on trained positions (the rest is never scored)."""
+
+    def __init__(self, model, device: str, dtype):
+        inner = model.get_base_model()
+        self.model, self.device, self.dtype = model, device, dtype
+        self.backbone = inner.get_decoder()
+        self.head = inner.get_output_embeddings()
+
+    def row_loss(self, ids: list[int], pos: list[int], trained: list[bool]):
+        """(summed loss tensor, n targets, n correct) for one packed row."""
+        import torch
+
+        input_ids = torch.tensor([ids], device=self.device)
+        position_ids = torch.tensor([pos], device=self.device)
+        targets_mask = torch.tensor(trained[1:] + [False], device=self.device)
+        targets = torch.tensor(ids[1:] + [0], device=self.device)[targets_mask]
+        with torch.autocast(self.device, dtype=self.dtype, enabled=self.dtype is not None):
+            hidden = self.backbone(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
+            logits = self.head(hidden[0][targets_mask]).float()
+        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+        correct = int((logits.argmax(-1) == targets).sum())
+        return loss, int(targets.numel()), correct
+
+    def evaluate(self, examples, row_tokens: int) -> tuple[float | None, float | None]:
+        """Mean loss and token accuracy over examples (no gradients)."""
+        import torch
+
+        if not examples:
+            return None, None
+        total, count, correct = 0.0, 0, 0
+        self.model.eval()
+        with torch.no_grad():
+            for row in pack(examples, row_tokens):
+                loss, n, c = self.row_loss(*row)
+                total, count, correct = total + float(loss), count + n, correct + c
+        self.model.train()
+        return total / max(count, 1), correct / max(count, 1)
+
+
+def _save_adapter(model, optimizer, target: Path, state: dict) -> Path:
+    """Write an adapter beside target, then rename: a reader never sees half of one."""
+    import torch
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    from app.engine._hf import quiet
+
+    with quiet():
+        model.save_pretrained(tmp)
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    (tmp / STATE_FILE).write_text(json.dumps(state))
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def _restore(model, optimizer, checkpoint: Path) -> dict:
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from app.engine._hf import quiet
+
+    weights = load_file(str(checkpoint / "adapter_model.safetensors"))
+    with quiet():
+        set_peft_model_state_dict(model, weights)
+    if (checkpoint / OPTIMIZER_FILE).exists():
+        optimizer.load_state_dict(torch.load(checkpoint / OPTIMIZER_FILE, weights_only=True))
+    state_file = checkpoint / STATE_FILE
+    return json.loads(state_file.read_text()) if state_file.exists() else {}
+
+
+def run_training(spec: p.TrainSpec | dict, emit: p.Emit, should_stop: Callable[[], bool] | None = None) -> str:
+    """Train as the spec says, reporting through emit(); returns "succeeded", "cancelled" or "failed"."""
+    try:
+        spec = spec if isinstance(spec, p.TrainSpec) else p.TrainSpec.from_dict(spec)
+        _train(spec, emit, should_stop or (lambda: False))
+        return "succeeded"
+    except Cancelled:
+        emit(p.event("The job was cancelled.", level="warn"))
+        return "cancelled"
+    except DataError as exc:
+        emit(p.error_line(p.ERROR_INVALID_FILE, str(exc)))
+    except Exception as exc:  # a job must end with a readable error line, whatever went wrong
+        code, message = _describe(exc)
+        emit(p.error_line(code, message))
+    return "failed"
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    from app.services.errors import DomainError
+
+    if isinstance(exc, DomainError):
+        return (p.ERROR_MODEL_NOT_FOUND if exc.code == "model_not_found" else exc.code), exc.message
+    if isinstance(exc, MemoryError) or type(exc).__name__ in ("OutOfMemoryError",) or "out of memory" in str(exc):
+        return p.ERROR_OUT_OF_MEMORY, (
+            "The machine ran out of memory while training. Try a smaller batch size, a smaller LoRA rank "
+            "or shorter examples."
+        )
+    if isinstance(exc, ValueError) and str(exc).startswith("SPEC"):
+        return p.ERROR_INVALID_SPEC, str(exc)
+    traceback.print_exc()  # stderr: diagnostics for the operator
+    return p.ERROR_INTERNAL, f"Training crashed: {type(exc).__name__}: {exc}"
+
+
+def _train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> None:
+    from app.engine import _hf
+
+    _hf.prepare()
+    import torch
+
+    from app.engine.catalog import resolve_base_model
+    from app.engine.tokenizer import load_tokenizer
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    out_dir = Path(spec.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    emit(p.event(f"Validating training file: {Path(spec.train_file).name}"))
+    base_path = resolve_base_model(_settings(spec), spec.base_model, progress=lambda m: emit(p.event(m)))
+    tokenizer = load_tokenizer(base_path)
+    train = encode_dataset(tokenizer, read_jsonl(Path(spec.train_file)))
+    if not train.examples:
+        raise DataError("No example of the training file has an assistant message to learn from.")
+    valid = encode_dataset(tokenizer, read_jsonl(Path(spec.validation_file))) if spec.validation_file else None
+    n = len(train.examples)
+    hyper = resolve_hyperparameters(spec.hyperparameters, n)
+    n_epochs, batch_size = hyper["n_epochs"], hyper["batch_size"]
+    per_epoch = steps_per_epoch(n, batch_size)
+    total_steps = per_epoch * n_epochs
+    billed = train.total_tokens * n_epochs
+    emit(p.event(
+        f"Training file has {n} examples, {train.total_tokens} tokens ({train.trained_tokens} trained); "
+        f"{billed} tokens over {n_epochs} epochs.",
+        data={"examples": n, "tokens": train.total_tokens, "trained_tokens": billed},
+    ))
+    if train.truncated:
+        emit(p.event(f"{train.truncated} examples were longer than the limit and were cut.", level="warn"))
+    if valid is not None:
+        emit(p.event(f"Validation file has {len(valid.examples)} examples, {valid.total_tokens} tokens."))
+    emit(p.hyperparameters_line(hyper, total_steps))
+
+    resume = spec.resume_from or None
+    state = {}
+    if resume:
+        state_file = Path(resume["checkpoint_dir"]) / STATE_FILE
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    seed = spec.seed if spec.seed is not None else state.get("seed", random.SystemRandom().randrange(2**31))
+    random.seed(seed)
+    device = pick_device(spec.device)
+    dtype = autocast_dtype(device)
+    model = load_lora_model(base_path, hyper["lora_rank"], device, seed)
+    params = [q for q in model.parameters() if q.requires_grad]
+    lr = BASE_LEARNING_RATE * hyper["learning_rate_multiplier"]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, foreach=True)
+    start_step = 0
+    if resume:
+        _restore(model, optimizer, Path(resume["checkpoint_dir"]))
+        start_step = int(resume.get("step") or state.get("step") or 0)
+        emit(p.event(f"Resumed from the checkpoint at step {start_step}."))
+    row_tokens = 4096 if device == "cuda" else 512  # CPU rows stay short so a cancel lands within a second or two
+    stepper = Stepper(model, device, dtype)
+    model.train()
+    log_every = max(1, total_steps // 100)
+    eval_every = max(1, total_steps // 20)
+    eval_subset = valid.examples[:EVAL_SUBSET] if valid else []
+    result_file = out_dir / "result.csv"
+    with result_file.open("a" if resume else "w", newline="") as handle:
+        writer = csv.writer(handle)
+        if not resume:
+            writer.writerow(p.RESULT_COLUMNS)
+        emit(p.event("Fine-tuning job started"))
+        step = start_step
+        started = time.monotonic()
+        last_metrics: dict = {}
+        for epoch in range(start_step // per_epoch, n_epochs):
+            batches = epoch_batches(n, batch_size, seed, epoch)
+            for index, batch in enumerate(batches):
+                if epoch * per_epoch + index < start_step:
+                    continue
+                if should_stop():
+                    raise Cancelled()
+                optimizer.zero_grad(set_to_none=True)
+                rows = pack([train.examples[i] for i in batch], row_tokens)
+                n_targets = sum(sum(r[2][1:]) for r in rows)
+                loss_sum, correct = 0.0, 0
+                for row in rows:
+                    if should_stop():
+                        raise Cancelled()
+                    loss, _, c = stepper.row_loss(*row)
+                    (loss / n_targets).backward()  # mean over the step's trained tokens, however they were packed
+                    loss_sum, correct = loss_sum + float(loss.detach()), correct + c
+                for group in optimizer.param_groups:  # linear decay; a function of the step, so resume needs no state
+                    group["lr"] = lr * max(0.0, 1.0 - step / total_steps)
+                optimizer.step()
+                step += 1
+                metrics = {
+                    "step": step,
+                    "total_steps": total_steps,
+                    "train_loss": loss_sum / n_targets,
+                    "train_mean_token_accuracy": correct / n_targets,
+                    "valid_loss": None,
+                    "valid_mean_token_accuracy": None,
+                }
+                epoch_end = index == len(batches) - 1
+                if eval_subset and (step % eval_every == 0) and not epoch_end:
+                    metrics["valid_loss"], metrics["valid_mean_token_accuracy"] = stepper.evaluate(eval_subset, row_tokens)
+                if epoch_end and valid is not None:
+                    metrics["valid_loss"], metrics["valid_mean_token_accuracy"] = stepper.evaluate(valid.examples, row_tokens)
+                last_metrics = metrics
+                if step % log_every == 0 or epoch_end or step == total_steps:
+                    emit(p.event(f"Step {step}/{total_steps}: training loss={metrics['train_loss']:.4f}"))
+                    emit(p.metrics_event(metrics))
+                    writer.writerow([step, metrics["train_loss"], metrics["train_mean_token_accuracy"],
+                                     metrics["valid_loss"], metrics["valid_mean_token_accuracy"]])
+                    handle.flush()
+                if epoch_end:
+                    checkpoint = _save_adapter(
+                        model, optimizer, out_dir / "checkpoints" / f"step-{step}",
+                        {"step": step, "seed": seed, "base_model": spec.base_model, "epoch": epoch + 1},
+                    )
+                    emit(p.event(f"Epoch {epoch + 1}/{n_epochs} finished at step {step}."))
+                    emit(p.checkpoint_line(step, checkpoint, metrics))
+    elapsed = time.monotonic() - started
+    final = _save_adapter(model, None, out_dir / "adapter", {"step": step, "seed": seed, "base_model": spec.base_model})
+    emit(p.event(f"New fine-tuned model created: {spec.fine_tuned_model}",
+                 data={"seconds": round(elapsed, 1), "final_metrics": last_metrics}))
+    emit(p.result_line(final, billed, result_file))
+    emit(p.event("The job has successfully completed"))

@@ -1,0 +1,224 @@
+"""The local engine as a provider: training in a subprocess (`python -m app.engine.train_main SPEC.json`).
+
+The parent side only: it writes SPEC.json, reads the JSON lines of app/engine/protocol.py from the child's
+stdout and reports them through the job context; SIGTERM on cancel (the child exits within 5 s, else it is
+killed). Torch is never imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from app.providers.base import (HYPERPARAMETERS, JobContext, JobOutcome, Provider, ProviderError, RemoteCheckpoint,
+                                RemoteEvent, RemoteStatus)
+from app.services.errors import Invalid
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TERM_GRACE_SECONDS = 5.0
+
+
+def model_names(settings: Any) -> list[str]:
+    """Names of the local base models: the engine's catalog, else the default plus registered directories."""
+    try:
+        from app.engine.catalog import list_base_models
+    except ImportError:  # engine not installed yet
+        return [settings.default_base_model, *settings.local_models]
+    names = []
+    for item in list_base_models(settings):
+        names.append(item if isinstance(item, str) else getattr(item, "name", None) or getattr(item, "id", str(item)))
+    return names
+
+
+class LocalProvider(Provider):
+    """LoRA fine-tuning on this machine. Options: `command` (argv prefix of the trainer), `device`."""
+
+    name = "local"
+    hyperparameter_names = (*HYPERPARAMETERS, "lora_rank")
+
+    def __init__(self, settings: Any, *, command: list[str] | None = None, device: str = "auto", **options: Any):
+        super().__init__(settings, **options)
+        self.command = command or [sys.executable, "-m", "app.engine.train_main"]
+        self.device = device
+
+    def check_parameters(self, model: str, hyperparameters: dict | None, method_type: str = "supervised") -> dict:
+        """Refuse unknown base models; otherwise the common checks plus lora_rank."""
+        names = model_names(self.settings)
+        if model not in names:
+            raise Invalid(f"The local engine has no base model {model!r}; available: {', '.join(names)}.",
+                          code="model_not_available", param="model")
+        return super().check_parameters(model, hyperparameters, method_type)
+
+    def list_base_models(self) -> list[str]:
+        """The local base models."""
+        return model_names(self.settings)
+
+    # The local engine is driven by run(); these remote-style operations have nothing to talk to.
+    def start(self, ctx: JobContext) -> str:
+        """Not used: run() starts the trainer subprocess itself."""
+        raise NotImplementedError("LocalProvider.run() starts the trainer")
+
+    def poll(self, provider_job_id: str, after_event: str | None) -> tuple[RemoteStatus, list[RemoteEvent]]:
+        """Not used: the trainer reports through its stdout."""
+        raise NotImplementedError("LocalProvider.run() reads the trainer's output")
+
+    def list_checkpoints(self, provider_job_id: str) -> list[RemoteCheckpoint]:
+        """Local checkpoints are stored as they are reported; nothing to fetch."""
+        return []
+
+    def cancel(self, provider_job_id: str) -> None:
+        """Cancel is a SIGTERM from run(), which watches the job's cancel flag."""
+
+    def delete_model(self, model_id: str) -> None:
+        """Local adapters are deleted by app.services.jobs.delete_tuned_model."""
+
+    def stream_chat(self, model: Any, messages: list[dict], params: Any) -> Iterator[Any]:
+        """Chat through the local inference engine (model is an app.engine.inference.ModelRef)."""
+        from app.engine.inference import stream_chat
+
+        return stream_chat(self.settings, model, messages, params)
+
+    # -- training ----------------------------------------------------------------------------------------------
+    def _write_spec(self, ctx: JobContext, out: Path) -> Path:
+        from app.services.job_launch import fine_tuned_model_name
+
+        spec = ctx.spec
+        hyper = {k: spec.hyperparameters.get(k, "auto") for k in self.hyperparameter_names}
+        body = {
+            "job_id": spec.job_id, "base_model": spec.model,
+            "fine_tuned_model": fine_tuned_model_name(spec.model, spec.suffix, spec.job_id),
+            "train_file": spec.train_file, "validation_file": spec.validation_file, "output_dir": str(out),
+            "hyperparameters": hyper, "seed": spec.seed, "resume_from": spec.resume_from,
+            "data_dir": str(self.settings.data_dir.resolve()),
+            "local_models": {k: str(v) for k, v in self.settings.local_models.items()}, "device": self.device,
+        }
+        path = out / "spec.json"
+        path.write_text(json.dumps(body, indent=2))
+        return path
+
+    def run(self, ctx: JobContext) -> None:
+        """Train in a subprocess, relaying its reports; raise JobOutcome at the end, return None to hand back."""
+        if ctx.cancel_requested():
+            raise JobOutcome("cancelled")
+        out = Path(ctx.spec.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        spec_path = self._write_spec(ctx, out)
+        stderr = open(out / "stderr.log", "ab")  # noqa: SIM115 (closed below, after the child exits)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        try:
+            child = subprocess.Popen([*self.command, str(spec_path)], stdout=subprocess.PIPE, stderr=stderr,
+                                     cwd=ROOT, env=env, start_new_session=True)
+        except OSError as exc:
+            stderr.close()
+            raise ProviderError(f"Could not start the local trainer: {exc}", code="engine_unavailable") from exc
+        try:
+            return self._relay(ctx, child, out)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+            stderr.close()
+
+    def _relay(self, ctx: JobContext, child: subprocess.Popen, out: Path) -> None:
+        lines: queue.Queue[bytes | None] = queue.Queue()
+
+        def read() -> None:
+            for raw in child.stdout:
+                lines.put(raw)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        state: dict[str, Any] = {"started": time.monotonic(), "result": None, "error": None}
+        terminated_at: float | None = None
+        while True:
+            try:
+                raw = lines.get(timeout=0.2)
+            except queue.Empty:
+                raw = b""
+            if raw is None:
+                break
+            if raw:
+                self._handle(ctx, raw, state)
+            if ctx.should_stop() and terminated_at is None:
+                terminated_at = time.monotonic()
+                child.send_signal(signal.SIGTERM)
+            if terminated_at is not None and time.monotonic() - terminated_at > TERM_GRACE_SECONDS:
+                child.kill()
+        code = child.wait()
+        if terminated_at is not None:
+            if ctx.cancel_requested():
+                raise JobOutcome("cancelled")
+            return None  # worker shutting down or job lost: the job is resumed later from its last checkpoint
+        if code == 0 and state["result"]:
+            result = state["result"]
+            result_file = ctx.relative(result.get("result_file")) if hasattr(ctx, "relative") else result.get(
+                "result_file")
+            raise JobOutcome("succeeded", fine_tuned_model=state.get("model_name"),
+                             trained_tokens=result.get("trained_tokens"),
+                             result_files=[result_file] if result_file else [], model_path=result.get("adapter_path"))
+        error = state["error"] or {}
+        message = error.get("message") or self._stderr_tail(out) or f"The trainer exited with status {code}."
+        raise ProviderError(message, code=error.get("code") or "training_failed")
+
+    def _handle(self, ctx: JobContext, raw: bytes, state: dict[str, Any]) -> None:
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            return  # a stray print from a library; not part of the protocol
+        if not isinstance(item, dict):
+            return
+        kind = item.get("kind")
+        if kind == "event":
+            data = item.get("data")
+            ctx.event(str(item.get("message", "")), level=item.get("level", "info"), type=item.get("type", "message"),
+                      data=data)
+            if isinstance(data, dict) and data.get("step") and data.get("total_steps"):
+                self._estimate(ctx, state, int(data["step"]), int(data["total_steps"]))
+        elif kind == "hyperparameters":
+            ctx.update(hyperparameters=item.get("values") or {})
+            state["total_steps"] = item.get("total_steps")
+            state["first_step_at"] = time.monotonic()
+        elif kind == "checkpoint":
+            from app.services.job_launch import fine_tuned_model_name
+
+            step = int(item.get("step", 0))
+            name = fine_tuned_model_name(ctx.spec.model, ctx.spec.suffix, ctx.spec.job_id, step)
+            ctx.checkpoint(step, name, item.get("metrics") or {}, item.get("path"))
+        elif kind == "result":
+            from app.services.job_launch import fine_tuned_model_name
+
+            state["result"] = item
+            state["model_name"] = fine_tuned_model_name(ctx.spec.model, ctx.spec.suffix, ctx.spec.job_id)
+        elif kind == "error":
+            state["error"] = item
+
+    def _estimate(self, ctx: JobContext, state: dict[str, Any], step: int, total: int) -> None:
+        # Estimated finish from the pace so far, written at most every few seconds to keep writes rare.
+        now = time.monotonic()
+        if now - state.get("estimated_at", 0.0) < 5 or step <= 0:
+            return
+        state["estimated_at"] = now
+        first = state.get("first_step_at", state["started"])
+        first_step = state.setdefault("first_seen_step", step)
+        if step <= first_step:
+            return
+        per_step = (now - first) / (step - first_step + 1)
+        ctx.update(estimated_finish=int(time.time() + per_step * (total - step)))
+
+    @staticmethod
+    def _stderr_tail(out: Path) -> str:
+        try:
+            text = (out / "stderr.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return text[-1][:500] if text else ""

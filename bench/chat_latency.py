@@ -1,0 +1,84 @@
+"""Chat latency of the local engine on SmolLM2: time to first token and decode tokens/s (model already loaded).
+
+Run: .venv/bin/python bench/chat_latency.py [--tokens 128] [--data-dir /tmp/tuneboard-bench]
+Targets (issue #4): time to first token < 300 ms, >= 80 tokens/s on the 2-core CPU.
+Baseline in the same run: `model.generate` of transformers (greedy, KV cache, float32 weights) on the same prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PROMPTS = [
+    "Write a short story about a dragon who learns to cook.",
+    "Explain how a bicycle works to a ten year old.",
+    "List some tips for staying focused while studying.",
+]
+
+
+def main() -> None:
+    """Measure, print one line per prompt and a summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "tuneboard-bench"))
+    args = parser.parse_args()
+    import torch
+
+    from app.config import Settings
+    from app.engine.catalog import SMOLLM2
+    from app.engine.inference import ChatParams, ModelRef, get_model, stream_chat
+    from app.engine.tokenizer import render_chat
+
+    settings = Settings(data_dir=Path(args.data_dir))
+    ref = ModelRef(SMOLLM2, SMOLLM2)
+    started = time.perf_counter()
+    loaded = get_model(settings, ref)
+    print(f"load: {time.perf_counter() - started:.2f} s (threads={torch.get_num_threads()})")
+    # Ignore EOS so every run decodes the same number of tokens.
+    params = ChatParams(temperature=0, max_tokens=args.tokens)
+    # Decode rate is measured past the first token; short replies (EOS) still count their own rate.
+    list(stream_chat(settings, ref, [{"role": "user", "content": "Hi"}], ChatParams(temperature=0, max_tokens=8)))
+    ttfts, rates = [], []
+    for prompt in PROMPTS:
+        messages = [{"role": "user", "content": prompt}]
+        t0 = time.perf_counter()
+        first = None
+        for chunk in stream_chat(settings, ref, messages, params):
+            if first is None and chunk.text:
+                first = time.perf_counter() - t0
+            last = chunk
+        total = time.perf_counter() - t0
+        n = last.usage["completion_tokens"]
+        rate = (n - 1) / (total - first) if n > 1 else 0.0
+        ttfts.append(first)
+        rates.append(rate)
+        print(f"engine: ttft={first * 1000:.0f} ms, {n} tokens, decode {rate:.1f} tokens/s")
+    from transformers import AutoModelForCausalLM
+
+    from app.engine.catalog import resolve_base_model
+
+    tok = loaded.tokenizer
+    model = AutoModelForCausalLM.from_pretrained(resolve_base_model(settings, SMOLLM2), dtype=torch.float32).eval()
+    base_rates = []
+    for prompt in PROMPTS:
+        ids = tok(render_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True),
+                  return_tensors="pt", add_special_tokens=False)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(**ids, max_new_tokens=args.tokens, do_sample=False)
+        n = out.shape[1] - ids["input_ids"].shape[1]
+        base_rates.append(n / (time.perf_counter() - t0))
+    print(f"baseline generate(): {statistics.median(base_rates):.1f} tokens/s")
+    print(f"ttft_ms={statistics.median(ttfts) * 1000:.0f} tokens_per_s={statistics.median(rates):.1f} "
+          f"ratio_vs_generate={statistics.median(rates) / statistics.median(base_rates):.2f}")
+
+
+if __name__ == "__main__":
+    main()

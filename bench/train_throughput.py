@@ -1,0 +1,146 @@
+"""Training throughput: the engine's LoRA loop vs Hugging Face Trainer + PEFT LoRA, same model/data/settings.
+
+Run: .venv/bin/python bench/train_throughput.py [--examples 48] [--batch-size 4] [--data-dir /tmp/tb-bench]
+Counts real (non-padding) tokens per second of training; the last line is `ratio_vs_trainer=<engine/trainer>`.
+Target (issue #4): >= 2.0 on the 2-core CPU, >= 15 on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+WORDS = (
+    "the model answer question data train token example assistant user please explain how why when what which "
+    "order refund shipping price weather city paris london tokyo account password reset invoice json error retry"
+).split()
+LR = 2e-4
+RANK = 16
+
+
+def make_records(n: int, seed: int = 3) -> list[dict]:
+    """Chats of varied length (so padding matters, as in real data)."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        question = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 40)))
+        answer = " ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 160)))
+        records.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+    return records
+
+
+def bench_engine(settings, base: str, records, work: Path, batch_size: int, device: str) -> tuple[float, int, float]:
+    """(tokens/s, tokens, seconds) of one epoch through the engine's training loop, model loading excluded."""
+    from app.engine.train import run_training
+
+    train = work / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in records))
+    marks: dict[str, float] = {}
+    tokens = {}
+
+    def emit(obj):
+        if obj["kind"] == "event" and obj["message"] == "Fine-tuning job started":
+            marks["start"] = time.perf_counter()
+        if obj["kind"] == "event" and obj["message"].startswith("New fine-tuned model"):
+            marks["end"] = time.perf_counter()
+        if obj["kind"] == "event" and obj["data"] and "tokens" in obj["data"]:
+            tokens["n"] = obj["data"]["tokens"]
+        if obj["kind"] == "error":
+            raise SystemExit(f"engine failed: {obj['message']}")
+
+    spec = {
+        "job_id": "bench", "base_model": base, "fine_tuned_model": "ft:bench",
+        "train_file": str(train), "validation_file": None, "output_dir": str(work / "engine-out"),
+        "hyperparameters": {"n_epochs": 1, "batch_size": batch_size, "learning_rate_multiplier": LR / 1e-3,
+                            "lora_rank": RANK},
+        "seed": 1, "resume_from": None, "data_dir": str(settings.data_dir),
+        "local_models": {k: str(v) for k, v in settings.local_models.items()}, "device": device,
+    }
+    assert run_training(spec, emit) == "succeeded"
+    seconds = marks["end"] - marks["start"]
+    return tokens["n"] / seconds, tokens["n"], seconds
+
+
+def bench_trainer(base_path: Path, records, work: Path, batch_size: int, cuda: bool) -> tuple[float, int, float]:
+    """(tokens/s, tokens, seconds) of one epoch of HF Trainer + PEFT LoRA at its defaults, same data and LR."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from app.engine._hf import quiet
+    from app.engine.tokenizer import encode_chat, load_tokenizer
+
+    tokenizer = load_tokenizer(base_path)
+    rows = []
+    for record in records:
+        enc = encode_chat(tokenizer, record["messages"])
+        labels = [t if keep else -100 for t, keep in zip(enc.input_ids, enc.trained, strict=True)]
+        rows.append({"input_ids": enc.input_ids, "attention_mask": [1] * len(enc.input_ids), "labels": labels})
+    n_tokens = sum(len(r["input_ids"]) for r in rows)
+    with quiet():
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+        torch.manual_seed(1)
+        model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules="all-linear",
+                                                 task_type="CAUSAL_LM"))
+        args = TrainingArguments(
+            output_dir=str(work / "trainer-out"), per_device_train_batch_size=batch_size, learning_rate=LR,
+            num_train_epochs=1, report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=True,
+            bf16=cuda, seed=1,
+        )
+        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator)
+        output = trainer.train()
+    seconds = output.metrics["train_runtime"]
+    return n_tokens / seconds, n_tokens, seconds
+
+
+def main() -> None:
+    """Run both, print tokens/s and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=48)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "tuneboard-bench"))
+    parser.add_argument("--base-dir", help="an HF model directory to use instead of SmolLM2 (same shape, e.g. random)")
+    args = parser.parse_args()
+    from types import SimpleNamespace
+
+    from app.engine import _hf
+
+    _hf.prepare()
+    import torch
+
+    from app.engine.catalog import SMOLLM2, resolve_base_model
+
+    cuda = torch.cuda.is_available()
+    batch_size = args.batch_size or (16 if cuda else 4)
+    base = "bench-base" if args.base_dir else SMOLLM2
+    local = {base: Path(args.base_dir)} if args.base_dir else {}
+    settings = SimpleNamespace(data_dir=Path(args.data_dir), local_models=local)
+    base_path = resolve_base_model(settings, base, progress=print)
+    records = make_records(args.examples)
+    device = "cuda" if cuda else "cpu"
+    print(f"device={device} threads={torch.get_num_threads()} examples={args.examples} batch_size={batch_size}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        eng_tps, eng_tokens, eng_s = bench_engine(settings, base, records, work, batch_size, device)
+        peak = f" peak_mem={torch.cuda.max_memory_allocated() / 2**30:.2f}GiB" if cuda else ""
+        print(f"engine: {eng_tokens} tokens in {eng_s:.1f} s = {eng_tps:.0f} tokens/s{peak}")
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        tr_tps, tr_tokens, tr_s = bench_trainer(base_path, records, work, batch_size, cuda)
+        peak = f" peak_mem={torch.cuda.max_memory_allocated() / 2**30:.2f}GiB" if cuda else ""
+        print(f"trainer: {tr_tokens} tokens in {tr_s:.1f} s = {tr_tps:.0f} tokens/s{peak}")
+    print(f"ratio_vs_trainer={eng_tps / tr_tps:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+// The playground: streams replies with fetch + ReadableStream from /playground/chat (text/event-stream),
+// one column per model (compare mode runs them in parallel), keeps the conversation in the database (?c=<id>).
+// All text goes in through textContent, never innerHTML.
+(function () {
+  "use strict";
+
+  var root, state, controllers = [];
+
+  function $(id) { return document.getElementById(id); }
+
+  function params() {
+    return {
+      system: $("pg-system").value,
+      temperature: $("pg-temperature").value,
+      top_p: $("pg-top-p").value,
+      max_tokens: $("pg-max-tokens").value
+    };
+  }
+
+  function models() {
+    return Array.prototype.map.call(root.querySelectorAll(".pg-model"), function (s) { return s.value; });
+  }
+
+  function status(text) { $("pg-status").textContent = text; }
+
+  function addMessage(column, role, text) {
+    var list = root.querySelector('.transcript[data-column="' + column + '"]');
+    var li = document.createElement("li");
+    li.className = "msg msg-" + role;
+    var label = document.createElement("span");
+    label.className = "msg-role";
+    label.textContent = role;
+    var body = document.createElement("div");
+    body.className = "msg-text";
+    body.textContent = text;
+    li.appendChild(label);
+    li.appendChild(body);
+    list.appendChild(li);
+    li.scrollIntoView({ block: "end" });
+    return body;
+  }
+
+  // The server answers errors for non-htmx requests as a page; ask for the short flash fragment and read its text.
+  function errorText(response) {
+    return response.text().then(function (html) {
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var span = doc.querySelector(".flash span") || doc.querySelector("main") || doc.body;
+      return (span ? span.textContent : "").trim() || ("Request failed (" + response.status + ")");
+    });
+  }
+
+  function save() {
+    var body = JSON.stringify({ models: models().map(function (m) { return m || "?"; }), params: params(), messages: state.messages });
+    var url = state.id ? "/playground/conversations/" + encodeURIComponent(state.id) : "/playground/conversations";
+    return window.tbFetch(url, {
+      method: state.id ? "PUT" : "POST",
+      headers: { "Content-Type": "application/json", "HX-Request": "true" },
+      body: body
+    }).then(function (r) {
+      if (!r.ok) return errorText(r).then(function (t) { status("Not saved: " + t); });
+      return r.json().then(function (data) {
+        if (!state.id) {
+          state.id = data.id;
+          var url = new URL(window.location.href);
+          url.searchParams.set("c", data.id);
+          url.searchParams.delete("model");
+          window.history.replaceState(null, "", url.toString());
+        }
+      });
+    });
+  }
+
+  function streamColumn(column, model) {
+    var controller = new AbortController();
+    controllers.push(controller);
+    var target = addMessage(column, "assistant", "");
+    target.classList.add("streaming");
+    var reply = { role: "assistant", content: "", column: column };
+    var payload = JSON.stringify({ model: model, column: column, params: params(), messages: state.messages });
+    return window.tbFetch("/playground/chat", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: payload, signal: controller.signal
+    }).then(function (response) {
+      if (!response.ok || !response.body) return errorText(response).then(function (t) { throw new Error(t); });
+      var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "";
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) return;
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var parts = buffer.split("\n\n");
+          buffer = parts.pop();
+          parts.forEach(function (part) {
+            var event = "message", data = "";
+            part.split("\n").forEach(function (line) {
+              if (line.indexOf("event: ") === 0) event = line.slice(7);
+              else if (line.indexOf("data: ") === 0) data += line.slice(6);
+            });
+            if (!data) return;
+            var obj = JSON.parse(data);
+            if (event === "error") throw new Error(obj.message);
+            if (event === "message" && obj.text) {
+              reply.content += obj.text;
+              target.textContent = reply.content;
+            }
+          });
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function (err) {
+      if (err.name === "AbortError") { target.classList.add("stopped"); return; }
+      var note = document.createElement("p");
+      note.className = "flash flash-error";
+      note.textContent = err.message;
+      target.parentNode.appendChild(note);
+    }).then(function () {
+      target.classList.remove("streaming");
+      if (reply.content) state.messages.push(reply);
+    });
+  }
+
+  function send(event) {
+    event.preventDefault();
+    var text = $("pg-input").value;
+    var chosen = models();
+    if (!text.trim()) return;
+    if (chosen.some(function (m) { return !m; })) { status("Pick a model for every column first."); return; }
+    $("pg-input").value = "";
+    var user = { role: "user", content: text };
+    state.messages.push(user);
+    chosen.forEach(function (_, column) { addMessage(column, "user", text); });
+    $("pg-send").disabled = true;
+    $("pg-stop").disabled = false;
+    status("Generating…");
+    controllers = [];
+    // Each column sees the same history so far; their replies stream in parallel.
+    var snapshot = state.messages.slice();
+    Promise.all(chosen.map(function (model, column) {
+      state.messages = snapshot;
+      return streamColumn(column, model);
+    })).then(function () {
+      $("pg-send").disabled = false;
+      $("pg-stop").disabled = true;
+      status("");
+      return save();
+    });
+  }
+
+  function stop() {
+    controllers.forEach(function (c) { c.abort(); });
+    status("Stopped.");
+  }
+
+  function prepareSave() {
+    var column = $("pg-save-column") ? parseInt($("pg-save-column").value, 10) : 0;
+    var last = null;
+    state.messages.forEach(function (m) { if (m.role === "assistant" && (m.column || 0) === column) last = m; });
+    $("pg-save-messages").value = JSON.stringify(state.messages);
+    $("pg-save-system").value = $("pg-system").value;
+    if (last && !$("pg-save-reply").dataset.edited) $("pg-save-reply").value = last.content;
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    root = $("playground");
+    if (!root) return;
+    var saved = null;
+    try { saved = JSON.parse(root.getAttribute("data-conversation") || "null"); } catch (e) { saved = null; }
+    state = { id: saved ? saved.id : null, messages: saved ? saved.messages : [] };
+    $("pg-composer").addEventListener("submit", send);
+    $("pg-stop").addEventListener("click", stop);
+    $("pg-input").addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) send(e);
+    });
+    $("pg-save").addEventListener("toggle", prepareSave);
+    $("pg-save-reply").addEventListener("input", function () { this.dataset.edited = "1"; });
+    if ($("pg-save-column")) $("pg-save-column").addEventListener("change", function () {
+      delete $("pg-save-reply").dataset.edited; prepareSave();
+    });
+    // htmx submits the save form; refresh its hidden fields first so it carries the latest conversation.
+    $("pg-save-form").addEventListener("htmx:configRequest", function (e) {
+      var edited = $("pg-save-reply").value;
+      prepareSave();
+      e.detail.parameters.set ? e.detail.parameters.set("messages", $("pg-save-messages").value)
+        : (e.detail.parameters.messages = $("pg-save-messages").value);
+      if (e.detail.parameters.set) { e.detail.parameters.set("system", $("pg-system").value); e.detail.parameters.set("reply", edited); }
+      else { e.detail.parameters.system = $("pg-system").value; e.detail.parameters.reply = edited; }
+    });
+  });
+})();

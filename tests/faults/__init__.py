@@ -1,0 +1,1 @@
+"""Fault tests: crashes, kills, locked database, full disk, flaky provider, fuzzed input."""

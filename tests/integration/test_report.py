@@ -1,0 +1,259 @@
+"""The dataset Report (page and /api) and the launch check, on a real migrated SQLite database."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import Session, select
+
+from app.models import Dataset, Example
+from app.services.validation import apply_check
+from app.services.validation.launch import launch_check
+from app.services.validation.report import build_report, example_ids_with_problem
+from tests.conftest import FIXTURES, SHARED
+
+
+def shared(name: str) -> bytes:
+    """A real third-party dataset: the datasets engineer's fixture copy, else the shared original."""
+    path = FIXTURES / name if (FIXTURES / name).exists() else SHARED / "datasets" / name
+    return path.read_bytes()
+
+
+def chat(i: int, system: str = "Answer briefly.") -> dict:
+    """A valid example, different for each i."""
+    return {"messages": [{"role": "system", "content": system}, {"role": "user", "content": f"What is {i} + {i}?"},
+                         {"role": "assistant", "content": str(i + i)}]}
+
+
+def add_dataset(session: Session, records, name: str = "set", splits=None) -> int:
+    """A dataset holding `records` (rows inserted directly, checked with apply_check)."""
+    dataset = Dataset(name=name)
+    session.add(dataset)
+    session.commit()
+    for position, record in enumerate(records):
+        example = Example(dataset_id=dataset.id, position=position, messages=record["messages"],
+                          tools=record.get("tools"), split=(splits or {}).get(position))
+        apply_check(example)
+        session.add(example)
+    session.commit()
+    return dataset.id
+
+
+def touch(session: Session, dataset_id: int) -> None:
+    """What every examples service does after a change."""
+    session.get(Dataset, dataset_id).updated_at = datetime.now(UTC)
+    session.commit()
+
+
+@pytest.fixture
+def toy(session) -> int:
+    """The cookbook's toy dataset."""
+    return add_dataset(session, [json.loads(line) for line in shared("toy_chat_fine_tuning.jsonl").splitlines()], "toy")
+
+
+def test_toy_dataset_report_for_gpt35_reproduces_the_cookbook_table(api, toy):
+    body = api.get(f"/api/datasets/{toy}/report", params={"model": "gpt-3.5-turbo-0125"}).json()
+    tokens = body["tokens"]
+    assert (tokens["min"], tokens["max"], tokens["mean"], tokens["median"]) == (26, 8032, 1648.4, 45)
+    estimate = body["estimate"]
+    assert (estimate["billing_tokens"], estimate["n_epochs"], estimate["charged_tokens"]) == (8242, 20, 164_840)
+    assert estimate["model"] == "gpt-3.5-turbo-0125"
+    assert body["errors"] == {}
+    assert (body["n_examples"], body["n_valid"]) == (5, 5)
+    assert body["warnings"]["missing_system_message"] == 1 and body["warnings"]["missing_user_message"] == 1
+    assert set(body) >= {"n_examples", "n_valid", "errors", "warnings", "tokens", "assistant_tokens", "messages", "estimate"}
+    assert set(body["messages"]) == {"total", "min", "max", "mean", "median", "p5", "p95"}
+
+
+def test_report_page_shows_problems_statistics_estimate_and_an_svg_histogram(client, toy):
+    page = client.get(f"/datasets/{toy}/report?model=gpt-3.5-turbo-0125")
+    assert page.status_code == 200 and "<html" in page.text
+    assert f'href="/datasets/{toy}?problem=missing_system_message"' in page.text
+    assert "164,840" in page.text and "8,242" in page.text and ">20<" in page.text
+    assert "<svg" in page.text and "tokens per example (cl100k_base)" in page.text and ">examples</text>" in page.text
+    assert '<option value="gpt-3.5-turbo-0125" selected>' in page.text
+
+
+def test_the_model_picker_gets_only_the_report_fragment(client, toy):
+    fragment = client.get(f"/datasets/{toy}/report?model=gpt-4o-mini", headers={"HX-Request": "true"})
+    assert '<section id="report"' in fragment.text and "<html" not in fragment.text
+    assert "o200k_base" in fragment.text
+
+
+def test_user_text_in_the_report_is_escaped(client, session):
+    dataset_id = add_dataset(session, [chat(1)], name="<script>alert(1)</script>")
+    page = client.get(f"/datasets/{dataset_id}/report").text
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_token_counts_are_cached_per_example_and_recomputed_only_after_a_change(api, session, toy):
+    api.get(f"/api/datasets/{toy}/report", params={"model": "gpt-3.5-turbo-0125"})
+    session.expire_all()
+    examples = session.exec(select(Example).where(Example.dataset_id == toy).order_by(Example.position)).all()
+    assert [e.token_counts["cl100k_base"]["total"] for e in examples] == [45, 111, 26, 28, 8032]
+    # A cached count is trusted as is (proof the report reads the cache instead of recounting)...
+    examples[0].token_counts = {"cl100k_base": {"total": 7, "assistant": 1, "trained": 1}}
+    # ...and an edited example is recounted, since apply_check clears its cache.
+    examples[1].messages = [*examples[1].messages, {"role": "user", "content": "One more question?"}]
+    apply_check(examples[1])
+    session.commit()
+    touch(session, toy)
+    tokens = api.get(f"/api/datasets/{toy}/report", params={"model": "gpt-3.5-turbo-0125"}).json()["tokens"]
+    assert tokens["min"] == 7
+    session.expire_all()
+    assert session.get(Example, examples[1].id).token_counts["cl100k_base"]["total"] > 111
+
+
+def test_counts_for_two_encodings_are_cached_side_by_side(session, toy):
+    build_report(session, toy, "gpt-3.5-turbo-0125")
+    build_report(session, toy, "gpt-4o-mini")
+    session.expire_all()
+    cached = session.exec(select(Example).where(Example.dataset_id == toy)).first().token_counts
+    assert set(cached) == {"cl100k_base", "o200k_base"}
+
+
+def test_duplicates_are_counted_once_per_extra_copy(session):
+    clean = build_report(session, add_dataset(session, [chat(i) for i in range(10)]))
+    assert "duplicate_example" not in clean.warnings
+    dataset_id = add_dataset(session, [chat(1), chat(1), chat(1), *[chat(i) for i in range(2, 12)]])
+    assert build_report(session, dataset_id).warnings["duplicate_example"] == 2
+    assert len(example_ids_with_problem(session, dataset_id, "duplicate_example")) == 2
+
+
+def test_the_same_example_in_train_and_validation_is_leakage(session):
+    separate = add_dataset(session, [chat(i) for i in range(12)], splits={10: "validation", 11: "validation"})
+    assert "train_validation_leakage" not in build_report(session, separate).warnings
+    leaky = add_dataset(session, [chat(i) for i in range(11)] + [chat(3)], splits={11: "validation"})
+    assert build_report(session, leaky).warnings["train_validation_leakage"] == 1
+    assert example_ids_with_problem(session, leaky, "train_validation_leakage") != []
+
+
+def test_leakage_into_a_separate_validation_dataset_is_found(session):
+    train = add_dataset(session, [chat(i) for i in range(12)])
+    other = add_dataset(session, [chat(100), chat(200)])
+    overlapping = add_dataset(session, [chat(5)])
+    assert "train_validation_leakage" not in build_report(session, train, validation_dataset_id=other).warnings
+    assert build_report(session, train, validation_dataset_id=overlapping).warnings["train_validation_leakage"] == 1
+
+
+def test_fewer_than_ten_valid_training_examples_is_flagged(session):
+    assert build_report(session, add_dataset(session, [chat(i) for i in range(9)])).warnings["too_few_examples"] == 1
+    assert "too_few_examples" not in build_report(session, add_dataset(session, [chat(i) for i in range(10)])).warnings
+
+
+def test_examples_over_the_context_limit_are_flagged_with_the_tokens_lost(session):
+    long = {"messages": [{"role": "user", "content": "hello " * 17_000}, {"role": "assistant", "content": "ok"}]}
+    dataset_id = add_dataset(session, [long, *[chat(i) for i in range(10)]])
+    report = build_report(session, dataset_id, "gpt-3.5-turbo-0125")
+    assert report.warnings["over_context_limit"] == 1
+    assert report.tokens_lost == report.tokens.max - 16_385 > 0
+    assert "over_context_limit" not in build_report(session, dataset_id, "gpt-4o-mini").warnings
+
+
+def test_statistics_and_estimate_cover_only_valid_examples(session):
+    broken = {"messages": [{"role": "user", "content": "no answer " * 50}]}
+    dataset_id = add_dataset(session, [broken, *[chat(i) for i in range(10)]])
+    report = build_report(session, dataset_id)
+    assert (report.n_examples, report.n_valid) == (11, 10)
+    assert report.errors == {"example_missing_assistant_message": 1}
+    assert report.estimate.billing_tokens == report.tokens.total
+    assert report.tokens.max < 50
+
+
+def test_launch_refuses_too_few_examples_and_errors_in_the_reports_words(session, toy):
+    check = launch_check(session, toy, "gpt-4o-mini")
+    assert not check.ok
+    assert [f.code for f in check.refusals] == ["too_few_examples"]
+    assert "at least 10" in check.refusals[0].message
+    broken = add_dataset(session, [{"messages": [{"role": "user", "content": "q"}]}, *[chat(i) for i in range(10)]])
+    refused = launch_check(session, broken, "gpt-4o-mini")
+    assert [f.code for f in refused.refusals] == ["example_missing_assistant_message"]
+
+
+def test_launch_lists_warnings_that_need_acceptance(session):
+    dataset_id = add_dataset(session, [chat(1), chat(1), *[chat(i) for i in range(2, 12)]])
+    check = launch_check(session, dataset_id, "gpt-4o-mini")
+    assert check.ok and check.needs_acceptance
+    assert [f.as_dict()["code"] for f in check.warnings] == ["duplicate_example"]
+    assert check.estimate.n_epochs == default_epochs_for(12)
+
+
+def default_epochs_for(n: int) -> int:
+    """The cookbook rule, restated for the test."""
+    return min(25, 100 // n) if n * 3 < 100 else 3
+
+
+def test_launch_refuses_errors_in_the_validation_data(session):
+    train = add_dataset(session, [chat(i) for i in range(12)])
+    validation = add_dataset(session, [{"messages": [{"role": "user", "content": "q"}]}])
+    check = launch_check(session, train, "gpt-4o-mini", validation_dataset_id=validation)
+    assert [f.code for f in check.refusals] == ["example_missing_assistant_message"]
+    assert check.refusals[0].message.startswith("Validation data")
+
+
+def test_a_clean_real_dataset_of_ten_examples_may_launch_without_questions(session):
+    from app.services.importer import import_jsonl
+
+    dataset = Dataset(name="pirate")
+    session.add(dataset)
+    session.commit()
+    import_jsonl(session, dataset.id, io.BytesIO(shared("pirate_training_set.jsonl")))
+    check = launch_check(session, dataset.id, "gpt-4o-mini-2024-07-18")
+    assert check.ok and not check.needs_acceptance
+    assert check.estimate.n_epochs == 10 and check.estimate.cost_usd > 0
+
+
+def test_api_refuses_an_unknown_model_and_a_missing_dataset(api, toy):
+    unknown = api.get(f"/api/datasets/{toy}/report", params={"model": "llama-9000"})
+    assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_model"
+    assert "llama-9000" in unknown.json()["detail"]
+    assert api.get("/api/datasets/999/report").status_code == 404
+    assert api.get(f"/api/datasets/{toy}/report", params={"split": "everything"}).status_code == 422
+
+
+def test_api_needs_the_bearer_key(client, toy):
+    from fastapi.testclient import TestClient
+
+    with TestClient(client.app) as anonymous:
+        assert anonymous.get(f"/api/datasets/{toy}/report").status_code == 401
+
+
+def test_an_unchanged_dataset_is_reported_from_memory_and_a_change_is_seen(session):
+    dataset_id = add_dataset(session, [chat(i) for i in range(10)])
+    first = build_report(session, dataset_id)
+    assert build_report(session, dataset_id) is first
+    session.add(Example(dataset_id=dataset_id, position=10, **{"messages": chat(99)["messages"]}))
+    session.commit()
+    assert build_report(session, dataset_id).n_examples == 11
+
+
+def test_a_local_model_not_yet_prepared_gets_approximate_counts_and_a_training_time(client, session, settings, toy):
+    report = build_report(session, toy, "SmolLM2-135M-Instruct", settings=settings)
+    assert not report.exact and report.estimate.cost_usd is None
+    assert report.estimate.training_seconds_cpu > 0
+    session.expire_all()
+    assert all("local:SmolLM2-135M-Instruct" not in (e.token_counts or {}) for e in session.exec(select(Example)))
+    page = client.get(f"/datasets/{toy}/report?model=SmolLM2-135M-Instruct").text
+    assert "Estimated training time" in page and "approximate" in page
+
+
+def test_offenders_of_a_stored_code_are_found_for_the_example_list_filter(session):
+    from app.services.validation.report import stored_problem_clause
+
+    no_system = {"messages": [{"role": "user", "content": 'Say "code": "missing_content" please'},
+                              {"role": "assistant", "content": "ok"}]}
+    dataset_id = add_dataset(session, [chat(1), no_system, chat(2)])
+    ids = example_ids_with_problem(session, dataset_id, "missing_system_message")
+    assert len(ids) == 1 and session.get(Example, ids[0]).messages == no_system["messages"]
+    assert example_ids_with_problem(session, dataset_id, "missing_content") == []
+    assert stored_problem_clause("duplicate_example") is None
+
+
+def test_an_empty_dataset_has_a_report_that_says_so(client, session):
+    dataset_id = add_dataset(session, [])
+    page = client.get(f"/datasets/{dataset_id}/report")
+    assert page.status_code == 200 and "No valid examples yet." in page.text
+    assert client.get("/datasets/9999/report").status_code == 404

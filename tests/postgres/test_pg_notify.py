@@ -1,0 +1,103 @@
+"""Live streams on PostgreSQL learn of new events through LISTEN/NOTIFY instead of polling."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from sqlalchemy import update
+from sqlmodel import Session
+
+from app.models import Job, JobStatus
+from app.services import event_notify
+from app.services.job_events import record_event
+from tests.support.waiting import wait_for
+
+
+def make_job(engine) -> str:
+    with Session(engine, expire_on_commit=False) as session:
+        job = Job(model="tiny-llama")
+        session.add(job)
+        session.commit()
+        return job.id
+
+
+def wait_timed(engine, job_id: str, timeout: float, when_watched) -> tuple[float, float]:
+    """Run wait_for_new_events once the listener is up; `when_watched()` runs in a thread once it waits.
+
+    Returns (seconds the wait took, seconds between when_watched's commit and the waiter waking).
+    """
+    event_notify.listener_for(engine).wait_ready(10)
+    done_at: list[float] = []
+
+    def act() -> None:
+        listener = event_notify.listener_for(engine)
+        wait_for(lambda: listener.watchers(job_id), 10, "the waiter to start watching")
+        when_watched()
+        done_at.append(time.monotonic())
+
+    async def main() -> float:
+        thread = threading.Thread(target=act)
+        thread.start()
+        started = time.monotonic()
+        await event_notify.wait_for_new_events(engine, job_id, after_seq=0, timeout=timeout)
+        woke = time.monotonic()
+        await asyncio.to_thread(thread.join)
+        return started, woke
+
+    started, woke = asyncio.run(main())
+    return woke - started, woke - done_at[0] if done_at else float("nan")
+
+
+def test_an_event_recorded_in_another_connection_wakes_the_waiter_within_a_second(engine):
+    job_id = make_job(engine)
+    took, latency = wait_timed(engine, job_id, 10, lambda: record_event(engine, job_id, "Step 1/8"))
+    assert took < 5 and latency < 1.0
+
+
+def test_a_status_change_without_an_event_also_wakes_the_waiter(engine):
+    job_id = make_job(engine)
+
+    def start_running() -> None:
+        with Session(engine) as session:
+            session.exec(update(Job).where(Job.id == job_id).values(status=JobStatus.running.value))
+            session.commit()
+
+    took, latency = wait_timed(engine, job_id, 10, start_running)
+    assert took < 5 and latency < 1.0
+
+
+def test_another_jobs_event_does_not_wake_the_waiter(engine):
+    watched, other = make_job(engine), make_job(engine)
+    took, _ = wait_timed(engine, watched, 0.8, lambda: record_event(engine, other, "elsewhere"))
+    assert took >= 0.75  # it slept through the other job's event until its own timeout
+
+
+def test_an_event_committed_before_the_wait_began_returns_at_once(engine):
+    job_id = make_job(engine)
+    record_event(engine, job_id, "already there")
+    event_notify.listener_for(engine).wait_ready(10)
+    started = time.monotonic()
+    asyncio.run(event_notify.wait_for_new_events(engine, job_id, after_seq=0, timeout=10))
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_listener_that_lost_its_connection_reconnects_and_waiters_poll_meanwhile(engine, pg_cluster):
+    import psycopg
+
+    job_id = make_job(engine)
+    listener = event_notify.listener_for(engine)
+    assert listener.wait_ready(10)
+    database = engine.url.database
+    with psycopg.connect(f"host=127.0.0.1 port={pg_cluster.port} user=postgres dbname=postgres",
+                         autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND query LIKE "
+                      "'LISTEN%%'", (database,))
+    wait_for(lambda: not listener.ready, 10, "the listener to notice")
+    started = time.monotonic()
+    asyncio.run(event_notify.wait_for_new_events(engine, job_id, after_seq=0, timeout=10))
+    assert time.monotonic() - started < 1.0  # a short poll, not the whole timeout
+    assert listener.wait_ready(10)
+    took, latency = wait_timed(engine, job_id, 10, lambda: record_event(engine, job_id, "after the reconnect"))
+    assert latency < 1.0

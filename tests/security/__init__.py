@@ -1,0 +1,1 @@
+"""Security tests: route guards, escaping of user text, secrets and headers."""

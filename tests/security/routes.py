@@ -1,0 +1,66 @@
+"""Enumerates the app's routes so the security tests cover new routes without being edited."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fastapi.routing import APIRoute
+
+from app.security import OPEN_PATHS, is_api_path
+
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+_PARAM = re.compile(r"\{[^}]+\}")
+# "1" matches both int and str convertors, so the route under test is the one matched.
+DUMMY = "1"
+
+
+@dataclass(frozen=True)
+class RouteCase:
+    """One method of one route, with its path parameters replaced by a dummy value."""
+
+    method: str
+    template: str
+    url: str
+    api_route: bool  # a FastAPI route (runs the app-wide guard), not a mount or a built-in docs route
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.template}"
+
+
+def _route_entries(app):
+    """(route, path) for every route, FastAPI's lazily included routers flattened."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is already flat
+        return [(r, getattr(r, "path", None)) for r in app.routes]
+    return [(ctx.original_route, ctx.path) for ctx in iter_route_contexts(app.routes)]
+
+
+def all_cases(app) -> list[RouteCase]:
+    """Every (method, route) pair of the app; mounts (static files) are left out."""
+    cases = []
+    for route, path in _route_entries(app):
+        methods = getattr(route, "methods", None)
+        if not path or not methods:
+            continue
+        url = _PARAM.sub(DUMMY, path)
+        for method in sorted(methods - {"HEAD"}):
+            cases.append(RouteCase(method, path, url, isinstance(route, APIRoute)))
+    return cases
+
+
+def dashboard_state_changing(app) -> list[RouteCase]:
+    """Every POST/PUT/PATCH/DELETE outside /api and /v1."""
+    return [c for c in all_cases(app) if c.method in STATE_CHANGING and not is_api_path(c.url)]
+
+
+def bearer_routes(app) -> list[RouteCase]:
+    """Every route of /api and /v1, whatever its method."""
+    return [c for c in all_cases(app) if is_api_path(c.url)]
+
+
+def dashboard_pages(app) -> list[RouteCase]:
+    """Every GET outside /api and /v1 that is not open to everyone (login, health, static)."""
+    return [c for c in all_cases(app)
+            if c.method == "GET" and not is_api_path(c.url) and not c.url.startswith(OPEN_PATHS)]
