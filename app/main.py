@@ -14,6 +14,7 @@ from app.db import make_engine
 from app.errors import install_error_handlers
 from app.routers import ROUTER_MODULES
 from app.security import SecurityMiddleware, guard
+from app.services import event_notify
 from app.services.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
 from app.web import ROOT, make_templates
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 worker.stop()
+            event_notify.stop_listeners()
             engine.dispose()
 
     app = FastAPI(

@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "tuneboard-bench"))
     args = parser.parse_args()
+    from app.engine import _hf
+
+    _hf.prepare()  # before torch loads (passive OpenMP waiting)
     import torch
 
     from app.config import Settings

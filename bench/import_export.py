@@ -107,15 +107,13 @@ def bench_services(engine, path: Path, n: int) -> dict:
         _, seconds = timed(parse)
         out["baseline_parse_per_s"] = n / seconds
 
-        # Second baseline: parse plus validation.apply_check (owned by the validation area), no database.
+        # Second baseline: parse, checks and serialisation of each row (the importer's CPU half), no database.
         def parse_and_check():
-            from app.services.importer import _Row
-            from app.services.validation import apply_check
+            from app.services.import_rows import prepare_record
 
             with path.open("rb") as f:
                 for line in f:
-                    record = json.loads(line)
-                    apply_check(_Row(record["messages"], record.get("tools"), None))
+                    prepare_record(json.loads(line))
         _, seconds = timed(parse_and_check)
         out["baseline_check_per_s"] = n / seconds
     return {**out, "dataset_id": dataset_id}

@@ -43,9 +43,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def watch(url: str, expected: int, latencies: list[float], ready: asyncio.Event, counter: list[int]):
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as client, \
-            client.stream("GET", url) as response:
+async def watch(client: httpx.AsyncClient, url: str, expected: int, latencies: list[float], ready: asyncio.Event,
+                counter: list[int]):
+    async with client.stream("GET", url) as response:
         seen = 0
         counter[0] += 1
         if counter[0] == counter[1]:
@@ -74,13 +74,20 @@ async def run(clients: int, events: int, interval: float, engine, job_id: str, u
     latencies: list[float] = []
     ready = asyncio.Event()
     counter = [0, clients]
-    tasks = [asyncio.create_task(watch(url, events, latencies, ready, counter)) for _ in range(clients)]
-    await asyncio.wait_for(ready.wait(), 60)
+    # One client object with a big pool: building 100 clients (each loads CA certificates) would dominate the run.
+    client = httpx.AsyncClient(timeout=httpx.Timeout(30, read=120),
+                               limits=httpx.Limits(max_connections=clients + 10, max_keepalive_connections=0))
+    tasks = [asyncio.create_task(watch(client, url, events, latencies, ready, counter)) for _ in range(clients)]
+    try:
+        await asyncio.wait_for(ready.wait(), 120)
+    except TimeoutError:
+        raise SystemExit(f"only {counter[0]} of {clients} streams opened in 120 s") from None
     await asyncio.sleep(0.5)  # let every stream reach its waiting loop
     proc = psutil.Process(pid)
     cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
     await asyncio.to_thread(write_events, engine, job_id, events, interval)
-    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    await client.aclose()
     cpu = (sum(proc.cpu_times()[:2]) - cpu0) / (time.monotonic() - t0)
     q = statistics.quantiles(latencies, n=100)
     return {"clients": clients, "delivered": len(latencies), "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000,
@@ -132,7 +139,10 @@ def main() -> None:
                 results.append(asyncio.run(run(n, args.events, args.interval, engine, job_id, url_n, server.pid)))
         finally:
             server.terminate()
-            server.wait(10)
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
             engine.dispose()
     print(f"SSE delivery latency, {args.events} events every {args.interval * 1000:.0f} ms, loopback, "
           f"{os.cpu_count()} CPUs")

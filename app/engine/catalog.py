@@ -40,7 +40,8 @@ def gguf_file() -> Path:
     # importlib.resources.files() would import the package, which needs the `llm` CLI we do not install.
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise NotFound(f"The package {_GGUF_PACKAGE} is not installed, so {SMOLLM2} is unavailable.", code="model_not_found")
+        raise NotFound(f"The package {_GGUF_PACKAGE} is not installed, so {SMOLLM2} is unavailable.",
+                       code="model_not_found")
     for location in spec.submodule_search_locations:
         found = sorted(Path(location).glob("*.gguf"))
         if found:
@@ -116,7 +117,8 @@ def _convert_gguf(target: Path, progress: Progress) -> None:
         state = model.state_dict()
         if getattr(config, "tie_word_embeddings", False):
             state.pop("lm_head.weight", None)  # tied to embed_tokens; safetensors refuses shared storage
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tensors = {k: v.contiguous() for k, v in state.items()}
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tokenizer.save_pretrained(tmp)
         (tmp / _MARKER).write_text(json.dumps({"source": source.name, "seconds": round(time.monotonic() - started, 1)}))
         if target.exists():

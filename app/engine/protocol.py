@@ -35,7 +35,9 @@ EXIT_FAILED = 1
 EXIT_CANCELLED = 143
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "lora_rank")
 RESULT_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
-METRIC_KEYS = ("step", "total_steps", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy")
+METRIC_KEYS = (
+    "step", "total_steps", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy"
+)
 
 # Error codes a child may report.
 ERROR_INVALID_FILE = "invalid_training_file"
@@ -77,7 +79,8 @@ class TrainSpec:
     def from_dict(cls, data: dict) -> TrainSpec:
         """A spec from parsed JSON; unknown keys are ignored, missing required ones raise ValueError."""
         names = set(cls.__dataclass_fields__)
-        missing = [k for k in ("job_id", "base_model", "fine_tuned_model", "train_file", "output_dir", "data_dir") if not data.get(k)]
+        required = ("job_id", "base_model", "fine_tuned_model", "train_file", "output_dir", "data_dir")
+        missing = [k for k in required if not data.get(k)]
         if missing:
             raise ValueError(f"SPEC is missing {', '.join(missing)}.")
         values = {k: v for k, v in data.items() if k in names}
@@ -115,7 +118,8 @@ def checkpoint_line(step: int, path: Path, metrics: dict) -> dict:
 
 def result_line(adapter_path: Path, trained_tokens: int, result_file: Path) -> dict:
     """The final adapter."""
-    return {"kind": "result", "adapter_path": str(adapter_path), "trained_tokens": trained_tokens, "result_file": str(result_file)}
+    return {"kind": "result", "adapter_path": str(adapter_path), "trained_tokens": trained_tokens,
+            "result_file": str(result_file)}
 
 
 def error_line(code: str, message: str) -> dict:

@@ -36,7 +36,8 @@ class Cancelled(Exception):
 
 def _settings(spec: p.TrainSpec) -> SimpleNamespace:
     """The two settings the catalog reads, without loading the app's config (and pydantic) in the child."""
-    return SimpleNamespace(data_dir=Path(spec.data_dir), local_models={k: Path(v) for k, v in spec.local_models.items()})
+    local = {k: Path(v) for k, v in spec.local_models.items()}
+    return SimpleNamespace(data_dir=Path(spec.data_dir), local_models=local)
 
 
 def pick_device(requested: str) -> str:
@@ -286,9 +287,11 @@ def _train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> 
                 }
                 epoch_end = index == len(batches) - 1
                 if eval_subset and (step % eval_every == 0) and not epoch_end:
-                    metrics["valid_loss"], metrics["valid_mean_token_accuracy"] = stepper.evaluate(eval_subset, row_tokens)
+                    measured = stepper.evaluate(eval_subset, row_tokens)
+                    metrics["valid_loss"], metrics["valid_mean_token_accuracy"] = measured
                 if epoch_end and valid is not None:
-                    metrics["valid_loss"], metrics["valid_mean_token_accuracy"] = stepper.evaluate(valid.examples, row_tokens)
+                    measured = stepper.evaluate(valid.examples, row_tokens)
+                    metrics["valid_loss"], metrics["valid_mean_token_accuracy"] = measured
                 last_metrics = metrics
                 if step % log_every == 0 or epoch_end or step == total_steps:
                     emit(p.event(f"Step {step}/{total_steps}: training loss={metrics['train_loss']:.4f}"))

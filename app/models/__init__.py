@@ -4,6 +4,7 @@ from app.models.dataset import Dataset, DatasetCreate, DatasetUpdate, Example
 from app.models.file import UploadedFile
 from app.models.job import Checkpoint, Job, JobEvent, JobStatus, Snapshot, TunedModel
 from app.models.settings_store import ApiKey, AppSetting, Conversation
+from app.models.worker import WorkerRow
 
 __all__ = [
     "ApiKey",
@@ -20,4 +21,5 @@ __all__ = [
     "Snapshot",
     "TunedModel",
     "UploadedFile",
+    "WorkerRow",
 ]

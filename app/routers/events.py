@@ -15,7 +15,6 @@ from app.models import Job, JobEvent
 from app.services import monitoring
 from app.services.app_settings import destructive_actions_enabled
 from app.services.errors import NotFound
-from app.web import SessionDep
 
 router = APIRouter(tags=["jobs"])
 
@@ -45,10 +44,11 @@ def _start_seq(last_event_id: str | None, after: int | None) -> int:
 
 
 @router.get("/jobs/{job_id}/events/stream", include_in_schema=False)
-async def job_event_stream(request: Request, job_id: str, session: SessionDep, after: int | None = None,
+async def job_event_stream(request: Request, job_id: str, after: int | None = None,
                            last_event_id: str | None = Header(None)):
     """text/event-stream of a job's events (id = seq), metrics for the chart and summary updates."""
-    if session.get(Job, job_id) is None:
+    # No request-scoped session here: it would hold a pooled connection for as long as the stream stays open.
+    if await anyio.to_thread.run_sync(monitoring.current_status, request.app.state.engine, job_id) is None:
         raise NotFound(f"No job {job_id}.", param="job_id")
     start = _start_seq(last_event_id, after)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

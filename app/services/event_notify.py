@@ -25,7 +25,7 @@ from app.models import JobEvent
 
 CHANNEL = "tuneboard_events"
 # SQLite has no change notifications: streams re-read every POLL_SECONDS (well under a second per event).
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1
 log = logging.getLogger("tuneboard.notify")
 
 _Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Event]

@@ -7,8 +7,14 @@ rejected with its line number, a stable code, a plain message and its raw text.
 from __future__ import annotations
 
 import csv
-import json
+import os
+import pickle
+import queue
 import secrets
+import subprocess
+import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +26,23 @@ from sqlmodel import Session
 from app.config import Settings
 from app.models.common import utcnow
 from app.models.dataset import Example
-from app.services import validation
 from app.services.datasets import big_cache, get_dataset, touch_dataset
 from app.services.errors import Invalid, NotFound
-from app.services.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
+from app.services.import_rows import ROW_FIELDS, parse_line, prepare_lines, prepare_record
+from app.services.json_limits import MAX_JSON_DEPTH
+
+__all__ = ["ImportResult", "RejectedLine", "import_csv", "import_file", "import_jsonl", "iter_records", "parse_line",
+           "rejected_path", "store_rejected"]
 
 BATCH = 1000  # rows per executemany: large enough to amortise, small enough to keep memory flat
 PROGRESS_EVERY = 5000
 # The content-hash index takes inserts at random places; with SQLite's default 2 MB page cache a large import
 # keeps re-reading index pages, so the import's connection gets a bigger cache for the import only.
 IMPORT_CACHE_KB = 128_000
+# Past this many lines an import hands parsing and checking to a helper process while this one writes: the two
+# halves cost about the same, so on 2 cores they overlap. Small imports never pay the helper's start-up.
+PARALLEL_AFTER_LINES = 20_000
+IN_FLIGHT = 4  # batches handed to the helper ahead of the writer: enough to keep it busy, memory stays flat
 CSV_COLUMNS = ("system", "user", "assistant")
 Progress = Callable[[int, int], None]  # (lines read, bytes read)
 
@@ -75,69 +88,21 @@ class ImportResult:
         return {"imported": self.imported, "rejected": [r.as_dict() for r in self.rejected]}
 
 
-class _Row:
-    """Just enough of an Example for validation.apply_check, without ORM overhead per line."""
-
-    __slots__ = ("messages", "tools", "extra", "valid", "n_errors", "n_warnings", "problems", "n_messages",
-                 "content_hash", "search_text", "token_counts")
-
-    def __init__(self, messages, tools, extra):
-        self.messages, self.tools, self.extra = messages, tools, extra
-
-    to_record = Example.to_record
-
-
 def _reject(result: ImportResult, number: int, code: str, data: bytes, detail: str = "") -> None:
     message = MESSAGES[code] + (f": {detail}." if detail else ("" if MESSAGES[code].endswith(".") else "."))
     raw = data.decode("utf-8", errors="replace")
     result.rejected.append(RejectedLine(number, code, message, raw, data))
 
 
-def parse_line(text: str) -> tuple[dict[str, Any] | None, str | None, str]:
-    """A JSONL line as a record, or (None, code, detail) when it cannot become an example."""
-    try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-        return None, "invalid_json", detail
-    except RecursionError:
-        return None, "too_deep", ""
-    if not isinstance(obj, dict):
-        return None, "not_an_object", ""
-    # Nesting deeper than the limit needs more opening brackets than the limit: counting them is C-fast, so
-    # ordinary lines never pay for the walk.
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and nesting_depth_exceeds(obj):
-        return None, "too_deep", ""
-    if "messages" in obj:
-        if not isinstance(obj["messages"], list):
-            return None, "messages_not_a_list", ""
-        return obj, None, ""
-    if "prompt" in obj and "completion" in obj:
-        prompt, completion = obj.pop("prompt"), obj.pop("completion")
-        if not isinstance(prompt, str) or not isinstance(completion, str):
-            return None, "invalid_prompt_completion", ""
-        # Legacy completions often start with a space that only separated them from the prompt.
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion.strip()}]
-        return {"messages": messages, **obj}, None, ""
-    return None, "missing_messages", ""
-
-
-JSON_COLUMNS = ("messages", "tools", "extra", "problems", "token_counts")
-PLAIN_COLUMNS = ("dataset_id", "position", "split", "note", "version", "n_errors", "n_warnings", "n_messages",
-                 "content_hash", "search_text")
-# The same table with untyped columns: values go to the driver as we prepared them. Serialising the JSON
-# ourselves (and converting booleans and datetimes once per import) roughly halves the cost of an insert.
-_RAW = table("examples", *[column(name) for name in (*JSON_COLUMNS, *PLAIN_COLUMNS, "valid", "created_at",
-                                                      "updated_at")])
-
-
-def _dump(value: Any) -> str | None:
-    # None becomes SQL NULL, which the ORM reads back as None just like a stored JSON null.
-    return None if value is None else json.dumps(value)
+_FIXED_COLUMNS = ("dataset_id", "position", "split", "note", "version", "created_at", "updated_at")
+_INSERT_COLUMNS = (*ROW_FIELDS, *_FIXED_COLUMNS)
+# The table with untyped columns: values go to the driver as we prepared them. Serialising the JSON ourselves
+# (and converting booleans and datetimes once per import) roughly halves the cost of an insert.
+_RAW = table("examples", *[column(name) for name in _INSERT_COLUMNS])
 
 
 class _Writer:
-    """Collects example rows and inserts them in batches with executemany, inside the caller's transaction."""
+    """Inserts prepared rows (import_rows.ROW_FIELDS) in batches with executemany, in the caller's transaction."""
 
     def __init__(self, session: Session, dataset_id: int):
         self.session, self.dataset_id = session, dataset_id
@@ -147,41 +112,91 @@ class _Writer:
         columns = Example.__table__.c
         now = utcnow()
         stamp = columns.created_at.type.bind_processor(dialect)
-        self.now = stamp(now) if stamp else now
+        # Without a processor the sqlite3 driver would call isoformat(" ") on every row: do it once.
+        self.now = stamp(now) if stamp else (now.isoformat(" ") if dialect.name == "sqlite" else now)
         flag = columns.valid.type.bind_processor(dialect)
-        self.true, self.false = (flag(True), flag(False)) if flag else (True, False)
+        self.flag = (lambda v: v) if flag is None else flag
         # Compiled once; executemany then goes straight to the driver (no per-batch statement processing).
         compiled = insert(_RAW).compile(dialect=dialect)
         self.sql = str(compiled)
-        self.order = list(compiled.positiontup) if compiled.positional else None
+        self.positional = bool(compiled.positional)
+        if self.positional and tuple(compiled.positiontup) != _INSERT_COLUMNS:
+            raise RuntimeError("unexpected column order in the compiled INSERT")
         self.rows: list[Any] = []
         self.count = 0
 
     def add(self, record: dict[str, Any]) -> None:
-        tools = record.get("tools")
-        extra = {k: v for k, v in record.items() if k not in ("messages", "tools")}
-        if "tools" in record and tools is None:
-            extra["tools"] = None  # an explicit null survives export
-        row = _Row(record["messages"], tools, extra or None)
-        validation.apply_check(row)
-        values = {
-            "messages": json.dumps(row.messages), "tools": _dump(row.tools), "extra": _dump(row.extra),
-            "problems": _dump(row.problems), "token_counts": _dump(row.token_counts),
-            "dataset_id": self.dataset_id, "position": self.position, "split": None, "note": "", "version": 1,
-            "n_errors": row.n_errors, "n_warnings": row.n_warnings, "n_messages": row.n_messages,
-            "content_hash": row.content_hash, "search_text": row.search_text,
-            "valid": self.true if row.valid else self.false, "created_at": self.now, "updated_at": self.now,
-        }
-        self.rows.append(tuple(values[k] for k in self.order) if self.order else values)
-        self.position += 1
-        if len(self.rows) >= BATCH:
+        """Check, serialise and queue one parsed record."""
+        self.add_rows([prepare_record(record)])
+
+    def add_rows(self, prepared: list[tuple]) -> None:
+        """Queue prepared rows, in order; full batches are written at once."""
+        flag, position, now, dataset_id = self.flag, self.position, self.now, self.dataset_id
+        rows = self.rows
+        for row in prepared:
+            values = (*row[:-1], flag(row[-1]), dataset_id, position, None, "", 1, now, now)
+            rows.append(values if self.positional else dict(zip(_INSERT_COLUMNS, values, strict=True)))
+            position += 1
+        self.position = position
+        if len(rows) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
+        """Write the queued rows."""
         if self.rows:
             self.session.connection().exec_driver_sql(self.sql, self.rows)
             self.count += len(self.rows)
             self.rows = []
+
+
+class _Helper:
+    """A helper process that parses and checks batches of lines while this process writes rows.
+
+    A plain subprocess (not multiprocessing): it never re-imports the caller's __main__, and it lives exactly as
+    long as one import. A feeder thread writes batches to its stdin so that neither pipe can fill up and block.
+    """
+
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.services.import_rows"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path},
+        )
+        self.jobs: queue.Queue = queue.Queue()
+        self.feeder = threading.Thread(target=self._feed, name="import-feeder", daemon=True)
+        self.feeder.start()
+
+    def _feed(self) -> None:
+        stdin = self.process.stdin
+        try:
+            while (job := self.jobs.get()) is not None:
+                pickle.dump(job, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
+        except (OSError, ValueError):
+            pass  # the helper is gone: the importer notices on its next read and does the work itself
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def submit(self, lines: list[bytes], first: int) -> None:
+        """Queue one batch."""
+        self.jobs.put((lines, first))
+
+    def result(self) -> tuple[list[tuple], list[tuple[int, str, bytes, str]]]:
+        """The next batch's answer, in submission order (raises if the helper died)."""
+        return pickle.load(self.process.stdout)
+
+    def close(self, kill: bool = False) -> None:
+        """Stop the helper (at once when `kill`) and release its pipes."""
+        if kill:
+            self.process.kill()
+        self.jobs.put(None)
+        self.feeder.join()
+        self.process.stdout.close()
+        self.process.wait()
 
 
 def _lines(stream: BinaryIO) -> Iterator[bytes]:
@@ -219,25 +234,65 @@ def import_jsonl(
     """Import a JSONL file (chat or prompt/completion lines) into a dataset, in one transaction."""
 
     def work(writer: _Writer, result: ImportResult) -> None:
+        pending: deque[tuple[list[bytes], int]] = deque()  # batches handed to the helper, oldest first
+        helper: _Helper | None = None
+        use_helper = (os.cpu_count() or 1) > 1
+
+        def write(rows: list[tuple], rejected: list[tuple[int, str, bytes, str]]) -> None:
+            for number, code, body, detail in rejected:
+                _reject(result, number, code, body, detail)
+            writer.add_rows(rows)
+
+        def settle_one() -> None:
+            nonlocal helper, use_helper
+            lines, first = pending.popleft()
+            if helper is not None:
+                try:
+                    write(*helper.result())
+                    return
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    # The helper died (killed, out of memory): this process does the rest itself; nothing is lost.
+                    helper.close(kill=True)
+                    helper, use_helper = None, False
+            write(*prepare_lines(lines, first))
+
+        def hand_over(lines: list[bytes], first: int) -> None:
+            nonlocal helper, use_helper
+            if helper is None and use_helper and first > PARALLEL_AFTER_LINES:
+                try:
+                    helper = _Helper()
+                except OSError:
+                    use_helper = False  # no process to spare: parse here, as small imports do
+            if helper is not None:
+                helper.submit(lines, first)
+                pending.append((lines, first))
+                while len(pending) > IN_FLIGHT:
+                    settle_one()
+                return
+            while pending:  # order is kept: earlier batches are written first
+                settle_one()
+            write(*prepare_lines(lines, first))
+
         read = 0
         number = 0
-        for number, data in enumerate(_lines(stream), start=1):
-            read += len(data)
-            body = data.rstrip(b"\r\n")
-            if progress is not None and number % PROGRESS_EVERY == 0:
-                progress(number, read)
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                _reject(result, number, "invalid_utf8", body, f"byte {exc.start + 1} cannot be decoded")
-                continue
-            if not text.strip():
-                continue  # blank lines carry no example
-            record, code, detail = parse_line(text)
-            if record is None:
-                _reject(result, number, code, body, detail)
-            else:
-                writer.add(record)
+        batch: list[bytes] = []
+        first = 1
+        try:
+            for number, data in enumerate(_lines(stream), start=1):
+                read += len(data)
+                batch.append(data.rstrip(b"\r\n"))
+                if len(batch) >= BATCH:
+                    hand_over(batch, first)
+                    batch, first = [], number + 1
+                if progress is not None and number % PROGRESS_EVERY == 0:
+                    progress(number, read)
+            if batch:
+                hand_over(batch, first)
+            while pending:
+                settle_one()
+        finally:
+            if helper is not None:
+                helper.close(kill=bool(pending))  # on failure, batches still in the helper are dropped
         result.lines = number
         if progress is not None:
             progress(number, read)

@@ -1,7 +1,8 @@
 """Job events and checkpoints: written by the worker in short transactions, read by pages, /api, /v1 and SSE.
 
 Events are de-duplicated by their id (a provider's events are polled again after a restart), and ordered by
-`seq`, which is also the SSE event id a live stream resumes from.
+`seq`, which is also the SSE event id a live stream resumes from. On PostgreSQL every inserted event is announced
+with NOTIFY at commit by a trigger (migration pg09), whoever writes it; see app/services/event_notify.py.
 """
 
 from __future__ import annotations

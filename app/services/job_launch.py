@@ -113,25 +113,30 @@ def _file_snapshot(session: Session, settings: Settings, file_id: str, kind: str
         param = "training_file" if kind == "train" else "validation_file"
         # OpenAI answers 400 (not 404) for a job naming a file that does not exist.
         raise Invalid(f"invalid {param}: {file_id} (no such file)", code="invalid_file", param=param)
-    raw = (settings.data_dir / upload.path).read_bytes()
-    kept: list[bytes] = []
-    error = None
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            problems = check_record(json.loads(line)).problems
-        except ValueError:
-            problems = None
-        bad = problems is None or any(p.level == "error" for p in problems)
-        if bad and error is None:
-            why = "it is not valid JSON" if problems is None else next(p.message for p in problems
-                                                                      if p.level == "error")
-            error = {"code": "invalid_file_format", "param": kind + "_file",
-                     "message": f"The {kind} file {file_id} has an invalid example on line {number}: {why}"}
-        if not bad:
-            kept.append(line.rstrip(b"\r") + b"\n")
-    snap = write_snapshot(session, settings, b"".join(kept), kind=kind, dataset_id=upload.dataset_id)
+    failure: list[dict] = []
+
+    def valid_lines():
+        # Streamed line by line: an uploaded file can be far larger than memory should hold.
+        with (settings.data_dir / upload.path).open("rb") as source:
+            for number, line in enumerate(source, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    problems = check_record(json.loads(line)).problems
+                except (ValueError, RecursionError):
+                    problems = None
+                bad = problems is None or any(p.level == "error" for p in problems)
+                if bad and not failure:
+                    why = "it is not valid JSON" if problems is None else next(p.message for p in problems
+                                                                              if p.level == "error")
+                    failure.append({"code": "invalid_file_format", "param": kind + "_file",
+                                    "message": f"The {kind} file {file_id} has an invalid example on line {number}: "
+                                               f"{why}"})
+                if not bad:
+                    yield line.rstrip(b"\r\n") + b"\n"
+
+    snap = write_snapshot(session, settings, valid_lines(), kind=kind, dataset_id=upload.dataset_id)
+    error = failure[0] if failure else None
     if error is None and kind == "train" and snap.n_examples < MIN_EXAMPLES:
         error = {"code": "invalid_n_examples", "param": "training_file",
                  "message": f"Training file has {snap.n_examples} example(s), but must have at least "

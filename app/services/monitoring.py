@@ -15,9 +15,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from app.models import Checkpoint, Dataset, Job, JobEvent, JobStatus
+from app.services import event_notify
 
-# SQLite has no change notifications, so streams poll; 0.2 s keeps delivery well under a second.
-POLL_SECONDS = 0.2
+# SQLite has no change notifications, so streams poll; one shared probe per job per interval makes 0.1 s cheap.
+POLL_SECONDS = 0.1
 BATCH_LIMIT = 500
 METRIC_KEYS = ("train_loss", "valid_loss", "full_valid_loss", "train_mean_token_accuracy",
                "valid_mean_token_accuracy", "full_valid_mean_token_accuracy")
@@ -173,22 +174,70 @@ def read_batch(engine: Engine, job_id: str, after_seq: int) -> EventBatch | None
     return EventBatch(events=list(events), status=status, last_seq=last)
 
 
+def _probe(engine: Engine, job_id: str) -> tuple[int, JobStatus] | None:
+    with Session(engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        return last_seq(session, job_id), JobStatus(job.status)
+
+
+class _Shared:
+    """Results shared by every stream of this process for POLL_SECONDS, so 100 watchers cost one query, not 100."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple, tuple[float, Any]] = {}
+        self.locks: dict[tuple, anyio.Lock] = {}
+
+    async def get(self, key: tuple, compute, *args, newer_than: float = 0.0) -> Any:
+        """compute(*args), or its answer from the last POLL_SECONDS if that was computed after `newer_than`."""
+        hit = self.values.get(key)
+        if hit and time.monotonic() - hit[0] < POLL_SECONDS and hit[0] >= newer_than:
+            return hit[1]
+        lock = self.locks.setdefault(key, anyio.Lock())
+        async with lock:  # the first waiter queries; the others reuse its answer
+            hit = self.values.get(key)
+            if hit and time.monotonic() - hit[0] < POLL_SECONDS and hit[0] >= newer_than:
+                return hit[1]
+            value = await anyio.to_thread.run_sync(compute, *args)
+            now = time.monotonic()
+            self.values[key] = (now, value)
+            if len(self.values) > 1000:
+                for stale in [k for k, (t, _) in self.values.items() if now - t > POLL_SECONDS]:
+                    self.values.pop(stale, None)
+                    self.locks.pop(stale, None)
+            return value
+
+
+_shared = _Shared()
+
+
 async def wait_for_events(engine: Engine, job_id: str, after_seq: int, timeout: float,
                           known_status: JobStatus | None = None) -> EventBatch | None:
     """Wait until the job has events after `after_seq`, its status differs from `known_status`, or it is
     terminal, or `timeout` passes.
 
-    The one place that waits for new events: on SQLite it polls every POLL_SECONDS (each read in a worker
-    thread, the waiting itself on the event loop so a hundred watchers hold no threads); a PostgreSQL
-    LISTEN/NOTIFY waiter can replace this function without touching the stream.
+    The one place that waits for new events: on SQLite it polls every POLL_SECONDS, one cheap query per job shared
+    by all of this process's streams (the waiting itself stays on the event loop, so watchers hold no threads);
+    on PostgreSQL it sleeps until LISTEN/NOTIFY says the job has news (app/services/event_notify.py).
     """
     deadline = time.monotonic() + timeout
+    woken_at = 0.0
+    notified = event_notify.uses_notify(engine)
     while True:
-        batch = await anyio.to_thread.run_sync(read_batch, engine, job_id, after_seq)
-        if (batch is None or batch.events or batch.status.is_terminal or time.monotonic() >= deadline
-                or (known_status is not None and batch.status != known_status)):
-            return batch
-        await anyio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        probe = await _shared.get(("probe", id(engine), job_id), _probe, engine, job_id, newer_than=woken_at)
+        if probe is None:
+            return None
+        newest, status = probe
+        if (newest > after_seq or status.is_terminal or time.monotonic() >= deadline
+                or (known_status is not None and status != known_status)):
+            return await _shared.get(("batch", id(engine), job_id, after_seq), read_batch, engine, job_id, after_seq,
+                                     newer_than=woken_at)
+        # SQLite: a short sleep (polling). PostgreSQL: until NOTIFY announces this job's news; answers cached
+        # before the wake-up are then too old to trust.
+        await event_notify.wait_for_new_events(engine, job_id, after_seq, deadline - time.monotonic())
+        if notified:
+            woken_at = time.monotonic()
 
 
 def last_seq(session: Session, job_id: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sqlalchemy import or_
@@ -15,8 +16,8 @@ from app.models import Dataset, Example, Snapshot
 from app.services.errors import NotFound
 
 
-def _export_jsonl(session: Session, dataset_id: int, split: str) -> bytes:
-    """The dataset's valid examples of a split as JSONL bytes.
+def _export_jsonl(session: Session, dataset_id: int, split: str) -> Iterator[bytes]:
+    """The dataset's valid examples of a split as JSONL lines, streamed.
 
     "train" means split "train" or no split (as the validation report counts them); the exporter's "train"
     leaves out examples without a split, so that one is read here, in the exporter's key order.
@@ -24,11 +25,13 @@ def _export_jsonl(session: Session, dataset_id: int, split: str) -> bytes:
     if split != "train":
         from app.services.exporter import export_jsonl
 
-        return b"".join(export_jsonl(session, dataset_id, split, only_valid=True))
+        yield from export_jsonl(session, dataset_id, split, only_valid=True)
+        return
     query = select(Example).where(Example.dataset_id == dataset_id, col(Example.valid).is_(True),
                                   or_(Example.split == "train", col(Example.split).is_(None)))
-    rows = session.exec(query.order_by(col(Example.position), col(Example.id)))
-    return b"".join(json.dumps(ex.to_record(), ensure_ascii=False).encode() + b"\n" for ex in rows)
+    query = query.order_by(col(Example.position), col(Example.id)).execution_options(yield_per=1000)
+    for example in session.exec(query):
+        yield json.dumps(example.to_record(), ensure_ascii=False).encode() + b"\n"
 
 
 def snapshot_path(settings: Settings, snapshot: Snapshot) -> Path:
@@ -36,18 +39,28 @@ def snapshot_path(settings: Settings, snapshot: Snapshot) -> Path:
     return settings.data_dir / snapshot.path
 
 
-def write_snapshot(session: Session, settings: Settings, data: bytes, *, kind: str = "train",
+def write_snapshot(session: Session, settings: Settings, data: bytes | Iterable[bytes], *, kind: str = "train",
                    dataset_id: int | None = None) -> Snapshot:
-    """Store bytes as an immutable snapshot file and row (not committed: the job launch commits both)."""
-    digest = hashlib.sha256(data).hexdigest()
-    snap = Snapshot(dataset_id=dataset_id, kind=kind, path="", sha256=digest, bytes=len(data),
-                    n_examples=sum(1 for line in data.splitlines() if line.strip()))
+    """Store JSONL (bytes, or an iterable of lines written as they come) as an immutable snapshot file and row.
+
+    The row is not committed: the job launch commits both. The file is complete before it gets its name.
+    """
+    chunks = [data] if isinstance(data, bytes) else data
+    snap = Snapshot(dataset_id=dataset_id, kind=kind, path="", sha256="", bytes=0, n_examples=0)
     relative = Path("snapshots") / f"{snap.id}.jsonl"
     target = settings.storage_path(*relative.parts)
     tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(data)
+    digest = hashlib.sha256()
+    size = examples = 0
+    with tmp.open("wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+            examples += sum(1 for line in chunk.splitlines() if line.strip())
     os.chmod(tmp, 0o444)  # read-only: nothing should ever rewrite what a job trained on
     os.replace(tmp, target)
+    snap.sha256, snap.bytes, snap.n_examples = digest.hexdigest(), size, examples
     snap.path = relative.as_posix()
     session.add(snap)
     return snap

@@ -101,3 +101,21 @@ def test_a_listener_that_lost_its_connection_reconnects_and_waiters_poll_meanwhi
     assert listener.wait_ready(10)
     took, latency = wait_timed(engine, job_id, 10, lambda: record_event(engine, job_id, "after the reconnect"))
     assert latency < 1.0
+
+
+def test_on_sqlite_the_waiter_falls_back_to_one_short_poll(tmp_path):
+    from app.db import make_engine
+    from app.migrate import upgrade
+    from tests.conftest import make_settings
+
+    sqlite = make_settings(tmp_path / "sqlite")
+    upgrade(sqlite)
+    lite = make_engine(sqlite)
+    try:
+        started = time.monotonic()
+        asyncio.run(event_notify.wait_for_new_events(lite, make_job(lite), after_seq=0, timeout=10))
+        took = time.monotonic() - started
+    finally:
+        lite.dispose()
+    assert event_notify.POLL_SECONDS * 0.9 <= took < 2
+    assert not event_notify.uses_notify(lite)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from json import encoder as _json_encoder
 from typing import Any
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -164,8 +166,8 @@ def _check_message(message: Any, i: int, declared: set[str] | None, call_ids: se
     if not isinstance(message, dict):
         result.add("message_missing_key", f"{_where(i)} is not an object with `role` and `content`.", i)
         return
-    unknown = sorted(str(k) for k in message if k not in MESSAGE_KEYS)
-    if unknown:
+    if not MESSAGE_KEYS.issuperset(message):  # the common case costs one C-level set test
+        unknown = sorted(str(k) for k in message if k not in MESSAGE_KEYS)
         result.add("message_unrecognized_key", f"{_where(i)} has unrecognized key(s): {', '.join(unknown)}.", i)
     role = message.get("role")
     if "role" not in message:
@@ -225,11 +227,30 @@ def check_record(record: Any) -> ExampleCheck:
     return result
 
 
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def json_encoder(*, sort_keys: bool = False, ensure_ascii: bool = True) -> Callable[[Any], str]:
+    """json.dumps with default separators as a reusable function: the same text, built ~1.5x faster.
+
+    json.dumps builds a new C encoder on every call, which dominates for small objects. Without circular-reference
+    markers: the values come from parsed JSON, which cannot be circular.
+    """
+    make = getattr(_json_encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the C accelerator
+        return lambda value: json.dumps(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+    strings = _json_encoder.encode_basestring_ascii if ensure_ascii else _json_encoder.encode_basestring
+    encode = make(None, _not_json, strings, None, ": ", ", ", sort_keys, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_canonical = json_encoder(sort_keys=True, ensure_ascii=False)
+
+
 def content_hash(record: dict[str, Any]) -> str:
     """A hash of the example's content, for duplicate and train/validation leakage checks."""
-    canonical = json.dumps(
-        {"messages": record.get("messages"), "tools": record.get("tools")}, sort_keys=True, ensure_ascii=False
-    )
+    canonical = _canonical({"messages": record.get("messages"), "tools": record.get("tools")})
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -248,16 +269,23 @@ def search_text(messages: Any) -> str:
     return "\n".join(parts).lower()
 
 
+def cached_columns(record: dict[str, Any]) -> tuple[ExampleCheck, list[dict[str, Any]], str, str]:
+    """(check, problems as stored, content_hash, search_text) of one example record: the cached columns' values."""
+    result = check_record(record)
+    problems = [p.as_dict() for p in result.problems] if result.problems else []
+    return result, problems, content_hash(record), search_text(record.get("messages"))
+
+
 def apply_check(example) -> ExampleCheck:
     """Recompute an Example's cached validation columns from its content; returns the check."""
     record = example.to_record()
-    result = check_record(record)
+    result, problems, digest, text = cached_columns(record)
     example.valid = result.valid
     example.n_errors = result.n_errors
     example.n_warnings = result.n_warnings
-    example.problems = [p.as_dict() for p in result.problems]
+    example.problems = problems
     example.n_messages = result.n_messages
-    example.content_hash = content_hash(record)
-    example.search_text = search_text(example.messages)
+    example.content_hash = digest
+    example.search_text = text
     example.token_counts = None  # the example changed: the report recounts it (in bulk) and caches the result
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from app.services.validation.checks import CODES
 from app.services.validation.estimate import Estimate, estimate
 from app.services.validation.modeltable import ModelInfo, resolve_model, table_date
 from app.services.validation.stats import Bin, Summary, histogram, summarize
-from app.services.validation.tokens import count_many
+from app.services.validation.tokens import count_many, count_openai_later
 
 MIN_TRAINING_EXAMPLES = 10
 SPLITS = ("train", "validation", "all")
@@ -163,13 +164,15 @@ def _store_counts(session: Session, updates: list[tuple[int, str, dict]]) -> Non
 def fill_counts(session: Session, cols: Columns, info: ModelInfo, settings: Any = None) -> bool:
     """Count the examples whose cache lacks this model's encoding, in bulk, and store the counts; True if exact."""
     missing = {cols.ids[i]: i for i, t in enumerate(cols.total) if t is None}
-    exact = True
+    if not missing:
+        return True
     key = info.cache_key
     pending = list(missing)
-    for start in range(0, len(pending), FILL_CHUNK):
-        loaded = _load_for_count(session, pending[start : start + FILL_CHUNK])
-        records = [{"messages": m, "tools": tools, **(extra or {})} for _, m, tools, extra, _, _ in loaded]
-        counts = count_many(records, info, settings)
+    chunks = (pending[start : start + FILL_CHUNK] for start in range(0, len(pending), FILL_CHUNK))
+    exact = True
+
+    def finish(loaded: list[tuple], counts) -> None:
+        nonlocal exact
         updates = []
         for (row_id, _, _, _, cached, content_hash), c in zip(loaded, counts, strict=True):
             i = missing[row_id]
@@ -180,6 +183,26 @@ def fill_counts(session: Session, cols: Columns, info: ModelInfo, settings: Any 
                 updates.append((row_id, content_hash, (cached or {}) | {key: c.as_dict()}))
         if updates:
             _store_counts(session, updates)
+
+    def records(loaded: list[tuple]) -> list[dict]:
+        return [{"messages": m, "tools": tools, **(extra or {})} for _, m, tools, extra, _, _ in loaded]
+
+    if info.is_local:
+        for chunk in chunks:
+            loaded = _load_for_count(session, chunk)
+            finish(loaded, count_many(records(loaded), info, settings))
+        return exact
+    # OpenAI encodings: tiktoken encodes one chunk (without the GIL) while the next is read and decoded.
+    with ThreadPoolExecutor(1, thread_name_prefix="report-count") as pool:
+        previous = None
+        for chunk in chunks:
+            loaded = _load_for_count(session, chunk)
+            later = count_openai_later(records(loaded), info.encoding, pool)
+            if previous is not None:
+                finish(previous[0], previous[1]())
+            previous = (loaded, later)
+        if previous is not None:
+            finish(previous[0], previous[1]())
     return exact
 
 

@@ -1,0 +1,95 @@
+"""Browser fixtures: one real server (with its embedded worker and the tiny model) and one headless Chromium.
+
+Both are session-scoped: starting them costs seconds, and the tests each make their own dataset, so they do
+not step on one another. Every page a test opens is watched for JS errors and CSP violations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.main import create_app
+from app.migrate import upgrade
+from tests.conftest import LiveServer, free_port, make_settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+TINY = "tiny-llama"
+WAIT_MS = 20_000  # a page condition that takes longer than this on 2 busy cores is a bug, not slowness
+
+# Chromium logs CSP violations to the console, but an event listener added before any page script also
+# catches the ones a page's own code could swallow. Init scripts run outside the page's CSP.
+_REPORT_CSP = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline code"));
+});
+"""
+
+
+@pytest.fixture(scope="session")
+def e2e_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """The real app on a free loopback port: temp data dir, embedded worker, the tiny model registered."""
+    from app.engine.testing import build_tiny_model
+
+    root = tmp_path_factory.mktemp("e2e")
+    tiny = build_tiny_model(root / "tiny-llama")
+    settings = make_settings(root / "data", embedded_worker=True, local_models={TINY: tiny},
+                             default_base_model=TINY, heartbeat_seconds=0.2, worker_poll_seconds=0.05)
+    upgrade(settings)
+    with LiveServer(create_app(settings), free_port()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium, headless, driven by Playwright (never Playwright's own browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class PageProblems:
+    """JS errors and console errors (CSP violations among them) seen on each URL a page visited."""
+
+    def __init__(self, page):
+        self.found: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.found.append(f"{page.url}: console: {m.text}"))
+        page.on("pageerror", lambda e: self.found.append(f"{page.url}: page error: {e}"))
+
+    def assert_none(self) -> None:
+        """Fail with every problem seen so far."""
+        assert not self.found, "the browser reported problems:\n" + "\n".join(self.found)
+
+
+@pytest.fixture
+def page(chromium, e2e_server):
+    """A fresh browser tab (own cookies) on the server; fails the test if any page logged an error."""
+    from playwright.sync_api import expect
+
+    context = chromium.new_context(base_url=e2e_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    context.add_init_script(_REPORT_CSP)
+    tab = context.new_page()
+    tab.on("dialog", lambda dialog: dialog.accept())  # hx-confirm and data-confirm ask before destructive actions
+    problems = PageProblems(tab)
+    tab.problems = problems
+    yield tab
+    context.close()
+    problems.assert_none()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot under test-output/screenshots/ for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
