@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.security import LoginRequired
-from app.services.errors import DomainError
+from app.security import LoginRequired, check_api_key, is_api_path
+from app.services.errors import DomainError, Unauthorized
 from app.web import is_htmx
 
 log = logging.getLogger("tuneboard")
@@ -96,6 +96,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code in (404, 405) and is_api_path(request.url.path):
+            # Unmatched paths skip the route guard; an API client without a valid key learns that first, as
+            # OpenAI answers 401 before 404.
+            try:
+                check_api_key(request)
+            except Unauthorized as denied:
+                return error_response(request, 401, denied.message, denied.code)
         message = exc.detail if isinstance(exc.detail, str) else "Request failed"
         if exc.status_code == 404 and message == "Not Found":
             message = f"Nothing at {request.url.path}."

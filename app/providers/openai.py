@@ -35,7 +35,7 @@ class OpenAIProvider(Provider):
                  **options: Any):
         super().__init__(settings, **options)
         self._api_key = api_key
-        self.base_url = base_url or settings.openai_base_url
+        self._base_url = base_url
         self.engine = engine
         self.max_retries = max_retries
         self.poll_seconds = poll_seconds
@@ -58,6 +58,22 @@ class OpenAIProvider(Provider):
             with Session(self.engine) as session:
                 return get_value(session, OPENAI_API_KEY) or None
         return None
+
+    @property
+    def base_url(self) -> str | None:
+        """The API address in force: given, saved on the settings page, or from the environment/settings."""
+        if self._base_url:
+            return self._base_url
+        if self.engine is not None:
+            from sqlmodel import Session
+
+            from app.services.app_settings import OPENAI_BASE_URL, get_value
+
+            with Session(self.engine) as session:
+                saved = get_value(session, OPENAI_BASE_URL)
+            if saved:
+                return saved
+        return self.settings.openai_base_url
 
     @property
     def client(self):

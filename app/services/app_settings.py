@@ -10,6 +10,7 @@ from app.models import AppSetting
 from app.models.common import utcnow
 
 OPENAI_API_KEY = "openai_api_key"
+OPENAI_BASE_URL = "openai_base_url"
 DESTRUCTIVE_ACTIONS = "destructive_actions_enabled"
 
 

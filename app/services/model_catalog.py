@@ -47,10 +47,22 @@ def _base_names(settings: Settings) -> list[str]:
     return model_names(settings)
 
 
+def _openai_base_names(session: Session, settings: Settings) -> list[str]:
+    """OpenAI's fine-tunable chat models from the model table, offered only when an OpenAI key is set."""
+    from app.services.app_settings import OPENAI_API_KEY, get_value
+    from app.services.validation.modeltable import load_table
+
+    if not settings.openai_api_key and not get_value(session, OPENAI_API_KEY):
+        return []
+    return [e["name"] for e in load_table()["models"] if e.get("provider", "openai") == "openai"]
+
+
 def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
-    """Base models first, then tuned models and checkpoints, newest first."""
+    """Base models first (local, then OpenAI's when a key is set), then tuned models and checkpoints, newest first."""
     out = [ModelInfo(id=name, kind="base", owned_by="tuneboard", created=0, base_model=None)
            for name in _base_names(settings)]
+    out += [ModelInfo(id=name, kind="openai", owned_by="openai", created=0, base_model=name)
+            for name in _openai_base_names(session, settings)]
     tuned = session.exec(select(TunedModel).where(col(TunedModel.deleted_at).is_(None))
                          .order_by(col(TunedModel.created_at).desc()))
     for model in tuned:
@@ -90,4 +102,6 @@ def resolve_model(session: Session, settings: Settings, model_id: str) -> Resolv
         if cp.path:
             ref = ModelRef(name=model_id, base_model=job.model, adapter_path=settings.data_dir / cp.path)
             return ResolvedModel(model_id, "checkpoint", "local", ref, job.model)
+    if model_id in _openai_base_names(session, settings):
+        return ResolvedModel(model_id, "openai", "openai", model_id, model_id)
     raise NotFound(f"The model '{model_id}' does not exist", code="model_not_found", param="model")

@@ -13,7 +13,7 @@ from app.services import app_settings
 from app.services.auth import create_api_key
 from app.services.errors import Invalid, NotFound
 
-OPENAI_BASE_URL = "openai_base_url"
+OPENAI_BASE_URL = app_settings.OPENAI_BASE_URL
 
 
 @dataclass

@@ -61,8 +61,21 @@ class PageProblems:
 
     def __init__(self, page):
         self.found: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.found.append(f"{page.url}: console: {m.text}"))
+        self.page = page
+        page.on("console", self._console)
         page.on("pageerror", lambda e: self.found.append(f"{page.url}: page error: {e}"))
+        page.on("response", self._response)
+
+    def _console(self, message) -> None:
+        # "Failed to load resource" also follows each deliberate 4xx (a refused save, the favicon nobody
+        # ships); responses are judged in _response instead, where the URL is known.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.found.append(f"{self.page.url}: console: {message.text}")
+
+    def _response(self, response) -> None:
+        missing_asset = response.status == 404 and "/static/" in response.url
+        if response.status >= 500 or missing_asset:
+            self.found.append(f"{self.page.url}: HTTP {response.status} for {response.request.method} {response.url}")
 
     def assert_none(self) -> None:
         """Fail with every problem seen so far."""

@@ -86,7 +86,11 @@ def test_a_new_user_imports_fixes_checks_tunes_watches_chats_and_saves_an_exampl
     expect(report.locator("table.report-problems tr.error")).to_have_count(0)
     expect(report.locator("[data-testid=epochs]")).to_have_text(re.compile(r"^\s*\d+\s*$"))
     expect(report).to_contain_text("charged tokens")
+    expect(report.locator("[data-testid=cost]")).to_have_text(re.compile(r"^\$\d+\.\d\d$"))
+    page.locator("#report-model").select_option(TINY)  # htmx swaps the report for the local model
+    expect(page).to_have_url(re.compile(f"model={TINY}"))
     expect(report).to_contain_text("Estimated training time")
+    expect(report.locator("table.report-problems tr.error")).to_have_count(0)
     screenshot(page, "04-report")
 
     # Launch a local job on the tiny model from the "Fine-tune…" form.

@@ -54,3 +54,11 @@ def test_state_changing_page_request_without_csrf_token_is_refused(app):
         token = c.cookies.get("tb_csrf")
         assert c.post("/_probe", headers={"X-CSRF-Token": token}).json() == {"ok": True}
         assert c.post("/_probe", data={"csrf_token": token}).json() == {"ok": True}
+
+
+def test_unknown_api_paths_answer_401_before_404_without_a_key(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        assert c.get("/v1/no-such-thing").status_code == 401
+        assert c.get("/v1/no-such-thing", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 404

@@ -13,8 +13,8 @@ import gzip
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -229,18 +229,6 @@ def count_openai(records: Iterable[Any], encoding_name: str) -> list[TokenCounts
     for record in records:
         plan.add(record)
     return plan.totals(plan.lengths(get_encoding(encoding_name)))
-
-
-def count_openai_later(records: Iterable[Any], encoding_name: str, pool: Executor) -> Callable[[], list[TokenCounts]]:
-    """Plan the counts now and encode in `pool`; calling the result waits for the counts.
-
-    Lets a caller read the next batch from the database while tiktoken (which releases the GIL) encodes this one.
-    """
-    plan = _Plan()
-    for record in records:
-        plan.add(record)
-    future = pool.submit(plan.lengths, get_encoding(encoding_name))
-    return lambda: plan.totals(future.result())
 
 
 def _approximate(record: Any) -> TokenCounts:
