@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from app.services import job_form, monitoring
 from app.web import SessionDep, render
@@ -54,12 +54,12 @@ def job_page(request: Request, job_id: str, session: SessionDep):
 
 
 @router.get("/jobs/{job_id}/results.csv", include_in_schema=False)
-def job_results_csv(job_id: str, session: SessionDep):
-    """The job's metrics as a CSV file (OpenAI's result file columns)."""
+def job_results_csv(request: Request, job_id: str, session: SessionDep):
+    """The job's metrics as a CSV file (OpenAI's result file columns), streamed."""
     job_form.get_job_or_404(session, job_id)
-    body = monitoring.results_csv(session, job_id)
+    body = monitoring.iter_results_csv(request.app.state.engine, job_id)
     headers = {"Content-Disposition": f'attachment; filename="{job_id}-results.csv"'}
-    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @router.post("/jobs/{job_id}/cancel", include_in_schema=False)

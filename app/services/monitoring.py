@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -245,15 +246,30 @@ def last_seq(session: Session, job_id: str) -> int:
     return session.exec(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id)).one() or 0
 
 
+def iter_results_csv(engine: Engine, job_id: str, batch: int = 1000) -> Iterator[str]:
+    """The job's metrics as OpenAI's result file (step,train_loss,train_accuracy,valid_loss,
+    valid_mean_token_accuracy), streamed in chunks from its own session: a long job has many thousand rows."""
+    yield "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n"
+    query = (select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
+             .order_by(JobEvent.seq).execution_options(yield_per=batch))
+    with Session(engine) as session:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        for n, event in enumerate(session.exec(query), start=1):
+            p = metric_point(event)
+            if p is not None:
+                writer.writerow([p.get("step"), p.get("train_loss", ""), p.get("train_mean_token_accuracy", ""),
+                                 p.get("valid_loss", ""), p.get("valid_mean_token_accuracy", "")])
+            if n % batch == 0:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+        yield out.getvalue()
+
+
 def results_csv(session: Session, job_id: str) -> str:
-    """The job's metrics as OpenAI's result file: step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"])
-    for p in metric_series(session, job_id):
-        writer.writerow([p.get("step"), p.get("train_loss", ""), p.get("train_mean_token_accuracy", ""),
-                         p.get("valid_loss", ""), p.get("valid_mean_token_accuracy", "")])
-    return out.getvalue()
+    """The whole result file as one string (small jobs, tests)."""
+    return "".join(iter_results_csv(session.get_bind(), job_id))
 
 
 def job_checkpoints(session: Session, job_id: str) -> list[Checkpoint]:
