@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python bench/chat_latency.py [--tokens 128] [--data-dir /tmp/tuneboard-bench]
 Targets (issue #4): time to first token < 300 ms, >= 80 tokens/s on the 2-core CPU.
-Baseline in the same run: `model.generate` of transformers (greedy, KV cache, float32 weights) on the same prompts.
+Baseline in the same run: `model.generate` of transformers (greedy, KV cache, float32 weights) on the same prompts,
+and the served weights' agreement with that float32 reference (teacher-forced top-1).
 """
 
 from __future__ import annotations
@@ -79,6 +80,22 @@ def main() -> None:
         n = out.shape[1] - ids["input_ids"].shape[1]
         base_rates.append(n / (time.perf_counter() - t0))
     print(f"baseline generate(): {statistics.median(base_rates):.1f} tokens/s")
+    if loaded.lean is not None:
+        # Quality of the served (quantized) weights: teacher-forced top-1 agreement with the float32 HF forward.
+        agree = total = 0
+        with torch.inference_mode():
+            for prompt in PROMPTS:
+                ids = tok(render_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True),
+                          add_special_tokens=False)["input_ids"]
+                full = model.generate(torch.tensor([ids]), max_new_tokens=args.tokens, do_sample=False)[0].tolist()
+                reference = model(torch.tensor([full])).logits[0, len(ids) - 1 : -1].argmax(-1).tolist()
+                cache = loaded.lean.new_cache(len(full))
+                logits = loaded.lean.forward(ids, cache)
+                for position, token in enumerate(full[len(ids):]):
+                    agree += int(torch.argmax(logits)) == reference[position]
+                    total += 1
+                    logits = loaded.lean.forward([token], cache)
+        print(f"served weights pick the float32 greedy token at {agree}/{total} positions (teacher-forced)")
     print(f"ttft_ms={statistics.median(ttfts) * 1000:.0f} tokens_per_s={statistics.median(rates):.1f} "
           f"ratio_vs_generate={statistics.median(rates) / statistics.median(base_rates):.2f}")
 

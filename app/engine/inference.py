@@ -49,10 +49,11 @@ class ChatChunk:
 
 @dataclass
 class _Loaded:
-    model: object
+    model: object  # the Hugging Face model, for architectures the lean path does not cover (else None)
     tokenizer: object
     eos_ids: frozenset[int]
     max_positions: int
+    lean: object = None  # app.engine.lean.LeanLlama when the model is Llama-shaped
 
 
 _cache: OrderedDict[tuple, _Loaded] = OrderedDict()
@@ -90,8 +91,16 @@ def _load(settings: Settings, ref: ModelRef) -> _Loaded:
             # Merge in float32 so served weights equal base + LoRA delta; merged means no extra matmuls per token.
             model = PeftModel.from_pretrained(model, str(ref.adapter_path)).merge_and_unload()
     model.eval()
-    if os.environ.get("TUNEBOARD_ENGINE_QUANTIZE", "1") != "0":
-        # Decoding one token reads every weight: int8 weights are 4x less memory traffic, ~4x faster on CPU.
+    quantize = os.environ.get("TUNEBOARD_ENGINE_QUANTIZE", "1") != "0"
+    lean_model = None
+    from app.engine import lean
+
+    if lean.supports(model):
+        # Decoding one token reads every weight: 4/8-bit weights are less memory traffic, and the lean loop drops
+        # the per-module overhead that dominated the HF forward (bench/results/engine.md).
+        with torch.no_grad():
+            lean_model = lean.LeanLlama(model, lean.QUANTIZED if quantize else "fp32")
+    elif quantize:
         from torch.ao.quantization import quantize_dynamic
 
         with _hf.quiet():
@@ -102,7 +111,11 @@ def _load(settings: Settings, ref: ModelRef) -> _Loaded:
     eos.update(generation_eos if isinstance(generation_eos, list) else [generation_eos])
     eos.discard(None)
     max_positions = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
-    return _Loaded(model, tokenizer, frozenset(eos), max_positions)
+    # The lean path keeps its own copies of the weights: the HF model is not needed any more.
+    return _Loaded(None if lean_model else model, tokenizer, frozenset(eos), max_positions, lean_model)
+
+
+_load_lock = threading.Lock()
 
 
 def get_model(settings: Settings, ref: ModelRef) -> _Loaded:
@@ -117,7 +130,10 @@ def get_model(settings: Settings, ref: ModelRef) -> _Loaded:
         with _cache_lock:
             if key in _cache:
                 return _cache[key]
-        loaded = _load(settings, ref)
+        # One load at a time across all models: transformers' meta-device init and quantize_dynamic are not
+        # safe to run concurrently (two cold models in the compare view crashed with meta tensors).
+        with _load_lock:
+            loaded = _load(settings, ref)
         with _cache_lock:
             _cache[key] = loaded
             while len(_cache) > CACHE_SIZE:
@@ -168,6 +184,25 @@ def _next_token(logits, params: ChatParams, generator) -> int:
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
+def _lean_steps(loaded: _Loaded, expected: int) -> Callable[[list[int]], object]:
+    """A step function: token ids in (the prompt, then one at a time), next-token logits out."""
+    cache = loaded.lean.new_cache(expected)
+    return lambda ids: loaded.lean.forward(ids, cache)
+
+
+def _hf_steps(model) -> Callable[[list[int]], object]:
+    import torch
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+
+    def step(ids: list[int]):
+        out = model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1]
+
+    return step
+
+
 def stream_chat(
     settings: Settings,
     ref: ModelRef,
@@ -180,7 +215,6 @@ def stream_chat(
 
     _hf.prepare()
     import torch
-    from transformers import DynamicCache
 
     from app.engine.tokenizer import render_chat
 
@@ -210,21 +244,20 @@ def stream_chat(
     emitted = 0
     finish = "length"
     by_string = False
-    cache = DynamicCache(config=model.config)
-    input_ids = torch.tensor([prompt_ids])
+    step = _lean_steps(loaded, len(prompt_ids) + max_tokens) if loaded.lean else _hf_steps(model)
+    next_ids = prompt_ids
     for _ in range(max_tokens):
         if should_stop is not None and should_stop():
             finish = "stop"
             break
         # Grad mode is thread-local and this generator may resume on another worker thread: scope it per step.
         with torch.inference_mode():
-            out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-            token = _next_token(out.logits[0, -1], params, generator)
+            token = _next_token(step(next_ids), params, generator)
         if token in loaded.eos_ids:
             finish = "stop"
             break
         generated.append(token)
-        input_ids = torch.tensor([[token]])
+        next_ids = [token]
         text = tokenizer.decode(generated, skip_special_tokens=True)
         hits = [i for i in (text.find(s, max(0, emitted - len(s))) for s in stops) if i >= 0]
         if hits:

@@ -30,24 +30,6 @@ def supports(model) -> bool:
     return inner is not None and hasattr(inner, "rotary_emb") and hasattr(inner, "layers")
 
 
-class _Int8Linear:
-    """y = x @ W.T with W as per-channel symmetric int8 (fbgemm), activations quantized per call."""
-
-    def __init__(self, weight: torch.Tensor):
-        from app.engine._hf import quiet
-
-        weight = weight.detach().float().contiguous()
-        scales = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
-        zeros = torch.zeros(weight.shape[0], dtype=torch.long)
-        with quiet():  # torch marks its quantized tensor API as deprecated; fbgemm's kernels are still its fastest
-            quantized = torch.quantize_per_channel(weight, scales, zeros, 0, torch.qint8)
-            self.packed = torch.ops.quantized.linear_prepack(quantized, None)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        # reduce_range=True as torch's dynamic quantized Linear does on x86 (avoids int16 accumulation overflow).
-        return torch.ops.quantized.linear_dynamic(x, self.packed, True)
-
-
 class _WeightInt8Linear:
     """y = x @ W.T with W as per-channel int8 and bf16 activations (weight-only: activation outliers survive)."""
 
@@ -62,7 +44,7 @@ class _WeightInt8Linear:
 
 
 class _Int4Linear:
-    """y = x @ W.T with W as 4-bit groups of 32 (asymmetric), bf16 activations."""
+    """y = x @ W.T with W as 4-bit groups of 32 (asymmetric min/max), bf16 activations."""
 
     GROUP = 32
 
@@ -73,21 +55,13 @@ class _Int4Linear:
         low, high = groups.amin(-1, keepdim=True), groups.amax(-1, keepdim=True)
         scale = (high - low).clamp(min=1e-8) / 15
         q = torch.round((groups - low) / scale).clamp(0, 15).to(torch.int32).reshape(n, k)
-        zero = low + scale * 8
-        self.scales = torch.cat([scale, zero], -1).reshape(n, k // self.GROUP, 2).transpose(0, 1).contiguous()
-        self.scales = self.scales.to(torch.bfloat16)
+        zero = low + scale * 8  # the kernel computes (q - 8) * scale + zero
+        scales = torch.cat([scale, zero], -1).reshape(n, k // self.GROUP, 2).transpose(0, 1).contiguous()
+        self.scales = scales.to(torch.bfloat16)
         self.weight = torch._convert_weight_to_int4pack_for_cpu(q, 1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.weight, self.GROUP, self.scales).float()
-
-
-class _BFloat16Linear:
-    def __init__(self, weight: torch.Tensor):
-        self.weight = weight.detach().to(torch.bfloat16).contiguous()
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.to(torch.bfloat16), self.weight).float()
 
 
 class _Float32Linear:
@@ -98,8 +72,21 @@ class _Float32Linear:
         return F.linear(x, self.weight)
 
 
-_KINDS = {"fp32": _Float32Linear, "bf16": _BFloat16Linear, "int8": _Int8Linear, "w8": _WeightInt8Linear,
-          "w4": _Int4Linear}
+_KINDS = {"fp32": _Float32Linear, "w8": _WeightInt8Linear, "w4": _Int4Linear}
+_ROLES = ("qkv", "out", "gate_up", "down", "head")
+# Measured on SmolLM2-135M (bench/results/engine.md): 4-bit decoder weights cost little (the residual stream and
+# norms stay float32), but the LM head picks the token and needs 8 bits to keep the float32 greedy choices.
+QUANTIZED = {"qkv": "w4", "out": "w4", "gate_up": "w4", "down": "w4", "head": "w8"}
+
+
+def _make(kind: str, weight: torch.Tensor):
+    """The fastest-to-build linear of that kind, falling back to float32 where a kernel refuses the shape."""
+    if kind == "w4" and weight.shape[1] % _Int4Linear.GROUP:
+        kind = "w8"
+    try:
+        return _KINDS[kind](weight)
+    except RuntimeError:  # a kernel missing on this CPU build, or an odd shape: exact and slower beats failing
+        return _Float32Linear(weight)
 
 
 @dataclass
@@ -131,18 +118,24 @@ class KVCache:
 
 
 class LeanLlama:
-    """Forward passes of a (merged) Llama model over a KVCache; returns the logits of the last position."""
+    """Forward passes of a (merged) Llama model over a KVCache; returns the logits of the last position.
 
-    def __init__(self, model, weights: str = "fp32"):
+    weights: "fp32" (the reference maths, equal to the HF forward within float rounding), "w8", "w4", or a dict
+    role -> kind over QUANTIZED's roles.
+    """
+
+    def __init__(self, model, weights: str | dict = "fp32"):
         config = model.config
         inner = model.model
-        make = _KINDS[weights]
+        kinds = dict.fromkeys(_ROLES, weights) if isinstance(weights, str) else {**QUANTIZED, **weights}
+        make = {role: (lambda w, kind=kind: _make(kind, w)) for role, kind in kinds.items()}
         self.n_heads = config.num_attention_heads
         self.n_kv = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.n_heads
         self.intermediate = config.intermediate_size
         self.max_positions = int(getattr(config, "max_position_embeddings", 2048) or 2048)
         self.eps = float(config.rms_norm_eps)
+        self.scale = self.head_dim**-0.5
         self.layers = []
         with torch.no_grad():
             for layer in inner.layers:
@@ -150,17 +143,26 @@ class LeanLlama:
                 qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
                 gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
                 self.layers.append(_Layer(
-                    layer.input_layernorm.weight.detach().float().clone(), make(qkv), make(attn.o_proj.weight),
-                    layer.post_attention_layernorm.weight.detach().float().clone(), make(gate_up),
-                    make(mlp.down_proj.weight),
+                    layer.input_layernorm.weight.detach().float().clone(), make["qkv"](qkv),
+                    make["out"](attn.o_proj.weight), layer.post_attention_layernorm.weight.detach().float().clone(),
+                    make["gate_up"](gate_up), make["down"](mlp.down_proj.weight),
                 ))
             self.embed = inner.embed_tokens.weight.detach().float().clone()
             self.norm = inner.norm.weight.detach().float().clone()
-            self.head = make(model.get_output_embeddings().weight)
-            # The model's own rotary module gives cos/sin for every position (any rope scaling it implements).
-            positions = torch.arange(self.max_positions)[None]
-            cos, sin = inner.rotary_emb(self.embed[:1][None], positions)
-            self.cos, self.sin = cos[0].float().contiguous(), sin[0].float().contiguous()
+            self.head = make["head"](model.get_output_embeddings().weight)
+            self.rotary = inner.rotary_emb
+            self.cos = self.sin = torch.zeros(0, self.head_dim)
+            self._rope_tables(_INITIAL_CACHE)
+
+    def _rope_tables(self, needed: int) -> None:
+        """cos/sin for positions [0, needed), from the model's own rotary module (any rope scaling it has)."""
+        if needed <= self.cos.shape[0]:
+            return
+        # Grown by doubling: a 128k-context model should not hold a 128k table for a short chat.
+        count = min(self.max_positions, max(needed, 2 * self.cos.shape[0]))
+        with torch.no_grad():
+            cos, sin = self.rotary(self.embed[:1][None], torch.arange(count)[None])
+        self.cos, self.sin = cos[0].float().contiguous(), sin[0].float().contiguous()
 
     def new_cache(self, expected: int) -> KVCache:
         """An empty cache sized for `expected` positions (it grows if a reply runs longer)."""
@@ -179,6 +181,7 @@ class LeanLlama:
             raise ValueError("the lean path extends a filled cache one token at a time")
         cache.reserve(start + n, self.max_positions)
         end = start + n
+        self._rope_tables(end)
         heads, kv, dim = self.n_heads, self.n_kv, self.head_dim
         x = self.embed[torch.tensor(token_ids)]  # [n, hidden]
         cos, sin = self.cos[start:end][:, None], self.sin[start:end][:, None]  # [n, 1, dim]
@@ -191,9 +194,18 @@ class LeanLlama:
             cache.keys[index, :, start:end] = qk[:, heads:].transpose(0, 1)
             cache.values[index, :, start:end] = qkv[:, q_width + kv_width :].view(n, kv, dim).transpose(0, 1)
             keys, values = cache.keys[index, :, :end], cache.values[index, :, :end]
-            # One new token sees every cached position, so it needs no mask; a prompt from 0 is plain causal.
-            attended = F.scaled_dot_product_attention(q, keys, values, is_causal=n > 1, enable_gqa=heads != kv)
-            x = x + layer.out(attended.transpose(0, 1).reshape(n, q_width))
+            if n == 1:
+                # One new token sees every cached position: no mask. Grouping the query heads by their shared
+                # KV head makes this two small bmm calls (SDPA with enable_gqa takes a slow generic path on CPU).
+                grouped = q.reshape(kv, heads // kv, dim)
+                scores = torch.bmm(grouped, keys.transpose(1, 2)).mul_(self.scale)
+                attended = torch.bmm(torch.softmax(scores, dim=-1), values).reshape(1, q_width)
+            else:  # a prompt from position 0: plain causal attention on the fused kernel
+                group = heads // kv
+                keys, values = keys.repeat_interleave(group, 0), values.repeat_interleave(group, 0)
+                attended = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
+                attended = attended.transpose(0, 1).reshape(n, q_width)
+            x = x + layer.out(attended)
             h = F.rms_norm(x, (x.shape[-1],), layer.norm2, self.eps)
             gate_up = layer.gate_up(h)
             x = x + layer.down(F.silu(gate_up[:, : self.intermediate]) * gate_up[:, self.intermediate :])

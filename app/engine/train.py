@@ -68,8 +68,11 @@ def load_lora_model(base_path: Path, rank: int, device: str, seed: int):
 
     from app.engine._hf import quiet
 
+    # On CUDA the frozen base weights are stored in bf16: autocast would otherwise re-cast every weight at every
+    # step. The LoRA weights stay float32 (PEFT keeps adapters in float32), so the optimizer state is exact.
+    base_dtype = autocast_dtype(device) if device == "cuda" else torch.float32
     with quiet():
-        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=base_dtype)
         torch.manual_seed(seed)
         config = LoraConfig(
             r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
@@ -86,6 +89,11 @@ class Stepper:
         self.model, self.device, self.dtype = model, device, dtype
         self.backbone = inner.get_decoder()
         self.head = inner.get_output_embeddings()
+        if device == "cuda" and os.environ.get("TUNEBOARD_ENGINE_COMPILE", "0") == "1":
+            import torch
+
+            # Shapes vary per length bucket: dynamic so a new length does not recompile the whole model.
+            self.backbone = torch.compile(self.backbone, dynamic=True)
 
     def row_loss(self, ids: list[int], pos: list[int], trained: list[bool]):
         """(summed loss tensor, n targets, n correct) for one packed row."""
@@ -93,14 +101,36 @@ class Stepper:
 
         input_ids = torch.tensor([ids], device=self.device)
         position_ids = torch.tensor([pos], device=self.device)
-        targets_mask = torch.tensor(trained[1:] + [False], device=self.device)
-        targets = torch.tensor(ids[1:] + [0], device=self.device)[targets_mask]
+        loss, correct = self._score(input_ids, position_ids, [trained[1:] + [False]], [ids[1:] + [0]])
+        return loss, sum(trained[1:]), int(correct)
+
+    def batch_loss(self, examples):
+        """(summed loss tensor, correct tensor) of examples right-padded to one length, all on the device.
+
+        With causal attention a real token never sees the trailing pads, so no mask is needed at all and SDPA
+        keeps its flash kernels (a block-diagonal mask for packed rows forces its slow masked path on CUDA).
+        Pads are never targets. Nothing here waits for the GPU: the caller syncs at its metrics cadence.
+        """
+        import torch
+
+        width = -(-max(len(e.input_ids) for e in examples) // 8) * 8  # multiples of 8 suit the tensor cores
+        ids = [e.input_ids + [0] * (width - len(e.input_ids)) for e in examples]
+        mask = [e.trained[1:] + [False] * (width - len(e.trained) + 1) for e in examples]
+        targets = [row[1:] + [0] for row in ids]
+        input_ids = torch.tensor(ids, device=self.device)
+        return self._score(input_ids, None, mask, targets)
+
+    def _score(self, input_ids, position_ids, mask: list[list[bool]], targets: list[list[int]]):
+        import torch
+
+        targets_mask = torch.tensor(mask, device=self.device)
+        targets = torch.tensor(targets, device=self.device)[targets_mask]
         with torch.autocast(self.device, dtype=self.dtype, enabled=self.dtype is not None):
             hidden = self.backbone(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
-            logits = self.head(hidden[0][targets_mask]).float()
+            logits = self.head(hidden[targets_mask]).float()
         loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
-        correct = int((logits.argmax(-1) == targets).sum())
-        return loss, int(targets.numel()), correct
+        correct = (logits.detach().argmax(-1) == targets).sum()
+        return loss, correct
 
     def evaluate(self, examples, row_tokens: int) -> tuple[float | None, float | None]:
         """Mean loss and token accuracy over examples (no gradients)."""
@@ -111,11 +141,31 @@ class Stepper:
         total, count, correct = 0.0, 0, 0
         self.model.eval()
         with torch.no_grad():
-            for row in pack(examples, row_tokens):
-                loss, n, c = self.row_loss(*row)
-                total, count, correct = total + float(loss), count + n, correct + c
+            if self.device == "cuda":
+                for bucket in token_buckets(examples, row_tokens):
+                    loss, c = self.batch_loss(bucket)
+                    total, correct = total + loss, correct + c
+                count = sum(e.n_trained for e in examples)
+                total, correct = float(total), int(correct)
+            else:
+                for row in pack(examples, row_tokens):
+                    loss, n, c = self.row_loss(*row)
+                    total, count, correct = total + float(loss), count + n, correct + c
         self.model.train()
         return total / max(count, 1), correct / max(count, 1)
+
+
+def token_buckets(examples, budget: int) -> list[list]:
+    """Examples sorted by length, cut into micro-batches whose padded size (count x longest) fits the budget."""
+    batches, current = [], []
+    for example in sorted(examples, key=lambda e: len(e.input_ids)):
+        if current and (len(current) + 1) * len(example.input_ids) > budget:
+            batches.append(current)
+            current = []
+        current.append(example)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _save_adapter(model, optimizer, target: Path, state: dict) -> Path:
@@ -235,13 +285,20 @@ def _train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> 
     model = load_lora_model(base_path, hyper["lora_rank"], device, seed)
     params = [q for q in model.parameters() if q.requires_grad]
     lr = BASE_LEARNING_RATE * hyper["learning_rate_multiplier"]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, foreach=True)
+    cuda = device == "cuda"
+    # fused=True: one kernel for the whole update on CUDA instead of a dozen per parameter group.
+    fast = {"fused": True} if cuda else {"foreach": True}
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, **fast)
     start_step = 0
     if resume:
         _restore(model, optimizer, Path(resume["checkpoint_dir"]))
         start_step = int(resume.get("step") or state.get("step") or 0)
         emit(p.event(f"Resumed from the checkpoint at step {start_step}."))
-    row_tokens = 4096 if device == "cuda" else 512  # CPU rows stay short so a cancel lands within a second or two
+    # CPU rows stay short so a cancel lands within a second or two; on a GPU a step's micro-batches hold up to
+    # this many (padded) tokens, so small examples share one big kernel launch instead of many small ones.
+    row_tokens = 512
+    if cuda:
+        row_tokens = 16384 if torch.cuda.get_device_properties(0).total_memory >= 20 * 2**30 else 4096
     stepper = Stepper(model, device, dtype)
     model.train()
     log_every = max(1, total_steps // 100)
@@ -264,41 +321,51 @@ def _train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> 
                 if should_stop():
                     raise Cancelled()
                 optimizer.zero_grad(set_to_none=True)
-                rows = pack([train.examples[i] for i in batch], row_tokens)
-                n_targets = sum(sum(r[2][1:]) for r in rows)
+                examples = [train.examples[i] for i in batch]
+                n_targets = sum(e.n_trained for e in examples)
                 loss_sum, correct = 0.0, 0
-                for row in rows:
-                    if should_stop():
-                        raise Cancelled()
-                    loss, _, c = stepper.row_loss(*row)
-                    (loss / n_targets).backward()  # mean over the step's trained tokens, however they were packed
-                    loss_sum, correct = loss_sum + float(loss.detach()), correct + c
+                if cuda:  # length buckets, right-padded, no mask; loss and accuracy stay on the GPU
+                    for bucket in token_buckets(examples, row_tokens):
+                        if should_stop():
+                            raise Cancelled()
+                        loss, c = stepper.batch_loss(bucket)
+                        (loss / n_targets).backward()
+                        loss_sum, correct = loss_sum + loss.detach(), correct + c
+                else:
+                    for row in pack(examples, row_tokens):
+                        if should_stop():
+                            raise Cancelled()
+                        loss, _, c = stepper.row_loss(*row)
+                        (loss / n_targets).backward()  # mean over the step's trained tokens, however packed
+                        loss_sum, correct = loss_sum + float(loss.detach()), correct + c
                 for group in optimizer.param_groups:  # linear decay; a function of the step, so resume needs no state
                     group["lr"] = lr * max(0.0, 1.0 - step / total_steps)
                 optimizer.step()
                 step += 1
+                epoch_end = index == len(batches) - 1
+                evaluate_now = bool(eval_subset) and step % eval_every == 0 and not epoch_end
+                if not (step % log_every == 0 or epoch_end or step == total_steps or evaluate_now):
+                    continue  # nothing to report: no host sync, the GPU runs ahead
                 metrics = {
                     "step": step,
                     "total_steps": total_steps,
-                    "train_loss": loss_sum / n_targets,
-                    "train_mean_token_accuracy": correct / n_targets,
+                    "train_loss": float(loss_sum) / n_targets,
+                    "train_mean_token_accuracy": int(correct) / n_targets,
                     "valid_loss": None,
                     "valid_mean_token_accuracy": None,
                 }
-                epoch_end = index == len(batches) - 1
-                if eval_subset and (step % eval_every == 0) and not epoch_end:
+                if evaluate_now:
                     measured = stepper.evaluate(eval_subset, row_tokens)
                     metrics["valid_loss"], metrics["valid_mean_token_accuracy"] = measured
                 if epoch_end and valid is not None:
                     measured = stepper.evaluate(valid.examples, row_tokens)
                     metrics["valid_loss"], metrics["valid_mean_token_accuracy"] = measured
                 last_metrics = metrics
-                if step % log_every == 0 or epoch_end or step == total_steps:
-                    emit(p.event(f"Step {step}/{total_steps}: training loss={metrics['train_loss']:.4f}"))
-                    emit(p.metrics_event(metrics))
-                    writer.writerow([step, metrics["train_loss"], metrics["train_mean_token_accuracy"],
-                                     metrics["valid_loss"], metrics["valid_mean_token_accuracy"]])
-                    handle.flush()
+                emit(p.event(f"Step {step}/{total_steps}: training loss={metrics['train_loss']:.4f}"))
+                emit(p.metrics_event(metrics))
+                writer.writerow([step, metrics["train_loss"], metrics["train_mean_token_accuracy"],
+                                 metrics["valid_loss"], metrics["valid_mean_token_accuracy"]])
+                handle.flush()
                 if epoch_end:
                     checkpoint = _save_adapter(
                         model, optimizer, out_dir / "checkpoints" / f"step-{step}",

@@ -218,19 +218,23 @@ class Provider(ABC):
                 ctx.event("Cancellation requested; waiting for the provider to confirm.")
             try:
                 status, events = self.poll(provider_job_id, last_event)
+                for ev in events:
+                    ctx.event(ev.message, level=ev.level, type=ev.type, data=ev.data, event_id=ev.id,
+                              created_at=ev.created_at)
+                    last_event = ev.id
+                if status.status in ("running", "succeeded") or status.fine_tuned_model:
+                    checkpoints = self.list_checkpoints(provider_job_id)
             except ProviderError as exc:
+                # Any call of a poll round may meet an outage: the whole round is retried (events and checkpoints
+                # are de-duplicated by id, so nothing is recorded twice).
                 if not exc.retryable:
                     raise
                 ctx.event(f"{exc.message} Retrying shortly.", level="warn")
                 if ctx.wait(self.poll_seconds):
                     return
                 continue
-            for ev in events:
-                ctx.event(ev.message, level=ev.level, type=ev.type, data=ev.data, event_id=ev.id,
-                          created_at=ev.created_at)
-                last_event = ev.id
             if status.status in ("running", "succeeded") or status.fine_tuned_model:
-                for cp in self.list_checkpoints(provider_job_id):
+                for cp in checkpoints:
                     if cp.id not in seen_checkpoints:
                         seen_checkpoints.add(cp.id)
                         ctx.checkpoint(cp.step_number, cp.fine_tuned_model_checkpoint, cp.metrics, cp.path, cp.id)

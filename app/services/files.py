@@ -33,10 +33,15 @@ def create_file(session: Session, settings: Settings, stream: BinaryIO, *, filen
     row.path = f"files/{row.id}"
     target = settings.storage_path("files", row.id)
     size = 0
-    with target.open("wb") as out:
-        while chunk := stream.read(CHUNK):
-            out.write(chunk)
-            size += len(chunk)
+    try:
+        with target.open("wb") as out:
+            while chunk := stream.read(CHUNK):
+                out.write(chunk)
+                size += len(chunk)
+    except BaseException:
+        # A half-written upload (full disk, client gone) must not stay behind looking like a complete file.
+        target.unlink(missing_ok=True)
+        raise
     if size == 0:
         target.unlink(missing_ok=True)
         raise Invalid(f"The file '{filename}' is empty: upload a JSONL file with one chat example per line.",

@@ -20,6 +20,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 TINY = "tiny-llama"
+TINY_B = "tiny-llama-b"
 WAIT_MS = 20_000  # a page condition that takes longer than this on 2 busy cores is a bug, not slowness
 
 # Chromium logs CSP violations to the console, but an event listener added before any page script also
@@ -37,11 +38,14 @@ def e2e_server(tmp_path_factory) -> Iterator[LiveServer]:
     from app.engine.testing import build_tiny_model
 
     root = tmp_path_factory.mktemp("e2e")
-    tiny = build_tiny_model(root / "tiny-llama")
-    settings = make_settings(root / "data", embedded_worker=True, local_models={TINY: tiny},
+    # Two different random models, so the compare view streams two distinct replies.
+    models = {TINY: build_tiny_model(root / TINY), TINY_B: build_tiny_model(root / TINY_B, seed=1)}
+    settings = make_settings(root / "data", embedded_worker=True, local_models=models,
                              default_base_model=TINY, heartbeat_seconds=0.2, worker_poll_seconds=0.05)
     upgrade(settings)
-    with LiveServer(create_app(settings), free_port()) as server:
+    app = create_app(settings)
+    with LiveServer(app, free_port()) as server:
+        server.app = app
         yield server
 
 
@@ -50,6 +54,8 @@ def chromium():
     """Debian's Chromium, headless, driven by Playwright (never Playwright's own browser download)."""
     from playwright.sync_api import sync_playwright
 
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
@@ -94,7 +100,6 @@ def page(chromium, e2e_server):
     tab = context.new_page()
     tab.on("dialog", lambda dialog: dialog.accept())  # hx-confirm and data-confirm ask before destructive actions
     problems = PageProblems(tab)
-    tab.problems = problems
     yield tab
     context.close()
     problems.assert_none()
@@ -106,3 +111,13 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def seed_dataset(server, name: str, n_examples: int) -> int:
+    """A dataset of n valid arithmetic examples written straight to the server's database; its id."""
+    from sqlmodel import Session
+
+    from tests.support.builders import make_dataset
+
+    with Session(server.app.state.engine) as session:
+        return make_dataset(session, n_train=n_examples, name=name).id

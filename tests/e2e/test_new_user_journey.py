@@ -94,7 +94,7 @@ def test_a_new_user_imports_fixes_checks_tunes_watches_chats_and_saves_an_exampl
     screenshot(page, "04-report")
 
     # Launch a local job on the tiny model from the "Fine-tune…" form.
-    page.go_back()
+    page.get_by_role("link", name="← Pirate voice").click()
     page.get_by_role("link", name="Fine-tune…").click()
     expect(page).to_have_url(re.compile(r"/jobs/new\?dataset_id=\d+$"))
     form = page.locator("#new-job")
@@ -112,7 +112,8 @@ def test_a_new_user_imports_fixes_checks_tunes_watches_chats_and_saves_an_exampl
     page.get_by_role("button", name="Launch fine-tune").click()
     page.wait_for_url("**/jobs/ftjob-*")
 
-    # The live page: the event log and the loss chart grow without a reload.
+    # The live page: the event log and the loss chart grow without a reload (the marker would not survive one).
+    page.evaluate("() => { window.tbSamePage = true; }")
     log = page.locator("#event-log li")
     rows_at_load = log.count()
     points_at_load = chart_points(page)
@@ -126,6 +127,7 @@ def test_a_new_user_imports_fixes_checks_tunes_watches_chats_and_saves_an_exampl
     assert log.count() > rows_at_load + 2
     assert chart_points(page) > max(points_at_load, 1) + 1
     expect(page.locator("#event-log")).to_contain_text("The job has successfully completed")
+    assert page.evaluate("() => window.tbSamePage === true")
     screenshot(page, "07-job-succeeded")
 
     # Chat with the tuned model: the reply streams into the transcript.
