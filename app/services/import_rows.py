@@ -1,16 +1,12 @@
 """The CPU half of an import: lines → parsed, checked, serialised rows. No database, no SQLAlchemy.
 
-Kept free of heavy imports so a helper process (`python -m app.services.import_rows`, driven by importer.py) can
-run it next to the SQLite inserts: on a 2-core machine parsing and writing then overlap instead of adding up.
-The helper speaks pickle over its own stdin/stdout pipes, to its parent only.
+Rows come out as plain tuples in ROW_FIELDS order, ready for one executemany per batch (no ORM objects).
 """
 
 from __future__ import annotations
 
 import json
-import pickle
-import sys
-from typing import Any, BinaryIO
+from typing import Any
 
 from app.services.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
 from app.services.validation.checks import cached_columns, json_encoder
@@ -91,18 +87,3 @@ def prepare_lines(lines: list[bytes], first_number: int) -> tuple[list[tuple], l
         else:
             rows.append(prepare_record(record))
     return rows, rejected
-
-
-def serve(source: BinaryIO, sink: BinaryIO) -> None:
-    """The helper process's loop: read pickled (lines, first_number) batches, answer prepare_lines' results."""
-    while True:
-        try:
-            lines, first = pickle.load(source)
-        except EOFError:
-            return  # the importer closed the pipe: its import is over
-        pickle.dump(prepare_lines(lines, first), sink, protocol=pickle.HIGHEST_PROTOCOL)
-        sink.flush()
-
-
-if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -7,14 +7,7 @@ rejected with its line number, a stable code, a plain message and its raw text.
 from __future__ import annotations
 
 import csv
-import os
-import pickle
-import queue
 import secrets
-import subprocess
-import sys
-import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +32,6 @@ PROGRESS_EVERY = 5000
 # The content-hash index takes inserts at random places; with SQLite's default 2 MB page cache a large import
 # keeps re-reading index pages, so the import's connection gets a bigger cache for the import only.
 IMPORT_CACHE_KB = 128_000
-# Past this many lines an import hands parsing and checking to a helper process while this one writes: the two
-# halves cost about the same, so on 2 cores they overlap. Small imports never pay the helper's start-up.
-PARALLEL_AFTER_LINES = 20_000
-IN_FLIGHT = 4  # batches handed to the helper ahead of the writer: enough to keep it busy, memory stays flat
 CSV_COLUMNS = ("system", "user", "assistant")
 Progress = Callable[[int, int], None]  # (lines read, bytes read)
 
@@ -149,56 +138,6 @@ class _Writer:
             self.rows = []
 
 
-class _Helper:
-    """A helper process that parses and checks batches of lines while this process writes rows.
-
-    A plain subprocess (not multiprocessing): it never re-imports the caller's __main__, and it lives exactly as
-    long as one import. A feeder thread writes batches to its stdin so that neither pipe can fill up and block.
-    """
-
-    def __init__(self) -> None:
-        root = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.services.import_rows"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path},
-        )
-        self.jobs: queue.Queue = queue.Queue()
-        self.feeder = threading.Thread(target=self._feed, name="import-feeder", daemon=True)
-        self.feeder.start()
-
-    def _feed(self) -> None:
-        stdin = self.process.stdin
-        try:
-            while (job := self.jobs.get()) is not None:
-                pickle.dump(job, stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                stdin.flush()
-        except (OSError, ValueError):
-            pass  # the helper is gone: the importer notices on its next read and does the work itself
-        finally:
-            try:
-                stdin.close()
-            except OSError:
-                pass
-
-    def submit(self, lines: list[bytes], first: int) -> None:
-        """Queue one batch."""
-        self.jobs.put((lines, first))
-
-    def result(self) -> tuple[list[tuple], list[tuple[int, str, bytes, str]]]:
-        """The next batch's answer, in submission order (raises if the helper died)."""
-        return pickle.load(self.process.stdout)
-
-    def close(self, kill: bool = False) -> None:
-        """Stop the helper (at once when `kill`) and release its pipes."""
-        if kill:
-            self.process.kill()
-        self.jobs.put(None)
-        self.feeder.join()
-        self.process.stdout.close()
-        self.process.wait()
-
-
 def _lines(stream: BinaryIO) -> Iterator[bytes]:
     # Reading in fixed blocks keeps memory flat however long the file (a 500 MB upload is never held whole).
     first = True
@@ -234,65 +173,26 @@ def import_jsonl(
     """Import a JSONL file (chat or prompt/completion lines) into a dataset, in one transaction."""
 
     def work(writer: _Writer, result: ImportResult) -> None:
-        pending: deque[tuple[list[bytes], int]] = deque()  # batches handed to the helper, oldest first
-        helper: _Helper | None = None
-        use_helper = (os.cpu_count() or 1) > 1
-
-        def write(rows: list[tuple], rejected: list[tuple[int, str, bytes, str]]) -> None:
+        def write(lines: list[bytes], first: int) -> None:
+            rows, rejected = prepare_lines(lines, first)
             for number, code, body, detail in rejected:
                 _reject(result, number, code, body, detail)
             writer.add_rows(rows)
-
-        def settle_one() -> None:
-            nonlocal helper, use_helper
-            lines, first = pending.popleft()
-            if helper is not None:
-                try:
-                    write(*helper.result())
-                    return
-                except (EOFError, OSError, pickle.UnpicklingError):
-                    # The helper died (killed, out of memory): this process does the rest itself; nothing is lost.
-                    helper.close(kill=True)
-                    helper, use_helper = None, False
-            write(*prepare_lines(lines, first))
-
-        def hand_over(lines: list[bytes], first: int) -> None:
-            nonlocal helper, use_helper
-            if helper is None and use_helper and first > PARALLEL_AFTER_LINES:
-                try:
-                    helper = _Helper()
-                except OSError:
-                    use_helper = False  # no process to spare: parse here, as small imports do
-            if helper is not None:
-                helper.submit(lines, first)
-                pending.append((lines, first))
-                while len(pending) > IN_FLIGHT:
-                    settle_one()
-                return
-            while pending:  # order is kept: earlier batches are written first
-                settle_one()
-            write(*prepare_lines(lines, first))
 
         read = 0
         number = 0
         batch: list[bytes] = []
         first = 1
-        try:
-            for number, data in enumerate(_lines(stream), start=1):
-                read += len(data)
-                batch.append(data.rstrip(b"\r\n"))
-                if len(batch) >= BATCH:
-                    hand_over(batch, first)
-                    batch, first = [], number + 1
-                if progress is not None and number % PROGRESS_EVERY == 0:
-                    progress(number, read)
-            if batch:
-                hand_over(batch, first)
-            while pending:
-                settle_one()
-        finally:
-            if helper is not None:
-                helper.close(kill=bool(pending))  # on failure, batches still in the helper are dropped
+        for number, data in enumerate(_lines(stream), start=1):
+            read += len(data)
+            batch.append(data.rstrip(b"\r\n"))
+            if len(batch) >= BATCH:
+                write(batch, first)
+                batch, first = [], number + 1
+            if progress is not None and number % PROGRESS_EVERY == 0:
+                progress(number, read)
+        if batch:
+            write(batch, first)
         result.lines = number
         if progress is not None:
             progress(number, read)
