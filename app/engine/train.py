@@ -89,11 +89,6 @@ class Stepper:
         self.model, self.device, self.dtype = model, device, dtype
         self.backbone = inner.get_decoder()
         self.head = inner.get_output_embeddings()
-        if device == "cuda" and os.environ.get("TUNEBOARD_ENGINE_COMPILE", "0") == "1":
-            import torch
-
-            # Shapes vary per length bucket: dynamic so a new length does not recompile the whole model.
-            self.backbone = torch.compile(self.backbone, dynamic=True)
 
     def row_loss(self, ids: list[int], pos: list[int], trained: list[bool]):
         """(summed loss tensor, n targets, n correct) for one packed row."""

@@ -141,3 +141,27 @@ def test_a_spec_round_trips_through_json(tmp_path):
 
 def test_records_helper_builds_chats():
     assert chat("a", "b")["messages"][1] == {"role": "assistant", "content": "b"}
+
+
+def test_right_padded_length_buckets_score_exactly_like_packed_rows(tiny_model_dir):
+    import random
+
+    import torch
+
+    from app.engine.data import Example, pack
+    from app.engine.train import Stepper, load_lora_model, token_buckets
+
+    rng = random.Random(0)
+    examples = []
+    for _ in range(9):
+        n = rng.randint(5, 40)
+        examples.append(Example([rng.randint(3, 300) for _ in range(n)], [False] * (n // 2) + [True] * (n - n // 2)))
+    stepper = Stepper(load_lora_model(tiny_model_dir, 4, "cpu", 1), "cpu", None)
+    buckets = token_buckets(examples, 100)
+    assert sorted(map(id, sum(buckets, []))) == sorted(map(id, examples))
+    assert all(len(b) * max(len(e.input_ids) for e in b) <= 100 or len(b) == 1 for b in buckets)
+    with torch.no_grad():
+        packed = [stepper.row_loss(*row) for row in pack(examples, 4096)]
+        padded = [stepper.batch_loss(bucket) for bucket in buckets]
+    assert sum(float(p[0]) for p in padded) == pytest.approx(sum(float(p[0]) for p in packed), rel=1e-5)
+    assert sum(int(p[1]) for p in padded) == sum(p[2] for p in packed)

@@ -9,6 +9,7 @@ from app.services import importer
 from app.services.import_rows import prepare_record
 from app.services.validation import apply_check
 
+
 def test_prepared_rows_carry_the_same_validation_columns_as_apply_check():
     record = {"messages": [{"role": "user", "content": "Hi", "extra_key": 1}], "tools": None, "x": [1]}
     row = dict(zip(importer.ROW_FIELDS, prepare_record(json.loads(json.dumps(record))), strict=True))
