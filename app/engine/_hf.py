@@ -24,9 +24,14 @@ def prepare() -> None:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        # OpenMP threads that spin while waiting burn the shared cores (8x slower steps on a busy 2-core box);
-        # passive waiting costs nothing measurable when the machine is quiet. Only effective before torch loads.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # How long an idle OpenMP thread spins before sleeping. Spinning burns shared cores: on a busy 2-core box
+        # training steps got 8x slower, and chat fell from 37 to 7 tokens/s beside a training job; sleeping at once
+        # (PASSIVE) is the safe default. On a dedicated machine a short spin (TUNEBOARD_ENGINE_SPIN=1) makes
+        # decoding ~1.5x faster (bench/results/engine.md). Only effective before torch loads.
+        if os.environ.get("TUNEBOARD_ENGINE_SPIN") == "1":
+            os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+        else:
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()

@@ -83,24 +83,29 @@ def _load(settings: Settings, ref: ModelRef) -> _Loaded:
     from app.engine.tokenizer import load_tokenizer
 
     path = resolve_base_model(settings, ref.base_model)
+    from app.engine import lean
+
+    quantize = os.environ.get("TUNEBOARD_ENGINE_QUANTIZE", "1") != "0"
+    lean_model = None
     with _hf.quiet():
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         if ref.adapter_path is not None:
             from peft import PeftModel
 
+            peft_model = PeftModel.from_pretrained(model, str(ref.adapter_path))
+            if quantize and lean.supports(model):
+                # Quantized base + exact unmerged LoRA (a merged 4-bit weight would round the update away).
+                with torch.no_grad():
+                    lean_model = lean.LeanLlama(peft_model.get_base_model(), lean.QUANTIZED)
             # Merge in float32 so served weights equal base + LoRA delta; merged means no extra matmuls per token.
-            model = PeftModel.from_pretrained(model, str(ref.adapter_path)).merge_and_unload()
+            model = peft_model.merge_and_unload()
     model.eval()
-    quantize = os.environ.get("TUNEBOARD_ENGINE_QUANTIZE", "1") != "0"
-    lean_model = None
-    from app.engine import lean
-
-    if lean.supports(model):
+    if lean_model is None and lean.supports(model):
         # Decoding one token reads every weight: 4/8-bit weights are less memory traffic, and the lean loop drops
         # the per-module overhead that dominated the HF forward (bench/results/engine.md).
         with torch.no_grad():
             lean_model = lean.LeanLlama(model, lean.QUANTIZED if quantize else "fp32")
-    elif quantize:
+    elif lean_model is None and quantize:
         from torch.ao.quantization import quantize_dynamic
 
         with _hf.quiet():
@@ -186,8 +191,24 @@ def _next_token(logits, params: ChatParams, generator) -> int:
 
 def _lean_steps(loaded: _Loaded, expected: int) -> Callable[[list[int]], object]:
     """A step function: token ids in (the prompt, then one at a time), next-token logits out."""
+    import torch
+
     cache = loaded.lean.new_cache(expected)
-    return lambda ids: loaded.lean.forward(ids, cache)
+    spin = os.environ.get("TUNEBOARD_ENGINE_SPIN") == "1"
+
+    def step(ids: list[int]):
+        if len(ids) > 1 or spin:
+            return loaded.lean.forward(ids, cache)
+        # One token is ~300 tiny ops: waking a sleeping OpenMP thread for each costs more than the second core
+        # gains (63 vs 31 tokens/s measured). omp_set_num_threads is per calling thread, so this stays local.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return loaded.lean.forward(ids, cache)
+        finally:
+            torch.set_num_threads(threads)
+
+    return step
 
 
 def _hf_steps(model) -> Callable[[list[int]], object]:

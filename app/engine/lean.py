@@ -64,6 +64,24 @@ class _Int4Linear:
         return torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.weight, self.GROUP, self.scales).float()
 
 
+class _WithLoRA:
+    """A quantized base linear plus an exact float32 low-rank delta: rounding a merged weight to 4 bits would erase
+    the small LoRA update (it is far below one quantization step), so the adapter is applied unmerged."""
+
+    def __init__(self, base, down: torch.Tensor, up: torch.Tensor):
+        self.base, self.down, self.up = base, down.contiguous(), up.contiguous()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + F.linear(F.linear(x, self.down), self.up)
+
+
+def lora_pairs(modules, scaling_key: str = "default"):
+    """(A, B*scaling) stacked for fused projections: A is [sum r, in], B block-diagonal [sum out, sum r]."""
+    downs = [m.lora_A[scaling_key].weight.detach().float() for m in modules]
+    ups = [m.lora_B[scaling_key].weight.detach().float() * m.scaling[scaling_key] for m in modules]
+    return torch.cat(downs), torch.block_diag(*ups)
+
+
 class _Float32Linear:
     def __init__(self, weight: torch.Tensor):
         self.weight = weight.detach().float().contiguous()
@@ -140,12 +158,16 @@ class LeanLlama:
         with torch.no_grad():
             for layer in inner.layers:
                 attn, mlp = layer.self_attn, layer.mlp
-                qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
-                gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+                groups = {"qkv": [attn.q_proj, attn.k_proj, attn.v_proj], "out": [attn.o_proj],
+                          "gate_up": [mlp.gate_proj, mlp.up_proj], "down": [mlp.down_proj]}
+                built = {}
+                for role, modules in groups.items():
+                    built[role] = make[role](torch.cat([m.weight for m in modules]))
+                    if all(hasattr(m, "lora_A") for m in modules):  # an unmerged PEFT adapter
+                        built[role] = _WithLoRA(built[role], *lora_pairs(modules))
                 self.layers.append(_Layer(
-                    layer.input_layernorm.weight.detach().float().clone(), make["qkv"](qkv),
-                    make["out"](attn.o_proj.weight), layer.post_attention_layernorm.weight.detach().float().clone(),
-                    make["gate_up"](gate_up), make["down"](mlp.down_proj.weight),
+                    layer.input_layernorm.weight.detach().float().clone(), built["qkv"], built["out"],
+                    layer.post_attention_layernorm.weight.detach().float().clone(), built["gate_up"], built["down"],
                 ))
             self.embed = inner.embed_tokens.weight.detach().float().clone()
             self.norm = inner.norm.weight.detach().float().clone()

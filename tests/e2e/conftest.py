@@ -1,7 +1,8 @@
 """Browser fixtures: one real server (with its embedded worker and the tiny model) and one headless Chromium.
 
-Both are session-scoped: starting them costs seconds, and the tests each make their own dataset, so they do
-not step on one another. Every page a test opens is watched for JS errors and CSP violations.
+Both live for this package only: starting them costs seconds, and the tests each make their own dataset, so they
+do not step on one another. Not for the whole session: a live sync Playwright keeps an asyncio loop running in
+the main thread, which breaks later tests that run their own loop (asyncio.run, another sync Playwright). Every page a test opens is watched for JS errors and CSP violations.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_server(tmp_path_factory) -> Iterator[LiveServer]:
     """The real app on a free loopback port: temp data dir, embedded worker, the tiny model registered."""
     from app.engine.testing import build_tiny_model
@@ -49,7 +50,7 @@ def e2e_server(tmp_path_factory) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
     """Debian's Chromium, headless, driven by Playwright (never Playwright's own browser download)."""
     from playwright.sync_api import sync_playwright
