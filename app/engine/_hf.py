@@ -27,7 +27,7 @@ def prepare() -> None:
         # How long an idle OpenMP thread spins before sleeping. Spinning burns shared cores: on a busy 2-core box
         # training steps got 8x slower, and chat fell from 37 to 7 tokens/s beside a training job; sleeping at once
         # (PASSIVE) is the safe default. On a dedicated machine a short spin (TUNEBOARD_ENGINE_SPIN=1) makes
-        # decoding ~1.5x faster (bench/results/engine.md). Only effective before torch loads.
+        # decoding ~1.5x faster (bench/README.md). Only effective before torch loads.
         if os.environ.get("TUNEBOARD_ENGINE_SPIN") == "1":
             os.environ.setdefault("GOMP_SPINCOUNT", "10000")
         else:

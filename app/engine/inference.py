@@ -102,7 +102,7 @@ def _load(settings: Settings, ref: ModelRef) -> _Loaded:
     model.eval()
     if lean_model is None and lean.supports(model):
         # Decoding one token reads every weight: 4/8-bit weights are less memory traffic, and the lean loop drops
-        # the per-module overhead that dominated the HF forward (bench/results/engine.md).
+        # the per-module overhead that dominated the HF forward (bench/README.md).
         with torch.no_grad():
             lean_model = lean.LeanLlama(model, lean.QUANTIZED if quantize else "fp32")
     elif lean_model is None and quantize:

@@ -92,7 +92,7 @@ class _Float32Linear:
 
 _KINDS = {"fp32": _Float32Linear, "w8": _WeightInt8Linear, "w4": _Int4Linear}
 _ROLES = ("qkv", "out", "gate_up", "down", "head")
-# Measured on SmolLM2-135M (bench/results/engine.md): 4-bit decoder weights cost little (the residual stream and
+# Measured on SmolLM2-135M (bench/README.md): 4-bit decoder weights cost little (the residual stream and
 # norms stay float32), but the LM head picks the token and needs 8 bits to keep the float32 greedy choices.
 QUANTIZED = {"qkv": "w4", "out": "w4", "gate_up": "w4", "down": "w4", "head": "w8"}
 
