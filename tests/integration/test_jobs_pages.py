@@ -134,3 +134,15 @@ def test_deleting_the_tuned_model_is_hidden_and_refused_while_switched_off(clien
 def test_unknown_job_page_is_a_friendly_404(client):
     response = client.get("/jobs/ftjob-missing")
     assert response.status_code == 404 and "ftjob-missing" in response.text
+
+
+def test_the_event_log_shows_each_training_step_once(client, session):
+    job = make_job(session)
+    data = {"step": 1, "total_steps": 2, "train_loss": 1.5}
+    session.add(JobEvent(job_id=job.id, message="Step 1/2: training loss=1.5000"))
+    session.add(JobEvent(job_id=job.id, type="metrics", message="Step 1/2", data=data))
+    session.add(JobEvent(job_id=job.id, type="metrics", message="Step 2/2: training loss=1.2", data={**data, "step": 2}))
+    session.commit()
+    html = client.get(f"/jobs/{job.id}").text
+    assert html.count("Step 1/2") == 1  # the bare metrics mirror of a logged step is left to the chart
+    assert "Step 2/2: training loss=1.2" in html  # a metrics event that carries its own line (OpenAI's) stays
