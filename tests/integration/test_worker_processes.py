@@ -16,28 +16,16 @@ from app.models import Checkpoint, Job, JobEvent, JobStatus, TunedModel
 from app.services import jobs
 from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import settings, tiny_model  # noqa: F401
+from tests.support import processes
+from tests.support.processes import stop
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(settings, *args: str, step_seconds: float = 0.02) -> subprocess.Popen:
-    env = dict(os.environ, TB_FAKE_STEP_SECONDS=str(step_seconds), PYTHONPATH=str(ROOT))
-    log = settings.data_dir / f"worker-{time.monotonic_ns()}.log"
-    with open(log, "wb") as err:
-        worker = subprocess.Popen([sys.executable, "-m", "tests.support.worker_main", str(settings.data_dir), *args],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    worker.log = log
-    return worker
-
-
-def stop(*workers: subprocess.Popen) -> None:
-    for worker in workers:
-        if worker.poll() is None:
-            worker.terminate()
-    for worker in workers:
-        worker.wait(timeout=20)
+def start_worker(settings, *args: str, step_seconds: float = 0.02):
+    return processes.start_worker(settings, "tests.support.worker_main", *args, step_seconds=step_seconds)
 
 
 def job_now(engine, job_id: str) -> Job:

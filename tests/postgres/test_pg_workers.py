@@ -2,43 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
 from app.models import Job, JobEvent, JobStatus
 from app.services import jobs
+from tests.support import processes
 from tests.support.builders import make_dataset
+from tests.support.processes import stop
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(settings, *args: str, step_seconds: float = 0.005) -> subprocess.Popen:
+def start_worker(settings, *args: str, step_seconds: float = 0.005):
     """A worker process (tests/postgres/worker_main.py) on the test's database and data dir."""
-    env = dict(os.environ, TB_FAKE_STEP_SECONDS=str(step_seconds), PYTHONPATH=str(ROOT))
-    log = settings.data_dir / f"worker-{time.monotonic_ns()}.log"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as err:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "tests.postgres.worker_main", str(settings.data_dir), settings.database_url, *args],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    worker.log = log
-    return worker
-
-
-def stop(*workers: subprocess.Popen) -> None:
-    for worker in workers:
-        if worker.poll() is None:
-            worker.terminate()
-    for worker in workers:
-        worker.wait(timeout=30)
+    return processes.start_worker(settings, "tests.postgres.worker_main", settings.database_url, *args,
+                                  step_seconds=step_seconds)
 
 
 def test_four_worker_processes_run_forty_queued_jobs_each_exactly_once(session, settings, engine):
