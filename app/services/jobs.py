@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from app.config import Settings
 from app.models import Job, JobStatus, TunedModel
 from app.models.common import utcnow
-from app.services.errors import Conflict, Invalid, NotFound
+from app.services.errors import Invalid, NotFound
 from app.services.job_events import (add_event, events_page, latest_checkpoint, list_checkpoints, list_events,
                                      record_checkpoint, record_event)
 from app.services.job_import import import_openai_jobs
@@ -77,8 +77,9 @@ def cancel_job(session: Session, job_id: str) -> Job:
     """Cancel a job: a waiting one at once; a running one is flagged and its worker stops it (or tells OpenAI)."""
     job = get_job(session, job_id)
     if job.job_status.is_terminal:
-        raise Conflict(f"Job {job_id} has already {job.status}; it cannot be cancelled.", code="job_not_cancellable",
-                       param="job_id")
+        # 400, not 409: OpenAI answers a cancel of an ended job with a 400 invalid_request_error.
+        raise Invalid(f"Job {job_id} has already {job.status}; it cannot be cancelled.", code="job_not_cancellable",
+                      param="job_id")
     now = utcnow()
     # Conditional update: a worker may claim the job between our read and this write.
     taken = session.exec(update(Job).where(Job.id == job_id, col(Job.status).in_(_WAITING))

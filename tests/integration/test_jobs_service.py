@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from app.models import Example, Job, JobStatus, Snapshot
 from app.services import jobs
-from app.services.errors import Conflict, Invalid, NotFound
+from app.services.errors import Invalid, NotFound
 from app.services.job_queue import claim_next
 from app.services.snapshots import snapshot_path
 from tests.support.builders import chat, make_dataset
@@ -87,8 +87,9 @@ def test_jobs_list_newest_first_with_cursor_filters_and_metadata(session, settin
 def test_cancelling_a_queued_job_ends_it_and_a_finished_job_cannot_be_cancelled(session, settings):
     job = launch(session, settings, make_dataset(session))
     assert jobs.cancel_job(session, job.id).status == JobStatus.cancelled
-    with pytest.raises(Conflict):
+    with pytest.raises(Invalid) as refused:
         jobs.cancel_job(session, job.id)
+    assert refused.value.code == "job_not_cancellable"
     with pytest.raises(NotFound):
         jobs.get_job(session, "ftjob-missing")
 

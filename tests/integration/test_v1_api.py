@@ -181,6 +181,16 @@ def test_pause_is_refused_with_an_openai_error(client):
     client.fine_tuning.jobs.cancel(job.id)
 
 
+def test_cancelling_an_ended_job_is_a_bad_request_like_openai(client):
+    training = upload(client, "ended.jsonl", jsonl([example(i) for i in range(10)]))
+    job = client.fine_tuning.jobs.create(model="tiny-llama", training_file=training.id)
+    client.fine_tuning.jobs.cancel(job.id)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.fine_tuning.jobs.cancel(job.id)
+    assert info.value.body["code"] == "job_not_cancellable"
+    assert "cannot be cancelled" in info.value.body["message"]
+
+
 def test_chat_completion_from_a_base_model_reports_usage(client):
     completion = client.chat.completions.create(
         model="tiny-llama", max_tokens=5, seed=1,
