@@ -10,7 +10,7 @@ from app.services.validation.modeltable import picker_models
 from app.services.validation.report import build_report
 from app.web import SessionDep, render
 
-router = APIRouter(tags=["reports"])
+router = APIRouter()
 
 ModelQuery = Query(None, max_length=300, description="Model to count tokens and estimate cost for.")
 SplitQuery = Query("train", pattern="^(train|validation|all)$", description="Which examples: train, validation, all.")
@@ -31,7 +31,7 @@ def report_page(request: Request, dataset_id: int, session: SessionDep, model: s
     return render(request, "reports/report.html", context, partial="reports/_report.html")
 
 
-@router.get("/api/datasets/{dataset_id}/report", tags=["api"])
+@router.get("/api/datasets/{dataset_id}/report", tags=["datasets"])
 def report_api(request: Request, dataset_id: int, session: SessionDep, model: str | None = ModelQuery,
                split: str = SplitQuery) -> dict:
     """Validation report of a dataset for one model: problem counts, statistics and the estimate."""
