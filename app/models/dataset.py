@@ -33,6 +33,8 @@ class Dataset(DatasetBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Bumped by every change to the dataset's examples (services.datasets.touch_dataset); see migration 0004.
+    rev: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Example(SQLModel, table=True):
@@ -42,9 +44,9 @@ class Example(SQLModel, table=True):
     __table_args__ = (
         Index("ix_examples_dataset_position", "dataset_id", "position"),
         Index("ix_examples_dataset_split_valid", "dataset_id", "split", "valid"),
-        Index("ix_examples_dataset_hash", "dataset_id", "content_hash"),
         Index("ix_examples_dataset_split_position", "dataset_id", "split", "position"),
         Index("ix_examples_dataset_valid_position", "dataset_id", "valid", "position"),
+        Index("ix_examples_dataset_rev", "dataset_id", "rev"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -66,6 +68,8 @@ class Example(SQLModel, table=True):
     token_counts: Any = json_field(None)  # {"o200k_base": {"total":…, "assistant":…, "trained":…}, …}
     content_hash: str = Field(default="", max_length=64)
     search_text: str = Field(default="")  # lower-cased message text, for search
+    # The dataset's rev when this row was last written; NULL from writers that do not stamp (always re-read).
+    rev: int | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 

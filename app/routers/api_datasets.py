@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +15,7 @@ from app.routers.datasets import stream_export
 from app.services import datasets as ds
 from app.services import examples as ex
 from app.services import importer
+from app.streamed_upload import StreamedUpload
 from app.web import SessionDep
 
 router = APIRouter(prefix="/api", tags=["datasets"])
@@ -122,11 +124,21 @@ def delete_dataset(dataset_id: int, session: SessionDep):
     return Response(status_code=204)
 
 
-@router.post("/datasets/{dataset_id}/import", response_model=ImportOut)
-def import_file(dataset_id: int, file: Annotated[UploadFile, File()], session: SessionDep,
-                format: Literal["auto", "jsonl", "csv"] = "auto"):
-    """Import a JSONL (or CSV: system,user,assistant) file; every rejected line is listed with a code."""
-    result = importer.import_file(session, dataset_id, file.file, filename=file.filename or "", kind=format)
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "A .jsonl or .csv file."}}}}}}}
+
+
+@router.post("/datasets/{dataset_id}/import", response_model=ImportOut, openapi_extra=_UPLOAD_BODY)
+async def import_file(request: Request, dataset_id: int, session: SessionDep,
+                      format: Literal["auto", "jsonl", "csv"] = "auto"):
+    """Import a JSONL (or CSV: system,user,assistant) file, multipart field `file`; every rejected line is listed."""
+    upload = StreamedUpload(request, "file")
+    await upload.start()
+    stream = upload.reader()
+    result = await run_in_threadpool(importer.import_file, session, dataset_id, stream, filename=upload.filename,
+                                     kind=format)
+    await upload.finish()
     return result.as_dict()
 
 

@@ -163,9 +163,16 @@ def rename_dataset(session: Session, id: int, name: str) -> Dataset:
     return update_dataset(session, id, name=name)
 
 
-def touch_dataset(session: Session, dataset_id: int) -> None:
-    """Mark a dataset as changed now (inside the caller's transaction)."""
-    session.execute(Dataset.__table__.update().where(Dataset.id == dataset_id).values(updated_at=utcnow()))
+def touch_dataset(session: Session, dataset_id: int) -> int:
+    """Mark a dataset as changed now (inside the caller's transaction); returns its new `rev` for the rows written.
+
+    Call it before writing (or deleting) example rows and stamp the rows written with the result: the bump takes
+    the dataset row's write lock until commit, so a reader that sees rev N also sees every row stamped N or less
+    (the Report relies on it), and every writer locking the dataset row first keeps PostgreSQL free of deadlocks.
+    """
+    table = Dataset.__table__
+    bump = table.update().where(table.c.id == dataset_id).values(updated_at=utcnow(), rev=table.c.rev + 1)
+    return session.execute(bump.returning(table.c.rev)).scalar_one()
 
 
 def delete_dataset(session: Session, id: int) -> None:
@@ -177,8 +184,10 @@ def delete_dataset(session: Session, id: int) -> None:
     session.commit()
 
 
-def copy_examples_sql(session: Session, source_where, target_dataset_id: int, position_offset: int = 0) -> int:
-    """Copy the examples matched by `source_where` into another dataset, in one INSERT … SELECT."""
+def copy_examples_sql(
+    session: Session, source_where, target_dataset_id: int, position_offset: int = 0, rev: int | None = None
+) -> int:
+    """Copy the examples matched by `source_where` into another dataset, in one INSERT … SELECT, stamped `rev`."""
     table = Example.__table__
     now = utcnow()
     cols = [table.c[name] for name in COPY_COLUMNS]
@@ -188,8 +197,9 @@ def copy_examples_sql(session: Session, source_where, target_dataset_id: int, po
         literal(1, table.c.version.type).label("version"),
         literal(now, table.c.created_at.type).label("created_at"),
         literal(now, table.c.updated_at.type).label("updated_at"),
+        literal(rev, table.c.rev.type).label("rev"),
     ).where(source_where).order_by(table.c.position, table.c.id)
-    names = [*COPY_COLUMNS, "dataset_id", "version", "created_at", "updated_at"]
+    names = [*COPY_COLUMNS, "dataset_id", "version", "created_at", "updated_at", "rev"]
     result = session.execute(insert(table).from_select(names, selected))
     return result.rowcount or 0
 
@@ -200,7 +210,7 @@ def duplicate_dataset(session: Session, id: int, name: str | None = None) -> Dat
     copy = Dataset(name=_clean_name(name or f"{source.name} (copy)"[:200]), description=source.description)
     session.add(copy)
     session.flush()
-    copy_examples_sql(session, Example.dataset_id == id, copy.id)
+    copy_examples_sql(session, Example.dataset_id == id, copy.id, rev=touch_dataset(session, copy.id))
     session.commit()
     session.refresh(copy)
     return copy

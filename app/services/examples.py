@@ -98,8 +98,8 @@ def add_example(session: Session, dataset_id: int, record: Any, split: str | Non
         note=note or "", **record_parts(record),
     )
     validation.apply_check(example)
+    example.rev = touch_dataset(session, dataset_id)
     session.add(example)
-    touch_dataset(session, dataset_id)
     session.commit()
     session.refresh(example)
     return example
@@ -122,7 +122,8 @@ def update_example(
     # Checked on a detached copy: the stored row changes only through the version-guarded UPDATE below.
     probe = Example(dataset_id=example.dataset_id, **parts)
     validation.apply_check(probe)
-    values = dict(parts, split=split, note=note, version=example.version + 1, updated_at=utcnow())
+    rev = touch_dataset(session, example.dataset_id)
+    values = dict(parts, split=split, note=note, version=example.version + 1, updated_at=utcnow(), rev=rev)
     for column in ("valid", "n_errors", "n_warnings", "problems", "n_messages", "token_counts", "content_hash",
                    "search_text"):
         values[column] = getattr(probe, column)
@@ -135,7 +136,6 @@ def update_example(
         session.rollback()
         raise Conflict("This example was changed elsewhere while you saved. Reload it and try again.",
                        code="stale_version", param="version")
-    touch_dataset(session, example.dataset_id)
     session.commit()
     session.expire(example)
     return get_example(session, example_id)
@@ -145,8 +145,8 @@ def delete_example(session: Session, example_id: int) -> int:
     """Delete one example; returns its dataset id."""
     example = get_example(session, example_id)
     dataset_id = example.dataset_id
+    touch_dataset(session, dataset_id)  # first, as every writer: the dataset row is always locked before examples
     session.delete(example)
-    touch_dataset(session, dataset_id)
     session.commit()
     return dataset_id
 
@@ -159,8 +159,8 @@ def duplicate_example(session: Session, example_id: int) -> Example:
         **record_parts(source.to_record()),
     )
     validation.apply_check(copy)
+    copy.rev = touch_dataset(session, source.dataset_id)
     session.add(copy)
-    touch_dataset(session, source.dataset_id)
     session.commit()
     session.refresh(copy)
     return copy
@@ -228,12 +228,12 @@ def _clean_ids(ids: Iterable[Any]) -> list[int]:
 def bulk_delete(session: Session, dataset_id: int, ids: Iterable[Any]) -> int:
     """Delete the given examples of a dataset; returns how many were deleted."""
     get_dataset(session, dataset_id)
+    touch_dataset(session, dataset_id)
     n = 0
     for chunk in _chunks(_clean_ids(ids)):
         n += session.execute(
             Example.__table__.delete().where(Example.dataset_id == dataset_id, Example.id.in_(chunk))
         ).rowcount
-    touch_dataset(session, dataset_id)
     session.commit()
     return n
 
@@ -242,14 +242,14 @@ def bulk_set_split(session: Session, dataset_id: int, ids: Iterable[Any], split:
     """Set the split of the given examples; returns how many changed."""
     get_dataset(session, dataset_id)
     split = normalize_split(split)
+    rev = touch_dataset(session, dataset_id)
     n = 0
     for chunk in _chunks(_clean_ids(ids)):
         n += session.execute(
             update(Example)
             .where(Example.dataset_id == dataset_id, Example.id.in_(chunk))
-            .values(split=split, version=Example.version + 1, updated_at=utcnow())
+            .values(split=split, version=Example.version + 1, updated_at=utcnow(), rev=rev)
         ).rowcount
-    touch_dataset(session, dataset_id)
     session.commit()
     return n
 
@@ -258,14 +258,14 @@ def bulk_copy(session: Session, dataset_id: int, ids: Iterable[Any], target_data
     """Copy the given examples to the end of another dataset; returns how many were copied."""
     get_dataset(session, dataset_id)
     get_dataset(session, int(target_dataset_id))
+    rev = touch_dataset(session, target_dataset_id)
     n = 0
     for chunk in _chunks(_clean_ids(ids)):
         start = _next_position(session, target_dataset_id)
         low = session.execute(select(func.min(Example.position)).where(Example.id.in_(chunk))).scalar() or 0
         n += copy_examples_sql(
-            session, (Example.dataset_id == dataset_id) & Example.id.in_(chunk), target_dataset_id, start - low
+            session, (Example.dataset_id == dataset_id) & Example.id.in_(chunk), target_dataset_id, start - low, rev
         )
-    touch_dataset(session, target_dataset_id)
     session.commit()
     return n
 
@@ -285,15 +285,15 @@ def split_randomly(session: Session, dataset_id: int, percent: float, seed: int 
     n_validation = round(len(ids) * percent / 100)
     now = utcnow()
     with big_cache(session):
+        rev = touch_dataset(session, dataset_id)
         for split, group in (("validation", ids[:n_validation]), ("train", ids[n_validation:])):
             # Sorted chunks touch the table's pages in order instead of jumping around at random.
             for chunk in _chunks(sorted(group)):
                 session.execute(
                     update(Example).where(Example.id.in_(chunk)).values(
-                        split=split, version=Example.version + 1, updated_at=now
+                        split=split, version=Example.version + 1, updated_at=now, rev=rev
                     ), execution_options={"synchronize_session": False},
                 )
-        touch_dataset(session, dataset_id)
     session.commit()
     return {"train": len(ids) - n_validation, "validation": n_validation}
 

@@ -9,24 +9,35 @@ import json
 from typing import Any
 
 from app.services.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
-from app.services.validation.checks import cached_columns, json_encoder
+from app.services.validation.checks import check_record, content_hash, json_encoder, search_text
 
 # A prepared row: the example's own column values, in this order (the writer adds dataset, position, stamps).
 ROW_FIELDS = ("messages", "tools", "extra", "problems", "token_counts", "n_errors", "n_warnings", "n_messages",
               "content_hash", "search_text", "valid")
 _dumps = json_encoder()  # the same text as json.dumps(value)
+_scan_once = json.JSONDecoder().scan_once  # what json.loads runs, C-accelerated where available
 _NO_PROBLEMS = "[]"
+_SEARCH_TEXT = ROW_FIELDS.index("search_text")  # the only column stored as raw text (the JSON ones are ASCII)
 
 
 def parse_line(text: str) -> tuple[dict[str, Any] | None, str | None, str]:
     """A JSONL line as a record, or (None, code, detail) when it cannot become an example."""
     try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-        return None, "invalid_json", detail
+        # json.loads' own C scanner, without its Python layers: a well-formed line is one value, end to end.
+        obj, end = _scan_once(text, 0)
     except RecursionError:
         return None, "too_deep", ""
+    except (StopIteration, ValueError):
+        end = -1
+    if end != len(text):
+        # Anything else (leading or trailing space, a BOM, bad JSON) takes json.loads' path and its messages.
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            return None, "invalid_json", detail
+        except RecursionError:
+            return None, "too_deep", ""
     if not isinstance(obj, dict):
         return None, "not_an_object", ""
     # Nesting deeper than the limit needs more opening brackets than the limit: counting them is C-fast, so
@@ -58,11 +69,18 @@ def prepare_record(record: dict[str, Any]) -> tuple:
             extra["tools"] = None  # an explicit null survives export
         extra = extra or None
     # The record as Example.to_record() would rebuild it has the same keys and values: check it directly.
-    check, problems, digest, text = cached_columns(record)
-    problems_text = _dumps(problems) if problems else _NO_PROBLEMS
+    # (validation.apply_check computes the same columns for the ORM path; a test holds the two together.)
+    check = check_record(record)
+    if check.problems:
+        problems_text = _dumps([p.as_dict() for p in check.problems])
+        n_errors, n_warnings, valid = check.n_errors, check.n_warnings, check.valid
+    else:  # most rows: no need to count levels three times over an empty list
+        problems_text, n_errors, n_warnings, valid = _NO_PROBLEMS, 0, 0, True
+    messages = _dumps(record["messages"])
     return (
-        _dumps(record["messages"]), None if tools is None else _dumps(tools), None if extra is None else _dumps(extra),
-        problems_text, None, check.n_errors, check.n_warnings, check.n_messages, digest, text, check.valid,
+        messages, None if tools is None else _dumps(tools), None if extra is None else _dumps(extra),
+        problems_text, None, n_errors, n_warnings, check.n_messages, content_hash(record, messages),
+        search_text(record["messages"]), valid,
     )
 
 
@@ -79,11 +97,25 @@ def prepare_lines(lines: list[bytes], first_number: int) -> tuple[list[tuple], l
         except UnicodeDecodeError as exc:
             rejected.append((number, "invalid_utf8", body, f"byte {exc.start + 1} cannot be decoded"))
             continue
-        if not text.strip():
+        if not text or text.isspace():
             continue  # blank lines carry no example
         record, code, detail = parse_line(text)
         if record is None:
             rejected.append((number, code, body, detail))
-        else:
-            rows.append(prepare_record(record))
+            continue
+        row = prepare_record(record)
+        if "\\u" in text and not _storable(row[_SEARCH_TEXT]):
+            # A \ud800-\udfff escape with no partner: valid JSON syntax, but no character UTF-8 (nor the database)
+            # can store. Only an escape can make one, so lines without "\u" skip the check.
+            rejected.append((number, "invalid_utf8", body, "it escapes an unpaired surrogate (\\ud800-\\udfff)"))
+            continue
+        rows.append(row)
     return rows, rejected
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

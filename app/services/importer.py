@@ -29,8 +29,10 @@ __all__ = ["ImportResult", "RejectedLine", "import_csv", "import_file", "import_
 
 BATCH = 1000  # rows per executemany: large enough to amortise, small enough to keep memory flat
 PROGRESS_EVERY = 5000
-# The content-hash index takes inserts at random places; with SQLite's default 2 MB page cache a large import
-# keeps re-reading index pages, so the import's connection gets a bigger cache for the import only.
+# A bigger page cache for the import's connection, for the import only. It mattered most while a content-hash
+# index took inserts at random places (dropped in migration 0003); every index left is appended to in order, and
+# since then the difference is within the shared machine's noise. It stays: it costs memory only while an import
+# runs, and the 500 MB import stays under its memory bound with it (bench/README.md).
 IMPORT_CACHE_KB = 128_000
 CSV_COLUMNS = ("system", "user", "assistant")
 Progress = Callable[[int, int], None]  # (lines read, bytes read)
@@ -83,28 +85,31 @@ def _reject(result: ImportResult, number: int, code: str, data: bytes, detail: s
     result.rejected.append(RejectedLine(number, code, message, raw, data))
 
 
-_FIXED_COLUMNS = ("dataset_id", "position", "split", "note", "version", "created_at", "updated_at")
-_INSERT_COLUMNS = (*ROW_FIELDS, *_FIXED_COLUMNS)
+# The example's own values (import_rows), then what every row of one import shares, then its position.
+_SHARED_COLUMNS = ("dataset_id", "split", "note", "version", "created_at", "updated_at")
+# `rev` is the report's change counter (migration 0004): rows stamped with the import's revision are read once by
+# the report instead of at every request.
+_INSERT_COLUMNS = (*ROW_FIELDS, *_SHARED_COLUMNS, "rev", "position")
 # The table with untyped columns: values go to the driver as we prepared them. Serialising the JSON ourselves
-# (and converting booleans and datetimes once per import) roughly halves the cost of an insert.
+# (and converting datetimes once per import) roughly halves the cost of an insert.
 _RAW = table("examples", *[column(name) for name in _INSERT_COLUMNS])
 
 
 class _Writer:
     """Inserts prepared rows (import_rows.ROW_FIELDS) in batches with executemany, in the caller's transaction."""
 
-    def __init__(self, session: Session, dataset_id: int):
+    def __init__(self, session: Session, dataset_id: int, rev: int):
         self.session, self.dataset_id = session, dataset_id
         top = session.execute(select(func.max(Example.position)).where(Example.dataset_id == dataset_id)).scalar()
         self.position = 0 if top is None else top + 1
         dialect = session.get_bind().dialect
-        columns = Example.__table__.c
         now = utcnow()
-        stamp = columns.created_at.type.bind_processor(dialect)
+        stamp = Example.__table__.c.created_at.type.bind_processor(dialect)
         # Without a processor the sqlite3 driver would call isoformat(" ") on every row: do it once.
-        self.now = stamp(now) if stamp else (now.isoformat(" ") if dialect.name == "sqlite" else now)
-        flag = columns.valid.type.bind_processor(dialect)
-        self.flag = (lambda v: v) if flag is None else flag
+        now = stamp(now) if stamp else (now.isoformat(" ") if dialect.name == "sqlite" else now)
+        # `valid` stays a Python bool: sqlite3 stores it as 1/0 (what the Boolean type's processor would make of
+        # it) and PostgreSQL drivers send it as a boolean.
+        self.shared = (dataset_id, None, "", 1, now, now, rev)
         # Compiled once; executemany then goes straight to the driver (no per-batch statement processing).
         compiled = insert(_RAW).compile(dialect=dialect)
         self.sql = str(compiled)
@@ -120,14 +125,13 @@ class _Writer:
 
     def add_rows(self, prepared: list[tuple]) -> None:
         """Queue prepared rows, in order; full batches are written at once."""
-        flag, position, now, dataset_id = self.flag, self.position, self.now, self.dataset_id
-        rows = self.rows
-        for row in prepared:
-            values = (*row[:-1], flag(row[-1]), dataset_id, position, None, "", 1, now, now)
-            rows.append(values if self.positional else dict(zip(_INSERT_COLUMNS, values, strict=True)))
-            position += 1
-        self.position = position
-        if len(rows) >= BATCH:
+        shared, start = self.shared, self.position
+        rows = [row + shared + (position,) for position, row in enumerate(prepared, start)]
+        self.position = start + len(rows)
+        if not self.positional:
+            rows = [dict(zip(_INSERT_COLUMNS, values, strict=True)) for values in rows]
+        self.rows += rows
+        if len(self.rows) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
@@ -154,11 +158,12 @@ def _run(session: Session, dataset_id: int, work: Callable[[_Writer, ImportResul
     result = ImportResult()
     try:
         with big_cache(session, IMPORT_CACHE_KB):
-            writer = _Writer(session, dataset_id)
+            # Bumped before any row is written, as the report's change counter asks (app.services.datasets).
+            rev = touch_dataset(session, dataset_id)
+            writer = _Writer(session, dataset_id, rev)
             work(writer, result)
             writer.flush()
             result.imported = writer.count
-            touch_dataset(session, dataset_id)
         session.commit()
     except BaseException:
         # One import is one transaction: any failure leaves the dataset exactly as it was.

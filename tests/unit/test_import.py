@@ -162,3 +162,13 @@ def test_rejected_lines_are_stored_byte_exact_for_download(settings, session, da
     result = run(session, dataset, line(GOOD) + b"\xff oops\n" + b"[1]\n")
     import_id = importer.store_rejected(settings, dataset.id, result)
     assert importer.rejected_path(settings, dataset.id, import_id).read_bytes() == b"\xff oops\n[1]\n"
+
+
+def test_a_line_escaping_an_unpaired_surrogate_is_rejected_and_the_rest_imported(session, dataset):
+    lone = b'{"messages": [{"role": "user", "content": "half an emoji \\ud83d"}]}'
+    paired = {"messages": [{"role": "user", "content": "\U0001F600"}, {"role": "assistant", "content": "ok"}]}
+    result = run(session, dataset, line(GOOD) + lone + b"\n" + line(paired))
+    assert result.imported == 2
+    assert [(r.line, r.code, r.data) for r in result.rejected] == [(2, "invalid_utf8", lone)]
+    assert "surrogate" in result.rejected[0].message
+    assert stored(session, dataset)[1].messages == paired["messages"]

@@ -245,12 +245,56 @@ def json_encoder(*, sort_keys: bool = False, ensure_ascii: bool = True) -> Calla
     return lambda value: "".join(encode(value, 0))
 
 
-_canonical = json_encoder(sort_keys=True, ensure_ascii=False)
+_json = json_encoder()
+_sorted_json = json_encoder(sort_keys=True)
+_LEADING_KEYS = ("role", "content")
+# Messages shaped like these (keys in this order, text values) are already in canonical form as json.dumps writes
+# them: their stored JSON text is their canonical text.
+_PLAIN_MESSAGE_KEYS = (_LEADING_KEYS, (*_LEADING_KEYS, "weight"))
 
 
-def content_hash(record: dict[str, Any]) -> str:
-    """A hash of the example's content, for duplicate and train/validation leakage checks."""
-    canonical = _canonical({"messages": record.get("messages"), "tools": record.get("tools")})
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
+def _canonical_message(message: Any) -> Any:
+    if not isinstance(message, dict):
+        return _sorted_keys(message)
+    keys = [k for k in _LEADING_KEYS if k in message] + sorted(k for k in message if k not in _LEADING_KEYS)
+    return {key: _sorted_keys(message[key]) for key in keys}
+
+
+def _is_plain(messages: Any) -> bool:
+    if not isinstance(messages, list):
+        return False
+    for m in messages:
+        if type(m) is not dict or tuple(m) not in _PLAIN_MESSAGE_KEYS or type(m["role"]) is not str:
+            return False
+        if type(m["content"]) is not str or isinstance(m.get("weight"), dict | list):
+            return False
+    return True
+
+
+def content_hash(record: dict[str, Any], messages_json: str | None = None) -> str:
+    """A hash of the example's content, for duplicate and train/validation leakage checks.
+
+    Key order does not matter: the hash is of a canonical text, JSON as json.dumps writes it (ASCII) with each
+    message's keys in the order role, content, then the others sorted, and every other object's keys sorted;
+    then a newline and `tools` with sorted keys. Most messages are stored in that order already, so the stored
+    JSON (`messages_json`, when the caller has it) is reused instead of writing the messages a second time.
+    Hashes are stored: a new definition needs a migration that recomputes them (as 0003 did for this one).
+    """
+    messages, tools = record.get("messages"), record.get("tools")
+    if _is_plain(messages):
+        text = messages_json if messages_json is not None else _json(messages)
+    else:
+        text = _json([_canonical_message(m) for m in messages] if isinstance(messages, list) else
+                     _sorted_keys(messages))
+    canonical = text + "\n" + _sorted_json(tools)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -258,6 +302,11 @@ def search_text(messages: Any) -> str:
     """Lower-cased text of every message, for substring search."""
     if not isinstance(messages, list):
         return ""
+    try:
+        # The usual shape, every message an object with text content, in one C-level pass.
+        return "\n".join([m["content"] for m in messages]).lower()
+    except (TypeError, KeyError):
+        pass
     parts = []
     for m in messages:
         if isinstance(m, dict):

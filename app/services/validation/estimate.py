@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -43,11 +44,20 @@ class Estimate:
         return asdict(self)
 
 
-def estimate(info: ModelInfo, token_totals: Sequence[int], n_epochs: int | None = None) -> Estimate:
-    """Billing tokens = Σ min(limit, tokens); charged = epochs × billing; cost from the price table."""
+def estimate(
+    info: ModelInfo, token_totals: Sequence[int], n_epochs: int | None = None, presorted: bool = False
+) -> Estimate:
+    """Billing tokens = Σ min(limit, tokens); charged = epochs × billing; cost from the price table.
+
+    `presorted`: the totals are in ascending order, so the ones over the limit are found by bisection.
+    """
     epochs = default_epochs(len(token_totals)) if n_epochs is None else n_epochs
     limit = info.context_limit
-    billing = sum(t if t < limit else limit for t in token_totals)
+    if presorted:
+        under = bisect_right(token_totals, limit)
+        billing = sum(token_totals[:under]) + limit * (len(token_totals) - under)
+    else:
+        billing = sum(t if t < limit else limit for t in token_totals)
     charged = epochs * billing
     cost = None if info.training_usd_per_1m is None else round(charged * info.training_usd_per_1m / 1_000_000, 6)
     cpu = gpu = None

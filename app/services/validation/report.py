@@ -2,47 +2,36 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import threading
+from bisect import bisect_right
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, cast, func, or_, select, update
+from sqlalchemy import String, cast, func, select
 from sqlmodel import Session
 
-from app.models import Dataset, Example
-from app.services.errors import Invalid, NotFound
+from app.models import Example
+from app.services.errors import Invalid
+from app.services.validation import report_rows
 from app.services.validation.checks import CODES
 from app.services.validation.estimate import Estimate, estimate
 from app.services.validation.modeltable import ModelInfo, resolve_model, table_date
+from app.services.validation.report_groups import GROUPS_OF_SPLIT, TOTAL, VALID, Group
+from app.services.validation.report_rows import DatasetState, current_snapshot, read_state
 from app.services.validation.stats import Bin, Summary, histogram, summarize
-from app.services.validation.tokens import count_many
 
 MIN_TRAINING_EXAMPLES = 10
 SPLITS = ("train", "validation", "all")
-FILL_CHUNK = 5_000  # examples recounted per database round trip
 MEMO_SIZE = 32  # reports kept per process; each is a few kB
 COMPUTED_CODES = ("over_context_limit", "duplicate_example", "train_validation_leakage", "too_few_examples")
 
 T = Example.__table__.c
-# Finished reports by (model, split, dataset fingerprints): a page view of an unchanged dataset reads no rows.
+# Finished reports by (model, split, dataset states): a page view of an unchanged dataset reads no rows. After a
+# change, report_rows re-reads only the rows written since its snapshot of the dataset.
 _memo: OrderedDict[tuple, Report] = OrderedDict()
 _memo_lock = threading.Lock()
-
-
-@dataclass
-class Columns:
-    """The cached columns the report needs, one list per column (a row object per example costs too much)."""
-
-    ids: list[int]
-    valid: list[bool]
-    n_messages: list[int]
-    hashes: list[str]
-    splits: list[str | None]
-    total: list[int | None]
-    assistant: list[int | None]
-    trained: list[int | None]
 
 
 @dataclass
@@ -85,150 +74,15 @@ class Report:
         }
 
 
-def _split_filter(split: str):
-    if split not in SPLITS:
-        raise Invalid(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.", param="split")
-    if split == "train":
-        return or_(T.split.is_(None), T.split == "train")
-    if split == "validation":
-        return T.split == "validation"
-    return True
+def forget_reports() -> None:
+    """Drop every memoized report and row snapshot, as a restart would (for benchmarks and tests)."""
+    with _memo_lock:
+        _memo.clear()
+    report_rows.clear()
 
 
-_SPLIT_SQL = {"train": " AND (split IS NULL OR split = 'train')", "validation": " AND split = 'validation'", "all": ""}
-
-
-def _columns(session: Session, dataset_id: int, split: str, key: str) -> Columns:
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        # The hot path of a report: json_extract in SQLite runs ~3x faster than decoding JSON in Python.
-        path = '$."' + key.replace('"', "") + '"'
-        sql = (
-            "SELECT id, valid, n_messages, content_hash, split, json_extract(token_counts, ?), "
-            "json_extract(token_counts, ?), json_extract(token_counts, ?) FROM examples WHERE dataset_id = ?"
-            + _SPLIT_SQL[split]
-        )
-        params = (path + ".total", path + ".assistant", path + ".trained", dataset_id)
-        # The driver's own cursor: wrapping 100,000 rows in SQLAlchemy Row objects would double the time.
-        rows = connection.connection.driver_connection.execute(sql, params).fetchall()
-    else:
-        counts = T.token_counts[key]
-        query = select(
-            T.id, T.valid, T.n_messages, T.content_hash, T.split,
-            counts["total"].as_integer(), counts["assistant"].as_integer(), counts["trained"].as_integer(),
-        ).where(T.dataset_id == dataset_id, _split_filter(split))
-        rows = connection.execute(query).all()
-    if not rows:
-        return Columns([], [], [], [], [], [], [], [])
-    return Columns(*(list(c) for c in zip(*rows, strict=True)))
-
-
-def _load_for_count(session: Session, ids: list[int]) -> list[tuple]:
-    """(id, messages, tools, extra, token_counts, content_hash) of the given examples."""
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        query = select(T.id, T.messages, T.tools, T.extra, T.token_counts, T.content_hash).where(T.id.in_(ids))
-        return [tuple(r) for r in connection.execute(query)]
-    # Decoding the JSON ourselves from the driver's rows halves the cost of reading 100,000 examples back.
-    sql = "SELECT id, messages, tools, extra, token_counts, content_hash FROM examples WHERE id IN (%s)" % ",".join(
-        "?" * len(ids)
-    )
-    return [
-        (i, _decode(m), _decode(t), _decode(x), _decode(c), h)
-        for i, m, t, x, c, h in connection.connection.driver_connection.execute(sql, ids)
-    ]
-
-
-def _decode(value):
-    # SQLite gives a JSON column NUMERIC affinity: a stored scalar such as `1` comes back as a number, not text.
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
-def _store_counts(session: Session, updates: list[tuple[int, str, dict]]) -> None:
-    """Write (id, content_hash, token_counts) where the example is unchanged since it was read."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        sql = "UPDATE examples SET token_counts = ? WHERE id = ? AND content_hash = ?"
-        connection.exec_driver_sql(sql, [(json.dumps(c), i, h) for i, h, c in updates])
-    else:
-        statement = (
-            update(Example.__table__)
-            .where(and_(T.id == bindparam("b_id"), T.content_hash == bindparam("b_hash")))
-            .values(token_counts=bindparam("b_counts"))
-        )
-        connection.execute(statement, [{"b_id": i, "b_hash": h, "b_counts": c} for i, h, c in updates])
-    session.commit()  # one short write transaction per chunk
-
-
-def fill_counts(session: Session, cols: Columns, info: ModelInfo, settings: Any = None) -> bool:
-    """Count the examples whose cache lacks this model's encoding, in bulk, and store the counts; True if exact."""
-    missing = {cols.ids[i]: i for i, t in enumerate(cols.total) if t is None}
-    if not missing:
-        return True
-    key = info.cache_key
-    pending = list(missing)
-    chunks = (pending[start : start + FILL_CHUNK] for start in range(0, len(pending), FILL_CHUNK))
-    exact = True
-
-    def finish(loaded: list[tuple], counts) -> None:
-        nonlocal exact
-        updates = []
-        for (row_id, _, _, _, cached, content_hash), c in zip(loaded, counts, strict=True):
-            i = missing[row_id]
-            cols.total[i], cols.assistant[i], cols.trained[i] = c.total, c.assistant, c.trained
-            exact = exact and c.exact
-            if c.exact:
-                # An edit since the read reset the cache on purpose: the content_hash guard skips that row.
-                updates.append((row_id, content_hash, (cached or {}) | {key: c.as_dict()}))
-        if updates:
-            _store_counts(session, updates)
-
-    def records(loaded: list[tuple]) -> list[dict]:
-        return [{"messages": m, "tools": tools, **(extra or {})} for _, m, tools, extra, _, _ in loaded]
-
-    # Chunks run one after the other: overlapping the next chunk's reading with tiktoken was measured slower
-    # (the encoding threads wait for the GIL between strings while this thread decodes JSON).
-    for chunk in chunks:
-        loaded = _load_for_count(session, chunk)
-        finish(loaded, count_many(records(loaded), info, settings))
-    return exact
-
-
-def _problem_counts(session: Session, where) -> Counter:
-    """Examples per stored problem code (an example with two problems of one code counts once)."""
-    counter: Counter = Counter()
-    query = select(T.problems).where(where, (T.n_errors + T.n_warnings) > 0)
-    for (problems,) in session.execute(query):
-        counter.update({p["code"] for p in problems or ()})
-    return counter
-
-
-def _validation_hashes(session: Session, dataset_id: int, validation_dataset_id: int | None) -> set[str]:
-    where = and_(T.dataset_id == dataset_id, T.split == "validation")
-    if validation_dataset_id is not None:
-        where = or_(where, T.dataset_id == validation_dataset_id)
-    return set(session.scalars(select(T.content_hash).where(where)))
-
-
-def load_dataset(session: Session, dataset_id: int) -> Dataset:
-    """The dataset, or NotFound."""
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise NotFound(f"Dataset {dataset_id} does not exist.", param="dataset_id")
-    return dataset
-
-
-def _fingerprint(session: Session, dataset_id: int | None) -> tuple:
-    """Changes whenever the dataset's examples do: services touch updated_at on every edit; count and max id
-    (read from an index) catch rows written without a touch."""
-    if dataset_id is None:
-        return ()
-    # Read the column, not session.get(): an identity-mapped Dataset may predate another session's edit.
-    touched = session.execute(select(Dataset.updated_at).where(Dataset.id == dataset_id)).scalar_one_or_none()
-    if touched is None:
-        raise NotFound(f"Dataset {dataset_id} does not exist.", param="dataset_id")
-    count, top = session.execute(select(func.count(), func.max(T.id)).where(T.dataset_id == dataset_id)).one()
-    return (dataset_id, touched, count, top)
+def _validation_hashes(session: Session, validation_dataset_id: int) -> set[str]:
+    return set(session.scalars(select(T.content_hash).where(T.dataset_id == validation_dataset_id)))
 
 
 def build_report(
@@ -242,20 +96,18 @@ def build_report(
 ) -> Report:
     """Validate a dataset for `model` (default from the model table) over the examples of `split`."""
     info = resolve_model(model, settings)
-    where = and_(T.dataset_id == dataset_id, _split_filter(split))
-    key = (
-        str(session.get_bind().url),  # tests (and tools) may open several databases in one process
-        info,
-        split,
-        _fingerprint(session, dataset_id),
-        _fingerprint(session, validation_dataset_id),
-        table_date(),
-    )
+    if split not in SPLITS:
+        raise Invalid(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.", param="split")
+    state = read_state(session, dataset_id)  # before any row is read (see report_rows)
+    validation_state = None if validation_dataset_id is None else read_state(session, validation_dataset_id)
+    key = (str(session.get_bind().url), info, split, state, validation_state, table_date())
     with _memo_lock:
         cached = _memo.get(key)
     if cached is not None:
         return cached
-    report = _compute(session, dataset_id, info, where, split, validation_dataset_id, settings)
+    snapshot = current_snapshot(session, state, info, settings)
+    extra_leaks = set() if validation_dataset_id is None else _validation_hashes(session, validation_dataset_id)
+    report = _aggregate(state, info, split, snapshot.groups, extra_leaks, snapshot.exact)
     if report.exact:
         with _memo_lock:
             _memo[key] = report
@@ -264,47 +116,61 @@ def build_report(
     return report
 
 
-def _compute(session, dataset_id, info, where, split, validation_dataset_id, settings) -> Report:
-    dataset = load_dataset(session, dataset_id)
-    cols = _columns(session, dataset_id, split, info.cache_key)
-    exact = fill_counts(session, cols, info, settings)
-    counts = _problem_counts(session, where)
+def _merged(lists: list[list[int]]) -> list[int]:
+    # Sorting the concatenation of sorted lists merges their runs in linear time.
+    return lists[0] if len(lists) == 1 else sorted(itertools.chain.from_iterable(lists))
 
-    valid = [i for i, ok in enumerate(cols.valid) if ok]  # SQLite returns 0/1
-    totals = [cols.total[i] for i in valid]
+
+def _distinct(counters: list[Counter]) -> int:
+    """How many distinct keys the counters hold together (the largest is not copied)."""
+    largest, *others = sorted(counters, key=len, reverse=True)
+    extra = {k for c in others for k in c if k not in largest}
+    return len(largest) + len(extra)
+
+
+def _aggregate(state: DatasetState, info: ModelInfo, split: str, groups: dict[str, Group], extra_leaks: set[str],
+               exact: bool) -> Report:
+    """The report from the split's running statistics (report_groups): no pass over the rows."""
+    parts = [groups[g] for g in GROUPS_OF_SPLIT[split] if g in groups] or [Group()]
+    totals = _merged([p.totals for p in parts])
+    n_examples = sum(p.n for p in parts)
+    counts: Counter = Counter()
+    for part in parts:
+        counts.update(part.codes)
     limit = info.context_limit
-    over = [t for t in totals if t > limit]
+    over = totals[bisect_right(totals, limit):]
     if over:
         counts["over_context_limit"] = len(over)
-    duplicates = len(cols.hashes) - len(set(cols.hashes))
+    duplicates = n_examples - _distinct([p.hashes for p in parts])
     if duplicates:
         counts["duplicate_example"] = duplicates
     if split == "train":
-        leaked = _validation_hashes(session, dataset_id, validation_dataset_id)
-        n_leaked = sum(1 for h in cols.hashes if h in leaked) if leaked else 0
+        train = parts[0].hashes
+        leaked = groups["validation"].hashes.keys() | extra_leaks if "validation" in groups else extra_leaks
+        n_leaked = sum(train.get(h, 0) for h in leaked)
         if n_leaked:
             counts["train_validation_leakage"] = n_leaked
-        if len(valid) < MIN_TRAINING_EXAMPLES:
+        if len(totals) < MIN_TRAINING_EXAMPLES:
             counts["too_few_examples"] = 1
     errors = {c: counts[c] for c in CODES if CODES[c][0] == "error" and counts[c]}
     warnings = {c: counts[c] for c in CODES if CODES[c][0] == "warning" and counts[c]}
     return Report(
-        dataset_id=dataset_id,
+        dataset_id=state.dataset_id,
         model=info,
         split=split,
-        n_examples=len(cols.ids),
-        n_valid=len(valid),
+        n_examples=n_examples,
+        n_valid=len(totals),
         errors=errors,
         warnings=warnings,
-        tokens=summarize(totals),
-        assistant_tokens=summarize([cols.assistant[i] for i in valid]),
-        messages=summarize([cols.n_messages[i] for i in valid]),
-        estimate=estimate(info, totals),
-        histogram=histogram(totals),
+        tokens=summarize(totals, presorted=True),
+        assistant_tokens=summarize(_merged([p.assistant for p in parts]), presorted=True),
+        messages=summarize(_merged([p.messages for p in parts]), presorted=True),
+        estimate=estimate(info, totals, presorted=True),
+        histogram=histogram(totals, presorted=True),
         exact=exact,
         tokens_lost=sum(over) - len(over) * limit,
         table_date=table_date(),
-        dataset_name=dataset.name,
+        dataset_name=state.name,
     )
 
 
@@ -333,21 +199,20 @@ def example_ids_with_problem(
         return list(session.scalars(select(T.id).where(base, clause).order_by(T.position, T.id)))
     if code == "over_context_limit":
         info = resolve_model(model, settings)
-        cols = _columns(session, dataset_id, "all", info.cache_key)
-        fill_counts(session, cols, info, settings)
+        rows = current_snapshot(session, read_state(session, dataset_id), info, settings).rows
         limit = info.context_limit
-        return [i for i, ok, t in zip(cols.ids, cols.valid, cols.total, strict=True) if ok and t > limit]
-    rows = session.execute(select(T.id, T.content_hash, T.split).where(base).order_by(T.position, T.id)).all()
+        return sorted(i for i, row in rows.items() if row[VALID] and row[TOTAL] > limit)
+    listed = session.execute(select(T.id, T.content_hash, T.split).where(base).order_by(T.position, T.id)).all()
     if code == "duplicate_example":
         first: set[str] = set()
         ids = []
-        for row_id, content_hash, _ in rows:
+        for row_id, content_hash, _ in listed:
             if content_hash in first:
                 ids.append(row_id)
             first.add(content_hash)
         return ids
-    leaked = _validation_hashes(session, dataset_id, None)
-    return [i for i, h, s in rows if s != "validation" and h in leaked]
+    leaked = {h for _, h, s in listed if s == "validation"}
+    return [i for i, h, s in listed if s != "validation" and h in leaked]
 
 
 def count_by_split(session: Session, dataset_id: int) -> dict[str | None, int]:
