@@ -9,6 +9,7 @@ and the served weights' agreement with that float32 reference (teacher-forced to
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -32,10 +33,11 @@ def main() -> None:
     args = parser.parse_args()
     from app.engine import _hf
 
-    _hf.prepare()  # before torch loads (passive OpenMP waiting)
+    _hf.prepare()  # before torch loads (the engine's OpenMP settings)
     import torch
 
     from app.config import Settings
+    from app.engine import cpu_share
     from app.engine.catalog import SMOLLM2
     from app.engine.inference import ChatParams, ModelRef, get_model, stream_chat
     from app.engine.tokenizer import render_chat
@@ -63,7 +65,9 @@ def main() -> None:
         rate = (n - 1) / (total - first) if n > 1 else 0.0
         ttfts.append(first)
         rates.append(rate)
-        print(f"engine: ttft={first * 1000:.0f} ms, {n} tokens, decode {rate:.1f} tokens/s")
+        # Decoding uses both cores only while other processes leave them free: say what it saw.
+        print(f"engine: ttft={first * 1000:.0f} ms, {n} tokens, decode {rate:.1f} tokens/s "
+              f"(load {os.getloadavg()[0]:.2f}, other processes {cpu_share.shared.others_busy():.2f} cores)")
     from transformers import AutoModelForCausalLM
 
     from app.engine.catalog import resolve_base_model

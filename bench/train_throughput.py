@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,8 +70,8 @@ def bench_engine(settings, base: str, records, work: Path, batch_size: int, devi
     return tokens["n"] / seconds, tokens["n"], seconds
 
 
-def bench_trainer(base_path: Path, records, work: Path, batch_size: int, cuda: bool) -> tuple[float, int, float]:
-    """(tokens/s, tokens, seconds) of one epoch of HF Trainer + PEFT LoRA at its defaults, same data and LR."""
+def bench_trainer(base_path: Path, records, work: Path, batch_size: int, cuda: bool) -> tuple:
+    """(tokens/s, tokens, seconds, peak CUDA bytes) of one epoch of HF Trainer + PEFT LoRA at its defaults."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainingArguments
@@ -98,17 +100,41 @@ def bench_trainer(base_path: Path, records, work: Path, batch_size: int, cuda: b
         trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator)
         output = trainer.train()
     seconds = output.metrics["train_runtime"]
-    return n_tokens / seconds, n_tokens, seconds
+    peak = torch.cuda.max_memory_allocated() if cuda else 0
+    return n_tokens / seconds, n_tokens, seconds, peak
+
+
+def trainer_in_own_process(args, base_path: Path, batch_size: int, clean_env: dict) -> tuple[float, int, float]:
+    """bench_trainer in a fresh interpreter with the environment this script started with: the Trainer runs at its
+    own defaults (libgomp's spinning included), not under the OpenMP settings _hf.prepare chose for the engine."""
+    env = {**clean_env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # offline only: no tuning variables
+    command = [sys.executable, __file__, "--trainer-only", str(base_path), "--examples", str(args.examples),
+               "--batch-size", str(batch_size)]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return tuple(json.loads(out.strip().splitlines()[-1]))
 
 
 def main() -> None:
     """Run both, print tokens/s and the ratio."""
+    clean_env = dict(os.environ)  # before _hf.prepare adds the engine's OpenMP settings
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "tuneboard-bench"))
     parser.add_argument("--base-dir", help="an HF model directory to use instead of SmolLM2 (same shape, e.g. random)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="alternate engine and Trainer runs this many times and keep each one's best (a shared "
+                             "machine's load hits one run or the other)")
+    parser.add_argument("--trainer-only", metavar="MODEL_DIR", help=argparse.SUPPRESS)  # the baseline's own process
     args = parser.parse_args()
+    if args.trainer_only:
+        import torch
+
+        with tempfile.TemporaryDirectory() as tmp:
+            result = bench_trainer(Path(args.trainer_only), make_records(args.examples), Path(tmp), args.batch_size,
+                                   torch.cuda.is_available())
+        print(json.dumps(result))
+        return
     from types import SimpleNamespace
 
     from app.engine import _hf
@@ -126,20 +152,24 @@ def main() -> None:
     base_path = resolve_base_model(settings, base, progress=print)
     records = make_records(args.examples)
     device = "cuda" if cuda else "cpu"
-    print(f"device={device} threads={torch.get_num_threads()} examples={args.examples} batch_size={batch_size}")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        eng_tps, eng_tokens, eng_s = bench_engine(settings, base, records, work, batch_size, device)
-        peak = f" peak_mem={torch.cuda.max_memory_allocated() / 2**30:.2f}GiB" if cuda else ""
-        print(f"engine: {eng_tokens} tokens in {eng_s:.1f} s = {eng_tps:.0f} tokens/s{peak}")
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        tr_tps, tr_tokens, tr_s = bench_trainer(base_path, records, work, batch_size, cuda)
-        peak = f" peak_mem={torch.cuda.max_memory_allocated() / 2**30:.2f}GiB" if cuda else ""
-        print(f"trainer: {tr_tokens} tokens in {tr_s:.1f} s = {tr_tps:.0f} tokens/s{peak}")
-    print(f"ratio_vs_trainer={eng_tps / tr_tps:.2f}")
+    openmp = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ)
+    print(f"device={device} threads={torch.get_num_threads()} examples={args.examples} batch_size={batch_size} "
+          f"engine OpenMP: {openmp or 'defaults'} load={os.getloadavg()[0]:.2f}")
+    best_engine = best_trainer = 0.0
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            eng_tps, eng_tokens, eng_s = bench_engine(settings, base, records, Path(tmp), batch_size, device)
+            peak = f" peak_mem={torch.cuda.max_memory_allocated() / 2**30:.2f}GiB" if cuda else ""
+            print(f"engine: {eng_tokens} tokens in {eng_s:.1f} s = {eng_tps:.0f} tokens/s{peak} "
+                  f"load={os.getloadavg()[0]:.2f}", flush=True)
+        tr_tps, tr_tokens, tr_s, tr_peak = trainer_in_own_process(args, base_path, batch_size, clean_env)
+        peak = f" peak_mem={tr_peak / 2**30:.2f}GiB" if cuda else ""
+        print(f"trainer: {tr_tokens} tokens in {tr_s:.1f} s = {tr_tps:.0f} tokens/s{peak} "
+              f"load={os.getloadavg()[0]:.2f}", flush=True)
+        best_engine, best_trainer = max(best_engine, eng_tps), max(best_trainer, tr_tps)
+    print(f"ratio_vs_trainer={best_engine / best_trainer:.2f}")
 
 
 if __name__ == "__main__":

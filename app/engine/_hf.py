@@ -9,6 +9,7 @@ import warnings
 
 _lock = threading.Lock()
 _ready = False
+SHORT_SPIN = "10000"  # GOMP_SPINCOUNT: tens of microseconds of spinning, bench/README.md
 
 
 def prepare() -> None:
@@ -24,14 +25,16 @@ def prepare() -> None:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        # How long an idle OpenMP thread spins before sleeping. Spinning burns shared cores: on a busy 2-core box
-        # training steps got 8x slower, and chat fell from 37 to 7 tokens/s beside a training job; sleeping at once
-        # (PASSIVE) is the safe default. On a dedicated machine a short spin (TUNEBOARD_ENGINE_SPIN=1) makes
-        # decoding ~1.5x faster (bench/README.md). Only effective before torch loads.
-        if os.environ.get("TUNEBOARD_ENGINE_SPIN") == "1":
-            os.environ.setdefault("GOMP_SPINCOUNT", "10000")
-        else:
+        # How long an idle OpenMP thread spins before sleeping. libgomp's default (~300k spins) burns shared cores:
+        # on a busy 2-core box training steps got 8x slower. Sleeping at once (PASSIVE) makes every parallel op pay
+        # a wake-up, which a decode step of ~600 tiny ops cannot afford. A short spin keeps a thread warm between
+        # consecutive matmuls and sleeps soon after; decoding uses the second thread only while no other process
+        # is busy (cpu_share.py). TUNEBOARD_ENGINE_SPIN: "0" = passive and one decode thread, "1" = always all
+        # threads (a dedicated machine). Only effective before torch loads; set OpenMP variables win.
+        if os.environ.get("TUNEBOARD_ENGINE_SPIN") == "0":
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        elif "OMP_WAIT_POLICY" not in os.environ:
+            os.environ.setdefault("GOMP_SPINCOUNT", SHORT_SPIN)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()

@@ -172,6 +172,33 @@ def _held_back(text: str, stops: list[str]) -> int:
     return hold
 
 
+class _Detokenizer:
+    """The reply's text so far, decoding only the last few tokens per step (re-decoding the whole reply each token
+    is quadratic). A piece is taken once it ends in whole characters; the window starts a token back so tokenizers
+    that drop a leading space at the start of a decode still see their context."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.text = ""
+        self._prefix = self._read = 0  # ids[_prefix:_read] is context already in text; ids[_read:] are pending
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def add(self, token: int) -> str:
+        """Append a token; returns the text so far, with pending bytes of an unfinished character shown as U+FFFD."""
+        self.ids.append(token)
+        context = self._decode(self.ids[self._prefix : self._read])
+        window = self._decode(self.ids[self._prefix :])
+        if window.endswith("\ufffd"):
+            return self.text + window[len(context) :]
+        if len(window) > len(context):
+            self.text += window[len(context) :]
+            self._prefix, self._read = self._read, len(self.ids)
+        return self.text
+
+
 def _next_token(logits, params: ChatParams, generator) -> int:
     import torch
 
@@ -193,20 +220,24 @@ def _lean_steps(loaded: _Loaded, expected: int) -> Callable[[list[int]], object]
     """A step function: token ids in (the prompt, then one at a time), next-token logits out."""
     import torch
 
+    from app.engine import cpu_share
+
     cache = loaded.lean.new_cache(expected)
-    spin = os.environ.get("TUNEBOARD_ENGINE_SPIN") == "1"
+    policy = os.environ.get("TUNEBOARD_ENGINE_SPIN", "auto")  # see _hf.prepare
 
     def step(ids: list[int]):
-        if len(ids) > 1 or spin:
+        if policy == "1":
             return loaded.lean.forward(ids, cache)
-        # One token is ~300 tiny ops: waking a sleeping OpenMP thread for each costs more than the second core
-        # gains (63 vs 31 tokens/s measured). omp_set_num_threads is per calling thread, so this stays local.
+        # One token is ~600 tiny ops: a second thread pays only while it spins on a core of its own; with another
+        # process busy, waiting for it costs more than the core gains (cpu_share), for a prompt's larger matmuls
+        # too. omp_set_num_threads is per calling thread, so this stays local to this conversation.
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return loaded.lean.forward(ids, cache)
-        finally:
-            torch.set_num_threads(threads)
+        with cpu_share.shared.decoding():
+            torch.set_num_threads(1 if policy == "0" else cpu_share.shared.threads(threads))
+            try:
+                return loaded.lean.forward(ids, cache)
+            finally:
+                torch.set_num_threads(threads)
 
     return step
 
@@ -262,6 +293,8 @@ def stream_chat(
         generator = torch.Generator().manual_seed(params.seed)
 
     generated: list[int] = []
+    detokenizer = _Detokenizer(tokenizer)
+    text = ""
     emitted = 0
     finish = "length"
     by_string = False
@@ -279,7 +312,7 @@ def stream_chat(
             break
         generated.append(token)
         next_ids = [token]
-        text = tokenizer.decode(generated, skip_special_tokens=True)
+        text = detokenizer.add(token)
         hits = [i for i in (text.find(s, max(0, emitted - len(s))) for s in stops) if i >= 0]
         if hits:
             if min(hits) > emitted:
@@ -292,7 +325,7 @@ def stream_chat(
             emitted = safe
     if not by_string and generated:
         # Flush what was held back for a stop string that never came (minus a dangling partial character).
-        tail = tokenizer.decode(generated, skip_special_tokens=True)[emitted:].rstrip("\ufffd")
+        tail = text[emitted:].rstrip("\ufffd")
         if tail:
             yield ChatChunk(tail)
     usage = {

@@ -2,7 +2,9 @@
 
 Why: decoding one token of a 135M model through 30 layers of Hugging Face modules is mostly Python and module
 overhead, not arithmetic. This path runs the same maths (RMSNorm, rotary embeddings, grouped-query attention,
-SwiGLU) as a tight loop of torch calls over fused QKV and gate/up weights, optionally with int8 weights.
+SwiGLU) as a tight loop of torch calls over fused QKV and gate/up weights, optionally with 4/8-bit weights
+(lean_weights.py). A decoded token costs about 30 torch calls a layer, each ~2 µs of overhead on this CPU beside
+the 4-bit matmuls (~8 ms of a ~12 ms token on one core): the decode loop is written to keep that count low.
 Models of other shapes keep the Hugging Face forward (see `supports`).
 """
 
@@ -13,8 +15,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from app.engine.lean_weights import WithLoRA, lora_pairs, make
+
 _ARCHITECTURES = ("llama",)  # model_type values whose maths this module reproduces exactly
 _INITIAL_CACHE = 256  # positions allocated beyond the prompt; the cache doubles when a reply runs past it
+_ROLES = ("qkv", "out", "gate_up", "down", "head")
+# Measured on SmolLM2-135M (bench/README.md): 4-bit decoder weights cost little (the residual stream and norms
+# stay float32). The 4-bit head only ranks the vocabulary: its top candidates are rescored exactly (Head).
+QUANTIZED = {"qkv": "w4", "out": "w4", "gate_up": "w4", "down": "w4", "head": "w4"}
+RESCORED = 16  # head candidates given exact float32 logits; the greedy token is the best of them
 
 
 def supports(model) -> bool:
@@ -30,81 +39,30 @@ def supports(model) -> bool:
     return inner is not None and hasattr(inner, "rotary_emb") and hasattr(inner, "layers")
 
 
-class _WeightInt8Linear:
-    """y = x @ W.T with W as per-channel int8 and bf16 activations (weight-only: activation outliers survive)."""
+class Head:
+    """Next-token logits. A quantized head (the largest matmul of a step: vocabulary x hidden) only ranks the
+    vocabulary; its top RESCORED candidates get exact float32 logits from the float32 rows, so the greedy token
+    is the float32 head's choice whenever that token ranks among the candidates (the 8-bit head it replaces
+    still moved some choices, at 2.5x the cost)."""
 
-    def __init__(self, weight: torch.Tensor):
-        weight = weight.detach().float()
-        scales = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
-        self.weight = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
-        self.scales = scales.to(torch.bfloat16)
+    def __init__(self, kind: str, weight: torch.Tensor, rows: torch.Tensor):
+        self.linear = make(kind, weight)
+        self.rows = rows if kind != "fp32" else None  # float32 [vocab, hidden], shared with the embedding if tied
+        self.candidates = min(RESCORED, weight.shape[0])
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.weight, self.scales).float()
-
-
-class _Int4Linear:
-    """y = x @ W.T with W as 4-bit groups of 32 (asymmetric min/max), bf16 activations."""
-
-    GROUP = 32
-
-    def __init__(self, weight: torch.Tensor):
-        weight = weight.detach().float()
-        n, k = weight.shape
-        groups = weight.reshape(n, k // self.GROUP, self.GROUP)
-        low, high = groups.amin(-1, keepdim=True), groups.amax(-1, keepdim=True)
-        scale = (high - low).clamp(min=1e-8) / 15
-        q = torch.round((groups - low) / scale).clamp(0, 15).to(torch.int32).reshape(n, k)
-        zero = low + scale * 8  # the kernel computes (q - 8) * scale + zero
-        scales = torch.cat([scale, zero], -1).reshape(n, k // self.GROUP, 2).transpose(0, 1).contiguous()
-        self.scales = scales.to(torch.bfloat16)
-        self.weight = torch._convert_weight_to_int4pack_for_cpu(q, 1)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.weight, self.GROUP, self.scales).float()
-
-
-class _WithLoRA:
-    """A quantized base linear plus an exact float32 low-rank delta: rounding a merged weight to 4 bits would erase
-    the small LoRA update (it is far below one quantization step), so the adapter is applied unmerged."""
-
-    def __init__(self, base, down: torch.Tensor, up: torch.Tensor):
-        self.base, self.down, self.up = base, down.contiguous(), up.contiguous()
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + F.linear(F.linear(x, self.down), self.up)
-
-
-def lora_pairs(modules, scaling_key: str = "default"):
-    """(A, B*scaling) stacked for fused projections: A is [sum r, in], B block-diagonal [sum out, sum r]."""
-    downs = [m.lora_A[scaling_key].weight.detach().float() for m in modules]
-    ups = [m.lora_B[scaling_key].weight.detach().float() * m.scaling[scaling_key] for m in modules]
-    return torch.cat(downs), torch.block_diag(*ups)
-
-
-class _Float32Linear:
-    def __init__(self, weight: torch.Tensor):
-        self.weight = weight.detach().float().contiguous()
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight)
-
-
-_KINDS = {"fp32": _Float32Linear, "w8": _WeightInt8Linear, "w4": _Int4Linear}
-_ROLES = ("qkv", "out", "gate_up", "down", "head")
-# Measured on SmolLM2-135M (bench/README.md): 4-bit decoder weights cost little (the residual stream and
-# norms stay float32), but the LM head picks the token and needs 8 bits to keep the float32 greedy choices.
-QUANTIZED = {"qkv": "w4", "out": "w4", "gate_up": "w4", "down": "w4", "head": "w8"}
-
-
-def _make(kind: str, weight: torch.Tensor):
-    """The fastest-to-build linear of that kind, falling back to float32 where a kernel refuses the shape."""
-    if kind == "w4" and weight.shape[1] % _Int4Linear.GROUP:
-        kind = "w8"
-    try:
-        return _KINDS[kind](weight)
-    except RuntimeError:  # a kernel missing on this CPU build, or an odd shape: exact and slower beats failing
-        return _Float32Linear(weight)
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden: [1, hidden_size] float32 after the final norm; returns float32 logits [vocab]."""
+        logits = self.linear(hidden.to(self.linear.input_dtype)).float()[0]
+        if self.rows is None:
+            return logits
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a few small ops: waking a second thread costs more than it saves
+        try:
+            top = torch.topk(logits, self.candidates, sorted=False).indices
+            logits[top] = F.linear(hidden, self.rows[top])[0]
+        finally:
+            torch.set_num_threads(threads)
+        return logits
 
 
 @dataclass
@@ -120,10 +78,12 @@ class _Layer:
 class KVCache:
     """Keys and values of every layer, [layers, kv_heads, capacity, head_dim], filled up to `length`."""
 
-    def __init__(self, n_layers: int, n_kv: int, head_dim: int, capacity: int):
+    def __init__(self, n_layers: int, n_kv: int, head_dim: int, capacity: int, hidden: int, dtype: torch.dtype):
         self.keys = torch.zeros(n_layers, n_kv, capacity, head_dim)
         self.values = torch.zeros(n_layers, n_kv, capacity, head_dim)
         self.length = 0
+        # The normalized activation fed to the next matmul, written in place (one conversation, one step at a time).
+        self.normed = torch.empty(1, hidden, dtype=dtype)
 
     def reserve(self, needed: int, limit: int) -> None:
         """Grow (doubling, up to limit) so that `needed` positions fit."""
@@ -139,42 +99,51 @@ class LeanLlama:
     """Forward passes of a (merged) Llama model over a KVCache; returns the logits of the last position.
 
     weights: "fp32" (the reference maths, equal to the HF forward within float rounding), "w8", "w4", or a dict
-    role -> kind over QUANTIZED's roles.
+    role -> kind over QUANTIZED's roles. The attention scale is folded into the query weights at load.
     """
 
     def __init__(self, model, weights: str | dict = "fp32"):
         config = model.config
         inner = model.model
         kinds = dict.fromkeys(_ROLES, weights) if isinstance(weights, str) else {**QUANTIZED, **weights}
-        make = {role: (lambda w, kind=kind: _make(kind, w)) for role, kind in kinds.items()}
         self.n_heads = config.num_attention_heads
         self.n_kv = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.n_heads
+        self.hidden = config.hidden_size
         self.intermediate = config.intermediate_size
         self.max_positions = int(getattr(config, "max_position_embeddings", 2048) or 2048)
         self.eps = float(config.rms_norm_eps)
-        self.scale = self.head_dim**-0.5
+        scale = self.head_dim**-0.5
         self.layers = []
         with torch.no_grad():
             for layer in inner.layers:
                 attn, mlp = layer.self_attn, layer.mlp
-                groups = {"qkv": [attn.q_proj, attn.k_proj, attn.v_proj], "out": [attn.o_proj],
-                          "gate_up": [mlp.gate_proj, mlp.up_proj], "down": [mlp.down_proj]}
+                groups = {"qkv": ([attn.q_proj, attn.k_proj, attn.v_proj], [scale, 1.0, 1.0]),
+                          "out": ([attn.o_proj], [1.0]), "gate_up": ([mlp.gate_proj, mlp.up_proj], [1.0, 1.0]),
+                          "down": ([mlp.down_proj], [1.0])}
                 built = {}
-                for role, modules in groups.items():
-                    built[role] = make[role](torch.cat([m.weight for m in modules]))
+                for role, (modules, row_scales) in groups.items():
+                    fused = torch.cat([m.weight.detach().float() * s for m, s in zip(modules, row_scales)])
+                    built[role] = make(kinds[role], fused)
                     if all(hasattr(m, "lora_A") for m in modules):  # an unmerged PEFT adapter
-                        built[role] = _WithLoRA(built[role], *lora_pairs(modules))
+                        built[role] = WithLoRA(built[role], *lora_pairs(modules, row_scales))
                 self.layers.append(_Layer(
                     layer.input_layernorm.weight.detach().float().clone(), built["qkv"], built["out"],
                     layer.post_attention_layernorm.weight.detach().float().clone(), built["gate_up"], built["down"],
                 ))
             self.embed = inner.embed_tokens.weight.detach().float().clone()
             self.norm = inner.norm.weight.detach().float().clone()
-            self.head = make["head"](model.get_output_embeddings().weight)
+            head = model.get_output_embeddings().weight
+            tied = head.data_ptr() == inner.embed_tokens.weight.data_ptr()
+            self.head = Head(kinds["head"], head, self.embed if tied else head.detach().float().clone())
             self.rotary = inner.rotary_emb
             self.cos = self.sin = torch.zeros(0, self.head_dim)
             self._rope_tables(_INITIAL_CACHE)
+            # rotate_half(x) == x[:, _halves_swapped] * _sign: one gather instead of two slices, a negation and a cat.
+            half = self.head_dim // 2
+            self._halves_swapped = torch.cat((torch.arange(half, self.head_dim), torch.arange(half)))
+            self._sign = torch.cat((-torch.ones(half), torch.ones(half)))
+        self.input_dtype = self.layers[0].qkv.input_dtype if self.layers else torch.float32
 
     def _rope_tables(self, needed: int) -> None:
         """cos/sin for positions [0, needed), from the model's own rotary module (any rope scaling it has)."""
@@ -189,48 +158,85 @@ class LeanLlama:
     def new_cache(self, expected: int) -> KVCache:
         """An empty cache sized for `expected` positions (it grows if a reply runs longer)."""
         capacity = min(self.max_positions, expected + _INITIAL_CACHE)
-        return KVCache(len(self.layers), self.n_kv, self.head_dim, capacity)
+        return KVCache(len(self.layers), self.n_kv, self.head_dim, capacity, self.hidden, self.input_dtype)
 
     def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         half = self.head_dim // 2
         rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
         return x * cos + rotated * sin
 
+    def _normed(self, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """RMSNorm (the HF forward's arithmetic) written into `out`, in the next matmul's input dtype: about half the
+        time of F.rms_norm plus a conversion."""
+        scale = x.pow(2).mean(-1, keepdim=True).add_(self.eps).rsqrt_()
+        return torch.mul(x * scale, weight, out=out)
+
     def forward(self, token_ids: list[int], cache: KVCache) -> torch.Tensor:
         """Run token_ids after what the cache holds (a whole prompt, or one token); logits of the last one."""
-        start, n = cache.length, len(token_ids)
-        if start and n > 1:
+        if len(token_ids) == 1:
+            return self._decode(token_ids[0], cache)
+        if cache.length:
             raise ValueError("the lean path extends a filled cache one token at a time")
-        cache.reserve(start + n, self.max_positions)
-        end = start + n
-        self._rope_tables(end)
+        return self._prefill(token_ids, cache)
+
+    def _prefill(self, token_ids: list[int], cache: KVCache) -> torch.Tensor:
+        n = len(token_ids)
+        cache.reserve(n, self.max_positions)
+        self._rope_tables(n)
         heads, kv, dim = self.n_heads, self.n_kv, self.head_dim
         x = self.embed[torch.tensor(token_ids)]  # [n, hidden]
-        cos, sin = self.cos[start:end][:, None], self.sin[start:end][:, None]  # [n, 1, dim]
+        cos, sin = self.cos[:n][:, None], self.sin[:n][:, None]  # [n, 1, dim]
         q_width, kv_width = heads * dim, kv * dim
+        group = heads // kv
         for index, layer in enumerate(self.layers):
-            h = F.rms_norm(x, (x.shape[-1],), layer.norm1, self.eps)
-            qkv = layer.qkv(h)
+            h = F.rms_norm(x, (self.hidden,), layer.norm1, self.eps)
+            qkv = layer.qkv(h.to(layer.qkv.input_dtype)).float()
             qk = self._rope(qkv[:, : q_width + kv_width].view(n, heads + kv, dim), cos, sin)
             q = qk[:, :heads].transpose(0, 1)  # [heads, n, dim]
-            cache.keys[index, :, start:end] = qk[:, heads:].transpose(0, 1)
-            cache.values[index, :, start:end] = qkv[:, q_width + kv_width :].view(n, kv, dim).transpose(0, 1)
-            keys, values = cache.keys[index, :, :end], cache.values[index, :, :end]
-            if n == 1:
-                # One new token sees every cached position: no mask. Grouping the query heads by their shared
-                # KV head makes this two small bmm calls (SDPA with enable_gqa takes a slow generic path on CPU).
-                grouped = q.reshape(kv, heads // kv, dim)
-                scores = torch.bmm(grouped, keys.transpose(1, 2)).mul_(self.scale)
-                attended = torch.bmm(torch.softmax(scores, dim=-1), values).reshape(1, q_width)
-            else:  # a prompt from position 0: plain causal attention on the fused kernel
-                group = heads // kv
-                keys, values = keys.repeat_interleave(group, 0), values.repeat_interleave(group, 0)
-                attended = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
-                attended = attended.transpose(0, 1).reshape(n, q_width)
-            x = x + layer.out(attended)
-            h = F.rms_norm(x, (x.shape[-1],), layer.norm2, self.eps)
-            gate_up = layer.gate_up(h)
-            x = x + layer.down(F.silu(gate_up[:, : self.intermediate]) * gate_up[:, self.intermediate :])
+            cache.keys[index, :, :n] = qk[:, heads:].transpose(0, 1)
+            cache.values[index, :, :n] = qkv[:, q_width + kv_width :].view(n, kv, dim).transpose(0, 1)
+            keys = cache.keys[index, :, :n].repeat_interleave(group, 0)
+            values = cache.values[index, :, :n].repeat_interleave(group, 0)
+            # Causal attention from position 0 on the fused kernel; the scale is already in the query weights.
+            attended = F.scaled_dot_product_attention(q, keys, values, is_causal=True, scale=1.0)
+            x = x + layer.out(attended.transpose(0, 1).reshape(n, q_width).to(layer.out.input_dtype))
+            h = F.rms_norm(x, (self.hidden,), layer.norm2, self.eps)
+            gate_up = layer.gate_up(h.to(layer.gate_up.input_dtype))
+            act = F.silu(gate_up[:, : self.intermediate]) * gate_up[:, self.intermediate :]
+            x = x + layer.down(act.to(layer.down.input_dtype))
+        cache.length = n
+        return self.head(F.rms_norm(x[-1:], (self.hidden,), self.norm, self.eps))
+
+    def _decode(self, token: int, cache: KVCache) -> torch.Tensor:
+        """One token at position cache.length: the hot loop of a chat."""
+        position = cache.length
+        end = position + 1
+        cache.reserve(end, self.max_positions)
+        self._rope_tables(end)
+        heads, kv, dim = self.n_heads, self.n_kv, self.head_dim
+        q_rows, qk_width = heads // kv, (heads + kv) * dim
+        cos, signed_sin = self.cos[position], self.sin[position] * self._sign
+        normed = cache.normed
+        # Only the matmuls are worth sharing between threads: attention of one token is too small to wait for one.
+        threads = torch.get_num_threads()
+        x = self.embed[token : token + 1]  # a view: never written in place
+        for index, layer in enumerate(self.layers):
+            qkv = layer.qkv(self._normed(x, layer.norm1, normed)).float()
+            torch.set_num_threads(1)
+            qk = qkv[:, :qk_width].view(heads + kv, dim)  # rope on q and k at once, the HF forward's arithmetic
+            qk = qk * cos + torch.index_select(qk, 1, self._halves_swapped) * signed_sin
+            keys, values = cache.keys[index], cache.values[index]
+            keys[:, position] = qk[heads:]
+            values[:, position] = qkv[:, qk_width:].view(kv, dim)
+            # One query sees every cached position, no mask; query heads grouped by their shared KV head make this
+            # two small bmm calls (SDPA with enable_gqa takes a slow generic path on CPU).
+            scores = torch.bmm(qk[:heads].view(kv, q_rows, dim), keys[:, :end].transpose(1, 2))
+            attended = torch.bmm(torch.softmax(scores, dim=-1), values[:, :end]).view(1, heads * dim)
+            torch.set_num_threads(threads)
+            x = x + layer.out(attended.to(normed.dtype))
+            # SiLU and the product in float32, rounded once for the down matmul (bf16 twice cost greedy choices).
+            gate_up = layer.gate_up(self._normed(x, layer.norm2, normed)).float()
+            act = F.silu(gate_up[:, : self.intermediate]) * gate_up[:, self.intermediate :]
+            x = x + layer.down(act.to(normed.dtype))
         cache.length = end
-        last = F.rms_norm(x[-1:], (x.shape[-1],), self.norm, self.eps)
-        return self.head(last)[0]
+        return self.head(F.rms_norm(x, (self.hidden,), self.norm, self.eps))

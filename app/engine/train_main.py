@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return p.EXIT_FAILED
     from app.engine import _hf
 
-    _hf.prepare()  # before torch loads: offline hub, passive OpenMP waiting
+    _hf.prepare()  # before torch loads: offline hub, a short OpenMP spin (GOMP_SPINCOUNT)
     from app.engine.train import run_training
 
     status = run_training(spec, emit, stop.is_set)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -61,6 +62,22 @@ def test_streamed_deltas_never_split_a_multibyte_character(tiny_settings):
     text, chunks = _run(tiny_settings, ChatParams(temperature=1.5, max_tokens=48, seed=5))
     for chunk in chunks[:-1]:
         assert "\ufffd" not in chunk.text or "\ufffd" in text.rstrip("\ufffd")
+
+
+def test_the_streamed_text_equals_decoding_the_whole_reply_at_once(tiny_model_dir):
+    from app.engine.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    rng = random.Random(7)
+    text = "Héllo wörld, ça va? 日本語 のテキスト 😀 {\"answer\": 1}"
+    sequences = [tokenizer(text, add_special_tokens=False)["input_ids"]]
+    sequences += [[rng.randrange(len(tokenizer)) for _ in range(rng.randint(1, 30))] for _ in range(200)]
+    for ids in sequences:
+        detokenizer = inference._Detokenizer(tokenizer)
+        for token in ids:
+            streamed = detokenizer.add(token)
+        whole = tokenizer.decode(ids, skip_special_tokens=True)
+        assert streamed.rstrip("\ufffd") == whole.rstrip("\ufffd")
 
 
 def test_a_conversation_longer_than_the_context_is_refused_clearly(tiny_settings):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
-from app.engine.lean import QUANTIZED, LeanLlama, supports
+from app.engine.lean import QUANTIZED, RESCORED, Head, LeanLlama, supports
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11]
 N = 24
@@ -63,6 +64,32 @@ def test_quantized_weights_stay_close_to_float32(hf_model):
     # scale or zero point gives ~100%): the bound catches bugs, the bench measures quality on the real model.
     for a, b in zip(exact, quantized, strict=True):
         assert float((a - b).norm() / a.norm()) < 0.2
+
+
+def test_the_4bit_head_gives_its_top_candidates_exact_float32_logits():
+    torch.manual_seed(0)
+    weight, hidden = torch.randn(500, 64), torch.randn(1, 64)
+    exact = F.linear(hidden, weight)[0]
+    logits = Head("w4", weight, weight)(hidden)
+    top = torch.topk(logits, RESCORED).indices
+    assert torch.equal(logits[top], exact[top])
+    assert int(torch.argmax(logits)) == int(torch.argmax(exact))
+    assert float((logits - exact).norm() / exact.norm()) < 0.2  # the rest: 4-bit estimates, close
+
+
+def test_decoding_on_two_threads_gives_the_same_tokens_and_restores_the_thread_count(hf_model):
+    lean = LeanLlama(hf_model, QUANTIZED)
+    before = torch.get_num_threads()
+    try:
+        with torch.inference_mode():
+            torch.set_num_threads(1)
+            single, _ = _greedy(lean, PROMPT, 8)
+            torch.set_num_threads(2)
+            double, _ = _greedy(lean, PROMPT, 8)
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert single == double
 
 
 def test_models_of_other_shapes_keep_the_hf_forward(hf_model):
