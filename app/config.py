@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +80,13 @@ class Settings(BaseSettings):
     )
     login_attempts_per_minute: int = Field(5, description="Failed login attempts allowed per client per minute.")
     log_level: str = Field("info", description="Logging level of the server and worker.")
+    engine_spin: Literal["auto", "0", "1"] = Field(
+        "auto",
+        description="CPU threads of the local engine's chat decoding: auto = a second thread only while other "
+        "processes leave the cores free; 0 = one thread, OpenMP threads sleep at once (busy shared machines); "
+        "1 = always every thread (a dedicated machine). Read from TUNEBOARD_ENGINE_SPIN by the engine itself, "
+        "before torch loads (app/engine/_hf.py).",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -155,20 +155,57 @@ def bench_page(app, dataset_id: int) -> dict:
     return results
 
 
-def bench_http(settings, path: Path, n: int) -> dict:
-    """Import and export through a real uvicorn server over loopback HTTP."""
-    import httpx
+def _serve_in_process(settings, port: int):
+    """uvicorn in a thread of this process (client and server then share one interpreter and its GIL)."""
     import uvicorn
 
     from app.main import create_app
-    from tests.conftest import free_port
 
-    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+    return stop
+
+
+def _serve_subprocess(settings, port: int):
+    """`tuneboard serve` in its own process, as people run it: the client (a browser, a script) is elsewhere."""
+    import httpx
+
+    env = dict(os.environ, DATA_DIR=str(settings.data_dir), TUNEBOARD_API_KEY=settings.api_key.get_secret_value(),
+               TUNEBOARD_SECRET_KEY="s" * 40, TUNEBOARD_LOG_LEVEL="warning")
+    child = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port)],
+                             env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:  # no readiness event crosses the process boundary: poll /healthz until it answers
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if child.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the server process did not start")
+        time.sleep(0.1)
+
+    def stop() -> None:
+        child.terminate()
+        child.wait(timeout=20)
+    return stop
+
+
+def bench_http(settings, path: Path, n: int, *, separate_process: bool) -> dict:
+    """Import and export through a real uvicorn server over loopback HTTP."""
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    stop = (_serve_subprocess if separate_process else _serve_in_process)(settings, port)
     headers = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600) as http:
@@ -187,8 +224,7 @@ def bench_http(settings, path: Path, n: int) -> dict:
             _, seconds = timed(download)
             out.update(http_export_s=seconds, http_export_per_s=n / seconds)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        stop()
     return out
 
 
@@ -238,10 +274,11 @@ def main() -> None:
         page = bench_page(create_app(settings), services["dataset_id"])
         for label, ms in page.items():
             print(f"dataset page, {label}: {ms:.1f} ms")
-        http = bench_http(settings, path, n)
-        print(f"HTTP import: {http['http_import_per_s']:,.0f} examples/s ({http['http_import_s']:.2f} s, "
-              f"{http['http_import_cpu_s']:.2f} s CPU in client and server); "
-              f"HTTP export: {http['http_export_per_s']:,.0f} examples/s ({http['http_export_s']:.2f} s)")
+        for separate, where in ((True, "server in its own process"), (False, "client and server in one process")):
+            http = bench_http(settings, path, n, separate_process=separate)
+            print(f"HTTP import ({where}): {http['http_import_per_s']:,.0f} examples/s "
+                  f"({http['http_import_s']:.2f} s, {http['http_import_cpu_s']:.2f} s CPU in this process); "
+                  f"HTTP export: {http['http_export_per_s']:,.0f} examples/s ({http['http_export_s']:.2f} s)")
         engine.dispose()
         if not args.skip_big:
             big = tmp_path / "big.jsonl"
