@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         "1 = always every thread (a dedicated machine). Read from TUNEBOARD_ENGINE_SPIN by the engine itself, "
         "before torch loads (app/engine/_hf.py).",
     )
+    engine_quantize: Literal["0", "1"] = Field(
+        "1",
+        description="1: the local engine serves chat from 4-bit weights (exact float32 rescoring of the top "
+        "candidates, LoRA adapters applied unmerged in float32); 0: float32 weights, slower, bit-for-bit the "
+        "training maths. Applies to models loaded after it changes.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -85,7 +85,7 @@ def _load(settings: Settings, ref: ModelRef) -> _Loaded:
     path = resolve_base_model(settings, ref.base_model)
     from app.engine import lean
 
-    quantize = os.environ.get("TUNEBOARD_ENGINE_QUANTIZE", "1") != "0"
+    quantize = getattr(settings, "engine_quantize", "1") != "0"  # Settings reads TUNEBOARD_ENGINE_QUANTIZE
     lean_model = None
     with _hf.quiet():
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
