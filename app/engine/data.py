@@ -154,3 +154,11 @@ def pack(examples: list[Example], row_tokens: int) -> list[tuple[list[int], list
     if ids:
         rows.append((ids, pos, trained))
     return rows
+
+
+def segment_lengths(positions: list[int]) -> tuple[int, ...]:
+    """Lengths of the examples of a packed row, from its position ids (each example restarts at 0)."""
+    starts = [i for i, position in enumerate(positions) if position == 0]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    return tuple(end - start for start, end in zip(starts, starts[1:] + [len(positions)], strict=True))

@@ -22,6 +22,7 @@ from app.engine.data import (
     pack,
     read_jsonl,
     resolve_hyperparameters,
+    segment_lengths,
     steps_per_epoch,
 )
 
@@ -84,11 +85,17 @@ def load_lora_model(base_path: Path, rank: int, device: str, seed: int):
 class Stepper:
     """Loss and accuracy of packed rows: the LM head runs only on trained positions (the rest is never scored)."""
 
-    def __init__(self, model, device: str, dtype):
+    def __init__(self, model, device: str, dtype, lean: bool = False):
+        from app.engine import lora_fast
+
         inner = model.get_base_model()
         self.model, self.device, self.dtype = model, device, dtype
         self.backbone = inner.get_decoder()
         self.head = inner.get_output_embeddings()
+        # lean: the model went through lora_fast.prepare; rows pass their examples' lengths to its attention, and
+        # the head's loss runs in chunks against a bf16 copy of the head (the tied float32 embedding stays).
+        self.packed = lean
+        self.head_weight = lora_fast.head_weight(self.head, dtype) if lean else None
 
     def row_loss(self, ids: list[int], pos: list[int], trained: list[bool]):
         """(summed loss tensor, n targets, n correct) for one packed row."""
@@ -96,7 +103,8 @@ class Stepper:
 
         input_ids = torch.tensor([ids], device=self.device)
         position_ids = torch.tensor([pos], device=self.device)
-        loss, correct = self._score(input_ids, position_ids, [trained[1:] + [False]], [ids[1:] + [0]])
+        extra = {"packed_lengths": segment_lengths(pos)} if self.packed else {}
+        loss, correct = self._score(input_ids, position_ids, [trained[1:] + [False]], [ids[1:] + [0]], **extra)
         return loss, sum(trained[1:]), int(correct)
 
     def batch_loss(self, examples):
@@ -115,13 +123,19 @@ class Stepper:
         input_ids = torch.tensor(ids, device=self.device)
         return self._score(input_ids, None, mask, targets)
 
-    def _score(self, input_ids, position_ids, mask: list[list[bool]], targets: list[list[int]]):
+    def _score(self, input_ids, position_ids, mask: list[list[bool]], targets: list[list[int]], **extra):
         import torch
+
+        from app.engine import lora_fast
 
         targets_mask = torch.tensor(mask, device=self.device)
         targets = torch.tensor(targets, device=self.device)[targets_mask]
         with torch.autocast(self.device, dtype=self.dtype, enabled=self.dtype is not None):
-            hidden = self.backbone(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
+            hidden = self.backbone(
+                input_ids=input_ids, position_ids=position_ids, use_cache=False, **extra
+            ).last_hidden_state
+            if self.head_weight is not None:
+                return lora_fast.head_loss(hidden[targets_mask], self.head_weight, targets)
             logits = self.head(hidden[targets_mask]).float()
         loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
         correct = (logits.detach().argmax(-1) == targets).sum()
@@ -238,6 +252,7 @@ def _train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> 
     _hf.prepare()
     import torch
 
+    from app.engine import lora_fast
     from app.engine.catalog import resolve_base_model
     from app.engine.tokenizer import load_tokenizer
 
@@ -289,12 +304,16 @@ def _train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> 
         _restore(model, optimizer, Path(resume["checkpoint_dir"]))
         start_step = int(resume.get("step") or state.get("step") or 0)
         emit(p.event(f"Resumed from the checkpoint at step {start_step}."))
-    # CPU rows stay short so a cancel lands within a second or two; on a GPU a step's micro-batches hold up to
-    # this many (padded) tokens, so small examples share one big kernel launch instead of many small ones.
-    row_tokens = 512
+    # On a CPU a step's examples usually share one packed row (bigger matmuls, fewer calls; each example still
+    # attends only to itself); a row takes ~3 s on 2 cores, so a cancel lands between rows (train_main's grace
+    # timer covers a slower one).
+    # On a GPU a step's micro-batches hold up to this many (padded) tokens, so small examples share one big
+    # kernel launch instead of many small ones.
+    row_tokens = 1024
     if cuda:
         row_tokens = 16384 if torch.cuda.get_device_properties(0).total_memory >= 20 * 2**30 else 4096
-    stepper = Stepper(model, device, dtype)
+    lean = False if cuda else lora_fast.prepare(model, dtype)  # the CUDA path keeps PEFT's own forward
+    stepper = Stepper(model, device, dtype, lean)
     model.train()
     log_every = max(1, total_steps // 100)
     eval_every = max(1, total_steps // 20)
