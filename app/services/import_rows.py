@@ -9,13 +9,12 @@ import json
 from typing import Any
 
 from app.services.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
-from app.services.validation.checks import check_record, content_hash, json_encoder, search_text
+from app.services.validation.checks import check_record, content_hash, json_encoder, json_loads, search_text
 
 # A prepared row: the example's own column values, in this order (the writer adds dataset, position, stamps).
 ROW_FIELDS = ("messages", "tools", "extra", "problems", "token_counts", "n_errors", "n_warnings", "n_messages",
               "content_hash", "search_text", "valid")
 _dumps = json_encoder()  # the same text as json.dumps(value)
-_scan_once = json.JSONDecoder().scan_once  # what json.loads runs, C-accelerated where available
 _NO_PROBLEMS = "[]"
 _SEARCH_TEXT = ROW_FIELDS.index("search_text")  # the only column stored as raw text (the JSON ones are ASCII)
 
@@ -23,21 +22,12 @@ _SEARCH_TEXT = ROW_FIELDS.index("search_text")  # the only column stored as raw 
 def parse_line(text: str) -> tuple[dict[str, Any] | None, str | None, str]:
     """A JSONL line as a record, or (None, code, detail) when it cannot become an example."""
     try:
-        # json.loads' own C scanner, without its Python layers: a well-formed line is one value, end to end.
-        obj, end = _scan_once(text, 0)
+        obj = json_loads(text)
+    except ValueError as exc:
+        detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return None, "invalid_json", detail
     except RecursionError:
         return None, "too_deep", ""
-    except (StopIteration, ValueError):
-        end = -1
-    if end != len(text):
-        # Anything else (leading or trailing space, a BOM, bad JSON) takes json.loads' path and its messages.
-        try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            return None, "invalid_json", detail
-        except RecursionError:
-            return None, "too_deep", ""
     if not isinstance(obj, dict):
         return None, "not_an_object", ""
     # Nesting deeper than the limit needs more opening brackets than the limit: counting them is C-fast, so

@@ -95,11 +95,7 @@ def build_groups(rows: dict[int, Row]) -> dict[str, Group]:
     """The groups of a dataset's rows."""
     buckets: dict[str, list[Row]] = {"train": [], "validation": []}
     for row in rows.values():
-        split = row[SPLIT]
-        if split is None or split == "train":
-            buckets["train"].append(row)
-        else:
-            buckets.setdefault(group_of(split), []).append(row)
+        buckets.setdefault(group_of(row[SPLIT]), []).append(row)
     return {name: Group.of(bucket) for name, bucket in buckets.items()}
 
 

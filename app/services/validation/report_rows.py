@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from app.models import Dataset, Example
 from app.services.errors import NotFound
+from app.services.validation.checks import json_loads
 from app.services.validation.modeltable import ModelInfo
 from app.services.validation.report_groups import CODES, TOTAL, Group, Row, apply_changes, build_groups
 from app.services.validation.tokens import count_many
@@ -59,7 +60,6 @@ class Snapshot:
     exact: bool = True  # False: some token counts are approximations (such a snapshot is not kept)
 
 
-_scan_once = json.JSONDecoder().scan_once
 _snapshots: OrderedDict[tuple, Snapshot] = OrderedDict()
 _snapshots_lock = threading.Lock()
 _shared_codes: dict[tuple, tuple] = {}  # one tuple object per distinct set of problem codes
@@ -258,12 +258,7 @@ def _decode(value):
     # SQLite gives a JSON column NUMERIC affinity: a stored scalar such as `1` comes back as a number, not text.
     if not isinstance(value, str):
         return json.loads(value) if isinstance(value, bytes) else value
-    try:
-        # json.loads' own C scanner without its Python layers (~20% of decoding); stored JSON has no padding.
-        decoded, end = _scan_once(value, 0)
-    except (StopIteration, ValueError):
-        end = -1
-    return decoded if end == len(value) else json.loads(value)
+    return json_loads(value)
 
 
 def _store_counts(session: Session, updates: list[tuple[int, str, str]]) -> None:
