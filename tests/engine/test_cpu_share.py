@@ -20,6 +20,15 @@ class FakeMachine:
         return CoreShare(0.2, machine=lambda: self.busy, own=lambda: self.own, clock=lambda: self.now)
 
 
+def after_an_idle_window(cores: int = 2) -> tuple[FakeMachine, CoreShare]:
+    """A share that has seen one full window in which only this process (one core of it) was busy."""
+    machine = FakeMachine()
+    share = machine.share()
+    share.threads(cores)
+    machine.advance(0.3, others_cores=0.0, own_cores=1.0)
+    return machine, share
+
+
 def test_one_thread_until_a_first_window_of_load_has_been_seen():
     machine = FakeMachine()
     share = machine.share()
@@ -38,10 +47,7 @@ def test_both_cores_while_only_this_process_is_busy():
 
 
 def test_another_busy_process_brings_decoding_back_to_one_thread():
-    machine = FakeMachine()
-    share = machine.share()
-    share.threads(2)
-    machine.advance(0.3, others_cores=0.0, own_cores=1.0)
+    machine, share = after_an_idle_window()
     assert share.threads(2) == 2
     machine.advance(0.3, others_cores=1.5, own_cores=0.5)  # a training job started beside the chat
     assert abs(share.others_busy() - 1.5) < 1e-9
@@ -51,10 +57,7 @@ def test_another_busy_process_brings_decoding_back_to_one_thread():
 
 
 def test_two_conversations_decoding_at_once_get_one_thread_each():
-    machine = FakeMachine()
-    share = machine.share()
-    share.threads(2)
-    machine.advance(0.3, others_cores=0.0, own_cores=1.0)
+    _, share = after_an_idle_window()
     with share.decoding():
         assert share.threads(2) == 2
         with share.decoding():
