@@ -86,6 +86,11 @@ def _load(settings: Settings, ref: ModelRef) -> _Loaded:
     from app.engine import lean
 
     quantize = getattr(settings, "engine_quantize", "1") != "0"  # Settings reads TUNEBOARD_ENGINE_QUANTIZE
+    kernels = None
+    if getattr(settings, "engine_native", "1") != "0":
+        from app.engine import native
+
+        kernels = native.load(Path(settings.data_dir) / "kernels")
     lean_model = None
     with _hf.quiet():
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
@@ -96,7 +101,7 @@ def _load(settings: Settings, ref: ModelRef) -> _Loaded:
             if quantize and lean.supports(model):
                 # Quantized base + exact unmerged LoRA (a merged 4-bit weight would round the update away).
                 with torch.no_grad():
-                    lean_model = lean.LeanLlama(peft_model.get_base_model(), lean.QUANTIZED)
+                    lean_model = lean.LeanLlama(peft_model.get_base_model(), lean.QUANTIZED, kernels)
             # Merge in float32 so served weights equal base + LoRA delta; merged means no extra matmuls per token.
             model = peft_model.merge_and_unload()
     model.eval()
@@ -104,7 +109,7 @@ def _load(settings: Settings, ref: ModelRef) -> _Loaded:
         # Decoding one token reads every weight: 4/8-bit weights are less memory traffic, and the lean loop drops
         # the per-module overhead that dominated the HF forward (bench/README.md).
         with torch.no_grad():
-            lean_model = lean.LeanLlama(model, lean.QUANTIZED if quantize else "fp32")
+            lean_model = lean.LeanLlama(model, lean.QUANTIZED if quantize else "fp32", kernels)
     elif lean_model is None and quantize:
         from torch.ao.quantization import quantize_dynamic
 

@@ -4,7 +4,8 @@ Why: decoding one token of a 135M model through 30 layers of Hugging Face module
 overhead, not arithmetic. This path runs the same maths (RMSNorm, rotary embeddings, grouped-query attention,
 SwiGLU) as a tight loop of torch calls over fused QKV and gate/up weights, optionally with 4/8-bit weights
 (lean_weights.py). A decoded token costs about 30 torch calls a layer, each ~2 µs of overhead on this CPU beside
-the 4-bit matmuls (~8 ms of a ~12 ms token on one core): the decode loop is written to keep that count low.
+the 4-bit matmuls (~8 ms of a ~12 ms token on one core): the decode loop is written to keep that count low, and
+with the compiled kernels (native.py) each stretch between two matmuls is a single C call (`_decode_native`).
 Models of other shapes keep the Hugging Face forward (see `supports`).
 """
 
@@ -84,6 +85,7 @@ class KVCache:
         self.length = 0
         # The normalized activation fed to the next matmul, written in place (one conversation, one step at a time).
         self.normed = torch.empty(1, hidden, dtype=dtype)
+        self.native: _NativeBuffers | None = None  # the compiled decode step's buffers, when it runs
 
     def reserve(self, needed: int, limit: int) -> None:
         """Grow (doubling, up to limit) so that `needed` positions fit."""
@@ -95,14 +97,27 @@ class KVCache:
         self.keys, self.values = F.pad(self.keys, pad), F.pad(self.values, pad)
 
 
+@dataclass
+class _NativeBuffers:
+    """What the compiled decode step writes, per conversation: the float32 residual stream, the matmul inputs (in
+    the weights' input dtype), the final normed state, and attention scores (grown with the cache)."""
+
+    residual: torch.Tensor
+    attended: torch.Tensor
+    activation: torch.Tensor
+    final: torch.Tensor
+    scores: torch.Tensor
+
+
 class LeanLlama:
     """Forward passes of a (merged) Llama model over a KVCache; returns the logits of the last position.
 
     weights: "fp32" (the reference maths, equal to the HF forward within float rounding), "w8", "w4", or a dict
     role -> kind over QUANTIZED's roles. The attention scale is folded into the query weights at load.
+    kernels: the compiled decode steps (native.load), used for single-token steps when given; None keeps torch ops.
     """
 
-    def __init__(self, model, weights: str | dict = "fp32"):
+    def __init__(self, model, weights: str | dict = "fp32", kernels=None):
         config = model.config
         inner = model.model
         kinds = dict.fromkeys(_ROLES, weights) if isinstance(weights, str) else {**QUANTIZED, **weights}
@@ -144,6 +159,10 @@ class LeanLlama:
             self._halves_swapped = torch.cat((torch.arange(half, self.head_dim), torch.arange(half)))
             self._sign = torch.cat((-torch.ones(half), torch.ones(half)))
         self.input_dtype = self.layers[0].qkv.input_dtype if self.layers else torch.float32
+        roles = [getattr(layer, role) for layer in self.layers for role in ("qkv", "out", "gate_up", "down")]
+        # The compiled step writes every matmul input in one dtype, as the torch step does.
+        same_input = all(linear.input_dtype == self.input_dtype for linear in roles)
+        self.kernels = kernels if kernels is not None and same_input and self.layers else None
 
     def _rope_tables(self, needed: int) -> None:
         """cos/sin for positions [0, needed), from the model's own rotary module (any rope scaling it has)."""
@@ -158,7 +177,15 @@ class LeanLlama:
     def new_cache(self, expected: int) -> KVCache:
         """An empty cache sized for `expected` positions (it grows if a reply runs longer)."""
         capacity = min(self.max_positions, expected + _INITIAL_CACHE)
-        return KVCache(len(self.layers), self.n_kv, self.head_dim, capacity, self.hidden, self.input_dtype)
+        cache = KVCache(len(self.layers), self.n_kv, self.head_dim, capacity, self.hidden, self.input_dtype)
+        if self.kernels is not None:
+            cache.native = _NativeBuffers(
+                residual=torch.empty(1, self.hidden), final=torch.empty(1, self.hidden),
+                attended=torch.empty(1, self.n_heads * self.head_dim, dtype=self.input_dtype),
+                activation=torch.empty(1, self.intermediate, dtype=self.input_dtype),
+                scores=torch.empty(self.n_heads * capacity),
+            )
+        return cache
 
     def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         half = self.head_dim // 2
@@ -174,6 +201,8 @@ class LeanLlama:
     def forward(self, token_ids: list[int], cache: KVCache) -> torch.Tensor:
         """Run token_ids after what the cache holds (a whole prompt, or one token); logits of the last one."""
         if len(token_ids) == 1:
+            if cache.native is not None:
+                return self._decode_native(token_ids[0], cache)
             return self._decode(token_ids[0], cache)
         if cache.length:
             raise ValueError("the lean path extends a filled cache one token at a time")
@@ -240,3 +269,54 @@ class LeanLlama:
             x = x + layer.down(act.to(normed.dtype))
         cache.length = end
         return self.head(F.rms_norm(x, (self.hidden,), self.norm, self.eps))
+
+    def _decode_native(self, token: int, cache: KVCache) -> torch.Tensor:
+        """_decode with the work between matmuls done by the compiled kernels (decode_kernels.c): one C call per
+        stretch instead of ~30 torch ops a layer. The matmuls, the head and the cache stay torch's."""
+        position = cache.length
+        end = position + 1
+        cache.reserve(end, self.max_positions)
+        self._rope_tables(end)
+        kernels, buffers = self.kernels, cache.native
+        heads, kv, dim, hidden = self.n_heads, self.n_kv, self.head_dim, self.hidden
+        if buffers.scores.numel() < heads * end:
+            buffers.scores = torch.empty(heads * cache.keys.shape[2])
+        capacity = cache.keys.shape[2]
+        layer_bytes = kv * capacity * dim * cache.keys.element_size()
+        # Local references: another conversation may grow the tables meanwhile, and the C code holds raw pointers.
+        cos_table, sin_table = self.cos, self.sin
+        row_bytes = dim * cos_table.element_size()
+        cos, sin = cos_table.data_ptr() + position * row_bytes, sin_table.data_ptr() + position * row_bytes
+        keys, values, scores = cache.keys.data_ptr(), cache.values.data_ptr(), buffers.scores.data_ptr()
+        normed, attended, activation = cache.normed, buffers.attended, buffers.activation
+        x = buffers.residual
+        in_bf16 = int(normed.dtype == torch.bfloat16)
+        x_at, normed_at, attended_at, activation_at = (
+            x.data_ptr(), normed.data_ptr(), attended.data_ptr(), activation.data_ptr())
+        x.copy_(self.embed[token])
+        delta = None  # the last matmul's output, added to the residual stream by the next norm
+        for index, layer in enumerate(self.layers):
+            kernels.tb_residual_norm(x_at, _at(delta), _bf16(delta), layer.norm1.data_ptr(), hidden, self.eps,
+                                     normed_at, in_bf16)
+            qkv = layer.qkv(normed)
+            kernels.tb_attend(qkv.data_ptr(), _bf16(qkv), cos, sin, keys + index * layer_bytes,
+                              values + index * layer_bytes, capacity, position, heads, kv, dim, scores,
+                              attended_at, in_bf16)
+            out = layer.out(attended)
+            kernels.tb_residual_norm(x_at, out.data_ptr(), _bf16(out), layer.norm2.data_ptr(), hidden, self.eps,
+                                     normed_at, in_bf16)
+            gate_up = layer.gate_up(normed)
+            kernels.tb_swiglu(gate_up.data_ptr(), _bf16(gate_up), self.intermediate, activation_at, in_bf16)
+            delta = layer.down(activation)
+        kernels.tb_residual_norm(x_at, _at(delta), _bf16(delta), self.norm.data_ptr(), hidden, self.eps,
+                                 buffers.final.data_ptr(), 0)
+        cache.length = end
+        return self.head(buffers.final)
+
+
+def _at(tensor: torch.Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
+
+
+def _bf16(tensor: torch.Tensor | None) -> int:
+    return int(tensor is not None and tensor.dtype == torch.bfloat16)

@@ -1,0 +1,130 @@
+"""The compiled decode steps (decode_kernels.c via native.py) against the torch decode and the HF forward."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+from app.engine import native
+from app.engine._hf import quiet
+from app.engine.lean import QUANTIZED, LeanLlama
+
+PROMPT = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11]
+N = 24
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
+
+
+@pytest.fixture(scope="module")
+def hf_model(tiny_model_dir):
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    library = native.load(tmp_path_factory.mktemp("kernels"))
+    assert library is not None, "the C kernels did not build"
+    return library
+
+
+def _decode(lean: LeanLlama, prompt: list[int], tokens: list[int]) -> list[torch.Tensor]:
+    """Logits after the prompt and after each of `tokens` fed one at a time (teacher-forced)."""
+    cache = lean.new_cache(len(prompt) + len(tokens))
+    logits = [lean.forward(prompt, cache)]
+    logits += [lean.forward([token], cache) for token in tokens]
+    return logits
+
+
+def _greedy(lean: LeanLlama, prompt: list[int], n: int) -> list[int]:
+    cache = lean.new_cache(len(prompt) + n)
+    logits, tokens = lean.forward(prompt, cache), []
+    for _ in range(n):
+        tokens.append(int(torch.argmax(logits)))
+        logits = lean.forward([tokens[-1]], cache)
+    return tokens
+
+
+def test_float32_native_decoding_matches_the_hf_forward(hf_model, kernels):
+    lean = LeanLlama(hf_model, "fp32", kernels)
+    assert lean.kernels is kernels
+    with torch.inference_mode():
+        expected = hf_model.generate(torch.tensor([PROMPT]), max_new_tokens=N, do_sample=False, min_new_tokens=N,
+                                     eos_token_id=None, pad_token_id=0)[0, len(PROMPT):].tolist()
+        tokens = _greedy(lean, PROMPT, N)
+        logits = _decode(lean, PROMPT, tokens)
+        reference = hf_model(torch.tensor([PROMPT + tokens])).logits[0, len(PROMPT) - 1 :]
+    assert tokens == expected
+    assert torch.allclose(torch.stack(logits), reference, atol=1e-4, rtol=1e-4)
+
+
+def test_quantized_native_decoding_matches_the_torch_decode(hf_model, kernels):
+    with torch.inference_mode():
+        plain = LeanLlama(hf_model, QUANTIZED)
+        tokens = _greedy(plain, PROMPT, N)
+        expected = _decode(plain, PROMPT, tokens)
+        native_lean = LeanLlama(hf_model, QUANTIZED, kernels)
+        assert _greedy(native_lean, PROMPT, N) == tokens
+        got = _decode(native_lean, PROMPT, tokens)
+    # bf16 matmul inputs: a sum in another order can round one input element differently, nothing more.
+    for a, b in zip(expected, got, strict=True):
+        assert float((a - b).norm() / a.norm()) < 1e-2
+
+
+def test_native_decoding_follows_the_cache_when_it_grows(hf_model, kernels):
+    lean = LeanLlama(hf_model, "fp32", kernels)
+    with torch.inference_mode():
+        cache = lean.new_cache(0)
+        first = cache.keys.shape[2]
+        follow = [t % 300 + 1 for t in range(first + 8)]
+        lean.forward(PROMPT, cache)
+        for token in follow[:-1]:
+            lean.forward([token], cache)
+        logits = lean.forward(follow[-1:], cache)
+        direct = hf_model(torch.tensor([PROMPT + follow])).logits[0, -1]
+    assert cache.keys.shape[2] > first and cache.native.scores.numel() >= lean.n_heads * cache.length
+    assert torch.allclose(logits, direct, atol=1e-4, rtol=1e-4)
+
+
+def test_an_unmerged_adapter_decodes_natively_like_the_merged_model(tiny_model_dir, kernels):
+    """WithLoRA linears return float32, the quantized ones bf16: the kernels read either."""
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    torch.manual_seed(3)
+    with quiet():
+        peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)  # a fresh adapter's B is zero: give it an effect to get right
+    with torch.inference_mode():
+        unmerged = LeanLlama(peft_model.get_base_model(), "fp32", kernels)
+        tokens = _greedy(unmerged, PROMPT, 12)
+        got = _decode(unmerged, PROMPT, tokens)
+        with quiet():
+            merged = peft_model.merge_and_unload()
+        reference = merged(torch.tensor([PROMPT + tokens])).logits[0, len(PROMPT) - 1 :]
+    assert torch.allclose(torch.stack(got), reference, atol=1e-4, rtol=1e-4)
+
+
+def test_the_library_is_built_once_and_reused(tmp_path, monkeypatch):
+    directory = tmp_path / "kernels"
+    monkeypatch.setattr(native, "_loaded", {})  # a fresh process
+    first = native.load(directory)
+    built = list(directory.glob("*.so"))
+    assert first is not None and len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    native._loaded.clear()  # another new process: loads the cached file, compiles nothing
+    monkeypatch.setattr(native, "_build", lambda *args: pytest.fail("rebuilt a cached library"))
+    assert native.load(directory) is not None
+    assert built[0].stat().st_mtime_ns == stamp
+
+
+def test_without_a_working_compiler_the_torch_path_stays(tmp_path, monkeypatch, hf_model):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    assert native.load(tmp_path / "kernels") is None
+    assert not list((tmp_path / "kernels").glob("*.so"))
+    lean = LeanLlama(hf_model, "fp32", None)
+    assert lean.new_cache(4).native is None
