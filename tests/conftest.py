@@ -29,6 +29,19 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
     return Settings(**values)
 
 
+def database_at(data_dir: Path, revision: str):
+    """(alembic config, engine) of a fresh SQLite database migrated up to `revision`, for migration tests."""
+    from alembic import command
+
+    from app.migrate import alembic_config
+
+    settings = make_settings(data_dir)
+    settings.data_dir.mkdir(parents=True)
+    config = alembic_config(settings)
+    command.upgrade(config, revision)
+    return config, make_engine(settings)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings pointing at a fresh, migrated SQLite database under tmp_path."""

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from app.db import make_engine
 from app.services.validation.checks import content_hash
-from tests.conftest import make_settings
+from tests.conftest import database_at
 
 MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0003_import_speed.py"
 RECORDS = [
@@ -47,13 +46,7 @@ def test_the_migration_hashes_exactly_as_the_app_does(migration, record):
 def test_upgrade_rehashes_stored_examples_and_downgrade_restores_the_old_hashes(tmp_path):
     from alembic import command
 
-    from app.migrate import alembic_config
-
-    settings = make_settings(tmp_path / "data")
-    settings.data_dir.mkdir(parents=True)
-    config = alembic_config(settings)
-    command.upgrade(config, "0002")
-    engine = make_engine(settings)
+    config, engine = database_at(tmp_path / "data", "0002")
     with engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO datasets (id, name, description, created_at, updated_at) "
                                    "VALUES (1, 'old', '', '2026-01-01', '2026-01-01')")

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import inspect
 
-from app.db import make_engine
-from tests.conftest import make_settings
+from tests.conftest import database_at
 
 
 def test_downgrade_drops_the_rev_columns_without_deleting_examples_and_upgrade_adds_them_back(tmp_path):
     from alembic import command
 
-    from app.migrate import alembic_config
-
-    settings = make_settings(tmp_path / "data")
-    settings.data_dir.mkdir(parents=True)
-    config = alembic_config(settings)
-    command.upgrade(config, "0004")
-    engine = make_engine(settings)
+    config, engine = database_at(tmp_path / "data", "0004")
     with engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO datasets (id, name, description, created_at, updated_at, rev) "
                                    "VALUES (1, 'kept', '', '2026-01-01', '2026-01-01', 3)")
