@@ -9,6 +9,9 @@ ENV PYTHONUNBUFFERED=1 \
     TUNEBOARD_PORT=8000 \
     HF_HUB_OFFLINE=1
 
+# gcc and the C headers: chat decoding compiles its small C kernels at the first model load (app/engine/native.py,
+# ~1.5x the tokens/s); without them it falls back to torch ops.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 tuneboard && mkdir -p /data && chown tuneboard /data
 WORKDIR /srv/tuneboard
 
