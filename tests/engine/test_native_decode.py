@@ -128,3 +128,23 @@ def test_without_a_working_compiler_the_torch_path_stays(tmp_path, monkeypatch, 
     assert not list((tmp_path / "kernels").glob("*.so"))
     lean = LeanLlama(hf_model, "fp32", None)
     assert lean.new_cache(4).native is None
+
+
+def test_two_conversations_decode_at_once_like_one_at_a_time(hf_model, kernels):
+    """The C calls run without the GIL: two threads share the weights and rope tables, each with its own cache.
+    The second prompt is long enough to grow the shared rope tables while the first conversation decodes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lean = LeanLlama(hf_model, QUANTIZED, kernels)
+    prompts = [PROMPT, [(7 * i) % 300 + 1 for i in range(300)]]
+    with torch.inference_mode():
+        alone = [_greedy(lean, prompt, 16) for prompt in prompts]
+        fresh = LeanLlama(hf_model, QUANTIZED, kernels)  # rope tables not yet grown, as in a new process
+
+        def run(prompt):
+            with torch.inference_mode():
+                return _greedy(fresh, prompt, 16)
+
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(run, prompts))
+    assert together == alone
