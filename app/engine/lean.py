@@ -164,15 +164,21 @@ class LeanLlama:
         same_input = all(linear.input_dtype == self.input_dtype for linear in roles)
         self.kernels = kernels if kernels is not None and same_input and self.layers else None
 
-    def _rope_tables(self, needed: int) -> None:
-        """cos/sin for positions [0, needed), from the model's own rotary module (any rope scaling it has)."""
-        if needed <= self.cos.shape[0]:
-            return
+    def _rope_tables(self, needed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos/sin for positions [0, needed), from the model's own rotary module (any rope scaling it has).
+
+        Returns the pair it checked: another conversation may swap self.cos/self.sin meanwhile, for tables grown
+        to its own need, so a caller that hands raw pointers to C uses these."""
+        tables = self.cos, self.sin
+        if needed <= tables[0].shape[0]:
+            return tables
         # Grown by doubling: a 128k-context model should not hold a 128k table for a short chat.
-        count = min(self.max_positions, max(needed, 2 * self.cos.shape[0]))
+        count = min(self.max_positions, max(needed, 2 * tables[0].shape[0]))
         with torch.no_grad():
             cos, sin = self.rotary(self.embed[:1][None], torch.arange(count)[None])
-        self.cos, self.sin = cos[0].float().contiguous(), sin[0].float().contiguous()
+        tables = cos[0].float().contiguous(), sin[0].float().contiguous()
+        self.cos, self.sin = tables
+        return tables
 
     def new_cache(self, expected: int) -> KVCache:
         """An empty cache sized for `expected` positions (it grows if a reply runs longer)."""
@@ -276,15 +282,13 @@ class LeanLlama:
         position = cache.length
         end = position + 1
         cache.reserve(end, self.max_positions)
-        self._rope_tables(end)
+        cos_table, sin_table = self._rope_tables(end)  # held here: the C code reads them through raw pointers
         kernels, buffers = self.kernels, cache.native
         heads, kv, dim, hidden = self.n_heads, self.n_kv, self.head_dim, self.hidden
-        if buffers.scores.numel() < heads * end:
-            buffers.scores = torch.empty(heads * cache.keys.shape[2])
         capacity = cache.keys.shape[2]
+        if buffers.scores.numel() < heads * end:
+            buffers.scores = torch.empty(heads * capacity)
         layer_bytes = kv * capacity * dim * cache.keys.element_size()
-        # Local references: another conversation may grow the tables meanwhile, and the C code holds raw pointers.
-        cos_table, sin_table = self.cos, self.sin
         row_bytes = dim * cos_table.element_size()
         cos, sin = cos_table.data_ptr() + position * row_bytes, sin_table.data_ptr() + position * row_bytes
         keys, values, scores = cache.keys.data_ptr(), cache.values.data_ptr(), buffers.scores.data_ptr()
