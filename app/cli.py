@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(**overrides)
 
     if args.command == "migrate":
-        from app.migrate import upgrade
+        from app.tables.migrate import upgrade
 
         upgrade(settings)
         print(f"Database is up to date: {_safe_url(settings)}")
@@ -64,9 +64,9 @@ def _safe_url(settings: Settings) -> str:
 
 def _serve(settings: Settings) -> int:
     if not settings.binds_loopback_only and not settings.password:
-        from app.db import make_engine
-        from app.migrate import upgrade
-        from app.services.auth import AuthState
+        from app.tables.db import make_engine
+        from app.tables.migrate import upgrade
+        from app.settings.auth import AuthState
 
         upgrade(settings)
         engine = make_engine(settings)
@@ -82,7 +82,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from app.main import create_app
-    from app.migrate import upgrade
+    from app.tables.migrate import upgrade
 
     upgrade(settings)
     app = create_app(settings)
@@ -95,7 +95,7 @@ def _ask_for_password(engine) -> None:
     """First run on a network interface: let the person at the terminal choose the dashboard password."""
     import getpass
 
-    from app.services.auth import store_password
+    from app.settings.auth import store_password
 
     print("Tuneboard will listen on the network, so the dashboard needs a password.")
     first = getpass.getpass("Choose a password (8+ characters): ")

@@ -10,15 +10,36 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
-from app.db import make_engine
-from app.errors import install_error_handlers
-from app.routers import ROUTER_MODULES
-from app.security import SecurityMiddleware, guard
-from app.services import event_notify
-from app.services.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
-from app.web import ROOT, make_templates
+from app.tables.db import make_engine
+from app.web.http_errors import install_error_handlers
+from app.web.security import SecurityMiddleware, guard
+from app.jobs import event_notify
+from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
+from app.web.rendering import ROOT, make_templates
 
 log = logging.getLogger("tuneboard")
+
+# Every module that serves routes, one per line; order matters only where paths overlap.
+ROUTER_MODULES = [
+    "app.web.health",
+    "app.web.api_docs",
+    "app.settings.routes.login",
+    "app.home.routes.pages",
+    "app.datasets.routes.pages",
+    "app.datasets.routes.examples",
+    "app.datasets.routes.api",
+    "app.datasets.routes.reports",
+    "app.jobs.routes.pages",
+    "app.jobs.routes.api",
+    "app.jobs.routes.stream",
+    "app.playground.routes.pages",
+    "app.jobs.routes.models",
+    "app.settings.routes.pages",
+    "app.openai_api.routes.files",
+    "app.openai_api.routes.jobs",
+    "app.openai_api.routes.models",
+    "app.openai_api.routes.chat",
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(guard)],
-        # The built-in docs routes would bypass the guard and load Swagger from a CDN: app/routers/docs.py
+        # The built-in docs routes would bypass the guard and load Swagger from a CDN: app/web/api_docs.py
         # serves them instead, vendored and behind the login.
         docs_url=None,
         redoc_url=None,
@@ -69,7 +90,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityMiddleware)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     for name in ROUTER_MODULES:
-        module = importlib.import_module(f"app.routers.{name}")
-        app.include_router(module.router)
+        app.include_router(importlib.import_module(name).router)
     install_error_handlers(app)
     return app

@@ -69,8 +69,8 @@ def write_file(path: Path, n: int | None = None, target_bytes: int | None = None
 def setup(data_dir: Path):
     """Settings, migrated database and engine in data_dir."""
     from app.config import Settings
-    from app.db import make_engine
-    from app.migrate import upgrade
+    from app.tables.db import make_engine
+    from app.tables.migrate import upgrade
 
     settings = Settings(data_dir=data_dir, embedded_worker=False, api_key="bench-key-0123456789", secret_key="s" * 40)
     upgrade(settings)
@@ -93,10 +93,10 @@ def bench_services(engine, path: Path, n: int) -> dict:
     """Import and export through the service layer."""
     from sqlmodel import Session
 
-    from app.services.datasets import create_dataset
-    from app.services.examples import split_randomly
-    from app.services.exporter import export_jsonl
-    from app.services.importer import import_jsonl
+    from app.datasets.datasets import create_dataset
+    from app.datasets.examples import split_randomly
+    from app.datasets.exporter import export_jsonl
+    from app.datasets.importer import import_jsonl
 
     with Session(engine) as session:
         dataset_id = create_dataset(session, "bench").id
@@ -119,7 +119,7 @@ def bench_services(engine, path: Path, n: int) -> dict:
 
         # Second baseline: parse, checks and serialisation of each row (the importer's CPU half), no database.
         def parse_and_check():
-            from app.services.import_rows import prepare_record
+            from app.datasets.import_rows import prepare_record
 
             with path.open("rb") as f:
                 for line in f:
@@ -232,8 +232,8 @@ def big_child(path: str, data_dir: str) -> None:
     """Import one big file in this (fresh) process and print its peak RSS."""
     from sqlmodel import Session
 
-    from app.services.datasets import create_dataset
-    from app.services.importer import import_jsonl
+    from app.datasets.datasets import create_dataset
+    from app.datasets.importer import import_jsonl
 
     _, engine = setup(Path(data_dir))
     with Session(engine) as session, open(path, "rb") as f:

@@ -73,8 +73,8 @@ def make_job(data_dir: Path) -> tuple[str, threading.Event]:
     from sqlmodel import Session
 
     from app.config import Settings
-    from app.db import make_engine
-    from app.models import Job, JobEvent, JobStatus
+    from app.tables.db import make_engine
+    from app.tables import Job, JobEvent, JobStatus
 
     engine = make_engine(Settings(data_dir=data_dir))
     with Session(engine) as s:

@@ -5,7 +5,7 @@ database, that many worker processes (tests/postgres/worker_main.py: the real Wo
 fake trainer as the engine, so a job is a short subprocess speaking the engine's protocol), then N jobs queued in
 one transaction. Reported: jobs per second from enqueue to the last job done, and how long each job event took
 from its creation in a worker to a watcher in this process, once woken by LISTEN/NOTIFY
-(app/services/event_notify.py) and once by polling every 0.2 s (what SQLite does), both watching the same events.
+(app/jobs/event_notify.py) and once by polling every 0.2 s (what SQLite does), both watching the same events.
 Baselines in the same run: 1 worker for throughput, polling for latency.
 
     .venv/bin/python bench/scale.py [--jobs 24] [--workers 1,2,4] [--step-seconds 0.01]
@@ -29,10 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import Session, col, select  # noqa: E402
 
-from app.db import make_engine  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
-from app.models import Job, JobEvent, JobStatus  # noqa: E402
-from app.services import event_notify, jobs  # noqa: E402
+from app.tables.db import make_engine  # noqa: E402
+from app.tables.migrate import upgrade  # noqa: E402
+from app.tables import Job, JobEvent, JobStatus  # noqa: E402
+from app.jobs import event_notify
+from app.jobs import jobs  # noqa: E402
 from tests.conftest import free_port, make_settings  # noqa: E402
 from tests.pg_cluster import ThrowawayCluster  # noqa: E402
 from tests.support.builders import make_dataset  # noqa: E402

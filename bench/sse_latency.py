@@ -61,7 +61,7 @@ async def watch(client: httpx.AsyncClient, url: str, expected: int, latencies: l
 def write_events(engine, job_id: str, n: int, interval: float) -> None:
     from sqlmodel import Session
 
-    from app.models import JobEvent
+    from app.tables import JobEvent
 
     for _ in range(n):
         with Session(engine) as s:
@@ -104,9 +104,9 @@ def main() -> None:
     from sqlmodel import Session
 
     from app.config import Settings
-    from app.db import make_engine
-    from app.migrate import upgrade
-    from app.models import Job
+    from app.tables.db import make_engine
+    from app.tables.migrate import upgrade
+    from app.tables import Job
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), embedded_worker=False)
@@ -134,7 +134,7 @@ def main() -> None:
             for n in (1, args.clients):
                 url_n = url  # every run reads from the start of new events only
                 with Session(engine) as s:
-                    from app.services.monitoring import last_seq
+                    from app.jobs.monitoring import last_seq
                     url_n = f"{url}?after={last_seq(s, job_id)}"
                 results.append(asyncio.run(run(n, args.events, args.interval, engine, job_id, url_n, server.pid)))
         finally:

@@ -64,7 +64,7 @@ def main() -> None:
     from app.engine.catalog import SMOLLM2
     from app.engine.inference import ChatParams, ModelRef, stream_chat
     from app.engine.testing import build_tiny_model
-    from app.migrate import upgrade
+    from app.tables.migrate import upgrade
     from tests.conftest import API_KEY, free_port, make_settings
 
     data = Path(args.data_dir)

@@ -59,7 +59,7 @@ def make_dataset(n: int, seed: int = 7) -> bytes:
 def strings_of(data: bytes) -> tuple[list[str], list[str]]:
     """The text the counting rule encodes, for the tiktoken-alone baselines: every string occurrence, and the
     same text joined into one string per example (the fewest tiktoken calls: the strictest baseline)."""
-    from app.services.validation.tokens import _Plan
+    from app.datasets.validation.tokens import _Plan
 
     plan = _Plan()
     for line in data.splitlines():
@@ -86,9 +86,9 @@ def after_changes(session, dataset_id: int, model: str, repeat: int = 5) -> list
     """(what changed, median seconds of the next report) for the changes a person makes between two reports."""
     from sqlalchemy import select
 
-    from app.models import Example
-    from app.services import examples
-    from app.services.validation.report import build_report
+    from app.tables import Example
+    from app.datasets import examples
+    from app.datasets.validation.report import build_report
 
     ids = list(session.scalars(select(Example.id).where(Example.dataset_id == dataset_id).order_by(Example.id)))
     rng = random.Random(11)
@@ -132,14 +132,14 @@ def main() -> None:
     from sqlmodel import Session
 
     from app.config import Settings
-    from app.db import make_engine
-    from app.migrate import upgrade
-    from app.models import Dataset
-    from app.services.importer import import_jsonl
-    from app.services.validation.live import live_check
-    from app.services.validation.modeltable import resolve_model
-    from app.services.validation.report import build_report, forget_reports
-    from app.services.validation.tokens import THREADS, count_openai, get_encoding
+    from app.tables.db import make_engine
+    from app.tables.migrate import upgrade
+    from app.tables import Dataset
+    from app.datasets.importer import import_jsonl
+    from app.datasets.validation.live import live_check
+    from app.datasets.validation.modeltable import resolve_model
+    from app.datasets.validation.report import build_report, forget_reports
+    from app.datasets.validation.tokens import THREADS, count_openai, get_encoding
 
     data = make_dataset(args.examples)
     texts, joined = strings_of(data)

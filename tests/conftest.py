@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.config import Settings
-from app.db import make_engine
+from app.tables.db import make_engine
 from app.main import create_app
-from app.migrate import upgrade
+from app.tables.migrate import upgrade
 
 API_KEY = "tb-test-key-0123456789"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
@@ -33,7 +33,7 @@ def database_at(data_dir: Path, revision: str):
     """(alembic config, engine) of a fresh SQLite database migrated up to `revision`, for migration tests."""
     from alembic import command
 
-    from app.migrate import alembic_config
+    from app.tables.migrate import alembic_config
 
     settings = make_settings(data_dir)
     settings.data_dir.mkdir(parents=True)

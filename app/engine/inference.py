@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.services.errors import Invalid, NotFound
+from app.errors import Invalid, NotFound
 
 if TYPE_CHECKING:  # the engine runs without pydantic (e.g. on a bare GPU box): settings is duck-typed
     from app.config import Settings
@@ -53,7 +53,7 @@ class _Loaded:
     tokenizer: object
     eos_ids: frozenset[int]
     max_positions: int
-    lean: object = None  # app.engine.lean.LeanLlama when the model is Llama-shaped
+    lean: object = None  # app.engine.cpu_decoder.LeanLlama when the model is Llama-shaped
 
 
 _cache: OrderedDict[tuple, _Loaded] = OrderedDict()
@@ -83,7 +83,7 @@ def _load(settings: Settings, ref: ModelRef) -> _Loaded:
     from app.engine.tokenizer import load_tokenizer
 
     path = resolve_base_model(settings, ref.base_model)
-    from app.engine import lean
+    from app.engine import cpu_decoder as lean
 
     quantize = getattr(settings, "engine_quantize", "1") != "0"  # Settings reads TUNEBOARD_ENGINE_QUANTIZE
     kernels = None

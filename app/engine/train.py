@@ -86,7 +86,7 @@ class Stepper:
     """Loss and accuracy of packed rows: the LM head runs only on trained positions (the rest is never scored)."""
 
     def __init__(self, model, device: str, dtype, lean: bool = False):
-        from app.engine import lora_fast
+        from app.engine import cpu_training as lora_fast
 
         inner = model.get_base_model()
         self.model, self.device, self.dtype = model, device, dtype
@@ -126,7 +126,7 @@ class Stepper:
     def _score(self, input_ids, position_ids, mask: list[list[bool]], targets: list[list[int]], **extra):
         import torch
 
-        from app.engine import lora_fast
+        from app.engine import cpu_training as lora_fast
 
         targets_mask = torch.tensor(mask, device=self.device)
         targets = torch.tensor(targets, device=self.device)[targets_mask]
@@ -231,7 +231,7 @@ def run_training(spec: p.TrainSpec | dict, emit: p.Emit, should_stop: Callable[[
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:
-    from app.services.errors import DomainError
+    from app.errors import DomainError
 
     if isinstance(exc, DomainError):
         return (p.ERROR_MODEL_NOT_FOUND if exc.code == "model_not_found" else exc.code), exc.message
@@ -252,7 +252,7 @@ def _train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> 
     _hf.prepare()
     import torch
 
-    from app.engine import lora_fast
+    from app.engine import cpu_training as lora_fast
     from app.engine.catalog import resolve_base_model
     from app.engine.tokenizer import load_tokenizer
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.services.errors import Invalid
+from app.errors import Invalid
 
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 _LIMITS: dict[str, tuple[type, float, float]] = {

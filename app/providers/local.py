@@ -21,7 +21,7 @@ from typing import Any
 
 from app.providers.base import (HYPERPARAMETERS, JobContext, JobOutcome, Provider, ProviderError, RemoteCheckpoint,
                                 RemoteEvent, RemoteStatus)
-from app.services.errors import Invalid
+from app.errors import Invalid
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TERM_GRACE_SECONDS = 5.0
@@ -79,7 +79,7 @@ class LocalProvider(Provider):
         """Cancel is a SIGTERM from run(), which watches the job's cancel flag."""
 
     def delete_model(self, model_id: str) -> None:
-        """Local adapters are deleted by app.services.jobs.delete_tuned_model."""
+        """Local adapters are deleted by app.jobs.jobs.delete_tuned_model."""
 
     def stream_chat(self, model: Any, messages: list[dict], params: Any) -> Iterator[Any]:
         """Chat through the local inference engine (model is an app.engine.inference.ModelRef)."""
@@ -89,7 +89,7 @@ class LocalProvider(Provider):
 
     # -- training ----------------------------------------------------------------------------------------------
     def _write_spec(self, ctx: JobContext, out: Path) -> Path:
-        from app.services.job_launch import fine_tuned_model_name
+        from app.jobs.launch import fine_tuned_model_name
 
         spec = ctx.spec
         hyper = {k: spec.hyperparameters.get(k, "auto") for k in self.hyperparameter_names}
@@ -189,13 +189,13 @@ class LocalProvider(Provider):
             state["total_steps"] = item.get("total_steps")
             state["first_step_at"] = time.monotonic()
         elif kind == "checkpoint":
-            from app.services.job_launch import fine_tuned_model_name
+            from app.jobs.launch import fine_tuned_model_name
 
             step = int(item.get("step", 0))
             name = fine_tuned_model_name(ctx.spec.model, ctx.spec.suffix, ctx.spec.job_id, step)
             ctx.checkpoint(step, name, item.get("metrics") or {}, item.get("path"))
         elif kind == "result":
-            from app.services.job_launch import fine_tuned_model_name
+            from app.jobs.launch import fine_tuned_model_name
 
             state["result"] = item
             state["model_name"] = fine_tuned_model_name(ctx.spec.model, ctx.spec.suffix, ctx.spec.job_id)

@@ -53,7 +53,7 @@ class OpenAIProvider(Provider):
         if self.engine is not None:
             from sqlmodel import Session
 
-            from app.services.app_settings import OPENAI_API_KEY, get_value
+            from app.settings.store import OPENAI_API_KEY, get_value
 
             with Session(self.engine) as session:
                 return get_value(session, OPENAI_API_KEY) or None
@@ -67,7 +67,7 @@ class OpenAIProvider(Provider):
         if self.engine is not None:
             from sqlmodel import Session
 
-            from app.services.app_settings import OPENAI_BASE_URL, get_value
+            from app.settings.store import OPENAI_BASE_URL, get_value
 
             with Session(self.engine) as session:
                 saved = get_value(session, OPENAI_BASE_URL)

@@ -7,7 +7,7 @@ from typing import Any
 
 from app.config import Settings
 from app.providers.base import Provider
-from app.services.errors import Invalid
+from app.errors import Invalid
 
 # Module paths, not classes: importing app.providers.openai pulls in the SDK, which the server should not pay
 # for at start.

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 
 from app.config import Settings
 from app.providers.base import JobSpec
-from app.services import job_queue
-from app.services.job_events import record_checkpoint, record_event
+from app.jobs import queue as job_queue
+from app.jobs.events import record_checkpoint, record_event
 
 log = logging.getLogger("tuneboard.worker")
 
@@ -72,7 +72,7 @@ class WorkerJobContext:
     def _read_cancel(self) -> bool:
         from sqlmodel import Session
 
-        from app.models import Job
+        from app.tables import Job
 
         with Session(self.engine) as session:
             job = session.get(Job, self.spec.job_id)

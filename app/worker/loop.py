@@ -18,12 +18,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.config import Settings
-from app.models import Job, JobStatus, Snapshot
-from app.models.common import new_id
+from app.tables import Job, JobStatus, Snapshot
+from app.tables.common import new_id
 from app.providers.base import JobOutcome, JobSpec, Provider, ProviderError
 from app.providers.registry import get_provider, provider_names
-from app.services import job_queue
-from app.services.job_events import latest_checkpoint, record_event
+from app.jobs import queue as job_queue
+from app.jobs.events import latest_checkpoint, record_event
 from app.worker.context import WorkerJobContext
 
 log = logging.getLogger("tuneboard.worker")

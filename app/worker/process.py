@@ -6,7 +6,7 @@ import logging
 import signal
 
 from app.config import Settings
-from app.db import make_engine
+from app.tables.db import make_engine
 from app.worker.loop import Worker
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.main import create_app
-from app.migrate import upgrade
+from app.tables.migrate import upgrade
 from tests.conftest import LiveServer, free_port, make_settings
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,7 +9,7 @@ import pytest
 
 from app.engine.catalog import SMOLLM2, gguf_file, list_base_models, resolve_base_model
 from app.engine.tokenizer import load_tokenizer
-from app.services.errors import NotFound
+from app.errors import NotFound
 from tests.engine.conftest import TINY
 
 

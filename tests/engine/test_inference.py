@@ -10,7 +10,7 @@ import pytest
 from app.engine import inference
 from app.engine.inference import ChatParams, ModelRef, stream_chat
 from app.engine.train import run_training
-from app.services.errors import Invalid
+from app.errors import Invalid
 from tests.engine.conftest import TINY, make_spec
 
 HELLO = [{"role": "user", "content": "Tell me about the quick brown fox"}]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
-from app.engine.lean import QUANTIZED, RESCORED, Head, LeanLlama, supports
+from app.engine.cpu_decoder import QUANTIZED, RESCORED, Head, LeanLlama, supports
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11]
 N = 24

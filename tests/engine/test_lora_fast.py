@@ -54,7 +54,7 @@ def test_segment_lengths_follow_the_restarting_positions():
 
 
 def test_lean_path_matches_peft_with_a_packed_mask_in_loss_and_gradients(tiny_model_dir):
-    from app.engine import lora_fast
+    from app.engine import cpu_training as lora_fast
     from app.engine.train import Stepper
 
     rows = pack(_examples(7), 64)
@@ -75,7 +75,7 @@ def test_lean_path_matches_peft_with_a_packed_mask_in_loss_and_gradients(tiny_mo
 def test_lean_path_keeps_peft_adapter_names_and_float32_adapters_under_bf16(tiny_model_dir):
     import torch
 
-    from app.engine import lora_fast
+    from app.engine import cpu_training as lora_fast
     from app.engine.train import load_lora_model
 
     model = load_lora_model(tiny_model_dir, 4, "cpu", 1)
@@ -99,7 +99,7 @@ def test_lean_path_keeps_peft_adapter_names_and_float32_adapters_under_bf16(tiny
 def test_chunked_head_loss_matches_cross_entropy_and_argmax_with_ties(monkeypatch):
     import torch
 
-    from app.engine import lora_fast
+    from app.engine import cpu_training as lora_fast
 
     monkeypatch.setattr(lora_fast, "HEAD_CHUNK", 16)  # several chunks, the last one partial
     generator = torch.Generator().manual_seed(3)

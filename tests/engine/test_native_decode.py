@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from app.engine import native
 from app.engine._hf import quiet
-from app.engine.lean import QUANTIZED, LeanLlama
+from app.engine.cpu_decoder import QUANTIZED, LeanLlama
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11]
 N = 24

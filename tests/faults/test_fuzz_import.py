@@ -90,7 +90,7 @@ def non_blank_lines(body: bytes) -> int:
 def fuzz_api(tmp_path_factory):
     """One app for all generated examples (a fresh one per example would dominate the run time)."""
     from app.main import create_app
-    from app.migrate import upgrade
+    from app.tables.migrate import upgrade
     from tests.conftest import make_settings
 
     s = make_settings(tmp_path_factory.mktemp("fuzz") / "data")

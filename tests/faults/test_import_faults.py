@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-import app.db
+import app.tables.db
 from app.main import create_app
-from app.migrate import upgrade
-from app.models import Dataset, Example, UploadedFile
-from app.services import importer
+from app.tables.migrate import upgrade
+from app.tables import Dataset, Example, UploadedFile
+from app.datasets import importer
 from tests.conftest import API_KEY, make_settings
 
 pytestmark = pytest.mark.slow

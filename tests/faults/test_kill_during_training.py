@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from app.db import make_engine
-from app.models import Job, JobEvent, JobStatus, TunedModel
-from app.services.job_launch import JobRequest, create_job
+from app.tables.db import make_engine
+from app.tables import Job, JobEvent, JobStatus, TunedModel
+from app.jobs.launch import JobRequest, create_job
 from tests.conftest import API_KEY, free_port
 from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import TINY, settings, tiny_model  # noqa: F401

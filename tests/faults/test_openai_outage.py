@@ -12,8 +12,8 @@ import threading
 import pytest
 from sqlmodel import Session, select
 
-from app.models import Job, JobEvent, JobStatus
-from app.services import jobs
+from app.tables import Job, JobEvent, JobStatus
+from app.jobs import jobs
 from app.worker.loop import Worker
 from tests.conftest import LiveServer, free_port
 from tests.support.builders import make_dataset

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.migrate import upgrade
+from app.tables.migrate import upgrade
 from tests.conftest import make_settings
 
 PASSWORD = "correct horse battery"

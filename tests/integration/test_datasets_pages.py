@@ -7,8 +7,8 @@ import re
 
 import httpx
 
-from app.services.datasets import create_dataset, get_dataset
-from app.services.examples import add_example, list_examples
+from app.datasets.datasets import create_dataset, get_dataset
+from app.datasets.examples import add_example, list_examples
 from tests.conftest import API_KEY, FIXTURES
 
 HX = {"HX-Request": "true"}

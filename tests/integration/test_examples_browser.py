@@ -7,8 +7,8 @@ import shutil
 import pytest
 from sqlmodel import Session
 
-from app.services.datasets import create_dataset
-from app.services.examples import add_example, get_example, list_examples
+from app.datasets.datasets import create_dataset
+from app.datasets.examples import add_example, get_example, list_examples
 from tests.conftest import FIXTURES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from app.services.dataset_forms import editor_rows, top_level_texts
-from app.services.datasets import create_dataset
-from app.services.examples import add_example, get_example, list_examples, record_from_form
-from app.services.errors import Invalid
+from app.datasets.forms import editor_rows, top_level_texts
+from app.datasets.datasets import create_dataset
+from app.datasets.examples import add_example, get_example, list_examples, record_from_form
+from app.errors import Invalid
 from tests.conftest import FIXTURES
 
 HX = {"HX-Request": "true"}

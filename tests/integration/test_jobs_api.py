@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from app.models import Example
-from app.services.model_catalog import resolve_model
+from app.tables import Example
+from app.jobs.model_catalog import resolve_model
 from app.worker.loop import Worker
 from tests.conftest import API_KEY
 from tests.support.builders import make_dataset

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from app.models import Checkpoint, Dataset, Job, JobEvent, JobStatus, TunedModel
-from app.models.common import utcnow
-from app.services.app_settings import DESTRUCTIVE_ACTIONS, set_value
+from app.tables import Checkpoint, Dataset, Job, JobEvent, JobStatus, TunedModel
+from app.tables.common import utcnow
+from app.settings.store import DESTRUCTIVE_ACTIONS, set_value
 
 
 def make_job(session: Session, status=JobStatus.running, **fields) -> Job:

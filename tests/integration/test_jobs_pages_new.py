@@ -6,9 +6,9 @@ import pytest
 from sqlmodel import select
 
 from app.engine.testing import build_tiny_model
-from app.migrate import upgrade
-from app.models import Job
-from app.services.home import import_sample
+from app.tables.migrate import upgrade
+from app.tables import Job
+from app.home.summary import import_sample
 from tests.conftest import make_settings
 
 

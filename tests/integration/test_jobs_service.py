@@ -8,11 +8,11 @@ import json
 import pytest
 from sqlmodel import select
 
-from app.models import Example, Job, JobStatus, Snapshot
-from app.services import jobs
-from app.services.errors import Invalid, NotFound
-from app.services.job_queue import claim_next
-from app.services.snapshots import snapshot_path
+from app.tables import Example, Job, JobStatus, Snapshot
+from app.jobs import jobs
+from app.errors import Invalid, NotFound
+from app.jobs.queue import claim_next
+from app.datasets.snapshots import snapshot_path
 from tests.support.builders import chat, make_dataset
 from tests.support.jobs_fixtures import settings, tiny_model  # noqa: F401
 
@@ -125,7 +125,7 @@ def test_events_are_deduplicated_by_id_and_paged_newest_first(session, settings,
 
 
 def _upload(session, settings, lines: list[str]):
-    from app.models import UploadedFile
+    from app.tables import UploadedFile
 
     path = settings.storage_path("files", "upload.jsonl")
     path.write_text("".join(line + "\n" for line in lines))

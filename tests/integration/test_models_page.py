@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from app.models import Dataset, Job, Snapshot, TunedModel
-from app.services.app_settings import DESTRUCTIVE_ACTIONS, set_value
+from app.tables import Dataset, Job, Snapshot, TunedModel
+from app.settings.store import DESTRUCTIVE_ACTIONS, set_value
 
 MODEL_ID = "ft:tiny-llama:demo:ftjob-abc"
 

@@ -7,10 +7,10 @@ import threading
 import pytest
 from sqlmodel import Session, select
 
-from app.models import Checkpoint, Job, JobEvent, JobStatus, TunedModel
+from app.tables import Checkpoint, Job, JobEvent, JobStatus, TunedModel
 from app.providers.registry import get_provider
-from app.services import jobs
-from app.services.job_queue import claim_next
+from app.jobs import jobs
+from app.jobs.queue import claim_next
 from app.worker.loop import Worker
 from tests.conftest import LiveServer, free_port
 from tests.support.builders import make_dataset
@@ -168,7 +168,7 @@ def test_jobs_made_elsewhere_are_imported_once_across_pages(session, settings, e
 
 
 def test_a_file_openai_rejects_fails_the_job_with_openais_own_message(session, settings, engine, fake):
-    from app.services.snapshots import write_snapshot
+    from app.datasets.snapshots import write_snapshot
 
     snap = write_snapshot(session, settings, b'{"messages": []}\n' * 3)
     session.commit()

@@ -9,8 +9,8 @@ from sqlmodel import Session, select
 
 from app.engine.testing import build_tiny_model
 from app.main import create_app
-from app.migrate import upgrade
-from app.models import Conversation, Dataset, Example
+from app.tables.migrate import upgrade
+from app.tables import Conversation, Dataset, Example
 from tests.conftest import browser_client, make_settings
 
 
@@ -115,7 +115,7 @@ def test_compare_columns_each_see_only_their_own_replies(pg):
     body["messages"] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "from col 0", "column": 0},
                         {"role": "assistant", "content": "from col 1", "column": 1},
                         {"role": "user", "content": "again"}]
-    from app.services.playground import parse_chat_request
+    from app.playground.playground import parse_chat_request
 
     request = parse_chat_request(body)
     assert [m["content"] for m in request.messages] == ["hi", "from col 1", "again"]

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import Session, select
 
-from app.models import Dataset, Example
-from app.services.validation import apply_check
-from app.services.validation.launch import launch_check
-from app.services.validation.report import build_report, example_ids_with_problem
+from app.tables import Dataset, Example
+from app.datasets.validation import apply_check
+from app.datasets.validation.launch import launch_check
+from app.datasets.validation.report import build_report, example_ids_with_problem
 from tests.conftest import FIXTURES, SHARED
 
 
@@ -195,7 +195,7 @@ def test_launch_refuses_errors_in_the_validation_data(session):
 
 
 def test_a_clean_real_dataset_of_ten_examples_may_launch_without_questions(session):
-    from app.services.importer import import_jsonl
+    from app.datasets.importer import import_jsonl
 
     dataset = Dataset(name="pirate")
     session.add(dataset)
@@ -241,7 +241,7 @@ def test_a_local_model_not_yet_prepared_gets_approximate_counts_and_a_training_t
 
 
 def test_offenders_of_a_stored_code_are_found_for_the_example_list_filter(session):
-    from app.services.validation.report import stored_problem_clause
+    from app.datasets.validation.report import stored_problem_clause
 
     no_system = {"messages": [{"role": "user", "content": 'Say "code": "missing_content" please'},
                               {"role": "assistant", "content": "ok"}]}

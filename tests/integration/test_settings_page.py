@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from app.services import app_settings
+from app.settings import store as app_settings
 
 
 def test_openai_key_is_stored_and_shown_back_only_as_its_last_four_characters(client, session):

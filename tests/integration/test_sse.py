@@ -11,8 +11,8 @@ import threading
 import httpx
 from sqlmodel import Session
 
-from app.models import Job, JobEvent, JobStatus
-from app.models.common import utcnow
+from app.tables import Job, JobEvent, JobStatus
+from app.tables.common import utcnow
 
 
 def make_job(engine, status: JobStatus = JobStatus.running) -> str:

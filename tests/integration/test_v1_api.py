@@ -12,10 +12,10 @@ import pytest
 from openai import OpenAI
 from sqlmodel import Session, select
 
-from app.db import make_engine
+from app.tables.db import make_engine
 from app.main import create_app
-from app.migrate import upgrade
-from app.models import Dataset, Example
+from app.tables.migrate import upgrade
+from app.tables import Dataset, Example
 from tests.conftest import API_KEY, LiveServer, free_port, make_settings
 
 
@@ -261,9 +261,9 @@ def test_responses_validate_strictly_against_the_sdk_types(server, client):
 def test_a_job_launched_from_a_dashboard_dataset_is_visible_through_v1(server, client):
     from openai.types.fine_tuning import FineTuningJob
 
-    from app.services.datasets import create_dataset
-    from app.services.importer import import_jsonl
-    from app.services.jobs import JobRequest, create_job
+    from app.datasets.datasets import create_dataset
+    from app.datasets.importer import import_jsonl
+    from app.jobs.jobs import JobRequest, create_job
 
     engine = make_engine(server.settings)
     with Session(engine, expire_on_commit=False) as session:

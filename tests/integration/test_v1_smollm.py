@@ -6,7 +6,7 @@ import pytest
 from openai import OpenAI
 
 from app.main import create_app
-from app.migrate import upgrade
+from app.tables.migrate import upgrade
 from tests.conftest import API_KEY, LiveServer, free_port, make_settings
 from tests.integration.test_v1_workflow import run_workflow
 

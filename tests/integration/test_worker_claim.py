@@ -8,9 +8,10 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from app.models import Checkpoint, Job, JobEvent, JobStatus
-from app.models.common import utcnow
-from app.services import job_queue, jobs
+from app.tables import Checkpoint, Job, JobEvent, JobStatus
+from app.tables.common import utcnow
+from app.jobs import queue as job_queue
+from app.jobs import jobs
 from app.worker.loop import Worker
 from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import settings, tiny_model  # noqa: F401

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.main import create_app
-from app.services.chat import stream_chat
+from app.playground.chat import stream_chat
 from tests.conftest import API_KEY, make_settings
 from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import TINY, tiny_model  # noqa: F401
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_embedded_worker_tunes_the_tiny_model_and_its_model_and_checkpoints_chat(tmp_path, tiny_model):
-    from app.migrate import upgrade
+    from app.tables.migrate import upgrade
 
     settings = make_settings(tmp_path / "data", embedded_worker=True, local_models={TINY: tiny_model},
                              default_base_model=TINY, heartbeat_seconds=0.2, worker_poll_seconds=0.05)

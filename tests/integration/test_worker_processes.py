@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from app.models import Checkpoint, Job, JobEvent, JobStatus, TunedModel
-from app.services import jobs
+from app.tables import Checkpoint, Job, JobEvent, JobStatus, TunedModel
+from app.jobs import jobs
 from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import settings, tiny_model  # noqa: F401
 from tests.support import processes

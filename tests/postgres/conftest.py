@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.migrate import upgrade
+from app.tables.migrate import upgrade
 from tests.conftest import make_settings
 from tests.support.jobs_fixtures import TINY, tiny_model  # noqa: F401
 
@@ -37,7 +37,7 @@ def _admin(cluster):
 def _stop_event_listeners():
     """Each test's LISTEN connections end with it (a listener is per process and per database)."""
     yield
-    from app.services.event_notify import stop_listeners
+    from app.jobs.event_notify import stop_listeners
 
     stop_listeners()
 

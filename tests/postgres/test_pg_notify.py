@@ -9,9 +9,9 @@ import time
 from sqlalchemy import update
 from sqlmodel import Session
 
-from app.models import Job, JobStatus
-from app.services import event_notify
-from app.services.job_events import record_event
+from app.tables import Job, JobStatus
+from app.jobs import event_notify
+from app.jobs.events import record_event
 from tests.support.waiting import wait_for
 
 
@@ -104,8 +104,8 @@ def test_a_listener_that_lost_its_connection_reconnects_and_waiters_poll_meanwhi
 
 
 def test_on_sqlite_the_waiter_falls_back_to_one_short_poll(tmp_path):
-    from app.db import make_engine
-    from app.migrate import upgrade
+    from app.tables.db import make_engine
+    from app.tables.migrate import upgrade
     from tests.conftest import make_settings
 
     sqlite = make_settings(tmp_path / "sqlite")

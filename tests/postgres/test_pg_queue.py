@@ -10,9 +10,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text, update
 from sqlmodel import Session
 
-from app.migrate import alembic_config, upgrade
-from app.models import Job
-from app.services import job_queue
+from app.tables.migrate import alembic_config, upgrade
+from app.tables import Job
+from app.jobs import queue as job_queue
 
 
 def queue_raw_jobs(engine, n: int, provider: str = "local") -> list[str]:
@@ -74,8 +74,8 @@ def test_migrations_reach_every_head_on_postgres_and_running_them_again_changes_
 def test_a_cpu_worker_takes_local_jobs_at_once_unless_a_live_gpu_worker_serves_them(engine, settings):
     from datetime import timedelta
 
-    from app.models.common import utcnow
-    from app.models.worker import WorkerRow
+    from app.tables.common import utcnow
+    from app.tables.worker import WorkerRow
     from app.worker.loop import Worker
     from tests.support.worker_main import FAKE_TRAINER
 

@@ -10,11 +10,11 @@ import io
 
 from sqlmodel import Session, select
 
-from app.models import JobStatus, TunedModel
-from app.services import jobs
-from app.services.datasets import create_dataset
-from app.services.exporter import export_jsonl
-from app.services.importer import import_jsonl
+from app.tables import JobStatus, TunedModel
+from app.jobs import jobs
+from app.datasets.datasets import create_dataset
+from app.datasets.exporter import export_jsonl
+from app.datasets.importer import import_jsonl
 from app.worker.loop import Worker
 from tests.conftest import FIXTURES
 from tests.integration.test_datasets_api import (  # noqa: F401

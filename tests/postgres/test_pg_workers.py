@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 from sqlmodel import Session, select
 
-from app.models import Job, JobEvent, JobStatus
-from app.services import jobs
+from app.tables import Job, JobEvent, JobStatus
+from app.jobs import jobs
 from tests.support import processes
 from tests.support.builders import make_dataset
 from tests.support.processes import stop

@@ -9,7 +9,7 @@ import argparse
 import signal
 import sys
 
-from app.db import make_engine
+from app.tables.db import make_engine
 from app.worker.loop import Worker
 from tests.conftest import make_settings
 from tests.support.worker_main import FAKE_TRAINER

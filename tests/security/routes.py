@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fastapi.routing import APIRoute
 
-from app.security import OPEN_PATHS, is_api_path
+from app.web.security import OPEN_PATHS, is_api_path
 
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 _PARAM = re.compile(r"\{[^}]+\}")

@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.migrate import upgrade
-from app.security import CSRF_COOKIE, SECURITY_HEADERS
+from app.tables.migrate import upgrade
+from app.web.security import CSRF_COOKIE, SECURITY_HEADERS
 from tests.conftest import API_KEY, make_settings
 from tests.security.routes import all_cases, bearer_routes, dashboard_pages, dashboard_state_changing
 

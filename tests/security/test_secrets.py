@@ -19,8 +19,8 @@ import pytest
 from sqlmodel import Session, select
 
 from app.main import create_app
-from app.migrate import upgrade
-from app.models import Job, JobStatus
+from app.tables.migrate import upgrade
+from app.tables import Job, JobStatus
 from app.worker.loop import Worker
 from tests.conftest import API_KEY, LiveServer, free_port, make_settings
 from tests.security.routes import all_cases

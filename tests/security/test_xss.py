@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.models import Checkpoint, Conversation, Job, JobEvent, JobStatus, TunedModel
-from app.models.common import utcnow
+from app.tables import Checkpoint, Conversation, Job, JobEvent, JobStatus, TunedModel
+from app.tables.common import utcnow
 from tests.security.escaping import PAYLOADS, injections, sse_data
 from tests.conftest import API_KEY
 from tests.security.routes import all_cases
@@ -100,7 +100,7 @@ class Site:
 def site(tmp_path_factory):
     """Every kind of user text filled with payloads, through the same services and routes the app uses."""
     from app.main import create_app
-    from app.migrate import upgrade
+    from app.tables.migrate import upgrade
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path_factory.mktemp("xss") / "data")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from app.models import Dataset, Example
-from app.services.validation import apply_check
+from app.tables import Dataset, Example
+from app.datasets.validation import apply_check
 
 
 def chat(i: int) -> dict:

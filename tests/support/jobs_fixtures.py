@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.migrate import upgrade
+from app.tables.migrate import upgrade
 from tests.conftest import make_settings
 
 TINY = "tiny-llama"

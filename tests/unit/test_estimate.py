@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.config import Settings
-from app.services.errors import Invalid
-from app.services.validation.chart import histogram_chart
-from app.services.validation.estimate import default_epochs, estimate
-from app.services.validation.modeltable import load_table, picker_models, resolve_model
-from app.services.validation.stats import histogram, percentile, summarize
+from app.errors import Invalid
+from app.datasets.validation.chart import histogram_chart
+from app.datasets.validation.estimate import default_epochs, estimate
+from app.datasets.validation.modeltable import load_table, picker_models, resolve_model
+from app.datasets.validation.stats import histogram, percentile, summarize
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import json
 
-from app.services.datasets import create_dataset
-from app.services.examples import add_example, bulk_set_split, list_examples
-from app.services.exporter import export_jsonl
-from app.services.importer import import_jsonl
+from app.datasets.datasets import create_dataset
+from app.datasets.examples import add_example, bulk_set_split, list_examples
+from app.datasets.exporter import export_jsonl
+from app.datasets.importer import import_jsonl
 from tests.conftest import FIXTURES
 
 

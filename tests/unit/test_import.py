@@ -8,11 +8,11 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app.models.dataset import Example
-from app.services import importer
-from app.services.datasets import create_dataset, dataset_counts
-from app.services.errors import Invalid
-from app.services.importer import import_csv, import_jsonl
+from app.tables.dataset import Example
+from app.datasets import importer
+from app.datasets.datasets import create_dataset, dataset_counts
+from app.errors import Invalid
+from app.datasets.importer import import_csv, import_jsonl
 from tests.conftest import FIXTURES
 
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}

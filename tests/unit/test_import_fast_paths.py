@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from app.services.import_rows import parse_line
-from app.services.validation.checks import content_hash, search_text
+from app.datasets.import_rows import parse_line
+from app.datasets.validation.checks import content_hash, search_text
 
 
 def canonical_hash(record) -> str:

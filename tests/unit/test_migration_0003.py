@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from app.services.validation.checks import content_hash
+from app.datasets.validation.checks import content_hash
 from tests.conftest import database_at
 
-MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0003_import_speed.py"
+MIGRATION = Path(__file__).resolve().parents[2] / "app" / "migrations" / "versions" / "0003_import_speed.py"
 RECORDS = [
     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello", "weight": 1}]},
     {"messages": [{"content": "Café ☕", "role": "user"}], "tools": [{"type": "function", "function": {"name": "f"}}]},

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.services.validation.estimate import estimate
-from app.services.validation.modeltable import resolve_model
-from app.services.validation.report_groups import Group, apply_changes, build_groups
-from app.services.validation.stats import histogram, summarize
+from app.datasets.validation.estimate import estimate
+from app.datasets.validation.modeltable import resolve_model
+from app.datasets.validation.report_groups import Group, apply_changes, build_groups
+from app.datasets.validation.stats import histogram, summarize
 
 rows_strategy = st.tuples(
     st.booleans(),  # valid

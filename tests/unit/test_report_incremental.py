@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from app.db import make_engine
-from app.models import Example
-from app.services import examples
-from app.services.datasets import create_dataset, delete_dataset, duplicate_dataset, update_dataset
-from app.services.importer import import_jsonl
-from app.services.validation import report_rows
-from app.services.validation.report import build_report, forget_reports
+from app.tables.db import make_engine
+from app.tables import Example
+from app.datasets import examples
+from app.datasets.datasets import create_dataset, delete_dataset, duplicate_dataset, update_dataset
+from app.datasets.importer import import_jsonl
+from app.datasets.validation import report_rows
+from app.datasets.validation.report import build_report, forget_reports
 
 MODELS = ("gpt-4o-mini", "gpt-3.5-turbo-0125")
 SPLITS = ("train", "validation", "all")
@@ -324,8 +324,8 @@ def test_snapshots_are_kept_within_their_row_budget(session, monkeypatch):
 def test_examples_written_before_migration_0004_are_unstamped_and_reported(tmp_path: Path):
     from alembic import command
 
-    from app.migrate import alembic_config
-    from app.services.validation.checks import cached_columns
+    from app.tables.migrate import alembic_config
+    from app.datasets.validation.checks import cached_columns
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path / "data")

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.services.validation import count_tokens
-from app.services.validation import tokens as tok
+from app.datasets.validation import count_tokens
+from app.datasets.validation import tokens as tok
 from tests.conftest import FIXTURES, SHARED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +105,7 @@ def test_malformed_examples_are_counted_without_crashing():
 
 
 def test_importing_validation_loads_neither_torch_nor_an_encoding():
-    code = ("import sys, app.services.validation as v, app.services.validation.report, app.services.validation.launch; "
+    code = ("import sys, app.datasets.validation as v, app.datasets.validation.report, app.datasets.validation.launch; "
             "print('torch' in sys.modules, 'transformers' in sys.modules, bool(v.tokens._encodings))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(ROOT))
     assert out.stdout.split() == ["False", "False", "False"]
@@ -136,7 +136,7 @@ def test_rows_about_to_be_inserted_get_their_counts_filled_in_one_batch():
 
 
 def test_example_objects_get_their_counts_filled_too():
-    from app.models import Example
+    from app.tables import Example
 
     example = Example(dataset_id=1, messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
     tok.fill_token_counts([example], "cl100k_base")

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from app.services.validation import check_record
-from app.services.validation.checks import CODES, ERROR_CODES, WARNING_CODES, apply_check
+from app.datasets.validation import check_record
+from app.datasets.validation.checks import CODES, ERROR_CODES, WARNING_CODES, apply_check
 
 GOOD = {
     "messages": [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.errors import Invalid
-from app.services.validation.live import live_check
+from app.errors import Invalid
+from app.datasets.validation.live import live_check
 
 LONG = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hello " * 17_000},
                      {"role": "assistant", "content": "ok"}]}

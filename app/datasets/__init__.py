@@ -1,0 +1,1 @@
+"""Datasets: examples, import and export, the editor, validation and the report."""

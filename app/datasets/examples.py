@@ -1,0 +1,322 @@
+"""Examples: add, edit with optimistic concurrency, list a page, bulk operations, random splits."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from app.tables.common import utcnow
+from app.tables.dataset import SPLITS, Dataset, Example
+from app.datasets import validation
+from app.datasets.forms import FormCheck, check_form, record_from_form
+from app.datasets.datasets import big_cache, copy_examples_sql, get_dataset, touch_dataset
+from app.errors import Conflict, Invalid, NotFound
+from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
+
+__all__ = [
+    "FormCheck", "Page", "SORTS", "add_example", "bulk_action", "bulk_copy", "bulk_delete", "bulk_set_split", "check_form",
+    "delete_example", "duplicate_example", "get_example", "list_examples", "normalize_split", "record_from_form",
+    "record_parts", "split_randomly", "update_example",
+]
+
+KEEP: Any = object()  # "leave this field as it is" for update_example
+SORTS = {
+    "position": "Original order",
+    "-position": "Reverse order",
+    "newest": "Newest first",
+    "errors": "Most errors first",
+    "longest": "Most messages first",
+}
+CHUNK = 500  # ids per IN (...) clause: well under SQLite's bound-parameter limit
+
+
+@dataclass
+class Page:
+    """One page of examples and how many match in total."""
+
+    total: int
+    items: list[Example]
+    offset: int = 0
+    limit: int = 50
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.items) < self.total
+
+    @property
+    def has_prev(self) -> bool:
+        return self.offset > 0
+
+
+def normalize_split(split: Any) -> str | None:
+    """'train', 'validation' or None; anything else is refused with a clear message."""
+    if split in (None, "", "none", "null"):
+        return None
+    if split not in SPLITS:
+        raise Invalid(f"Unknown split {split!r}: use 'train', 'validation' or none.", param="split")
+    return split
+
+
+def record_parts(record: Any) -> dict[str, Any]:
+    """Split a chat record into the Example columns messages / tools / extra (other top-level keys verbatim)."""
+    if not isinstance(record, dict):
+        raise Invalid("An example must be a JSON object with a `messages` list.", param="messages")
+    if not isinstance(record.get("messages"), list):
+        raise Invalid("An example needs a `messages` list.", param="messages")
+    if nesting_depth_exceeds(record):
+        raise Invalid(f"The example nests lists or objects more than {MAX_JSON_DEPTH} levels deep.", param="messages")
+    extra = {k: v for k, v in record.items() if k not in ("messages", "tools")}
+    tools = record.get("tools")
+    if "tools" in record and tools is None:
+        extra["tools"] = None  # an explicit null survives export
+    return {"messages": record["messages"], "tools": tools, "extra": extra or None}
+
+
+def get_example(session: Session, example_id: int) -> Example:
+    """The example with this id, or NotFound."""
+    example = session.get(Example, example_id)
+    if example is None:
+        raise NotFound(f"No example with id {example_id}.", code="example_not_found", param="example_id")
+    return example
+
+
+def _next_position(session: Session, dataset_id: int) -> int:
+    top = session.execute(select(func.max(Example.position)).where(Example.dataset_id == dataset_id)).scalar()
+    return 0 if top is None else top + 1
+
+
+def add_example(session: Session, dataset_id: int, record: Any, split: str | None = None, note: str = "") -> Example:
+    """Append one example (validated, its cached columns filled) to a dataset."""
+    get_dataset(session, dataset_id)
+    example = Example(
+        dataset_id=dataset_id, position=_next_position(session, dataset_id), split=normalize_split(split),
+        note=note or "", **record_parts(record),
+    )
+    validation.apply_check(example)
+    example.rev = touch_dataset(session, dataset_id)
+    session.add(example)
+    session.commit()
+    session.refresh(example)
+    return example
+
+
+def update_example(
+    session: Session, example_id: int, record: Any, version: int, split: Any = KEEP, note: Any = KEEP
+) -> Example:
+    """Replace an example's content if `version` is still current; a stale version raises Conflict."""
+    parts = record_parts(record)
+    example = get_example(session, example_id)
+    if version is None or int(version) != example.version:
+        raise Conflict(
+            f"This example was changed elsewhere (you edited version {version}, it is now at version "
+            f"{example.version}). Your text is still in the editor: copy what you need, reload, and apply it again.",
+            code="stale_version", param="version",
+        )
+    split = example.split if split is KEEP else normalize_split(split)
+    note = example.note if note is KEEP else (note or "")
+    # Checked on a detached copy: the stored row changes only through the version-guarded UPDATE below.
+    probe = Example(dataset_id=example.dataset_id, **parts)
+    validation.apply_check(probe)
+    rev = touch_dataset(session, example.dataset_id)
+    values = dict(parts, split=split, note=note, version=example.version + 1, updated_at=utcnow(), rev=rev)
+    for column in ("valid", "n_errors", "n_warnings", "problems", "n_messages", "token_counts", "content_hash",
+                   "search_text"):
+        values[column] = getattr(probe, column)
+    # The WHERE on version makes the check atomic even if two saves race between the read and the write.
+    result = session.execute(
+        update(Example).where(Example.id == example_id, Example.version == example.version).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        raise Conflict("This example was changed elsewhere while you saved. Reload it and try again.",
+                       code="stale_version", param="version")
+    session.commit()
+    session.expire(example)
+    return get_example(session, example_id)
+
+
+def delete_example(session: Session, example_id: int) -> int:
+    """Delete one example; returns its dataset id."""
+    example = get_example(session, example_id)
+    dataset_id = example.dataset_id
+    touch_dataset(session, dataset_id)  # first, as every writer: the dataset row is always locked before examples
+    session.delete(example)
+    session.commit()
+    return dataset_id
+
+
+def duplicate_example(session: Session, example_id: int) -> Example:
+    """A copy of an example placed right after it."""
+    source = get_example(session, example_id)
+    copy = Example(
+        dataset_id=source.dataset_id, position=source.position, split=source.split, note=source.note,
+        **record_parts(source.to_record()),
+    )
+    validation.apply_check(copy)
+    copy.rev = touch_dataset(session, source.dataset_id)
+    session.add(copy)
+    session.commit()
+    session.refresh(copy)
+    return copy
+
+
+def _filters(dataset_id: int, q: str | None, split: str | None, valid: bool | None) -> list:
+    where = [Example.dataset_id == dataset_id]
+    if split == "none":
+        where.append(Example.split.is_(None))
+    elif split:
+        where.append(Example.split == normalize_split(split))
+    if valid is not None:
+        where.append(Example.valid == bool(valid))
+    if q and q.strip():
+        # search_text is stored lower-cased, so a lower-cased LIKE works the same on SQLite and PostgreSQL.
+        needle = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(Example.search_text.like(f"%{needle}%", escape="\\"))
+    return where
+
+
+def _order(sort: str | None) -> list:
+    return {
+        "-position": [Example.position.desc(), Example.id.desc()],
+        "newest": [Example.id.desc()],
+        "errors": [Example.n_errors.desc(), Example.position, Example.id],
+        "longest": [Example.n_messages.desc(), Example.position, Example.id],
+    }.get(sort or "position", [Example.position, Example.id])
+
+
+def list_examples(
+    session: Session, dataset_id: int, offset: int = 0, limit: int = 50, q: str | None = None,
+    split: str | None = None, valid: bool | None = None, sort: str | None = "position", total: int | None = None,
+) -> Page:
+    """One page of a dataset's examples matching the filters (pass `total` when the caller already knows it)."""
+    get_dataset(session, dataset_id)
+    offset = max(0, int(offset or 0))
+    limit = min(max(1, int(limit or 50)), 1000)
+    where = _filters(dataset_id, q, split, valid)
+    if total is None:
+        total = session.execute(select(func.count()).select_from(Example).where(*where)).scalar_one()
+    # Two steps: find the page's ids through the index only, then load just those 50 rows' JSON.
+    ids = session.execute(select(Example.id).where(*where).order_by(*_order(sort)).offset(offset).limit(limit))
+    ids = [row[0] for row in ids]
+    items: list[Example] = []
+    if ids:
+        rows = session.execute(select(Example).where(Example.id.in_(ids))).scalars().all()
+        by_id = {e.id: e for e in rows}
+        items = [by_id[i] for i in ids if i in by_id]
+    return Page(total=total, items=items, offset=offset, limit=limit)
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    ids = list(ids)
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _clean_ids(ids: Iterable[Any]) -> list[int]:
+    try:
+        return sorted({int(i) for i in ids})
+    except (TypeError, ValueError) as exc:
+        raise Invalid("Example ids must be whole numbers.", param="ids") from exc
+
+
+def bulk_delete(session: Session, dataset_id: int, ids: Iterable[Any]) -> int:
+    """Delete the given examples of a dataset; returns how many were deleted."""
+    get_dataset(session, dataset_id)
+    touch_dataset(session, dataset_id)
+    n = 0
+    for chunk in _chunks(_clean_ids(ids)):
+        n += session.execute(
+            Example.__table__.delete().where(Example.dataset_id == dataset_id, Example.id.in_(chunk))
+        ).rowcount
+    session.commit()
+    return n
+
+
+def bulk_set_split(session: Session, dataset_id: int, ids: Iterable[Any], split: Any) -> int:
+    """Set the split of the given examples; returns how many changed."""
+    get_dataset(session, dataset_id)
+    split = normalize_split(split)
+    rev = touch_dataset(session, dataset_id)
+    n = 0
+    for chunk in _chunks(_clean_ids(ids)):
+        n += session.execute(
+            update(Example)
+            .where(Example.dataset_id == dataset_id, Example.id.in_(chunk))
+            .values(split=split, version=Example.version + 1, updated_at=utcnow(), rev=rev)
+        ).rowcount
+    session.commit()
+    return n
+
+
+def bulk_copy(session: Session, dataset_id: int, ids: Iterable[Any], target_dataset_id: int) -> int:
+    """Copy the given examples to the end of another dataset; returns how many were copied."""
+    get_dataset(session, dataset_id)
+    get_dataset(session, int(target_dataset_id))
+    rev = touch_dataset(session, target_dataset_id)
+    n = 0
+    for chunk in _chunks(_clean_ids(ids)):
+        start = _next_position(session, target_dataset_id)
+        low = session.execute(select(func.min(Example.position)).where(Example.id.in_(chunk))).scalar() or 0
+        n += copy_examples_sql(
+            session, (Example.dataset_id == dataset_id) & Example.id.in_(chunk), target_dataset_id, start - low, rev
+        )
+    session.commit()
+    return n
+
+
+def split_randomly(session: Session, dataset_id: int, percent: float, seed: int | str = 0) -> dict[str, int]:
+    """Assign `percent`% of the examples to validation and the rest to train, reproducibly for a seed."""
+    get_dataset(session, dataset_id)
+    try:
+        percent = float(percent)
+    except (TypeError, ValueError) as exc:
+        raise Invalid("The validation percentage must be a number.", param="percent") from exc
+    if not 0 <= percent <= 100:
+        raise Invalid("The validation percentage must be between 0 and 100.", param="percent")
+    ids = list(session.execute(select(Example.id).where(Example.dataset_id == dataset_id).order_by(Example.id))
+               .scalars())
+    random.Random(str(seed)).shuffle(ids)
+    n_validation = round(len(ids) * percent / 100)
+    now = utcnow()
+    with big_cache(session):
+        rev = touch_dataset(session, dataset_id)
+        for split, group in (("validation", ids[:n_validation]), ("train", ids[n_validation:])):
+            # Sorted chunks touch the table's pages in order instead of jumping around at random.
+            for chunk in _chunks(sorted(group)):
+                session.execute(
+                    update(Example).where(Example.id.in_(chunk)).values(
+                        split=split, version=Example.version + 1, updated_at=now, rev=rev
+                    ), execution_options={"synchronize_session": False},
+                )
+    session.commit()
+    return {"train": len(ids) - n_validation, "validation": n_validation}
+
+
+def other_datasets(session: Session, dataset_id: int) -> list[Dataset]:
+    """Datasets examples can be copied to (every one but this)."""
+    return list(session.execute(select(Dataset).where(Dataset.id != dataset_id).order_by(Dataset.name)).scalars())
+
+
+def bulk_action(session: Session, dataset_id: int, action: str, ids: list[Any], target_split: str = "",
+                target_dataset: Any = "") -> str:
+    """Run one bulk action chosen on the dataset page; returns a sentence saying what happened."""
+    if not ids:
+        raise Invalid("Select at least one example first.", param="ids")
+    if action == "delete":
+        return f"Deleted {bulk_delete(session, dataset_id, ids):,} examples."
+    if action == "split":
+        n = bulk_set_split(session, dataset_id, ids, target_split)
+        return f"Set the split of {n:,} examples to {target_split or 'none'}."
+    if action == "copy":
+        if not str(target_dataset).strip().isdigit():
+            raise Invalid("Choose the dataset to copy the examples to.", param="target_dataset")
+        target = get_dataset(session, int(target_dataset))
+        n = bulk_copy(session, dataset_id, ids, target.id)
+        return f"Copied {n:,} examples to “{target.name}”."
+    raise Invalid(f"Unknown bulk action {action!r}.", param="action")

@@ -1,0 +1,111 @@
+"""The CPU half of an import: lines → parsed, checked, serialised rows. No database, no SQLAlchemy.
+
+Rows come out as plain tuples in ROW_FIELDS order, ready for one executemany per batch (no ORM objects).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
+from app.datasets.validation.checks import check_record, content_hash, json_encoder, json_loads, search_text
+
+# A prepared row: the example's own column values, in this order (the writer adds dataset, position, stamps).
+ROW_FIELDS = ("messages", "tools", "extra", "problems", "token_counts", "n_errors", "n_warnings", "n_messages",
+              "content_hash", "search_text", "valid")
+_dumps = json_encoder()  # the same text as json.dumps(value)
+_NO_PROBLEMS = "[]"
+_SEARCH_TEXT = ROW_FIELDS.index("search_text")  # the only column stored as raw text (the JSON ones are ASCII)
+
+
+def parse_line(text: str) -> tuple[dict[str, Any] | None, str | None, str]:
+    """A JSONL line as a record, or (None, code, detail) when it cannot become an example."""
+    try:
+        obj = json_loads(text)
+    except ValueError as exc:
+        detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return None, "invalid_json", detail
+    except RecursionError:
+        return None, "too_deep", ""
+    if not isinstance(obj, dict):
+        return None, "not_an_object", ""
+    # Nesting deeper than the limit needs more opening brackets than the limit: counting them is C-fast, so
+    # ordinary lines never pay for the walk.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and nesting_depth_exceeds(obj):
+        return None, "too_deep", ""
+    if "messages" in obj:
+        if not isinstance(obj["messages"], list):
+            return None, "messages_not_a_list", ""
+        return obj, None, ""
+    if "prompt" in obj and "completion" in obj:
+        prompt, completion = obj.pop("prompt"), obj.pop("completion")
+        if not isinstance(prompt, str) or not isinstance(completion, str):
+            return None, "invalid_prompt_completion", ""
+        # Legacy completions often start with a space that only separated them from the prompt.
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion.strip()}]
+        return {"messages": messages, **obj}, None, ""
+    return None, "missing_messages", ""
+
+
+def prepare_record(record: dict[str, Any]) -> tuple:
+    """One record's row values in ROW_FIELDS order: JSON already serialised, validation columns computed."""
+    tools = record.get("tools")
+    if len(record) == 1 or (len(record) == 2 and "tools" in record and tools is not None):
+        extra = None  # the common shapes: {"messages"} or {"messages", "tools"}
+    else:
+        extra = {k: v for k, v in record.items() if k != "messages" and k != "tools"}
+        if "tools" in record and tools is None:
+            extra["tools"] = None  # an explicit null survives export
+        extra = extra or None
+    # The record as Example.to_record() would rebuild it has the same keys and values: check it directly.
+    # (validation.apply_check computes the same columns for the ORM path; a test holds the two together.)
+    check = check_record(record)
+    if check.problems:
+        problems_text = _dumps([p.as_dict() for p in check.problems])
+        n_errors, n_warnings, valid = check.n_errors, check.n_warnings, check.valid
+    else:  # most rows: no need to count levels three times over an empty list
+        problems_text, n_errors, n_warnings, valid = _NO_PROBLEMS, 0, 0, True
+    messages = _dumps(record["messages"])
+    return (
+        messages, None if tools is None else _dumps(tools), None if extra is None else _dumps(extra),
+        problems_text, None, n_errors, n_warnings, check.n_messages, content_hash(record, messages),
+        search_text(record["messages"]), valid,
+    )
+
+
+def prepare_lines(lines: list[bytes], first_number: int) -> tuple[list[tuple], list[tuple[int, str, bytes, str]]]:
+    """Rows of the good lines (in order) and (line number, code, bytes, detail) of the rejected ones.
+
+    `lines` are raw lines without their line ends; blank lines are skipped and count as lines.
+    """
+    rows: list[tuple] = []
+    rejected: list[tuple[int, str, bytes, str]] = []
+    for number, body in enumerate(lines, start=first_number):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rejected.append((number, "invalid_utf8", body, f"byte {exc.start + 1} cannot be decoded"))
+            continue
+        if not text or text.isspace():
+            continue  # blank lines carry no example
+        record, code, detail = parse_line(text)
+        if record is None:
+            rejected.append((number, code, body, detail))
+            continue
+        row = prepare_record(record)
+        if "\\u" in text and not _storable(row[_SEARCH_TEXT]):
+            # A \ud800-\udfff escape with no partner: valid JSON syntax, but no character UTF-8 (nor the database)
+            # can store. Only an escape can make one, so lines without "\u" skip the check.
+            rejected.append((number, "invalid_utf8", body, "it escapes an unpaired surrogate (\\ud800-\\udfff)"))
+            continue
+        rows.append(row)
+    return rows, rejected
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,0 +1,192 @@
+"""JSON API for datasets and examples (`/api`), the same services the pages use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.tables.dataset import Example
+from app.datasets.routes.pages import stream_export
+from app.datasets import datasets as ds
+from app.datasets import examples as ex
+from app.datasets import importer
+from app.web.streamed_upload import StreamedUpload
+from app.web.rendering import SessionDep
+
+router = APIRouter(prefix="/api", tags=["datasets"])
+
+
+class DatasetIn(BaseModel):
+    name: str = Field(max_length=200, examples=["support-bot"])
+    description: str = Field("", max_length=5000)
+
+
+class DatasetPatch(BaseModel):
+    name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=5000)
+
+
+class Counts(BaseModel):
+    examples: int
+    train: int
+    validation: int
+    invalid: int
+
+
+class DatasetOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    counts: Counts
+
+
+class ExampleIn(BaseModel):
+    """A chat example: `messages`, optional `tools`, and any other top-level key (kept verbatim)."""
+
+    model_config = ConfigDict(extra="allow")
+    messages: list[Any]
+    split: Literal["train", "validation"] | None = None
+    note: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """The chat record without Tuneboard's own fields."""
+        return {"messages": self.messages, **(self.model_extra or {})}
+
+
+class ExampleUpdate(ExampleIn):
+    version: int = Field(description="The version you edited; a stale one is refused with 409.")
+
+
+class ImportOut(BaseModel):
+    imported: int
+    rejected: list[dict[str, Any]]
+
+
+class ExamplesPage(BaseModel):
+    total: int
+    items: list[dict[str, Any]]
+
+
+def dataset_out(summary: ds.DatasetSummary) -> dict[str, Any]:
+    """A dataset as the API shows it."""
+    d, c = summary.dataset, summary.counts
+    return {"id": d.id, "name": d.name, "description": d.description, "created_at": d.created_at,
+            "updated_at": d.updated_at,
+            "counts": {"examples": c.examples, "train": c.train, "validation": c.validation, "invalid": c.invalid}}
+
+
+def example_out(e: Example) -> dict[str, Any]:
+    """An example as the API shows it: its record's keys plus Tuneboard's bookkeeping."""
+    out: dict[str, Any] = {"id": e.id, "dataset_id": e.dataset_id, **e.to_record()}
+    out.update(position=e.position, split=e.split, note=e.note, valid=e.valid, n_errors=e.n_errors,
+               n_warnings=e.n_warnings, problems=e.problems or [], version=e.version,
+               created_at=e.created_at, updated_at=e.updated_at)
+    return out
+
+
+@router.post("/datasets", status_code=201, response_model=DatasetOut)
+def create_dataset(body: DatasetIn, session: SessionDep):
+    """Create a dataset."""
+    dataset = ds.create_dataset(session, body.name, body.description)
+    return dataset_out(ds.summarize(session, dataset))
+
+
+@router.get("/datasets", response_model=list[DatasetOut])
+def list_datasets(session: SessionDep):
+    """Every dataset with its counts, newest first."""
+    return [dataset_out(s) for s in ds.list_datasets(session)]
+
+
+@router.get("/datasets/{dataset_id}", response_model=DatasetOut)
+def get_dataset(dataset_id: int, session: SessionDep):
+    """One dataset with its counts."""
+    return dataset_out(ds.summarize(session, ds.get_dataset(session, dataset_id)))
+
+
+@router.patch("/datasets/{dataset_id}", response_model=DatasetOut)
+def update_dataset(dataset_id: int, body: DatasetPatch, session: SessionDep):
+    """Rename a dataset or change its description."""
+    dataset = ds.update_dataset(session, dataset_id, name=body.name, description=body.description)
+    return dataset_out(ds.summarize(session, dataset))
+
+
+@router.delete("/datasets/{dataset_id}", status_code=204)
+def delete_dataset(dataset_id: int, session: SessionDep):
+    """Delete a dataset and all its examples."""
+    ds.delete_dataset(session, dataset_id)
+    return Response(status_code=204)
+
+
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "A .jsonl or .csv file."}}}}}}}
+
+
+@router.post("/datasets/{dataset_id}/import", response_model=ImportOut, openapi_extra=_UPLOAD_BODY)
+async def import_file(request: Request, dataset_id: int, session: SessionDep,
+                      format: Literal["auto", "jsonl", "csv"] = "auto"):
+    """Import a JSONL (or CSV: system,user,assistant) file, multipart field `file`; every rejected line is listed."""
+    upload = StreamedUpload(request, "file")
+    await upload.start()
+    stream = upload.reader()
+    result = await run_in_threadpool(importer.import_file, session, dataset_id, stream, filename=upload.filename,
+                                     kind=format)
+    await upload.finish()
+    return result.as_dict()
+
+
+@router.get("/datasets/{dataset_id}/examples", response_model=ExamplesPage)
+def list_examples(dataset_id: int, session: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 50, q: str | None = None,
+                  split: Literal["train", "validation", "none"] | None = None, valid: bool | None = None,
+                  sort: Literal["position", "-position", "newest", "errors", "longest"] = "position"):
+    """A page of examples, filtered by text, split and validity."""
+    page = ex.list_examples(session, dataset_id, offset=offset, limit=limit, q=q, split=split, valid=valid,
+                            sort=sort)
+    return {"total": page.total, "items": [example_out(e) for e in page.items]}
+
+
+@router.post("/datasets/{dataset_id}/examples", status_code=201)
+def add_example(dataset_id: int, body: ExampleIn, session: SessionDep) -> dict[str, Any]:
+    """Add one example (it is stored even if invalid, and flagged with its problems)."""
+    return example_out(ex.add_example(session, dataset_id, body.record(), split=body.split, note=body.note))
+
+
+@router.get("/datasets/{dataset_id}/export", response_class=StreamingResponse,
+            responses={200: {"content": {"application/jsonl": {}}}})
+def export(request: Request, dataset_id: int, session: SessionDep,
+           split: Literal["all", "train", "validation"] = "all", only_valid: bool = True):
+    """The dataset as OpenAI chat JSONL (only valid examples unless only_valid=false)."""
+    ds.get_dataset(session, dataset_id)
+    return StreamingResponse(stream_export(request, dataset_id, split, only_valid), media_type="application/jsonl")
+
+
+@router.get("/examples/{example_id}")
+def get_example(example_id: int, session: SessionDep) -> dict[str, Any]:
+    """One example."""
+    return example_out(ex.get_example(session, example_id))
+
+
+@router.put("/examples/{example_id}")
+def update_example(example_id: int, body: ExampleUpdate, session: SessionDep) -> dict[str, Any]:
+    """Replace an example; `version` must be the current one (409 otherwise)."""
+    fields = body.model_fields_set
+    example = ex.update_example(
+        session, example_id, body.record(), body.version,
+        split=body.split if "split" in fields else ex.KEEP, note=body.note if "note" in fields else ex.KEEP,
+    )
+    return example_out(example)
+
+
+@router.delete("/examples/{example_id}", status_code=204)
+def delete_example(example_id: int, session: SessionDep):
+    """Delete an example."""
+    ex.delete_example(session, example_id)
+    return Response(status_code=204)

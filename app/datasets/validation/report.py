@@ -1,0 +1,221 @@
+"""The dataset Report: problems per code, statistics, histogram and estimate, from cached per-example counts."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from bisect import bisect_right
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import String, cast, func, select
+from sqlmodel import Session
+
+from app.tables import Example
+from app.errors import Invalid
+from app.datasets.validation import report_rows
+from app.datasets.validation.checks import CODES
+from app.datasets.validation.estimate import Estimate, estimate
+from app.datasets.validation.modeltable import ModelInfo, resolve_model, table_date
+from app.datasets.validation.report_groups import GROUPS_OF_SPLIT, TOTAL, VALID, Group
+from app.datasets.validation.report_rows import DatasetState, current_snapshot, read_state
+from app.datasets.validation.stats import Bin, Summary, histogram, summarize
+
+MIN_TRAINING_EXAMPLES = 10
+SPLITS = ("train", "validation", "all")
+MEMO_SIZE = 32  # reports kept per process; each is a few kB
+COMPUTED_CODES = ("over_context_limit", "duplicate_example", "train_validation_leakage", "too_few_examples")
+
+T = Example.__table__.c
+# Finished reports by (model, split, dataset states): a page view of an unchanged dataset reads no rows. After a
+# change, report_rows re-reads only the rows written since its snapshot of the dataset.
+_memo: OrderedDict[tuple, Report] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+@dataclass
+class Report:
+    """Everything the Report page and /api/datasets/{id}/report show."""
+
+    dataset_id: int
+    model: ModelInfo
+    split: str
+    n_examples: int
+    n_valid: int
+    errors: dict[str, int]
+    warnings: dict[str, int]
+    tokens: Summary | None
+    assistant_tokens: Summary | None
+    messages: Summary | None
+    estimate: Estimate
+    histogram: list[Bin] = field(default_factory=list)
+    exact: bool = True
+    tokens_lost: int = 0
+    table_date: str = ""
+    dataset_name: str = ""
+
+    def as_api(self) -> dict[str, Any]:
+        """The JSON shape of GET /api/datasets/{id}/report."""
+        empty = None
+        return {
+            "dataset_id": self.dataset_id,
+            "split": self.split,
+            "n_examples": self.n_examples,
+            "n_valid": self.n_valid,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "tokens": self.tokens.as_dict() if self.tokens else empty,
+            "assistant_tokens": self.assistant_tokens.as_dict() if self.assistant_tokens else empty,
+            "messages": self.messages.as_dict() if self.messages else empty,
+            "estimate": self.estimate.as_dict(),
+            "exact_counts": self.exact,
+            "table_date": self.table_date,
+        }
+
+
+def forget_reports() -> None:
+    """Drop every memoized report and row snapshot, as a restart would (for benchmarks and tests)."""
+    with _memo_lock:
+        _memo.clear()
+    report_rows.clear()
+
+
+def _validation_hashes(session: Session, validation_dataset_id: int) -> set[str]:
+    return set(session.scalars(select(T.content_hash).where(T.dataset_id == validation_dataset_id)))
+
+
+def build_report(
+    session: Session,
+    dataset_id: int,
+    model: str | None = None,
+    *,
+    settings: Any = None,
+    split: str = "train",
+    validation_dataset_id: int | None = None,
+) -> Report:
+    """Validate a dataset for `model` (default from the model table) over the examples of `split`."""
+    info = resolve_model(model, settings)
+    if split not in SPLITS:
+        raise Invalid(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.", param="split")
+    state = read_state(session, dataset_id)  # before any row is read (see report_rows)
+    validation_state = None if validation_dataset_id is None else read_state(session, validation_dataset_id)
+    key = (str(session.get_bind().url), info, split, state, validation_state, table_date())
+    with _memo_lock:
+        cached = _memo.get(key)
+    if cached is not None:
+        return cached
+    snapshot = current_snapshot(session, state, info, settings)
+    extra_leaks = set() if validation_dataset_id is None else _validation_hashes(session, validation_dataset_id)
+    report = _aggregate(state, info, split, snapshot.groups, extra_leaks, snapshot.exact)
+    if report.exact:
+        with _memo_lock:
+            _memo[key] = report
+            while len(_memo) > MEMO_SIZE:
+                _memo.popitem(last=False)
+    return report
+
+
+def _merged(lists: list[list[int]]) -> list[int]:
+    # Sorting the concatenation of sorted lists merges their runs in linear time.
+    return lists[0] if len(lists) == 1 else sorted(itertools.chain.from_iterable(lists))
+
+
+def _distinct(counters: list[Counter]) -> int:
+    """How many distinct keys the counters hold together (the largest is not copied)."""
+    largest, *others = sorted(counters, key=len, reverse=True)
+    extra = {k for c in others for k in c if k not in largest}
+    return len(largest) + len(extra)
+
+
+def _aggregate(state: DatasetState, info: ModelInfo, split: str, groups: dict[str, Group], extra_leaks: set[str],
+               exact: bool) -> Report:
+    """The report from the split's running statistics (report_groups): no pass over the rows."""
+    parts = [groups[g] for g in GROUPS_OF_SPLIT[split] if g in groups] or [Group()]
+    totals = _merged([p.totals for p in parts])
+    n_examples = sum(p.n for p in parts)
+    counts: Counter = Counter()
+    for part in parts:
+        counts.update(part.codes)
+    limit = info.context_limit
+    over = totals[bisect_right(totals, limit):]
+    if over:
+        counts["over_context_limit"] = len(over)
+    duplicates = n_examples - _distinct([p.hashes for p in parts])
+    if duplicates:
+        counts["duplicate_example"] = duplicates
+    if split == "train":
+        train = parts[0].hashes
+        leaked = groups["validation"].hashes.keys() | extra_leaks if "validation" in groups else extra_leaks
+        n_leaked = sum(train.get(h, 0) for h in leaked)
+        if n_leaked:
+            counts["train_validation_leakage"] = n_leaked
+        if len(totals) < MIN_TRAINING_EXAMPLES:
+            counts["too_few_examples"] = 1
+    errors = {c: counts[c] for c in CODES if CODES[c][0] == "error" and counts[c]}
+    warnings = {c: counts[c] for c in CODES if CODES[c][0] == "warning" and counts[c]}
+    return Report(
+        dataset_id=state.dataset_id,
+        model=info,
+        split=split,
+        n_examples=n_examples,
+        n_valid=len(totals),
+        errors=errors,
+        warnings=warnings,
+        tokens=summarize(totals, presorted=True),
+        assistant_tokens=summarize(_merged([p.assistant for p in parts]), presorted=True),
+        messages=summarize(_merged([p.messages for p in parts]), presorted=True),
+        estimate=estimate(info, totals, presorted=True),
+        histogram=histogram(totals, presorted=True),
+        exact=exact,
+        tokens_lost=sum(over) - len(over) * limit,
+        table_date=table_date(),
+        dataset_name=state.name,
+    )
+
+
+def stored_problem_clause(code: str):
+    """A SQL condition for examples whose stored problems include `code`; None for codes the report computes
+    (over_context_limit, duplicate_example, train_validation_leakage, too_few_examples): use example_ids_with_problem."""
+    if code not in CODES:
+        raise Invalid(f"Unknown problem code {code!r}.", param="problem")
+    if code in COMPUTED_CODES:
+        return None
+    # Example.problems is stored with json.dumps' default separators; message text cannot fake this (quotes escape).
+    return cast(T.problems, String).like(f'%"code": "{code}"%')
+
+
+def example_ids_with_problem(
+    session: Session, dataset_id: int, code: str, model: str | None = None, settings: Any = None
+) -> list[int]:
+    """Ids of the dataset's examples that have problem `code` (for the example list's ?problem= filter)."""
+    if code not in CODES:
+        raise Invalid(f"Unknown problem code {code!r}.", param="problem")
+    if code == "too_few_examples":
+        return []
+    base = T.dataset_id == dataset_id
+    clause = stored_problem_clause(code)
+    if clause is not None:
+        return list(session.scalars(select(T.id).where(base, clause).order_by(T.position, T.id)))
+    if code == "over_context_limit":
+        info = resolve_model(model, settings)
+        rows = current_snapshot(session, read_state(session, dataset_id), info, settings).rows
+        limit = info.context_limit
+        return sorted(i for i, row in rows.items() if row[VALID] and row[TOTAL] > limit)
+    listed = session.execute(select(T.id, T.content_hash, T.split).where(base).order_by(T.position, T.id)).all()
+    if code == "duplicate_example":
+        first: set[str] = set()
+        ids = []
+        for row_id, content_hash, _ in listed:
+            if content_hash in first:
+                ids.append(row_id)
+            first.add(content_hash)
+        return ids
+    leaked = {h for _, h, s in listed if s == "validation"}
+    return [i for i, h, s in listed if s != "validation" and h in leaked]
+
+
+def count_by_split(session: Session, dataset_id: int) -> dict[str | None, int]:
+    """How many examples each split holds (None: unassigned, treated as training)."""
+    query = select(T.split, func.count()).where(T.dataset_id == dataset_id).group_by(T.split)
+    return dict(session.execute(query).all())

@@ -1,0 +1,1 @@
+"""The dashboard's home page: counts, recent jobs and the getting-started path."""

@@ -1,0 +1,1 @@
+"""Fine-tuning jobs: launch, the queue, events and monitoring, checkpoints and tuned models."""

@@ -1,0 +1,249 @@
+"""What the job pages need: the filtered list, the new fine-tune form (values, estimate, launch) and job actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from app.config import Settings
+from app.tables import Dataset, Job, JobStatus
+from app.jobs import monitoring
+from app.settings.store import OPENAI_API_KEY, destructive_actions_enabled, get_value
+from app.errors import Forbidden, Invalid, NotFound
+
+HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+PAID_PROVIDERS = ("openai",)
+LIST_LIMIT = 100
+
+
+def get_job_or_404(session: Session, job_id: str) -> Job:
+    """The job, or NotFound."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"No fine-tuning job with id {job_id!r}.", code="job_not_found", param="job_id")
+    return job
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def jobs_overview(session: Session, *, status: str = "", provider: str = "", dataset_id: str = "") -> dict:
+    """The jobs list context: filtered jobs (via the jobs service), dataset names and whether any job is live."""
+    from app.jobs.jobs import list_jobs
+
+    if status and status not in {s.value for s in JobStatus}:
+        raise Invalid(f"Unknown status {status!r}.", param="status")
+    jobs, has_more = list_jobs(session, status=status or None, provider=provider or None,
+                               dataset_id=_int_or_none(dataset_id), after=None, limit=LIST_LIMIT, metadata=None)
+    datasets = session.exec(select(Dataset).order_by(Dataset.name)).all()
+    return {
+        "jobs": jobs, "has_more": has_more, "datasets": datasets,
+        "dataset_names": {d.id: d.name for d in datasets},
+        "filters": {"status": status, "provider": provider, "dataset_id": dataset_id},
+        "statuses": [s.value for s in JobStatus], "providers": _provider_names(),
+        "active": any(not JobStatus(j.status).is_terminal for j in jobs),
+    }
+
+
+def _provider_names() -> list[str]:
+    from app.providers.registry import provider_names
+
+    return provider_names()
+
+
+def base_models(settings: Settings, provider: str) -> list[str]:
+    """Base models offered for a provider: the local engine's catalog, or the model table's OpenAI models."""
+    if provider == "local":
+        from app.engine.catalog import list_base_models
+
+        return [m.name for m in list_base_models(settings)]
+    from app.datasets.validation.modeltable import load_table
+
+    return [m["name"] for m in load_table()["models"] if m.get("provider") == provider]
+
+
+def form_values(values: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The form's values with defaults filled in (strings, exactly as typed, so nothing is lost on a refusal)."""
+    out = {k: ("" if v is None else str(v)) for k, v in values.items() if k != "csrf_token"}
+    out.setdefault("provider", "local")
+    out.setdefault("validation", "split")
+    if not out.get("model"):
+        out["model"] = settings.default_base_model if out["provider"] == "local" else ""
+    for key in HYPERPARAMETERS:
+        out.setdefault(key, "auto")
+    return out
+
+
+def parse_hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
+    """Each hyperparameter as "auto" or a positive number; Invalid names the field that is wrong."""
+    out: dict[str, Any] = {}
+    for key in HYPERPARAMETERS:
+        raw = str(values.get(key, "auto") or "auto").strip().lower()
+        if raw == "auto":
+            out[key] = "auto"
+            continue
+        try:
+            number = float(raw) if key == "learning_rate_multiplier" else int(raw)
+        except ValueError:
+            raise Invalid(f"{key.replace('_', ' ')} must be \"auto\" or a number; got {raw!r}.", param=key) from None
+        if number <= 0:
+            raise Invalid(f"{key.replace('_', ' ')} must be greater than 0.", param=key)
+        out[key] = number
+    return out
+
+
+def job_request_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The form as keyword arguments of the jobs service's JobRequest."""
+    dataset_id = _int_or_none(values.get("dataset_id"))
+    if dataset_id is None:
+        raise Invalid("Choose a dataset to train on.", param="dataset_id")
+    validation = values.get("validation") or "split"
+    validation_dataset_id = None
+    if validation not in ("split", "none"):
+        validation_dataset_id = _int_or_none(validation)
+        if validation_dataset_id is None:
+            raise Invalid("Choose the validation split or another dataset.", param="validation")
+    seed = values.get("seed", "").strip() if isinstance(values.get("seed"), str) else values.get("seed")
+    if seed not in (None, "") and _int_or_none(seed) is None:
+        raise Invalid("Seed must be a whole number.", param="seed")
+    return {
+        "dataset_id": dataset_id,
+        "validation_dataset_id": validation_dataset_id,
+        "use_validation_split": validation == "split",
+        "provider": values.get("provider") or "local",
+        "model": (values.get("model") or "").strip(),
+        "hyperparameters": parse_hyperparameters(values),
+        "suffix": (values.get("suffix") or "").strip() or None,
+        "seed": _int_or_none(seed),
+    }
+
+
+def launch_preview(session: Session, settings: Settings, values: dict[str, Any]) -> dict[str, Any] | None:
+    """The validation report's launch check for the form's values: estimate, refusals and warnings."""
+    dataset_id = _int_or_none(values.get("dataset_id"))
+    if dataset_id is None:
+        return None
+    try:
+        fields = job_request_fields(values)
+        from app.datasets.validation.launch import launch_check
+
+        model = fields["model"] or (settings.default_base_model if fields["provider"] == "local" else "")
+        if not model:
+            from app.datasets.validation.modeltable import default_model
+
+            model = default_model()
+        check = launch_check(session, dataset_id, model,
+                             validation_dataset_id=fields["validation_dataset_id"], split="train", settings=settings)
+    except (Invalid, NotFound) as exc:
+        return {"error": exc.message, "estimate": None, "refusals": [], "warnings": []}
+    except ImportError:
+        return None  # the launch check arrives with the validation report; the form still works without it
+    details = check.as_dict()
+    return {"error": None, "estimate": details.get("estimate"),
+            "refusals": [f.message for f in check.refusals], "warnings": [f.message for f in check.warnings]}
+
+
+def form_context(session: Session, settings: Settings, values: dict[str, Any]) -> dict[str, Any]:
+    """Everything the new fine-tune form shows for the given values."""
+    values = form_values(values, settings)
+    provider = values["provider"]
+    return {
+        "values": values, "preview": launch_preview(session, settings, values),
+        "datasets": session.exec(select(Dataset).order_by(Dataset.name)).all(),
+        "providers": _provider_names(), "base_models": base_models(settings, provider),
+        "paid": provider in PAID_PROVIDERS,
+        "openai_ready": bool(get_value(session, OPENAI_API_KEY) or settings.openai_api_key),
+    }
+
+
+def _ticked(value: Any) -> bool:
+    return value in ("on", "1", "true", "yes")
+
+
+def launch(session: Session, settings: Settings, values: dict[str, Any]) -> Job:
+    """Create the job; a paid provider needs the "I understand this costs money" box ticked."""
+    from app.jobs.jobs import JobRequest, create_job
+
+    values = form_values(values, settings)
+    fields = job_request_fields(values)
+    if fields["provider"] in PAID_PROVIDERS and not _ticked(values.get("confirm_paid")):
+        raise Invalid("This provider bills your account. Tick the confirmation box to launch.", param="confirm_paid",
+                      code="confirmation_required")
+    return create_job(session, settings, JobRequest(**fields, accept_warnings=_ticked(values.get("accept_warnings"))))
+
+
+def job_page_context(session: Session, job_id: str) -> dict[str, Any]:
+    """The job page: summary, recent events, metrics series, checkpoints and whether actions are allowed."""
+    job = get_job_or_404(session, job_id)
+    events = monitoring.recent_events(session, job_id)
+    return {
+        "job": job, "summary": monitoring.job_summary(session, job), "events": events,
+        "after_seq": events[-1].seq if events else 0,
+        "points": monitoring.metric_series(session, job_id),
+        "checkpoints": monitoring.job_checkpoints(session, job_id),
+        "destructive": destructive_actions_enabled(session),
+    }
+
+
+def require_destructive(session: Session) -> None:
+    """Refuse when the settings page switched destructive actions off."""
+    if not destructive_actions_enabled(session):
+        raise Forbidden("Destructive actions are switched off on the settings page.", code="destructive_disabled")
+
+
+def cancel(session: Session, settings: Settings, job_id: str) -> Job:
+    """Cancel a job through the jobs service (maintenance switch permitting)."""
+    from app.jobs.jobs import cancel_job
+
+    get_job_or_404(session, job_id)
+    require_destructive(session)
+    return cancel_job(session, job_id)
+
+
+def rerun(session: Session, settings: Settings, job_id: str) -> Job:
+    """A new job with the same settings."""
+    from app.jobs.jobs import rerun_job
+
+    get_job_or_404(session, job_id)
+    return rerun_job(session, settings, job_id)
+
+
+def delete_job_model(session: Session, settings: Settings, job_id: str) -> None:
+    """Delete the tuned model a job produced (maintenance switch permitting)."""
+    from app.jobs.jobs import delete_tuned_model
+
+    job = get_job_or_404(session, job_id)
+    require_destructive(session)
+    if not job.fine_tuned_model:
+        raise Invalid("This job has no tuned model to delete.", param="job_id")
+    delete_tuned_model(session, settings, job.fine_tuned_model)
+
+
+def tuned_models_view(session: Session) -> list[dict[str, Any]]:
+    """Tuned models (not deleted), newest first, with their job, base model, dataset and snapshot."""
+    from sqlmodel import col
+
+    from app.tables import Snapshot, TunedModel
+
+    rows = session.exec(select(TunedModel).where(col(TunedModel.deleted_at).is_(None))
+                        .order_by(col(TunedModel.created_at).desc())).all()
+    out = []
+    for model in rows:
+        job = session.get(Job, model.job_id) if model.job_id else None
+        snapshot = session.get(Snapshot, job.training_snapshot_id) if job and job.training_snapshot_id else None
+        dataset = session.get(Dataset, job.dataset_id) if job and job.dataset_id else None
+        out.append({"model": model, "job": job, "snapshot": snapshot, "dataset": dataset})
+    return out
+
+
+def delete_model(session: Session, settings: Settings, model_id: str) -> None:
+    """Delete a tuned model by id (maintenance switch permitting)."""
+    from app.jobs.jobs import delete_tuned_model
+
+    require_destructive(session)
+    delete_tuned_model(session, settings, model_id)

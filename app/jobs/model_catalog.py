@@ -1,0 +1,107 @@
+"""Every model Tuneboard can chat with: local base models, tuned models, checkpoints, and OpenAI's tuned models.
+
+- list_models(session, settings) -> list[ModelInfo]
+- resolve_model(session, settings, model_id) -> ResolvedModel   (NotFound "model_not_found")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from app.config import Settings
+from app.tables import Checkpoint, Job, TunedModel
+from app.tables.common import unix
+from app.errors import NotFound
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model as listed: kind is base | tuned | checkpoint (local) or openai (hosted by OpenAI)."""
+
+    id: str
+    kind: str
+    owned_by: str
+    created: int
+    job_id: str | None = None
+    base_model: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What chat needs: the provider name and its reference (local: an app.engine.inference.ModelRef; openai: the
+    model id)."""
+
+    id: str
+    kind: str
+    provider: str
+    ref: Any
+    base_model: str | None = None
+
+
+def _base_names(settings: Settings) -> list[str]:
+    from app.providers.local import model_names
+
+    return model_names(settings)
+
+
+def _openai_base_names(session: Session, settings: Settings) -> list[str]:
+    """OpenAI's fine-tunable chat models from the model table, offered only when an OpenAI key is set."""
+    from app.settings.store import OPENAI_API_KEY, get_value
+    from app.datasets.validation.modeltable import load_table
+
+    if not settings.openai_api_key and not get_value(session, OPENAI_API_KEY):
+        return []
+    return [e["name"] for e in load_table()["models"] if e.get("provider", "openai") == "openai"]
+
+
+def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
+    """Base models first (local, then OpenAI's when a key is set), then tuned models and checkpoints, newest first."""
+    out = [ModelInfo(id=name, kind="base", owned_by="tuneboard", created=0, base_model=None)
+           for name in _base_names(settings)]
+    out += [ModelInfo(id=name, kind="openai", owned_by="openai", created=0, base_model=name)
+            for name in _openai_base_names(session, settings)]
+    tuned = session.exec(select(TunedModel).where(col(TunedModel.deleted_at).is_(None))
+                         .order_by(col(TunedModel.created_at).desc()))
+    for model in tuned:
+        kind = "tuned" if model.provider == "local" else "openai"
+        out.append(ModelInfo(id=model.id, kind=kind, owned_by="user" if kind == "tuned" else "openai",
+                             created=unix(model.created_at) or 0, job_id=model.job_id, base_model=model.base_model))
+    rows = session.exec(select(Checkpoint, Job).join(Job, Job.id == Checkpoint.job_id)
+                        .order_by(col(Checkpoint.created_at).desc()))
+    for cp, job in rows:
+        if job.provider == "local" and not cp.path:
+            continue
+        out.append(ModelInfo(id=cp.fine_tuned_model_checkpoint, kind="checkpoint" if job.provider == "local"
+                             else "openai", owned_by="user" if job.provider == "local" else "openai",
+                             created=unix(cp.created_at) or 0, job_id=job.id, base_model=job.model))
+    return out
+
+
+def resolve_model(session: Session, settings: Settings, model_id: str) -> ResolvedModel:
+    """Find a model by id and say how to chat with it; NotFound when there is no such model."""
+    from app.engine.inference import ModelRef
+
+    if model_id in _base_names(settings):
+        return ResolvedModel(model_id, "base", "local", ModelRef(name=model_id, base_model=model_id), model_id)
+    tuned = session.get(TunedModel, model_id)
+    if tuned is not None and tuned.deleted_at is None:
+        if tuned.provider != "local":
+            return ResolvedModel(model_id, "openai", tuned.provider, model_id, tuned.base_model)
+        if tuned.path:
+            ref = ModelRef(name=model_id, base_model=tuned.base_model, adapter_path=settings.data_dir / tuned.path)
+            return ResolvedModel(model_id, "tuned", "local", ref, tuned.base_model)
+    row = session.exec(select(Checkpoint, Job).join(Job, Job.id == Checkpoint.job_id)
+                       .where(Checkpoint.fine_tuned_model_checkpoint == model_id)).first()
+    if row is not None:
+        cp, job = row
+        if job.provider != "local":
+            return ResolvedModel(model_id, "openai", job.provider, model_id, job.model)
+        if cp.path:
+            ref = ModelRef(name=model_id, base_model=job.model, adapter_path=settings.data_dir / cp.path)
+            return ResolvedModel(model_id, "checkpoint", "local", ref, job.model)
+    if model_id in _openai_base_names(session, settings):
+        return ResolvedModel(model_id, "openai", "openai", model_id, model_id)
+    raise NotFound(f"The model '{model_id}' does not exist", code="model_not_found", param="model")

@@ -1,0 +1,87 @@
+"""Job pages: the list with live badges, the new fine-tune form, and a job's live page with its actions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+
+from app.jobs import forms as job_form
+from app.jobs import monitoring
+from app.web.rendering import SessionDep, render
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.get("/jobs", include_in_schema=False)
+def jobs_list(request: Request, session: SessionDep, status: str = "", provider: str = "", dataset_id: str = ""):
+    """All jobs, newest first, filtered by status, provider and dataset; the list refreshes itself while jobs run."""
+    ctx = job_form.jobs_overview(session, status=status, provider=provider, dataset_id=dataset_id)
+    ctx["query"] = request.url.query
+    return render(request, "jobs/list.html", ctx, partial="jobs/_list.html")
+
+
+@router.get("/jobs/new", include_in_schema=False)
+def new_job(request: Request, session: SessionDep, dataset_id: int | None = None):
+    """The "New fine-tune" form, preselecting a dataset."""
+    ctx = job_form.form_context(session, request.app.state.settings, {"dataset_id": dataset_id})
+    return render(request, "jobs/new.html", ctx)
+
+
+@router.post("/jobs/new/estimate", include_in_schema=False)
+async def new_job_estimate(request: Request, session: SessionDep):
+    """The estimate panel for the form's current values (htmx refreshes it when inputs change)."""
+    values = dict(await request.form())
+    ctx = job_form.form_context(session, request.app.state.settings, values)
+    return render(request, "jobs/_estimate.html", ctx)
+
+
+@router.post("/jobs", include_in_schema=False)
+async def launch_job(request: Request, session: SessionDep):
+    """Create the job from the form and go to its page; refusals come back as a message, losing nothing."""
+    values = dict(await request.form())
+    job = job_form.launch(session, request.app.state.settings, values)
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": f"/jobs/{job.id}"})
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@router.get("/jobs/{job_id}", include_in_schema=False)
+def job_page(request: Request, job_id: str, session: SessionDep):
+    """A job: summary, live log and chart, hyperparameters, checkpoints and actions."""
+    ctx = job_form.job_page_context(session, job_id)
+    return render(request, "jobs/detail.html", ctx, partial="jobs/_summary.html")
+
+
+@router.get("/jobs/{job_id}/results.csv", include_in_schema=False)
+def job_results_csv(request: Request, job_id: str, session: SessionDep):
+    """The job's metrics as a CSV file (OpenAI's result file columns), streamed."""
+    job_form.get_job_or_404(session, job_id)
+    body = monitoring.iter_results_csv(request.app.state.engine, job_id)
+    headers = {"Content-Disposition": f'attachment; filename="{job_id}-results.csv"'}
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.post("/jobs/{job_id}/cancel", include_in_schema=False)
+def cancel(request: Request, job_id: str, session: SessionDep):
+    """Ask the job to stop (refused while destructive actions are switched off)."""
+    job_form.cancel(session, request.app.state.settings, job_id)
+    ctx = job_form.job_page_context(session, job_id)
+    return render(request, "jobs/detail.html", ctx, partial="jobs/_summary.html")
+
+
+@router.post("/jobs/{job_id}/rerun", include_in_schema=False)
+def rerun(request: Request, job_id: str, session: SessionDep):
+    """Launch a new job with the same settings and open it."""
+    job = job_form.rerun(session, request.app.state.settings, job_id)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@router.post("/jobs/{job_id}/delete-model", include_in_schema=False)
+def delete_model(request: Request, job_id: str, session: SessionDep,
+                 next_url: Annotated[str, Query(alias="next")] = ""):
+    """Delete the job's tuned model (guarded by the maintenance switch)."""
+    job_form.delete_job_model(session, request.app.state.settings, job_id)
+    target = next_url if next_url.startswith("/") and not next_url.startswith("//") else f"/jobs/{job_id}"
+    return RedirectResponse(target, status_code=303)

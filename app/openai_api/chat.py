@@ -1,0 +1,172 @@
+"""OpenAI chat completions over Tuneboard's chat service: request checks, the completion and its streamed chunks."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from itertools import chain
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from app.config import Settings
+from app.engine.inference import ChatParams
+from app.playground.chat import stream_chat
+from app.errors import DomainError, Invalid
+
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+MAX_STOP = 4
+
+
+class ChatCompletionRequest(BaseModel):
+    """The body of POST /v1/chat/completions; unknown OpenAI fields (user, logprobs…) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool | None = False
+    stream_options: dict[str, Any] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    n: int | None = 1
+    seed: int | None = None
+
+
+def _text(content: Any, index: int) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise Invalid("Only text content parts are supported.", param=f"messages[{index}].content")
+            parts.append(part["text"])
+        return "".join(parts)
+    raise Invalid("content must be a string or a list of text parts.", param=f"messages[{index}].content")
+
+
+def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """OpenAI messages as plain role/content pairs the engine's chat template understands."""
+    out = []
+    for index, message in enumerate(messages):
+        role = ROLES.get(message.get("role"))
+        if role is None:
+            raise Invalid(
+                f"Invalid value for 'role': {message.get('role')!r}. Use system, developer, user, assistant or tool.",
+                param=f"messages[{index}].role",
+            )
+        out.append({"role": role, "content": _text(message.get("content"), index)})
+    return out
+
+
+def chat_params(request: ChatCompletionRequest):
+    """The engine's ChatParams for a request, after OpenAI's own parameter checks."""
+    if request.stream_options is not None and not request.stream:
+        raise Invalid("stream_options is only allowed when stream is true.", code="invalid_value",
+                      param="stream_options")
+    if request.n not in (None, 1):
+        raise Invalid("Tuneboard generates one choice per request: n must be 1.", code="invalid_value", param="n")
+    stop = [request.stop] if isinstance(request.stop, str) else request.stop
+    if stop is not None and len(stop) > MAX_STOP:
+        raise Invalid(f"stop may hold at most {MAX_STOP} sequences.", code="invalid_value", param="stop")
+    values = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_completion_tokens or request.max_tokens,
+        "stop": stop or None,
+        "seed": request.seed,
+    }
+    # Unset values keep the engine's defaults rather than overriding them with None.
+    return ChatParams(**{k: v for k, v in values.items() if v is not None})
+
+
+def _usage(raw: Any) -> dict[str, int] | None:
+    if raw is None:
+        return None
+    get = raw.get if isinstance(raw, dict) else (lambda k, d=None: getattr(raw, k, d))
+    prompt, completion = int(get("prompt_tokens", 0) or 0), int(get("completion_tokens", 0) or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _start(session: Session, settings: Settings, request: ChatCompletionRequest) -> Iterator[Any]:
+    params = chat_params(request)
+    chunks = iter(stream_chat(session, settings, request.model, normalize_messages(request.messages), params))
+    # Pull the first chunk now, so an unknown model or a bad request fails with a status code, not mid-stream.
+    first = next(chunks, None)
+    return chunks if first is None else chain([first], chunks)
+
+
+def create_completion(session: Session, settings: Settings, request: ChatCompletionRequest) -> dict[str, Any]:
+    """A whole `chat.completion` object."""
+    text, finish, usage = [], None, None
+    for chunk in _start(session, settings, request):
+        text.append(chunk.text or "")
+        finish = chunk.finish_reason or finish
+        usage = _usage(chunk.usage) or usage
+    return {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "".join(text), "refusal": None, "annotations": []},
+            "finish_reason": finish or "stop",
+            "logprobs": None,
+        }],
+        "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "system_fingerprint": None,
+    }
+
+
+def completion_id() -> str:
+    """A fresh `chatcmpl-…` id."""
+    return f"chatcmpl-{secrets.token_hex(12)}"
+
+
+def stream_completion(session: Session, settings: Settings, request: ChatCompletionRequest) -> Iterator[str]:
+    """Server-sent `chat.completion.chunk` events ending with `data: [DONE]` (errors before the first byte raise)."""
+    chunks = _start(session, settings, request)
+    include_usage = bool((request.stream_options or {}).get("include_usage"))
+    return _sse(chunks, request.model, include_usage)
+
+
+def _sse(chunks: Iterator[Any], model: str, include_usage: bool) -> Iterator[str]:
+    ident, created = completion_id(), int(time.time())
+
+    def event(choices: list, usage: Any = None, with_usage: bool = include_usage) -> str:
+        body = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+                "system_fingerprint": None, "choices": choices}
+        if with_usage:
+            body["usage"] = usage
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    def choice(delta: dict, finish: str | None = None) -> list:
+        return [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
+
+    yield event(choice({"role": "assistant", "content": "", "refusal": None}))
+    finish, usage = None, None
+    try:
+        for chunk in chunks:
+            if chunk.text:
+                yield event(choice({"content": chunk.text}))
+            finish = chunk.finish_reason or finish
+            usage = _usage(chunk.usage) or usage
+    except DomainError as exc:
+        # Headers are gone by now: report the failure as OpenAI does inside a stream, then end it.
+        error = {"message": exc.message, "type": "server_error", "param": exc.param, "code": exc.code}
+        yield f"data: {json.dumps({'error': error})}\n\n"
+        return
+    yield event(choice({}, finish or "stop"))
+    if include_usage:
+        yield event([], usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,21 @@
+"""OpenAI-compatible /v1/chat/completions, whole or streamed as server-sent chunks."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from app.openai_api import chat as v1_chat
+from app.web.rendering import SessionDep
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+
+@router.post("/chat/completions")
+def create_chat_completion(request: Request, session: SessionDep, body: v1_chat.ChatCompletionRequest):
+    """A chat completion from a base model, a tuned model or a checkpoint."""
+    settings = request.app.state.settings
+    if body.stream:
+        events = v1_chat.stream_completion(session, settings, body)
+        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return v1_chat.create_completion(session, settings, body)

@@ -1,0 +1,103 @@
+"""Playground conversations kept in the database, so a reload (URL ?c=<id>) does not lose them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from app.tables import Conversation
+from app.tables.common import utcnow
+from app.errors import Invalid, NotFound
+
+MAX_COLUMNS = 3
+MAX_MESSAGES = 500
+ROLES = ("user", "assistant")
+PARAM_LIMITS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "max_tokens": (1, 4096)}
+DEFAULT_PARAMS = {"system": "", "temperature": 0.7, "top_p": 1.0, "max_tokens": 256}
+
+
+def get_conversation(session: Session, conversation_id: str) -> Conversation:
+    """A stored conversation, or NotFound."""
+    conv = session.get(Conversation, conversation_id)
+    if conv is None:
+        raise NotFound(f"No conversation {conversation_id!r}; it may have been deleted.", param="c")
+    return conv
+
+
+def clean_params(raw: Any) -> dict[str, Any]:
+    """System message and sampling parameters, checked against their ranges."""
+    raw = raw if isinstance(raw, dict) else {}
+    out: dict[str, Any] = {"system": str(raw.get("system") or "")[:20000]}
+    for key, (low, high) in PARAM_LIMITS.items():
+        value = raw.get(key, DEFAULT_PARAMS[key])
+        if value in (None, ""):
+            value = DEFAULT_PARAMS[key]
+        try:
+            number = int(value) if key == "max_tokens" else float(value)
+        except (TypeError, ValueError):
+            raise Invalid(f"{key} must be a number; got {value!r}.", param=key) from None
+        if not low <= number <= high:
+            raise Invalid(f"{key} must be between {low} and {high}; got {number}.", param=key)
+        out[key] = number
+    return out
+
+
+def clean_messages(raw: Any, n_columns: int = MAX_COLUMNS) -> list[dict[str, Any]]:
+    """Turns as stored: user messages, and assistant replies tagged with the column (model) that wrote them."""
+    if not isinstance(raw, list):
+        raise Invalid("messages must be a list.", param="messages")
+    if len(raw) > MAX_MESSAGES:
+        raise Invalid(f"A conversation holds at most {MAX_MESSAGES} messages.", param="messages")
+    out = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise Invalid(f"Message {i + 1} needs a role (user or assistant) and text content.", param="messages")
+        item: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+        if m["role"] == "assistant":
+            column = m.get("column", 0)
+            if not isinstance(column, int) or not 0 <= column < n_columns:
+                raise Invalid(f"Message {i + 1} belongs to an unknown column.", param="messages")
+            item["column"] = column
+        out.append(item)
+    return out
+
+
+def clean_models(raw: Any) -> list[str]:
+    """One to three model ids."""
+    models = [str(m).strip() for m in (raw or []) if str(m).strip()] if isinstance(raw, list) else []
+    if not 1 <= len(models) <= MAX_COLUMNS:
+        raise Invalid(f"Pick between 1 and {MAX_COLUMNS} models.", param="models")
+    return models
+
+
+def save_conversation(session: Session, conversation_id: str | None, data: dict[str, Any]) -> Conversation:
+    """Create or replace a conversation from the playground's state (models, params, messages)."""
+    models = clean_models(data.get("models"))
+    params = clean_params(data.get("params"))
+    messages = clean_messages(data.get("messages"), len(models))
+    conv = get_conversation(session, conversation_id) if conversation_id else Conversation()
+    first_user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    conv.title = " ".join(first_user.split())[:120] or "New conversation"
+    conv.models, conv.params, conv.messages = models, params, messages
+    conv.updated_at = utcnow()
+    session.add(conv)
+    session.commit()
+    session.refresh(conv)
+    return conv
+
+
+def column_history(messages: list[dict[str, Any]], column: int, system: str = "") -> list[dict[str, str]]:
+    """The chat messages one model sees: the system message, every user turn and its own replies."""
+    out = [{"role": "system", "content": system}] if system.strip() else []
+    for m in messages:
+        if m["role"] == "user" or m.get("column", 0) == column:
+            out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+def as_json(conv: Conversation | None) -> dict[str, Any] | None:
+    """The conversation as the playground script reads it."""
+    if conv is None:
+        return None
+    return {"id": conv.id, "models": conv.models, "params": conv.params, "messages": conv.messages}

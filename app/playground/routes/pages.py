@@ -1,0 +1,89 @@
+"""The chat playground: one model or two or three side by side, streaming replies, saving chats as examples."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
+
+from app.playground import conversations
+from app.playground import playground
+from app.errors import Invalid
+from app.web.rendering import SessionDep, render
+
+router = APIRouter(tags=["playground"])
+
+
+def _page(request: Request, session, c: str | None, models: list[str], compare: bool):
+    conv = conversations.get_conversation(session, c) if c else None
+    chosen = list(conv.models) if conv else [m for m in (models or []) if m]
+    n = max(2, min(3, len(chosen))) if compare else 1
+    groups = playground.model_groups(session, request.app.state.settings)
+    ctx = {
+        "conversation": conversations.as_json(conv),
+        "columns": [(chosen[i] if i < len(chosen) else "") for i in range(n)],
+        "params": conv.params if conv else dict(conversations.DEFAULT_PARAMS),
+        "groups": groups, "known": {m.id for _, models in groups for m in models},
+        "datasets": playground.datasets(session), "compare": compare,
+    }
+    return render(request, "playground/index.html", ctx)
+
+
+@router.get("/playground", include_in_schema=False)
+def playground_page(request: Request, session: SessionDep, c: str | None = None,
+                    model: Annotated[list[str] | None, Query()] = None):
+    """Chat with one model; ?model= preselects it, ?c= reopens a saved conversation."""
+    return _page(request, session, c, model, compare=False)
+
+
+@router.get("/playground/compare", include_in_schema=False)
+def compare_page(request: Request, session: SessionDep, c: str | None = None,
+                 model: Annotated[list[str] | None, Query()] = None):
+    """The same conversation sent to two or three models side by side."""
+    return _page(request, session, c, model, compare=True)
+
+
+@router.post("/playground/chat", include_in_schema=False)
+async def chat(request: Request):
+    """Stream one model's reply as text/event-stream (the model runs in a worker thread)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    stream = playground.stream_reply(request.app.state.engine, request.app.state.settings, body)
+    return StreamingResponse(iterate_in_threadpool(stream), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/playground/conversations", include_in_schema=False)
+async def save_new(request: Request, session: SessionDep):
+    """Store the playground's state as a new conversation; returns its id."""
+    conv = conversations.save_conversation(session, None, await _json(request))
+    return JSONResponse({"id": conv.id}, status_code=201)
+
+
+@router.put("/playground/conversations/{conversation_id}", include_in_schema=False)
+async def save_existing(request: Request, conversation_id: str, session: SessionDep):
+    """Replace a stored conversation with the playground's state."""
+    conv = conversations.save_conversation(session, conversation_id, await _json(request))
+    return JSONResponse({"id": conv.id})
+
+
+async def _json(request: Request):
+    try:
+        return await request.json()
+    except ValueError:
+        raise Invalid("Send the conversation as JSON.") from None
+
+
+@router.post("/playground/save-example", include_in_schema=False)
+def save_example(request: Request, session: SessionDep, dataset_id: Annotated[int, Form()],
+                 messages: Annotated[str, Form()], split: Annotated[str, Form()] = "",
+                 reply: Annotated[str, Form()] = "", system: Annotated[str, Form()] = "",
+                 column: Annotated[int, Form()] = 0):
+    """Add the conversation (reply as edited) to a dataset and show its validation problems."""
+    record = playground.example_record(messages, reply, system, column)
+    example = playground.save_example(session, dataset_id, split, record)
+    return render(request, "playground/_saved.html", {"example": example})

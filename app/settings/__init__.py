@@ -1,0 +1,1 @@
+"""Settings: stored settings, API keys, the password and login, the maintenance switch."""

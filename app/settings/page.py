@@ -1,0 +1,82 @@
+"""The settings page's domain: OpenAI connection, the destructive-actions switch, and API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from app.config import Settings
+from app.tables import ApiKey
+from app.settings import store as app_settings
+from app.settings.auth import create_api_key
+from app.errors import Invalid, NotFound
+
+OPENAI_BASE_URL = app_settings.OPENAI_BASE_URL
+
+
+@dataclass
+class SettingsView:
+    """What the settings page shows: secrets only as their last 4 characters."""
+
+    openai_key_masked: str
+    openai_key_source: str  # "settings page" | "environment" | ""
+    openai_base_url: str
+    destructive_enabled: bool
+    api_keys: list[ApiKey]
+    env_api_key: bool
+
+
+def settings_view(session: Session, settings: Settings) -> SettingsView:
+    """The page's current values."""
+    stored = app_settings.get_value(session, app_settings.OPENAI_API_KEY)
+    env_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    key, source = (stored, "settings page") if stored else (env_key, "environment" if env_key else "")
+    base_url = app_settings.get_value(session, OPENAI_BASE_URL) or settings.openai_base_url or ""
+    return SettingsView(openai_key_masked=app_settings.mask(key), openai_key_source=source, openai_base_url=base_url,
+                        destructive_enabled=app_settings.destructive_actions_enabled(session),
+                        api_keys=list_api_keys(session), env_api_key=settings.api_key is not None)
+
+
+def save_openai(session: Session, api_key: str | None, base_url: str | None, clear_key: bool = False) -> None:
+    """Store the OpenAI key (a blank field keeps the current one) and base URL (blank means api.openai.com)."""
+    key = (api_key or "").strip()
+    if key and (len(key) < 8 or any(c.isspace() for c in key)):
+        raise Invalid("That does not look like an API key (no spaces, at least 8 characters).", param="openai_api_key")
+    url = (base_url or "").strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise Invalid("The base URL must start with http:// or https://.", param="openai_base_url")
+    if clear_key:
+        app_settings.set_value(session, app_settings.OPENAI_API_KEY, None)
+    elif key:
+        app_settings.set_value(session, app_settings.OPENAI_API_KEY, key)
+    app_settings.set_value(session, OPENAI_BASE_URL, url or None)
+
+
+def set_destructive(session: Session, enabled: bool) -> None:
+    """Turn cancel/delete actions on or off everywhere (the maintenance switch)."""
+    app_settings.set_value(session, app_settings.DESTRUCTIVE_ACTIONS, bool(enabled))
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    """Stored API keys, newest first (hashes only; the plain key is never kept)."""
+    return list(session.exec(select(ApiKey).order_by(col(ApiKey.created_at).desc(), col(ApiKey.id).desc())))
+
+
+def new_api_key(engine: Engine, name: str) -> str:
+    """Create a key and return it in full, the only time it is ever shown."""
+    name = (name or "").strip()
+    if len(name) > 200:
+        raise Invalid("Key names are at most 200 characters.", param="name")
+    return create_api_key(engine, name=name or "unnamed")
+
+
+def revoke_api_key(session: Session, key_id: int) -> ApiKey:
+    """Delete a stored key so it stops working (callers also drop the guard's key cache)."""
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"No API key #{key_id}.", param="key_id")
+    session.delete(row)
+    session.commit()
+    return row

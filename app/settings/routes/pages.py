@@ -1,0 +1,52 @@
+"""The settings page: OpenAI connection, the destructive-actions switch, API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+
+from app.settings import page as settings_page
+from app.web.rendering import SessionDep, render
+
+router = APIRouter(tags=["settings"])
+
+
+def _page(request: Request, session, **extra):
+    view = settings_page.settings_view(session, request.app.state.settings)
+    return render(request, "settings/index.html", {"view": view, **extra}, partial="settings/_keys.html")
+
+
+@router.get("/settings", include_in_schema=False)
+def settings_index(request: Request, session: SessionDep, saved: str = ""):
+    """Show the settings."""
+    return _page(request, session, saved=saved)
+
+
+@router.post("/settings/openai", include_in_schema=False)
+def save_openai(session: SessionDep, openai_api_key: str = Form(""), openai_base_url: str = Form(""),
+                clear_key: str = Form("")):
+    """Store the OpenAI key and base URL."""
+    settings_page.save_openai(session, openai_api_key, openai_base_url, clear_key=clear_key == "on")
+    return RedirectResponse("/settings?saved=openai", status_code=303)
+
+
+@router.post("/settings/destructive", include_in_schema=False)
+def save_destructive(session: SessionDep, enabled: str = Form("")):
+    """Turn destructive actions on or off."""
+    settings_page.set_destructive(session, enabled == "on")
+    return RedirectResponse("/settings?saved=maintenance", status_code=303)
+
+
+@router.post("/settings/api-keys", include_in_schema=False)
+def create_key(request: Request, session: SessionDep, name: str = Form("")):
+    """Create an API key and show it once."""
+    key = settings_page.new_api_key(request.app.state.engine, name)
+    return _page(request, session, new_key=key)
+
+
+@router.post("/settings/api-keys/{key_id}/revoke", include_in_schema=False)
+def revoke_key(request: Request, key_id: int, session: SessionDep):
+    """Revoke a key; it stops working at once."""
+    settings_page.revoke_api_key(session, key_id)
+    request.app.state.auth.forget_cached_keys()
+    return _page(request, session)

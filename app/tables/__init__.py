@@ -1,0 +1,25 @@
+"""SQLModel tables; importing this package registers them all on SQLModel.metadata (Alembic reads it)."""
+
+from app.tables.dataset import Dataset, DatasetCreate, DatasetUpdate, Example
+from app.tables.file import UploadedFile
+from app.tables.job import Checkpoint, Job, JobEvent, JobStatus, Snapshot, TunedModel
+from app.tables.settings_store import ApiKey, AppSetting, Conversation
+from app.tables.worker import WorkerRow
+
+__all__ = [
+    "ApiKey",
+    "AppSetting",
+    "Checkpoint",
+    "Conversation",
+    "Dataset",
+    "DatasetCreate",
+    "DatasetUpdate",
+    "Example",
+    "Job",
+    "JobEvent",
+    "JobStatus",
+    "Snapshot",
+    "TunedModel",
+    "UploadedFile",
+    "WorkerRow",
+]

@@ -1,0 +1,83 @@
+"""Datasets and their examples."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer
+from sqlmodel import Field, SQLModel
+
+from app.tables.common import json_field, utcnow
+
+SPLITS = ("train", "validation")
+
+
+class DatasetBase(SQLModel):
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=5000)
+
+
+class DatasetCreate(DatasetBase):
+    pass
+
+
+class DatasetUpdate(SQLModel):
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+
+
+class Dataset(DatasetBase, table=True):
+    __tablename__ = "datasets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Bumped by every change to the dataset's examples (services.datasets.touch_dataset); see migration 0004.
+    rev: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class Example(SQLModel, table=True):
+    """One training conversation. `messages`, `tools` and `extra` keep the imported JSON verbatim."""
+
+    __tablename__ = "examples"
+    __table_args__ = (
+        Index("ix_examples_dataset_position", "dataset_id", "position"),
+        Index("ix_examples_dataset_split_valid", "dataset_id", "split", "valid"),
+        Index("ix_examples_dataset_split_position", "dataset_id", "split", "position"),
+        Index("ix_examples_dataset_valid_position", "dataset_id", "valid", "position"),
+        Index("ix_examples_dataset_rev", "dataset_id", "rev"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(sa_column=Column(Integer, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False))
+    position: int = Field(default=0)
+    messages: Any = json_field(list, nullable=False)
+    tools: Any = json_field(None)
+    # Every other top-level key of the imported line (parallel_tool_calls, metadata…), kept so export round-trips.
+    extra: Any = json_field(None)
+    split: str | None = Field(default=None, max_length=20)
+    note: str = Field(default="")
+    version: int = Field(default=1)
+    # Validation cache: recomputed whenever the example changes (see app/datasets/validation).
+    valid: bool = Field(default=True)
+    n_errors: int = Field(default=0)
+    n_warnings: int = Field(default=0)
+    problems: Any = json_field(list)
+    n_messages: int = Field(default=0)
+    token_counts: Any = json_field(None)  # {"o200k_base": {"total":…, "assistant":…, "trained":…}, …}
+    content_hash: str = Field(default="", max_length=64)
+    search_text: str = Field(default="")  # lower-cased message text, for search
+    # The dataset's rev when this row was last written; NULL from writers that do not stamp (always re-read).
+    rev: int | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+    def to_record(self) -> dict[str, Any]:
+        """The example as one OpenAI chat fine-tuning JSONL object, keys in a stable order."""
+        record: dict[str, Any] = {"messages": self.messages}
+        if self.tools is not None:
+            record["tools"] = self.tools
+        if self.extra:
+            record.update(self.extra)
+        return record

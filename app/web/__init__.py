@@ -1,0 +1,1 @@
+"""What every router shares: rendering (page or `_partial`), security, error mapping, SSE, streamed uploads."""

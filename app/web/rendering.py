@@ -1,0 +1,50 @@
+"""Rendering helpers shared by routers: one URL, full page or `_partial` fragment when HX-Request is set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+from sqlmodel import Session
+
+from app.web.security import CSRF_FIELD
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_templates() -> Jinja2Templates:
+    """The Jinja environment: autoescaping on, a csrf_field() helper and a few filters."""
+    templates = Jinja2Templates(directory=str(ROOT / "templates"))
+    env = templates.env
+    env.globals["csrf_field"] = _csrf_field
+    env.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int | float) else n
+    return templates
+
+
+def _csrf_field(request: Request) -> Markup:
+    token = request.state.csrf_token
+    return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(token)}">')
+
+
+def is_htmx(request: Request) -> bool:
+    """Whether htmx sent the request (so a fragment, not a whole page, is wanted)."""
+    return request.headers.get("hx-request") == "true"
+
+
+def render(request: Request, page: str, context: dict[str, Any], partial: str | None = None, status_code: int = 200):
+    """Render `page`, or only `partial` when the request comes from htmx (and isn't a boosted navigation)."""
+    templates: Jinja2Templates = request.app.state.templates
+    name = partial if partial and is_htmx(request) and request.headers.get("hx-boosted") != "true" else page
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def get_session(request: Request):
+    """A database session for one request (committed by the service that writes)."""
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
