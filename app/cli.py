@@ -64,9 +64,9 @@ def _safe_url(settings: Settings) -> str:
 
 def _serve(settings: Settings) -> int:
     if not settings.binds_loopback_only and not settings.password:
+        from app.settings.auth import AuthState
         from app.tables.db import make_engine
         from app.tables.migrate import upgrade
-        from app.settings.auth import AuthState
 
         upgrade(settings)
         engine = make_engine(settings)

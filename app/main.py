@@ -10,12 +10,12 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
-from app.tables.db import make_engine
-from app.web.http_errors import install_error_handlers
-from app.web.security import SecurityMiddleware, guard
 from app.jobs import event_notify
 from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
+from app.tables.db import make_engine
+from app.web.http_errors import install_error_handlers
 from app.web.rendering import ROOT, make_templates
+from app.web.security import SecurityMiddleware, guard
 
 log = logging.getLogger("tuneboard")
 

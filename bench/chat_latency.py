@@ -66,8 +66,10 @@ def main() -> None:
         ttfts.append(first)
         rates.append(rate)
         # Decoding uses both cores only while other processes leave them free: say what it saw.
-        print(f"engine: ttft={first * 1000:.0f} ms, {n} tokens, decode {rate:.1f} tokens/s "
-              f"(load {os.getloadavg()[0]:.2f}, other processes {cpu_share.shared.others_busy():.2f} cores)")
+        print(
+            f"engine: ttft={first * 1000:.0f} ms, {n} tokens, decode {rate:.1f} tokens/s "
+            f"(load {os.getloadavg()[0]:.2f}, other processes {cpu_share.shared.others_busy():.2f} cores)"
+        )
     from transformers import AutoModelForCausalLM
 
     from app.engine.catalog import resolve_base_model
@@ -76,8 +78,11 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(resolve_base_model(settings, SMOLLM2), dtype=torch.float32).eval()
     base_rates = []
     for prompt in PROMPTS:
-        ids = tok(render_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True),
-                  return_tensors="pt", add_special_tokens=False)
+        ids = tok(
+            render_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True),
+            return_tensors="pt",
+            add_special_tokens=False,
+        )
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(**ids, max_new_tokens=args.tokens, do_sample=False)
@@ -89,19 +94,23 @@ def main() -> None:
         agree = total = 0
         with torch.inference_mode():
             for prompt in PROMPTS:
-                ids = tok(render_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True),
-                          add_special_tokens=False)["input_ids"]
+                ids = tok(
+                    render_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True),
+                    add_special_tokens=False,
+                )["input_ids"]
                 full = model.generate(torch.tensor([ids]), max_new_tokens=args.tokens, do_sample=False)[0].tolist()
                 reference = model(torch.tensor([full])).logits[0, len(ids) - 1 : -1].argmax(-1).tolist()
                 cache = loaded.lean.new_cache(len(full))
                 logits = loaded.lean.forward(ids, cache)
-                for position, token in enumerate(full[len(ids):]):
+                for position, token in enumerate(full[len(ids) :]):
                     agree += int(torch.argmax(logits)) == reference[position]
                     total += 1
                     logits = loaded.lean.forward([token], cache)
         print(f"served weights pick the float32 greedy token at {agree}/{total} positions (teacher-forced)")
-    print(f"ttft_ms={statistics.median(ttfts) * 1000:.0f} tokens_per_s={statistics.median(rates):.1f} "
-          f"ratio_vs_generate={statistics.median(rates) / statistics.median(base_rates):.2f}")
+    print(
+        f"ttft_ms={statistics.median(ttfts) * 1000:.0f} tokens_per_s={statistics.median(rates):.1f} "
+        f"ratio_vs_generate={statistics.median(rates) / statistics.median(base_rates):.2f}"
+    )
 
 
 if __name__ == "__main__":

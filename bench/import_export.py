@@ -23,12 +23,68 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-WORDS = ("the order shipped yesterday and should arrive within three business days please check the tracking "
-         "link we sent by email if anything looks wrong let me know and I will open a ticket for you right away "
-         "refund policy allows returns within thirty days of delivery when items are unused").split()
-TOOLS = [{"type": "function", "function": {"name": "get_order", "description": "Look up an order by id.",
-                                           "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
-                                                          "required": ["order_id"]}}}]
+WORDS = [
+    "the",
+    "order",
+    "shipped",
+    "yesterday",
+    "and",
+    "should",
+    "arrive",
+    "within",
+    "three",
+    "business",
+    "days",
+    "please",
+    "check",
+    "the",
+    "tracking",
+    "link",
+    "we",
+    "sent",
+    "by",
+    "email",
+    "if",
+    "anything",
+    "looks",
+    "wrong",
+    "let",
+    "me",
+    "know",
+    "and",
+    "I",
+    "will",
+    "open",
+    "a",
+    "ticket",
+    "for",
+    "you",
+    "right",
+    "away",
+    "refund",
+    "policy",
+    "allows",
+    "returns",
+    "within",
+    "thirty",
+    "days",
+    "of",
+    "delivery",
+    "when",
+    "items",
+    "are",
+    "unused",
+]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_order",
+            "description": "Look up an order by id.",
+            "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+        },
+    }
+]
 
 
 def sentence(rng: random.Random, lo: int, hi: int) -> str:
@@ -110,10 +166,12 @@ def bench_services(engine, path: Path, n: int) -> dict:
         _, out["split_s"] = timed(lambda: split_randomly(session, dataset_id, 10, seed=1))
         size, seconds = timed(lambda: sum(len(b) for b in export_jsonl(session, dataset_id, only_valid=False)))
         out.update(export_s=seconds, export_per_s=n / seconds, export_bytes=size)
+
         # Baseline in the same run: just reading and json-parsing the file, the least an import can do.
         def parse():
             with path.open("rb") as f:
                 return sum(1 for line in f if json.loads(line))
+
         _, seconds = timed(parse)
         out["baseline_parse_per_s"] = n / seconds
 
@@ -124,6 +182,7 @@ def bench_services(engine, path: Path, n: int) -> dict:
             with path.open("rb") as f:
                 for line in f:
                     prepare_record(json.loads(line))
+
         _, seconds = timed(parse_and_check)
         out["baseline_check_per_s"] = n / seconds
     return {**out, "dataset_id": dataset_id}
@@ -136,9 +195,14 @@ def bench_page(app, dataset_id: int) -> dict:
     results = {}
     with TestClient(app) as client:
         client.get("/healthz")
-        for label, query in (("first page", ""), ("last page", "?offset=99950"), ("invalid filter", "?valid=invalid"),
-                             ("train filter", "?split=train"), ("search", "?q=refund+policy+allows"),
-                             ("sort errors", "?sort=errors")):
+        for label, query in (
+            ("first page", ""),
+            ("last page", "?offset=99950"),
+            ("invalid filter", "?valid=invalid"),
+            ("train filter", "?split=train"),
+            ("search", "?q=refund+policy+allows"),
+            ("sort errors", "?sort=errors"),
+        ):
             times = []
             for _ in range(15):
                 start = time.perf_counter()
@@ -170,6 +234,7 @@ def _serve_in_process(settings, port: int):
     def stop() -> None:
         server.should_exit = True
         thread.join(timeout=10)
+
     return stop
 
 
@@ -177,10 +242,18 @@ def _serve_subprocess(settings, port: int):
     """`tuneboard serve` in its own process, as people run it: the client (a browser, a script) is elsewhere."""
     import httpx
 
-    env = dict(os.environ, DATA_DIR=str(settings.data_dir), TUNEBOARD_API_KEY=settings.api_key.get_secret_value(),
-               TUNEBOARD_SECRET_KEY="s" * 40, TUNEBOARD_LOG_LEVEL="warning")
-    child = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port)],
-                             env=env, stdout=subprocess.DEVNULL)
+    env = dict(
+        os.environ,
+        DATA_DIR=str(settings.data_dir),
+        TUNEBOARD_API_KEY=settings.api_key.get_secret_value(),
+        TUNEBOARD_SECRET_KEY="s" * 40,
+        TUNEBOARD_LOG_LEVEL="warning",
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while True:  # no readiness event crosses the process boundary: poll /healthz until it answers
         try:
@@ -195,6 +268,7 @@ def _serve_subprocess(settings, port: int):
     def stop() -> None:
         child.terminate()
         child.wait(timeout=20)
+
     return stop
 
 
@@ -212,8 +286,9 @@ def bench_http(settings, path: Path, n: int, *, separate_process: bool) -> dict:
             dataset_id = http.post("/api/datasets", json={"name": "http"}).json()["id"]
             with path.open("rb") as f:
                 cpu = process_cpu()
-                response, seconds = timed(lambda: http.post(f"/api/datasets/{dataset_id}/import",
-                                                            files={"file": ("b.jsonl", f)}))
+                response, seconds = timed(
+                    lambda: http.post(f"/api/datasets/{dataset_id}/import", files={"file": ("b.jsonl", f)})
+                )
                 cpu = process_cpu() - cpu
             assert response.json()["imported"] == n
             out = {"http_import_s": seconds, "http_import_per_s": n / seconds, "http_import_cpu_s": cpu}
@@ -221,6 +296,7 @@ def bench_http(settings, path: Path, n: int, *, separate_process: bool) -> dict:
             def download():
                 with http.stream("GET", f"/api/datasets/{dataset_id}/export?only_valid=false") as r:
                     return sum(len(chunk) for chunk in r.iter_bytes())
+
             _, seconds = timed(download)
             out.update(http_export_s=seconds, http_export_per_s=n / seconds)
     finally:
@@ -262,34 +338,49 @@ def main() -> None:
         print(f"{n:,} examples, {path.stat().st_size / 1e6:.1f} MB")
         settings, engine = setup(tmp_path / "data")
         services = bench_services(engine, path, n)
-        print(f"service import: {services['import_per_s']:,.0f} examples/s ({services['import_s']:.2f} s, "
-              f"{services['import_cpu_s']:.2f} s CPU); "
-              f"baseline read+json.loads: {services['baseline_parse_per_s']:,.0f}/s "
-              f"(import = {services['import_per_s'] / services['baseline_parse_per_s']:.2f}x baseline)")
-        print(f"baseline read+parse+checks+serialisation (no database): {services['baseline_check_per_s']:,.0f}/s "
-              f"(import = {services['import_per_s'] / services['baseline_check_per_s']:.2f}x this baseline)")
+        print(
+            f"service import: {services['import_per_s']:,.0f} examples/s ({services['import_s']:.2f} s, "
+            f"{services['import_cpu_s']:.2f} s CPU); "
+            f"baseline read+json.loads: {services['baseline_parse_per_s']:,.0f}/s "
+            f"(import = {services['import_per_s'] / services['baseline_parse_per_s']:.2f}x baseline)"
+        )
+        print(
+            f"baseline read+parse+checks+serialisation (no database): {services['baseline_check_per_s']:,.0f}/s "
+            f"(import = {services['import_per_s'] / services['baseline_check_per_s']:.2f}x this baseline)"
+        )
         print(f"split randomly (10% validation): {services['split_s']:.2f} s")
-        print(f"service export: {services['export_per_s']:,.0f} examples/s ({services['export_s']:.2f} s, "
-              f"{services['export_bytes'] / 1e6:.1f} MB)")
+        print(
+            f"service export: {services['export_per_s']:,.0f} examples/s ({services['export_s']:.2f} s, "
+            f"{services['export_bytes'] / 1e6:.1f} MB)"
+        )
         page = bench_page(create_app(settings), services["dataset_id"])
         for label, ms in page.items():
             print(f"dataset page, {label}: {ms:.1f} ms")
         for separate, where in ((True, "server in its own process"), (False, "client and server in one process")):
             http = bench_http(settings, path, n, separate_process=separate)
-            print(f"HTTP import ({where}): {http['http_import_per_s']:,.0f} examples/s "
-                  f"({http['http_import_s']:.2f} s, {http['http_import_cpu_s']:.2f} s CPU in this process); "
-                  f"HTTP export: {http['http_export_per_s']:,.0f} examples/s ({http['http_export_s']:.2f} s)")
+            print(
+                f"HTTP import ({where}): {http['http_import_per_s']:,.0f} examples/s "
+                f"({http['http_import_s']:.2f} s, {http['http_import_cpu_s']:.2f} s CPU in this process); "
+                f"HTTP export: {http['http_export_per_s']:,.0f} examples/s ({http['http_export_s']:.2f} s)"
+            )
         engine.dispose()
         if not args.skip_big:
             big = tmp_path / "big.jsonl"
             count = write_file(big, target_bytes=args.big_mb * 1_000_000, seed=2)
             path.unlink()
             print(f"big file: {count:,} examples, {big.stat().st_size / 1e6:.0f} MB")
-            child = subprocess.run([sys.executable, __file__, "--big-child", str(big), str(tmp_path / "big-data")],
-                                   capture_output=True, text=True, check=True, env={**os.environ})
+            child = subprocess.run(
+                [sys.executable, __file__, "--big-child", str(big), str(tmp_path / "big-data")],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ},
+            )
             report = json.loads(child.stdout.strip().splitlines()[-1])
-            print(f"big import: {report['imported']:,} examples in {report['seconds']:.1f} s "
-                  f"({report['imported'] / report['seconds']:,.0f}/s), peak RSS {report['peak_rss_mb']:.0f} MB")
+            print(
+                f"big import: {report['imported']:,} examples in {report['seconds']:.1f} s "
+                f"({report['imported'] / report['seconds']:,.0f}/s), peak RSS {report['peak_rss_mb']:.0f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -39,11 +39,21 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen:
     """The real `tuneboard serve` (no embedded worker: the bench writes the job's events itself)."""
-    env = {**os.environ, "TUNEBOARD_DATA_DIR": str(data_dir), "TUNEBOARD_API_KEY": KEY,
-           "TUNEBOARD_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-worker"],
-                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    env = {
+        **os.environ,
+        "TUNEBOARD_DATA_DIR": str(data_dir),
+        "TUNEBOARD_API_KEY": KEY,
+        "TUNEBOARD_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(ROOT),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -73,8 +83,8 @@ def make_job(data_dir: Path) -> tuple[str, threading.Event]:
     from sqlmodel import Session
 
     from app.config import Settings
-    from app.tables.db import make_engine
     from app.tables import Job, JobEvent, JobStatus
+    from app.tables.db import make_engine
 
     engine = make_engine(Settings(data_dir=data_dir))
     with Session(engine) as s:
@@ -90,8 +100,14 @@ def make_job(data_dir: Path) -> tuple[str, threading.Event]:
             step += 1
             with Session(engine) as s:
                 s.add(JobEvent(job_id=job_id, message=f"Step {step}"))
-                s.add(JobEvent(job_id=job_id, type="metrics", message=f"Step {step}",
-                               data={"step": step, "train_loss": 1.0 / step}))
+                s.add(
+                    JobEvent(
+                        job_id=job_id,
+                        type="metrics",
+                        message=f"Step {step}",
+                        data={"step": step, "train_loss": 1.0 / step},
+                    )
+                )
                 s.commit()
         engine.dispose()
 
@@ -131,8 +147,10 @@ async def _edit_once(client: httpx.AsyncClient, example_id: int, me: int, stats:
     current = r.json()
     stale = n % 5 == 0 and current["version"] > 1
     text = f"editor {me} edit {n}"
-    body = {"messages": [current["messages"][0], {"role": "assistant", "content": text}],
-            "version": current["version"] - 1 if stale else current["version"]}
+    body = {
+        "messages": [current["messages"][0], {"role": "assistant", "content": text}],
+        "version": current["version"] - 1 if stale else current["version"],
+    }
     t = time.perf_counter()
     r = await client.put(f"/api/examples/{example_id}", json=body)
     stats.save.append(time.perf_counter() - t)
@@ -186,8 +204,10 @@ async def run(base: str, ids: list[int], job_id: str, args) -> tuple[Stats, list
     limits = httpx.Limits(max_connections=args.editors + args.watchers + 10)
     timeout = httpx.Timeout(30, read=60)
     headers = {"Authorization": f"Bearer {KEY}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=timeout) as api, \
-            httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as pages:
+    async with (
+        httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=timeout) as api,
+        httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as pages,
+    ):
         tasks = [editor(api, ids[i], i, stats, until) for i in range(args.editors)]
         tasks += [watcher(pages, job_id, stats, until) for _ in range(args.watchers)]
         await asyncio.gather(*tasks)
@@ -208,30 +228,43 @@ def ms(values: list[float], q: float) -> float:
     """A quantile in milliseconds."""
     if not values:
         return float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000 if len(values) > 1 \
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
+        if len(values) > 1
         else values[0] * 1000
+    )
 
 
 def report(stats: Stats, floor: list[float], lost: int, args) -> str:
     """The results as the Markdown section for bench/README.md."""
     base50 = ms(floor, 50)
-    rows = [("baseline GET /healthz (idle)", floor), ("editor GET /api/examples/{id}", stats.read),
-            ("editor PUT /api/examples/{id}", stats.save)]
+    rows = [
+        ("baseline GET /healthz (idle)", floor),
+        ("editor GET /api/examples/{id}", stats.read),
+        ("editor PUT /api/examples/{id}", stats.save),
+    ]
     lines = [
-        "## Load: concurrent editors and live-log watchers (`bench/load.py`)", "",
+        "## Load: concurrent editors and live-log watchers (`bench/load.py`)",
+        "",
         f"{args.editors} editors and {args.watchers} event-stream watchers for {args.seconds:g} s on loopback, "
-        f"one server process (`tuneboard serve --no-worker`), SQLite, {os.cpu_count()} CPUs.", "",
-        "| request | n | p50 ms | p99 ms | p50 / baseline p50 |", "| --- | ---: | ---: | ---: | ---: |",
+        f"one server process (`tuneboard serve --no-worker`), SQLite, {os.cpu_count()} CPUs.",
+        "",
+        "| request | n | p50 ms | p99 ms | p50 / baseline p50 |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, values in rows:
-        lines.append(f"| {name} | {len(values)} | {ms(values, 50):.1f} | {ms(values, 99):.1f} | "
-                     f"{ms(values, 50) / base50:.1f}× |")
-    lines += ["", f"- server errors: **{len(stats.errors)}** {sorted(set(stats.errors))[:5]}",
-              f"- lost edits: **{lost}** (successful saves: {stats.saves})",
-              f"- stale saves refused with 409 and a message: {stats.stale_refused}; wrongly accepted: "
-              f"**{stats.stale_accepted}**",
-              f"- log events delivered to watchers: {stats.events} "
-              f"({stats.events / max(args.watchers, 1):.0f} per watcher)", ""]
+        lines.append(
+            f"| {name} | {len(values)} | {ms(values, 50):.1f} | {ms(values, 99):.1f} | {ms(values, 50) / base50:.1f}× |"
+        )
+    lines += [
+        "",
+        f"- server errors: **{len(stats.errors)}** {sorted(set(stats.errors))[:5]}",
+        f"- lost edits: **{lost}** (successful saves: {stats.saves})",
+        f"- stale saves refused with 409 and a message: {stats.stale_refused}; wrongly accepted: "
+        f"**{stats.stale_accepted}**",
+        f"- log events delivered to watchers: {stats.events} ({stats.events / max(args.watchers, 1):.0f} per watcher)",
+        "",
+    ]
     return "\n".join(lines)
 
 

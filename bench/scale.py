@@ -29,11 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import Session, col, select  # noqa: E402
 
+from app.jobs import event_notify, jobs  # noqa: E402
+from app.tables import Job, JobEvent, JobStatus  # noqa: E402
 from app.tables.db import make_engine  # noqa: E402
 from app.tables.migrate import upgrade  # noqa: E402
-from app.tables import Job, JobEvent, JobStatus  # noqa: E402
-from app.jobs import event_notify
-from app.jobs import jobs  # noqa: E402
 from tests.conftest import free_port, make_settings  # noqa: E402
 from tests.pg_cluster import ThrowawayCluster  # noqa: E402
 from tests.support.builders import make_dataset  # noqa: E402
@@ -44,8 +43,9 @@ TERMINAL = [s.value for s in JobStatus if s.is_terminal]
 def template_job(settings, engine) -> Job:
     """One job made through the real launch service (snapshot included); the others are copies of its row."""
     with Session(engine, expire_on_commit=False) as session:
-        job = jobs.create_job(session, settings, jobs.JobRequest(dataset_id=make_dataset(session).id,
-                                                                 hyperparameters={"n_epochs": 1}))
+        job = jobs.create_job(
+            session, settings, jobs.JobRequest(dataset_id=make_dataset(session).id, hyperparameters={"n_epochs": 1})
+        )
         job.status = JobStatus.cancelled.value  # the template itself is not run
         session.add(job)
         session.commit()
@@ -66,10 +66,25 @@ def enqueue(engine, template: Job, n: int) -> list[str]:
 def start_workers(settings, k: int, step_seconds: float) -> list[subprocess.Popen]:
     """k worker processes; returns once each has said it is ready."""
     env = dict(os.environ, TB_FAKE_STEP_SECONDS=str(step_seconds), PYTHONPATH=str(ROOT))
-    workers = [subprocess.Popen([sys.executable, "-m", "tests.postgres.worker_main", str(settings.data_dir),
-                                 settings.database_url, "--poll", "0.05"],
-                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-               for _ in range(k)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.postgres.worker_main",
+                str(settings.data_dir),
+                settings.database_url,
+                "--poll",
+                "0.05",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(k)
+    ]
     for worker in workers:
         assert "ready" in worker.stdout.readline(), "a worker did not start"
     return workers
@@ -80,8 +95,11 @@ async def watch(engine, job_ids: list[str], notify: bool, latencies: list[float]
 
     def read(job_id: str, after: int) -> tuple[list[tuple[int, float]], bool]:
         with Session(engine) as session:
-            rows = session.exec(select(JobEvent.seq, JobEvent.created_at).where(
-                JobEvent.job_id == job_id, col(JobEvent.seq) > after).order_by(col(JobEvent.seq))).all()
+            rows = session.exec(
+                select(JobEvent.seq, JobEvent.created_at)
+                .where(JobEvent.job_id == job_id, col(JobEvent.seq) > after)
+                .order_by(col(JobEvent.seq))
+            ).all()
             done = session.get(Job, job_id).status in TERMINAL
         return [(seq, created.timestamp()) for seq, created in rows], done
 
@@ -104,11 +122,14 @@ async def watch(engine, job_ids: list[str], notify: bool, latencies: list[float]
     await asyncio.gather(*(follow(j) for j in job_ids))
 
 
-def one_round(cluster: ThrowawayCluster, root: Path, k: int, n_jobs: int, step_seconds: float,
-              tiny: Path) -> dict:
+def one_round(cluster: ThrowawayCluster, root: Path, k: int, n_jobs: int, step_seconds: float, tiny: Path) -> dict:
     """Throughput and latencies with k workers on a fresh database."""
-    settings = make_settings(root / f"data-{k}", database_url=cluster.create_database(),
-                             local_models={"tiny-llama": tiny}, default_base_model="tiny-llama")
+    settings = make_settings(
+        root / f"data-{k}",
+        database_url=cluster.create_database(),
+        local_models={"tiny-llama": tiny},
+        default_base_model="tiny-llama",
+    )
     upgrade(settings)
     engine = make_engine(settings)
     template = template_job(settings, engine)
@@ -119,8 +140,10 @@ def one_round(cluster: ThrowawayCluster, root: Path, k: int, n_jobs: int, step_s
         event_notify.listener_for(engine).wait_ready(10)
         started = time.monotonic()
         made = enqueue(engine, template, n_jobs)
-        watchers = [threading.Thread(target=asyncio.run, args=(watch(engine, made, notify, out),))
-                    for notify, out in ((True, notify_lat), (False, poll_lat))]
+        watchers = [
+            threading.Thread(target=asyncio.run, args=(watch(engine, made, notify, out),))
+            for notify, out in ((True, notify_lat), (False, poll_lat))
+        ]
         for t in watchers:
             t.start()
         for t in watchers:
@@ -136,8 +159,14 @@ def one_round(cluster: ThrowawayCluster, root: Path, k: int, n_jobs: int, step_s
             worker.wait(timeout=30)
         event_notify.stop_listeners()
         engine.dispose()
-    return {"workers": k, "jobs": n_jobs, "seconds": elapsed, "jobs_per_s": n_jobs / elapsed,
-            "notify": notify_lat, "poll": poll_lat}
+    return {
+        "workers": k,
+        "jobs": n_jobs,
+        "seconds": elapsed,
+        "jobs_per_s": n_jobs / elapsed,
+        "notify": notify_lat,
+        "poll": poll_lat,
+    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -160,21 +189,28 @@ def main() -> None:
         tiny = build_tiny_model(root / "tiny")  # only its tokenizer is used, to launch the template job
         cluster = ThrowawayCluster(free_port()).start()
         try:
-            results = [one_round(cluster, root, int(k), args.jobs, args.step_seconds, tiny)
-                       for k in args.workers.split(",")]
+            results = [
+                one_round(cluster, root, int(k), args.jobs, args.step_seconds, tiny) for k in args.workers.split(",")
+            ]
         finally:
             cluster.stop()
     base = results[0]["jobs_per_s"]
     print(f"{args.jobs} jobs of 4 fake-trainer steps ({args.step_seconds} s each); {os.cpu_count()} CPUs\n")
-    print("| workers | seconds | jobs/s | vs 1 worker | events | NOTIFY p50 / p95 ms | poll p50 / p95 ms "
-          "| poll ÷ NOTIFY (p50) |")
+    print(
+        "| workers | seconds | jobs/s | vs 1 worker | events | NOTIFY p50 / p95 ms | poll p50 / p95 ms "
+        "| poll ÷ NOTIFY (p50) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        n50, n95, p50, p95 = pct(r["notify"], .5), pct(r["notify"], .95), pct(r["poll"], .5), pct(r["poll"], .95)
-        print(f"| {r['workers']} | {r['seconds']:.1f} | {r['jobs_per_s']:.2f} | {r['jobs_per_s'] / base:.2f}× "
-              f"| {len(r['notify'])} | {n50:.0f} / {n95:.0f} | {p50:.0f} / {p95:.0f} | {p50 / max(n50, 0.001):.1f}× |")
-    print(f"\n(mean NOTIFY latency {1000 * statistics.mean(results[-1]['notify']):.0f} ms with "
-          f"{results[-1]['workers']} workers)")
+        n50, n95, p50, p95 = pct(r["notify"], 0.5), pct(r["notify"], 0.95), pct(r["poll"], 0.5), pct(r["poll"], 0.95)
+        print(
+            f"| {r['workers']} | {r['seconds']:.1f} | {r['jobs_per_s']:.2f} | {r['jobs_per_s'] / base:.2f}× "
+            f"| {len(r['notify'])} | {n50:.0f} / {n95:.0f} | {p50:.0f} / {p95:.0f} | {p50 / max(n50, 0.001):.1f}× |"
+        )
+    print(
+        f"\n(mean NOTIFY latency {1000 * statistics.mean(results[-1]['notify']):.0f} ms with "
+        f"{results[-1]['workers']} workers)"
+    )
 
 
 if __name__ == "__main__":

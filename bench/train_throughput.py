@@ -19,10 +19,41 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-WORDS = (
-    "the model answer question data train token example assistant user please explain how why when what which "
-    "order refund shipping price weather city paris london tokyo account password reset invoice json error retry"
-).split()
+WORDS = [
+    "the",
+    "model",
+    "answer",
+    "question",
+    "data",
+    "train",
+    "token",
+    "example",
+    "assistant",
+    "user",
+    "please",
+    "explain",
+    "how",
+    "why",
+    "when",
+    "what",
+    "which",
+    "order",
+    "refund",
+    "shipping",
+    "price",
+    "weather",
+    "city",
+    "paris",
+    "london",
+    "tokyo",
+    "account",
+    "password",
+    "reset",
+    "invoice",
+    "json",
+    "error",
+    "retry",
+]
 LR = 2e-4
 RANK = 16
 
@@ -58,12 +89,23 @@ def bench_engine(settings, base: str, records, work: Path, batch_size: int, devi
             raise SystemExit(f"engine failed: {obj['message']}")
 
     spec = {
-        "job_id": "bench", "base_model": base, "fine_tuned_model": "ft:bench",
-        "train_file": str(train), "validation_file": None, "output_dir": str(work / "engine-out"),
-        "hyperparameters": {"n_epochs": 1, "batch_size": batch_size, "learning_rate_multiplier": LR / 1e-3,
-                            "lora_rank": RANK},
-        "seed": 1, "resume_from": None, "data_dir": str(settings.data_dir),
-        "local_models": {k: str(v) for k, v in settings.local_models.items()}, "device": device,
+        "job_id": "bench",
+        "base_model": base,
+        "fine_tuned_model": "ft:bench",
+        "train_file": str(train),
+        "validation_file": None,
+        "output_dir": str(work / "engine-out"),
+        "hyperparameters": {
+            "n_epochs": 1,
+            "batch_size": batch_size,
+            "learning_rate_multiplier": LR / 1e-3,
+            "lora_rank": RANK,
+        },
+        "seed": 1,
+        "resume_from": None,
+        "data_dir": str(settings.data_dir),
+        "local_models": {k: str(v) for k, v in settings.local_models.items()},
+        "device": device,
     }
     assert run_training(spec, emit) == "succeeded"
     seconds = marks["end"] - marks["start"]
@@ -89,12 +131,20 @@ def bench_trainer(base_path: Path, records, work: Path, batch_size: int, cuda: b
     with quiet():
         model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
         torch.manual_seed(1)
-        model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules="all-linear",
-                                                 task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model, LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules="all-linear", task_type="CAUSAL_LM")
+        )
         args = TrainingArguments(
-            output_dir=str(work / "trainer-out"), per_device_train_batch_size=batch_size, learning_rate=LR,
-            num_train_epochs=1, report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=True,
-            bf16=cuda, seed=1,
+            output_dir=str(work / "trainer-out"),
+            per_device_train_batch_size=batch_size,
+            learning_rate=LR,
+            num_train_epochs=1,
+            report_to=[],
+            save_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            bf16=cuda,
+            seed=1,
         )
         collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
         trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator)
@@ -108,8 +158,16 @@ def trainer_in_own_process(args, base_path: Path, batch_size: int, clean_env: di
     """bench_trainer in a fresh interpreter with the environment this script started with: the Trainer runs at its
     own defaults (libgomp's spinning included), not under the OpenMP settings _hf.prepare chose for the engine."""
     env = {**clean_env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # offline only: no tuning variables
-    command = [sys.executable, __file__, "--trainer-only", str(base_path), "--examples", str(args.examples),
-               "--batch-size", str(batch_size)]
+    command = [
+        sys.executable,
+        __file__,
+        "--trainer-only",
+        str(base_path),
+        "--examples",
+        str(args.examples),
+        "--batch-size",
+        str(batch_size),
+    ]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     return tuple(json.loads(out.strip().splitlines()[-1]))
 
@@ -122,17 +180,26 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "tuneboard-bench"))
     parser.add_argument("--base-dir", help="an HF model directory to use instead of SmolLM2 (same shape, e.g. random)")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="alternate engine and Trainer runs this many times and keep each one's best (a shared "
-                             "machine's load hits one run or the other)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="alternate engine and Trainer runs this many times and keep each one's best (a shared "
+        "machine's load hits one run or the other)",
+    )
     parser.add_argument("--trainer-only", metavar="MODEL_DIR", help=argparse.SUPPRESS)  # the baseline's own process
     args = parser.parse_args()
     if args.trainer_only:
         import torch
 
         with tempfile.TemporaryDirectory() as tmp:
-            result = bench_trainer(Path(args.trainer_only), make_records(args.examples), Path(tmp), args.batch_size,
-                                   torch.cuda.is_available())
+            result = bench_trainer(
+                Path(args.trainer_only),
+                make_records(args.examples),
+                Path(tmp),
+                args.batch_size,
+                torch.cuda.is_available(),
+            )
         print(json.dumps(result))
         return
     from types import SimpleNamespace
@@ -153,8 +220,10 @@ def main() -> None:
     records = make_records(args.examples)
     device = "cuda" if cuda else "cpu"
     openmp = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ)
-    print(f"device={device} threads={torch.get_num_threads()} examples={args.examples} batch_size={batch_size} "
-          f"engine OpenMP: {openmp or 'defaults'} load={os.getloadavg()[0]:.2f}")
+    print(
+        f"device={device} threads={torch.get_num_threads()} examples={args.examples} batch_size={batch_size} "
+        f"engine OpenMP: {openmp or 'defaults'} load={os.getloadavg()[0]:.2f}"
+    )
     best_engine = best_trainer = 0.0
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
@@ -162,12 +231,17 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats()
             eng_tps, eng_tokens, eng_s = bench_engine(settings, base, records, Path(tmp), batch_size, device)
             peak = f" peak_mem={torch.cuda.max_memory_allocated() / 2**30:.2f}GiB" if cuda else ""
-            print(f"engine: {eng_tokens} tokens in {eng_s:.1f} s = {eng_tps:.0f} tokens/s{peak} "
-                  f"load={os.getloadavg()[0]:.2f}", flush=True)
+            print(
+                f"engine: {eng_tokens} tokens in {eng_s:.1f} s = {eng_tps:.0f} tokens/s{peak} "
+                f"load={os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
         tr_tps, tr_tokens, tr_s, tr_peak = trainer_in_own_process(args, base_path, batch_size, clean_env)
         peak = f" peak_mem={tr_peak / 2**30:.2f}GiB" if cuda else ""
-        print(f"trainer: {tr_tokens} tokens in {tr_s:.1f} s = {tr_tps:.0f} tokens/s{peak} "
-              f"load={os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"trainer: {tr_tokens} tokens in {tr_s:.1f} s = {tr_tps:.0f} tokens/s{peak} load={os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         best_engine, best_trainer = max(best_engine, eng_tps), max(best_trainer, tr_tps)
     print(f"ratio_vs_trainer={best_engine / best_trainer:.2f}")
 

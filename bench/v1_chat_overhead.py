@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +59,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "tuneboard-bench"))
     args = parser.parse_args()
-    from openai import OpenAI
 
     from app.engine.catalog import SMOLLM2
     from app.engine.inference import ChatParams, ModelRef, stream_chat
@@ -78,17 +77,22 @@ def main() -> None:
     direct, served = [], []
     # The server runs in its own process, as in real use: a client in the same process would share its GIL.
     port = free_port()
-    env = {**os.environ, "TUNEBOARD_DATA_DIR": str(settings.data_dir), "TUNEBOARD_API_KEY": API_KEY,
-           "TUNEBOARD_EMBEDDED_WORKER": "false",
-           "TUNEBOARD_LOCAL_MODELS": json.dumps({k: str(v) for k, v in local.items()})}
+    env = {
+        **os.environ,
+        "TUNEBOARD_DATA_DIR": str(settings.data_dir),
+        "TUNEBOARD_API_KEY": API_KEY,
+        "TUNEBOARD_EMBEDDED_WORKER": "false",
+        "TUNEBOARD_LOCAL_MODELS": json.dumps({k: str(v) for k, v in local.items()}),
+    }
     command = [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(port), "--log-level", "warning"]
     server = subprocess.Popen(command, env=env, cwd=ROOT)
     try:
         client = _wait_for_server(f"http://127.0.0.1:{port}/v1", API_KEY, server)
 
         def via_v1(messages):
-            stream = client.chat.completions.create(model=name, messages=messages, max_tokens=args.tokens,
-                                                    temperature=0, stream=True)
+            stream = client.chat.completions.create(
+                model=name, messages=messages, max_tokens=args.tokens, temperature=0, stream=True
+            )
             return (c.choices[0].delta.content for c in stream if c.choices)
 
         list(via_v1([{"role": "user", "content": "Hi"}]))  # the server loads its own copy of the model
@@ -96,16 +100,18 @@ def main() -> None:
         for _ in range(args.runs):
             for prompt in PROMPTS:
                 messages = [{"role": "user", "content": prompt}]
-                direct.append(_measure(lambda: (c.text for c in stream_chat(settings, ref, messages, params))))
-                served.append(_measure(lambda: via_v1(messages)))
+                direct.append(_measure(lambda m=messages: (c.text for c in stream_chat(settings, ref, m, params))))
+                served.append(_measure(lambda m=messages: via_v1(m)))
         client.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
     for label, rows in (("engine", direct), ("/v1", served)):
-        print(f"{label:7s} ttft={statistics.median(r[0] for r in rows) * 1000:7.1f} ms  "
-              f"chunks={statistics.median(r[1] for r in rows):.0f}  "
-              f"decode={statistics.median(r[2] for r in rows):7.1f} chunks/s")
+        print(
+            f"{label:7s} ttft={statistics.median(r[0] for r in rows) * 1000:7.1f} ms  "
+            f"chunks={statistics.median(r[1] for r in rows):.0f}  "
+            f"decode={statistics.median(r[2] for r in rows):7.1f} chunks/s"
+        )
     ttft_added = (statistics.median(r[0] for r in served) - statistics.median(r[0] for r in direct)) * 1000
     ratio = statistics.median(r[2] for r in served) / max(statistics.median(r[2] for r in direct), 1e-9)
     print(f"model={name} ttft_added_ms={ttft_added:.1f} decode_ratio_vs_engine={ratio:.2f}")

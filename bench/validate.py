@@ -21,11 +21,57 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-WORDS = (
-    "the model answer question data train token example assistant user system please explain how why when "
-    "what which order refund shipping price weather city paris london tokyo account password reset invoice "
-    "café naïve 東京 données über straße 42 3.14 2026 json api error retry timeout request response hello thanks"
-).split()
+WORDS = [
+    "the",
+    "model",
+    "answer",
+    "question",
+    "data",
+    "train",
+    "token",
+    "example",
+    "assistant",
+    "user",
+    "system",
+    "please",
+    "explain",
+    "how",
+    "why",
+    "when",
+    "what",
+    "which",
+    "order",
+    "refund",
+    "shipping",
+    "price",
+    "weather",
+    "city",
+    "paris",
+    "london",
+    "tokyo",
+    "account",
+    "password",
+    "reset",
+    "invoice",
+    "café",
+    "naïve",
+    "東京",
+    "données",
+    "über",
+    "straße",
+    "42",
+    "3.14",
+    "2026",
+    "json",
+    "api",
+    "error",
+    "retry",
+    "timeout",
+    "request",
+    "response",
+    "hello",
+    "thanks",
+]
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -46,8 +92,11 @@ def make_dataset(n: int, seed: int = 7) -> bytes:
             messages.append({"role": "assistant", "content": sentence(rng, rng.randint(16, 56))})
         record = {"messages": messages}
         if i % 10 == 0:
-            call = {"id": f"call_{i}", "type": "function",
-                    "function": {"name": "get_weather", "arguments": json.dumps({"city": rng.choice(WORDS)})}}
+            call = {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": json.dumps({"city": rng.choice(WORDS)})},
+            }
             messages[-1] = {"role": "assistant", "tool_calls": [call]}
             messages.append({"role": "tool", "tool_call_id": f"call_{i}", "content": sentence(rng, 6)})
             messages.append({"role": "assistant", "content": sentence(rng, 12)})
@@ -86,9 +135,9 @@ def after_changes(session, dataset_id: int, model: str, repeat: int = 5) -> list
     """(what changed, median seconds of the next report) for the changes a person makes between two reports."""
     from sqlalchemy import select
 
-    from app.tables import Example
     from app.datasets import examples
     from app.datasets.validation.report import build_report
+    from app.tables import Example
 
     ids = list(session.scalars(select(Example.id).where(Example.dataset_id == dataset_id).order_by(Example.id)))
     rng = random.Random(11)
@@ -112,8 +161,12 @@ def after_changes(session, dataset_id: int, model: str, repeat: int = 5) -> list
 
     out = []
     build_report(session, dataset_id, model)  # the snapshot the changes apply to
-    for label, change in (("one example edited (PUT / editor save)", edit), ("split of 100 examples set", split_100),
-                          ("one example deleted", delete), ("one example added", add)):
+    for label, change in (
+        ("one example edited (PUT / editor save)", edit),
+        ("split of 100 examples set", split_100),
+        ("one example deleted", delete),
+        ("one example added", add),
+    ):
         times = []
         for _ in range(repeat):
             change()
@@ -132,14 +185,14 @@ def main() -> None:
     from sqlmodel import Session
 
     from app.config import Settings
-    from app.tables.db import make_engine
-    from app.tables.migrate import upgrade
-    from app.tables import Dataset
     from app.datasets.importer import import_jsonl
     from app.datasets.validation.live import live_check
     from app.datasets.validation.modeltable import resolve_model
     from app.datasets.validation.report import build_report, forget_reports
     from app.datasets.validation.tokens import THREADS, count_openai, get_encoding
+    from app.tables import Dataset
+    from app.tables.db import make_engine
+    from app.tables.migrate import upgrade
 
     data = make_dataset(args.examples)
     texts, joined = strings_of(data)
@@ -173,23 +226,32 @@ def main() -> None:
     live = [timed(lambda: live_check(record, args.model))[0] for _ in range(50)]
 
     cold = t_import + t_report
-    print(f"{args.examples:,} examples, {len(data) / 1e6:.1f} MB, {len(texts):,} strings, model {args.model}, "
-          f"{report.tokens.total:,} tokens")
+    print(
+        f"{args.examples:,} examples, {len(data) / 1e6:.1f} MB, {len(texts):,} strings, model {args.model}, "
+        f"{report.tokens.total:,} tokens"
+    )
     print("| measurement | seconds | ratio / target |")
     print("| --- | ---: | --- |")
-    print(f"| tiktoken alone: encode_ordinary_batch, one string per example ({THREADS} threads) | {baseline:.2f} "
-          "| baseline |")
-    print(f"| tiktoken alone: encode_ordinary_batch of every string occurrence | {per_string:.2f} | "
-          f"{per_string / baseline:.2f}x |")
+    print(
+        f"| tiktoken alone: encode_ordinary_batch, one string per example ({THREADS} threads) | {baseline:.2f} "
+        "| baseline |"
+    )
+    print(
+        f"| tiktoken alone: encode_ordinary_batch of every string occurrence | {per_string:.2f} | "
+        f"{per_string / baseline:.2f}x |"
+    )
     print(f"| import (parse, checks, insert) | {t_import:.2f} | |")
     print(f"| first report (count tokens, store counts, statistics) | {t_report:.2f} | |")
     print(f"| cold validation = import + first report | {cold:.2f} | {cold / baseline:.2f}x (target <= 2x) |")
     print(f"| counting alone, in memory, all examples | {t_count:.2f} | {t_count / baseline:.2f}x |")
-    print(f"| estimated cold if the importer counted per batch (import + count + report) | {t_hooked:.2f} | "
-          f"{t_hooked / baseline:.2f}x (target <= 2x) |")
+    print(
+        f"| estimated cold if the importer counted per batch (import + count + report) | {t_hooked:.2f} | "
+        f"{t_hooked / baseline:.2f}x (target <= 2x) |"
+    )
     print(f"| report of an unchanged dataset (median of 5) | {statistics.median(cached):.3f} | target < 0.200 |")
-    print(f"| report after a restart: every row read, counts cached (median of 3) | {statistics.median(uncached):.3f} "
-          "| |")
+    print(
+        f"| report after a restart: every row read, counts cached (median of 3) | {statistics.median(uncached):.3f} | |"
+    )
     for label, seconds in changed:
         print(f"| report right after: {label} (median of 5) | {seconds:.3f} | target < 0.200 |")
     print(f"| live check of one example (median of 50) | {statistics.median(live) * 1000:.2f} ms | target < 20 ms |")

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.config import Settings
-from app.tables.db import make_engine
 from app.main import create_app
+from app.tables.db import make_engine
 from app.tables.migrate import upgrade
 
 API_KEY = "tb-test-key-0123456789"
@@ -24,7 +24,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 def make_settings(data_dir: Path, **overrides) -> Settings:
     """Settings for a test: a private data dir, a known API key, no embedded worker unless asked."""
-    values = dict(data_dir=data_dir, embedded_worker=False, api_key=API_KEY, secret_key="s" * 40)
+    values = {"data_dir": data_dir, "embedded_worker": False, "api_key": API_KEY, "secret_key": "s" * 40}
     values.update(overrides)
     return Settings(**values)
 

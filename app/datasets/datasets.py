@@ -9,14 +9,26 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, insert, literal, select
 from sqlmodel import Session
 
+from app.errors import Invalid, NotFound
 from app.tables.common import utcnow
 from app.tables.dataset import Dataset, Example
-from app.errors import Invalid, NotFound
 
 # Columns copied verbatim when a dataset or an example is duplicated (everything but id, dataset_id, timestamps).
 COPY_COLUMNS = (
-    "position", "messages", "tools", "extra", "split", "note", "valid", "n_errors", "n_warnings", "problems",
-    "n_messages", "token_counts", "content_hash", "search_text",
+    "position",
+    "messages",
+    "tools",
+    "extra",
+    "split",
+    "note",
+    "valid",
+    "n_errors",
+    "n_warnings",
+    "problems",
+    "n_messages",
+    "token_counts",
+    "content_hash",
+    "search_text",
 )
 
 
@@ -191,14 +203,18 @@ def copy_examples_sql(
     table = Example.__table__
     now = utcnow()
     cols = [table.c[name] for name in COPY_COLUMNS]
-    selected = select(
-        *[(c + position_offset).label("position") if c.name == "position" else c for c in cols],
-        literal(target_dataset_id, table.c.dataset_id.type).label("dataset_id"),
-        literal(1, table.c.version.type).label("version"),
-        literal(now, table.c.created_at.type).label("created_at"),
-        literal(now, table.c.updated_at.type).label("updated_at"),
-        literal(rev, table.c.rev.type).label("rev"),
-    ).where(source_where).order_by(table.c.position, table.c.id)
+    selected = (
+        select(
+            *[(c + position_offset).label("position") if c.name == "position" else c for c in cols],
+            literal(target_dataset_id, table.c.dataset_id.type).label("dataset_id"),
+            literal(1, table.c.version.type).label("version"),
+            literal(now, table.c.created_at.type).label("created_at"),
+            literal(now, table.c.updated_at.type).label("updated_at"),
+            literal(rev, table.c.rev.type).label("rev"),
+        )
+        .where(source_where)
+        .order_by(table.c.position, table.c.id)
+    )
     names = [*COPY_COLUMNS, "dataset_id", "version", "created_at", "updated_at", "rev"]
     result = session.execute(insert(table).from_select(names, selected))
     return result.rowcount or 0

@@ -10,18 +10,33 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
+from app.datasets import validation
+from app.datasets.datasets import big_cache, copy_examples_sql, get_dataset, touch_dataset
+from app.datasets.forms import FormCheck, check_form, record_from_form
+from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
+from app.errors import Conflict, Invalid, NotFound
 from app.tables.common import utcnow
 from app.tables.dataset import SPLITS, Dataset, Example
-from app.datasets import validation
-from app.datasets.forms import FormCheck, check_form, record_from_form
-from app.datasets.datasets import big_cache, copy_examples_sql, get_dataset, touch_dataset
-from app.errors import Conflict, Invalid, NotFound
-from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
 
 __all__ = [
-    "FormCheck", "Page", "SORTS", "add_example", "bulk_action", "bulk_copy", "bulk_delete", "bulk_set_split", "check_form",
-    "delete_example", "duplicate_example", "get_example", "list_examples", "normalize_split", "record_from_form",
-    "record_parts", "split_randomly", "update_example",
+    "SORTS",
+    "FormCheck",
+    "Page",
+    "add_example",
+    "bulk_action",
+    "bulk_copy",
+    "bulk_delete",
+    "bulk_set_split",
+    "check_form",
+    "delete_example",
+    "duplicate_example",
+    "get_example",
+    "list_examples",
+    "normalize_split",
+    "record_from_form",
+    "record_parts",
+    "split_randomly",
+    "update_example",
 ]
 
 KEEP: Any = object()  # "leave this field as it is" for update_example
@@ -94,8 +109,11 @@ def add_example(session: Session, dataset_id: int, record: Any, split: str | Non
     """Append one example (validated, its cached columns filled) to a dataset."""
     get_dataset(session, dataset_id)
     example = Example(
-        dataset_id=dataset_id, position=_next_position(session, dataset_id), split=normalize_split(split),
-        note=note or "", **record_parts(record),
+        dataset_id=dataset_id,
+        position=_next_position(session, dataset_id),
+        split=normalize_split(split),
+        note=note or "",
+        **record_parts(record),
     )
     validation.apply_check(example)
     example.rev = touch_dataset(session, dataset_id)
@@ -115,7 +133,8 @@ def update_example(
         raise Conflict(
             f"This example was changed elsewhere (you edited version {version}, it is now at version "
             f"{example.version}). Your text is still in the editor: copy what you need, reload, and apply it again.",
-            code="stale_version", param="version",
+            code="stale_version",
+            param="version",
         )
     split = example.split if split is KEEP else normalize_split(split)
     note = example.note if note is KEEP else (note or "")
@@ -124,8 +143,16 @@ def update_example(
     validation.apply_check(probe)
     rev = touch_dataset(session, example.dataset_id)
     values = dict(parts, split=split, note=note, version=example.version + 1, updated_at=utcnow(), rev=rev)
-    for column in ("valid", "n_errors", "n_warnings", "problems", "n_messages", "token_counts", "content_hash",
-                   "search_text"):
+    for column in (
+        "valid",
+        "n_errors",
+        "n_warnings",
+        "problems",
+        "n_messages",
+        "token_counts",
+        "content_hash",
+        "search_text",
+    ):
         values[column] = getattr(probe, column)
     # The WHERE on version makes the check atomic even if two saves race between the read and the write.
     result = session.execute(
@@ -134,8 +161,11 @@ def update_example(
     )
     if result.rowcount != 1:
         session.rollback()
-        raise Conflict("This example was changed elsewhere while you saved. Reload it and try again.",
-                       code="stale_version", param="version")
+        raise Conflict(
+            "This example was changed elsewhere while you saved. Reload it and try again.",
+            code="stale_version",
+            param="version",
+        )
     session.commit()
     session.expire(example)
     return get_example(session, example_id)
@@ -155,7 +185,10 @@ def duplicate_example(session: Session, example_id: int) -> Example:
     """A copy of an example placed right after it."""
     source = get_example(session, example_id)
     copy = Example(
-        dataset_id=source.dataset_id, position=source.position, split=source.split, note=source.note,
+        dataset_id=source.dataset_id,
+        position=source.position,
+        split=source.split,
+        note=source.note,
         **record_parts(source.to_record()),
     )
     validation.apply_check(copy)
@@ -191,8 +224,15 @@ def _order(sort: str | None) -> list:
 
 
 def list_examples(
-    session: Session, dataset_id: int, offset: int = 0, limit: int = 50, q: str | None = None,
-    split: str | None = None, valid: bool | None = None, sort: str | None = "position", total: int | None = None,
+    session: Session,
+    dataset_id: int,
+    offset: int = 0,
+    limit: int = 50,
+    q: str | None = None,
+    split: str | None = None,
+    valid: bool | None = None,
+    sort: str | None = "position",
+    total: int | None = None,
 ) -> Page:
     """One page of a dataset's examples matching the filters (pass `total` when the caller already knows it)."""
     get_dataset(session, dataset_id)
@@ -279,8 +319,9 @@ def split_randomly(session: Session, dataset_id: int, percent: float, seed: int 
         raise Invalid("The validation percentage must be a number.", param="percent") from exc
     if not 0 <= percent <= 100:
         raise Invalid("The validation percentage must be between 0 and 100.", param="percent")
-    ids = list(session.execute(select(Example.id).where(Example.dataset_id == dataset_id).order_by(Example.id))
-               .scalars())
+    ids = list(
+        session.execute(select(Example.id).where(Example.dataset_id == dataset_id).order_by(Example.id)).scalars()
+    )
     random.Random(str(seed)).shuffle(ids)
     n_validation = round(len(ids) * percent / 100)
     now = utcnow()
@@ -290,9 +331,10 @@ def split_randomly(session: Session, dataset_id: int, percent: float, seed: int 
             # Sorted chunks touch the table's pages in order instead of jumping around at random.
             for chunk in _chunks(sorted(group)):
                 session.execute(
-                    update(Example).where(Example.id.in_(chunk)).values(
-                        split=split, version=Example.version + 1, updated_at=now, rev=rev
-                    ), execution_options={"synchronize_session": False},
+                    update(Example)
+                    .where(Example.id.in_(chunk))
+                    .values(split=split, version=Example.version + 1, updated_at=now, rev=rev),
+                    execution_options={"synchronize_session": False},
                 )
     session.commit()
     return {"train": len(ids) - n_validation, "validation": n_validation}
@@ -303,8 +345,9 @@ def other_datasets(session: Session, dataset_id: int) -> list[Dataset]:
     return list(session.execute(select(Dataset).where(Dataset.id != dataset_id).order_by(Dataset.name)).scalars())
 
 
-def bulk_action(session: Session, dataset_id: int, action: str, ids: list[Any], target_split: str = "",
-                target_dataset: Any = "") -> str:
+def bulk_action(
+    session: Session, dataset_id: int, action: str, ids: list[Any], target_split: str = "", target_dataset: Any = ""
+) -> str:
     """Run one bulk action chosen on the dataset page; returns a sentence saying what happened."""
     if not ids:
         raise Invalid("Select at least one example first.", param="ids")

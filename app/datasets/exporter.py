@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from sqlalchemy import Text, cast, func, select
 from sqlmodel import Session
 
-from app.tables.dataset import Example
 from app.datasets.datasets import get_dataset
 from app.errors import Invalid
+from app.tables.dataset import Example
 
 EXPORT_SPLITS = ("all", "train", "validation")
 FETCH = 2000

@@ -53,8 +53,9 @@ def _parse_json(text: str, what: str, param: str, index: int | None, errors: lis
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        errors.append(FieldError(param, f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
-                                 index))
+        errors.append(
+            FieldError(param, f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).", index)
+        )
         return None
     if want is not None and not isinstance(value, want):
         kind = "an object {…}" if want is dict else "a list […]"
@@ -120,8 +121,7 @@ def record_from_form(form: Any) -> dict[str, Any]:
     record, errors = _parse(form)
     if errors:
         first = errors[0]
-        raise Invalid(first.message, code="invalid_json", param=first.param,
-                      details=[e.__dict__ for e in errors])
+        raise Invalid(first.message, code="invalid_json", param=first.param, details=[e.__dict__ for e in errors])
     return record
 
 
@@ -154,16 +154,23 @@ def editor_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         simple_weight = weight in (0, 1) and not isinstance(weight, bool)
         calls_listed = isinstance(message.get("tool_calls"), list)
         # Odd values (weight 0.5, tool_calls not a list) stay in the "other fields" box so nothing is lost.
-        more = {k: v for k, v in message.items() if k not in ("role", "content")
-                and not (k == "weight" and simple_weight) and not (k == "tool_calls" and calls_listed)}
-        rows.append({
-            "role": message.get("role") if isinstance(message.get("role"), str) else "",
-            "content": text,
-            "kind": kind,
-            "weight": str(weight) if simple_weight else "",
-            "tool_calls": json.dumps(message["tool_calls"], ensure_ascii=False, indent=2) if calls_listed else "",
-            "more": json.dumps(more, ensure_ascii=False) if more else "",
-        })
+        more = {
+            k: v
+            for k, v in message.items()
+            if k not in ("role", "content")
+            and not (k == "weight" and simple_weight)
+            and not (k == "tool_calls" and calls_listed)
+        }
+        rows.append(
+            {
+                "role": message.get("role") if isinstance(message.get("role"), str) else "",
+                "content": text,
+                "kind": kind,
+                "weight": str(weight) if simple_weight else "",
+                "tool_calls": json.dumps(message["tool_calls"], ensure_ascii=False, indent=2) if calls_listed else "",
+                "more": json.dumps(more, ensure_ascii=False) if more else "",
+            }
+        )
     return rows
 
 

@@ -12,8 +12,19 @@ from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
 from app.datasets.validation.checks import check_record, content_hash, json_encoder, json_loads, search_text
 
 # A prepared row: the example's own column values, in this order (the writer adds dataset, position, stamps).
-ROW_FIELDS = ("messages", "tools", "extra", "problems", "token_counts", "n_errors", "n_warnings", "n_messages",
-              "content_hash", "search_text", "valid")
+ROW_FIELDS = (
+    "messages",
+    "tools",
+    "extra",
+    "problems",
+    "token_counts",
+    "n_errors",
+    "n_warnings",
+    "n_messages",
+    "content_hash",
+    "search_text",
+    "valid",
+)
 _dumps = json_encoder()  # the same text as json.dumps(value)
 _NO_PROBLEMS = "[]"
 _SEARCH_TEXT = ROW_FIELDS.index("search_text")  # the only column stored as raw text (the JSON ones are ASCII)
@@ -68,9 +79,17 @@ def prepare_record(record: dict[str, Any]) -> tuple:
         problems_text, n_errors, n_warnings, valid = _NO_PROBLEMS, 0, 0, True
     messages = _dumps(record["messages"])
     return (
-        messages, None if tools is None else _dumps(tools), None if extra is None else _dumps(extra),
-        problems_text, None, n_errors, n_warnings, check.n_messages, content_hash(record, messages),
-        search_text(record["messages"]), valid,
+        messages,
+        None if tools is None else _dumps(tools),
+        None if extra is None else _dumps(extra),
+        problems_text,
+        None,
+        n_errors,
+        n_warnings,
+        check.n_messages,
+        content_hash(record, messages),
+        search_text(record["messages"]),
+        valid,
     )
 
 

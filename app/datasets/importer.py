@@ -17,15 +17,24 @@ from sqlalchemy import column, func, insert, select, table
 from sqlmodel import Session
 
 from app.config import Settings
-from app.tables.common import utcnow
-from app.tables.dataset import Example
 from app.datasets.datasets import big_cache, get_dataset, touch_dataset
-from app.errors import Invalid, NotFound
 from app.datasets.import_rows import ROW_FIELDS, parse_line, prepare_lines, prepare_record
 from app.datasets.json_limits import MAX_JSON_DEPTH
+from app.errors import Invalid, NotFound
+from app.tables.common import utcnow
+from app.tables.dataset import Example
 
-__all__ = ["ImportResult", "RejectedLine", "import_csv", "import_file", "import_jsonl", "iter_records", "parse_line",
-           "rejected_path", "store_rejected"]
+__all__ = [
+    "ImportResult",
+    "RejectedLine",
+    "import_csv",
+    "import_file",
+    "import_jsonl",
+    "iter_records",
+    "parse_line",
+    "rejected_path",
+    "store_rejected",
+]
 
 BATCH = 1000  # rows per executemany: large enough to amortise, small enough to keep memory flat
 PROGRESS_EVERY = 5000
@@ -226,8 +235,9 @@ def import_csv(
         names = [h.strip().lower() for h in header] if header else []
         if sorted(names) != sorted(CSV_COLUMNS):
             raw = ",".join(header or [])
-            raise Invalid(MESSAGES["csv_missing_header"] + f" Found: {raw[:200]!r}.", code="csv_missing_header",
-                          param="file")
+            raise Invalid(
+                MESSAGES["csv_missing_header"] + f" Found: {raw[:200]!r}.", code="csv_missing_header", param="file"
+            )
         index = {name: names.index(name) for name in CSV_COLUMNS}
         last = reader.line_num
         for row in reader:
@@ -243,7 +253,10 @@ def import_csv(
                 continue
             cells = {name: row[i] for name, i in index.items()}
             messages = [{"role": "system", "content": cells["system"]}] if cells["system"].strip() else []
-            messages += [{"role": "user", "content": cells["user"]}, {"role": "assistant", "content": cells["assistant"]}]
+            messages += [
+                {"role": "user", "content": cells["user"]},
+                {"role": "assistant", "content": cells["assistant"]},
+            ]
             writer.add({"messages": messages})
             if progress is not None and last % PROGRESS_EVERY == 0:
                 progress(last, 0)
@@ -252,8 +265,15 @@ def import_csv(
     return _run(session, dataset_id, work)
 
 
-def import_file(session: Session, dataset_id: int, stream: BinaryIO, *, filename: str = "", kind: str = "auto",
-                progress: Progress | None = None) -> ImportResult:
+def import_file(
+    session: Session,
+    dataset_id: int,
+    stream: BinaryIO,
+    *,
+    filename: str = "",
+    kind: str = "auto",
+    progress: Progress | None = None,
+) -> ImportResult:
     """Import by kind ('jsonl', 'csv', or 'auto' from the file name)."""
     if kind == "auto":
         kind = "csv" if filename.lower().endswith(".csv") else "jsonl"

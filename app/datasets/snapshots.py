@@ -12,8 +12,8 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from app.config import Settings
-from app.tables import Dataset, Example, Snapshot
 from app.errors import NotFound
+from app.tables import Dataset, Example, Snapshot
 
 
 def _export_jsonl(session: Session, dataset_id: int, split: str) -> Iterator[bytes]:
@@ -27,8 +27,11 @@ def _export_jsonl(session: Session, dataset_id: int, split: str) -> Iterator[byt
 
         yield from export_jsonl(session, dataset_id, split, only_valid=True)
         return
-    query = select(Example).where(Example.dataset_id == dataset_id, col(Example.valid).is_(True),
-                                  or_(Example.split == "train", col(Example.split).is_(None)))
+    query = select(Example).where(
+        Example.dataset_id == dataset_id,
+        col(Example.valid).is_(True),
+        or_(Example.split == "train", col(Example.split).is_(None)),
+    )
     query = query.order_by(col(Example.position), col(Example.id)).execution_options(yield_per=1000)
     for example in session.exec(query):
         yield json.dumps(example.to_record(), ensure_ascii=False).encode() + b"\n"
@@ -39,8 +42,14 @@ def snapshot_path(settings: Settings, snapshot: Snapshot) -> Path:
     return settings.data_dir / snapshot.path
 
 
-def write_snapshot(session: Session, settings: Settings, data: bytes | Iterable[bytes], *, kind: str = "train",
-                   dataset_id: int | None = None) -> Snapshot:
+def write_snapshot(
+    session: Session,
+    settings: Settings,
+    data: bytes | Iterable[bytes],
+    *,
+    kind: str = "train",
+    dataset_id: int | None = None,
+) -> Snapshot:
     """Store JSONL (bytes, or an iterable of lines written as they come) as an immutable snapshot file and row.
 
     The row is not committed: the job launch commits both. The file is complete before it gets its name.
@@ -66,13 +75,15 @@ def write_snapshot(session: Session, settings: Settings, data: bytes | Iterable[
     return snap
 
 
-def snapshot_dataset(session: Session, settings: Settings, dataset_id: int, split: str | None = "train",
-                     kind: str = "train") -> Snapshot:
+def snapshot_dataset(
+    session: Session, settings: Settings, dataset_id: int, split: str | None = "train", kind: str = "train"
+) -> Snapshot:
     """Snapshot a dataset split's valid examples (split "train" includes examples without a split)."""
     if session.get(Dataset, dataset_id) is None:
         raise NotFound(f"No dataset with id {dataset_id}.", code="dataset_not_found", param="dataset_id")
-    return write_snapshot(session, settings, _export_jsonl(session, dataset_id, split), kind=kind,
-                          dataset_id=dataset_id)
+    return write_snapshot(
+        session, settings, _export_jsonl(session, dataset_id, split), kind=kind, dataset_id=dataset_id
+    )
 
 
 def get_snapshot(session: Session, snapshot_id: str) -> Snapshot:

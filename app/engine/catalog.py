@@ -40,8 +40,9 @@ def gguf_file() -> Path:
     # importlib.resources.files() would import the package, which needs the `llm` CLI we do not install.
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise NotFound(f"The package {_GGUF_PACKAGE} is not installed, so {SMOLLM2} is unavailable.",
-                       code="model_not_found")
+        raise NotFound(
+            f"The package {_GGUF_PACKAGE} is not installed, so {SMOLLM2} is unavailable.", code="model_not_found"
+        )
     for location in spec.submodule_search_locations:
         found = sorted(Path(location).glob("*.gguf"))
         if found:

@@ -133,19 +133,30 @@ class LeanLlama:
         with torch.no_grad():
             for layer in inner.layers:
                 attn, mlp = layer.self_attn, layer.mlp
-                groups = {"qkv": ([attn.q_proj, attn.k_proj, attn.v_proj], [scale, 1.0, 1.0]),
-                          "out": ([attn.o_proj], [1.0]), "gate_up": ([mlp.gate_proj, mlp.up_proj], [1.0, 1.0]),
-                          "down": ([mlp.down_proj], [1.0])}
+                groups = {
+                    "qkv": ([attn.q_proj, attn.k_proj, attn.v_proj], [scale, 1.0, 1.0]),
+                    "out": ([attn.o_proj], [1.0]),
+                    "gate_up": ([mlp.gate_proj, mlp.up_proj], [1.0, 1.0]),
+                    "down": ([mlp.down_proj], [1.0]),
+                }
                 built = {}
                 for role, (modules, row_scales) in groups.items():
-                    fused = torch.cat([m.weight.detach().float() * s for m, s in zip(modules, row_scales)])
+                    fused = torch.cat(
+                        [m.weight.detach().float() * s for m, s in zip(modules, row_scales, strict=False)]
+                    )
                     built[role] = make(kinds[role], fused)
                     if all(hasattr(m, "lora_A") for m in modules):  # an unmerged PEFT adapter
                         built[role] = WithLoRA(built[role], *lora_pairs(modules, row_scales))
-                self.layers.append(_Layer(
-                    layer.input_layernorm.weight.detach().float().clone(), built["qkv"], built["out"],
-                    layer.post_attention_layernorm.weight.detach().float().clone(), built["gate_up"], built["down"],
-                ))
+                self.layers.append(
+                    _Layer(
+                        layer.input_layernorm.weight.detach().float().clone(),
+                        built["qkv"],
+                        built["out"],
+                        layer.post_attention_layernorm.weight.detach().float().clone(),
+                        built["gate_up"],
+                        built["down"],
+                    )
+                )
             self.embed = inner.embed_tokens.weight.detach().float().clone()
             self.norm = inner.norm.weight.detach().float().clone()
             head = model.get_output_embeddings().weight
@@ -186,7 +197,8 @@ class LeanLlama:
         cache = KVCache(len(self.layers), self.n_kv, self.head_dim, capacity, self.hidden, self.input_dtype)
         if self.kernels is not None:
             cache.native = _NativeBuffers(
-                residual=torch.empty(1, self.hidden), final=torch.empty(1, self.hidden),
+                residual=torch.empty(1, self.hidden),
+                final=torch.empty(1, self.hidden),
                 attended=torch.empty(1, self.n_heads * self.head_dim, dtype=self.input_dtype),
                 activation=torch.empty(1, self.intermediate, dtype=self.input_dtype),
                 scores=torch.empty(self.n_heads * capacity),
@@ -296,24 +308,44 @@ class LeanLlama:
         x = buffers.residual
         in_bf16 = int(normed.dtype == torch.bfloat16)
         x_at, normed_at, attended_at, activation_at = (
-            x.data_ptr(), normed.data_ptr(), attended.data_ptr(), activation.data_ptr())
+            x.data_ptr(),
+            normed.data_ptr(),
+            attended.data_ptr(),
+            activation.data_ptr(),
+        )
         x.copy_(self.embed[token])
         delta = None  # the last matmul's output, added to the residual stream by the next norm
         for index, layer in enumerate(self.layers):
-            kernels.tb_residual_norm(x_at, _at(delta), _bf16(delta), layer.norm1.data_ptr(), hidden, self.eps,
-                                     normed_at, in_bf16)
+            kernels.tb_residual_norm(
+                x_at, _at(delta), _bf16(delta), layer.norm1.data_ptr(), hidden, self.eps, normed_at, in_bf16
+            )
             qkv = layer.qkv(normed)
-            kernels.tb_attend(qkv.data_ptr(), _bf16(qkv), cos, sin, keys + index * layer_bytes,
-                              values + index * layer_bytes, capacity, position, heads, kv, dim, scores,
-                              attended_at, in_bf16)
+            kernels.tb_attend(
+                qkv.data_ptr(),
+                _bf16(qkv),
+                cos,
+                sin,
+                keys + index * layer_bytes,
+                values + index * layer_bytes,
+                capacity,
+                position,
+                heads,
+                kv,
+                dim,
+                scores,
+                attended_at,
+                in_bf16,
+            )
             out = layer.out(attended)
-            kernels.tb_residual_norm(x_at, out.data_ptr(), _bf16(out), layer.norm2.data_ptr(), hidden, self.eps,
-                                     normed_at, in_bf16)
+            kernels.tb_residual_norm(
+                x_at, out.data_ptr(), _bf16(out), layer.norm2.data_ptr(), hidden, self.eps, normed_at, in_bf16
+            )
             gate_up = layer.gate_up(normed)
             kernels.tb_swiglu(gate_up.data_ptr(), _bf16(gate_up), self.intermediate, activation_at, in_bf16)
             delta = layer.down(activation)
-        kernels.tb_residual_norm(x_at, _at(delta), _bf16(delta), self.norm.data_ptr(), hidden, self.eps,
-                                 buffers.final.data_ptr(), 0)
+        kernels.tb_residual_norm(
+            x_at, _at(delta), _bf16(delta), self.norm.data_ptr(), hidden, self.eps, buffers.final.data_ptr(), 0
+        )
         cache.length = end
         return self.head(buffers.final)
 

@@ -21,8 +21,9 @@ HEAD_CHUNK = 128  # rows of LM-head logits scored at once (measured: beats 64, a
 _ARCHITECTURES = ("llama",)  # model types whose attention calls take no extras (no sliding window, no softcap)
 
 
-def packed_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, packed_lengths=None,
-                     **kwargs):
+def packed_attention(
+    module, query, key, value, attention_mask, dropout=0.0, scaling=None, packed_lengths=None, **kwargs
+):
     """Causal attention within each example of a packed row, given the examples' lengths (`packed_lengths`).
 
     No mask is built (see `prepare`): each example attends only to itself, so the work is the sum of the examples'
@@ -31,7 +32,10 @@ def packed_attention(module, query, key, value, attention_mask, dropout=0.0, sca
     if attention_mask is not None:  # a caller with its own mask (padding): SDPA's masked path
         groups = module.num_key_value_groups
         out = F.scaled_dot_product_attention(
-            query, key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1), attn_mask=attention_mask,
+            query,
+            key.repeat_interleave(groups, 1),
+            value.repeat_interleave(groups, 1),
+            attn_mask=attention_mask,
             scale=scaling,
         )
         return out.transpose(1, 2), None
@@ -55,8 +59,11 @@ def _causal_attention(query, key, value, scale: float):
     if length > MATH_ATTENTION_MAX:
         groups = heads // kv_heads
         out = F.scaled_dot_product_attention(
-            query.to(dtype), key.to(dtype).repeat_interleave(groups, 1), value.repeat_interleave(groups, 1),
-            is_causal=True, scale=scale,
+            query.to(dtype),
+            key.to(dtype).repeat_interleave(groups, 1),
+            value.repeat_interleave(groups, 1),
+            is_causal=True,
+            scale=scale,
         )
         return out.transpose(1, 2)
     stacked = (query.to(dtype) * scale).reshape(batch * kv_heads, heads // kv_heads * length, dim)

@@ -116,7 +116,7 @@ def resolve_hyperparameters(requested: dict, n_examples: int) -> dict:
             "lora_rank": int(rank),
         }
     except (TypeError, ValueError):
-        raise DataError(f"Hyperparameters must be numbers or \"auto\", got {requested!r}.") from None
+        raise DataError(f'Hyperparameters must be numbers or "auto", got {requested!r}.') from None
     bad = [k for k, v in resolved.items() if v <= 0]
     if bad:
         raise DataError(f"Hyperparameters must be positive: {', '.join(bad)}.")
@@ -150,7 +150,7 @@ def pack(examples: list[Example], row_tokens: int) -> list[tuple[list[int], list
         ids = ids + example.input_ids
         pos = pos + list(range(len(example.input_ids)))
         # The first token of each example predicts nothing from the previous example.
-        trained = trained + [False] + example.trained[1:]
+        trained = [*trained, False, *example.trained[1:]]
     if ids:
         rows.append((ids, pos, trained))
     return rows
@@ -161,4 +161,4 @@ def segment_lengths(positions: list[int]) -> tuple[int, ...]:
     starts = [i for i, position in enumerate(positions) if position == 0]
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
-    return tuple(end - start for start, end in zip(starts, starts[1:] + [len(positions)], strict=True))
+    return tuple(end - start for start, end in zip(starts, [*starts[1:], len(positions)], strict=True))

@@ -339,4 +339,3 @@ def stream_chat(
         "total_tokens": len(prompt_ids) + len(generated),
     }
     yield ChatChunk("", finish_reason=finish, usage=usage)
-

@@ -55,8 +55,9 @@ def _build(target: Path, compiler: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
     try:
-        subprocess.run([compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"], check=True, capture_output=True,
-                       timeout=120)
+        subprocess.run(
+            [compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"], check=True, capture_output=True, timeout=120
+        )
         partial.replace(target)  # atomic: another process never loads half a library
     finally:
         partial.unlink(missing_ok=True)

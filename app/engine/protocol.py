@@ -36,7 +36,12 @@ EXIT_CANCELLED = 143
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "lora_rank")
 RESULT_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
 METRIC_KEYS = (
-    "step", "total_steps", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy"
+    "step",
+    "total_steps",
+    "train_loss",
+    "train_mean_token_accuracy",
+    "valid_loss",
+    "valid_mean_token_accuracy",
 )
 
 # Error codes a child may report.
@@ -60,7 +65,7 @@ class TrainSpec:
     output_dir: str
     data_dir: str
     validation_file: str | None = None
-    hyperparameters: dict[str, Any] = field(default_factory=lambda: {k: "auto" for k in HYPERPARAMETERS})
+    hyperparameters: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(HYPERPARAMETERS, "auto"))
     seed: int | None = None
     resume_from: dict | None = None
     local_models: dict[str, str] = field(default_factory=dict)
@@ -84,7 +89,7 @@ class TrainSpec:
         if missing:
             raise ValueError(f"SPEC is missing {', '.join(missing)}.")
         values = {k: v for k, v in data.items() if k in names}
-        hyper = {k: "auto" for k in HYPERPARAMETERS}
+        hyper = dict.fromkeys(HYPERPARAMETERS, "auto")
         hyper.update({k: v for k, v in (data.get("hyperparameters") or {}).items() if v is not None})
         values["hyperparameters"] = hyper
         values["local_models"] = {k: str(v) for k, v in (data.get("local_models") or {}).items()}
@@ -118,8 +123,12 @@ def checkpoint_line(step: int, path: Path, metrics: dict) -> dict:
 
 def result_line(adapter_path: Path, trained_tokens: int, result_file: Path) -> dict:
     """The final adapter."""
-    return {"kind": "result", "adapter_path": str(adapter_path), "trained_tokens": trained_tokens,
-            "result_file": str(result_file)}
+    return {
+        "kind": "result",
+        "adapter_path": str(adapter_path),
+        "trained_tokens": trained_tokens,
+        "result_file": str(result_file),
+    }
 
 
 def error_line(code: str, message: str) -> dict:

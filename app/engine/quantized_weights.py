@@ -77,8 +77,10 @@ def lora_pairs(modules, row_scales: list[float], scaling_key: str = "default"):
     row_scales: a factor per module folded into its output rows (as into the fused base weight).
     """
     downs = [m.lora_A[scaling_key].weight.detach().float() for m in modules]
-    ups = [m.lora_B[scaling_key].weight.detach().float() * (m.scaling[scaling_key] * s)
-           for m, s in zip(modules, row_scales, strict=True)]
+    ups = [
+        m.lora_B[scaling_key].weight.detach().float() * (m.scaling[scaling_key] * s)
+        for m, s in zip(modules, row_scales, strict=True)
+    ]
     return torch.cat(downs), torch.block_diag(*ups)
 
 

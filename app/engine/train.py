@@ -42,7 +42,7 @@ def _settings(spec: p.TrainSpec) -> SimpleNamespace:
 
 
 def pick_device(requested: str) -> str:
-    """"cuda" when asked or available (for "auto"), else "cpu"."""
+    """ "cuda" when asked or available (for "auto"), else "cpu"."""
     import torch
 
     if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
@@ -104,7 +104,7 @@ class Stepper:
         input_ids = torch.tensor([ids], device=self.device)
         position_ids = torch.tensor([pos], device=self.device)
         extra = {"packed_lengths": segment_lengths(pos)} if self.packed else {}
-        loss, correct = self._score(input_ids, position_ids, [trained[1:] + [False]], [ids[1:] + [0]], **extra)
+        loss, correct = self._score(input_ids, position_ids, [[*trained[1:], False]], [[*ids[1:], 0]], **extra)
         return loss, sum(trained[1:]), int(correct)
 
     def batch_loss(self, examples):
@@ -119,7 +119,7 @@ class Stepper:
         width = -(-max(len(e.input_ids) for e in examples) // 8) * 8  # multiples of 8 suit the tensor cores
         ids = [e.input_ids + [0] * (width - len(e.input_ids)) for e in examples]
         mask = [e.trained[1:] + [False] * (width - len(e.trained) + 1) for e in examples]
-        targets = [row[1:] + [0] for row in ids]
+        targets = [[*row[1:], 0] for row in ids]
         input_ids = torch.tensor(ids, device=self.device)
         return self._score(input_ids, None, mask, targets)
 
@@ -272,11 +272,13 @@ def _train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> 
     per_epoch = steps_per_epoch(n, batch_size)
     total_steps = per_epoch * n_epochs
     billed = train.total_tokens * n_epochs
-    emit(p.event(
-        f"Training file has {n} examples, {train.total_tokens} tokens ({train.trained_tokens} trained); "
-        f"{billed} tokens over {n_epochs} epochs.",
-        data={"examples": n, "tokens": train.total_tokens, "trained_tokens": billed},
-    ))
+    emit(
+        p.event(
+            f"Training file has {n} examples, {train.total_tokens} tokens ({train.trained_tokens} trained); "
+            f"{billed} tokens over {n_epochs} epochs.",
+            data={"examples": n, "tokens": train.total_tokens, "trained_tokens": billed},
+        )
+    )
     if train.truncated:
         emit(p.event(f"{train.truncated} examples were longer than the limit and were cut.", level="warn"))
     if valid is not None:
@@ -377,19 +379,32 @@ def _train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> 
                 last_metrics = metrics
                 emit(p.event(f"Step {step}/{total_steps}: training loss={metrics['train_loss']:.4f}"))
                 emit(p.metrics_event(metrics))
-                writer.writerow([step, metrics["train_loss"], metrics["train_mean_token_accuracy"],
-                                 metrics["valid_loss"], metrics["valid_mean_token_accuracy"]])
+                writer.writerow(
+                    [
+                        step,
+                        metrics["train_loss"],
+                        metrics["train_mean_token_accuracy"],
+                        metrics["valid_loss"],
+                        metrics["valid_mean_token_accuracy"],
+                    ]
+                )
                 handle.flush()
                 if epoch_end:
                     checkpoint = _save_adapter(
-                        model, optimizer, out_dir / "checkpoints" / f"step-{step}",
+                        model,
+                        optimizer,
+                        out_dir / "checkpoints" / f"step-{step}",
                         {"step": step, "seed": seed, "base_model": spec.base_model, "epoch": epoch + 1},
                     )
                     emit(p.event(f"Epoch {epoch + 1}/{n_epochs} finished at step {step}."))
                     emit(p.checkpoint_line(step, checkpoint, metrics))
     elapsed = time.monotonic() - started
     final = _save_adapter(model, None, out_dir / "adapter", {"step": step, "seed": seed, "base_model": spec.base_model})
-    emit(p.event(f"New fine-tuned model created: {spec.fine_tuned_model}",
-                 data={"seconds": round(elapsed, 1), "final_metrics": last_metrics}))
+    emit(
+        p.event(
+            f"New fine-tuned model created: {spec.fine_tuned_model}",
+            data={"seconds": round(elapsed, 1), "final_metrics": last_metrics},
+        )
+    )
     emit(p.result_line(final, billed, result_file))
     emit(p.event("The job has successfully completed"))

@@ -11,8 +11,10 @@ from app.tables import Dataset, Example, Job, JobStatus, TunedModel
 
 SAMPLE_FILE = Path(__file__).resolve().parents[1] / "sample_data" / "pirate_voice.jsonl"
 SAMPLE_NAME = "Pirate voice (sample)"
-SAMPLE_DESCRIPTION = ("Short answers that always start with \"Arr,\" and end with \"matey! ⚓\" — fine-tune a "
-                      "local model on it, then compare it with the base model in the playground.")
+SAMPLE_DESCRIPTION = (
+    'Short answers that always start with "Arr," and end with "matey! ⚓" — fine-tune a '
+    "local model on it, then compare it with the base model in the playground."
+)
 SAMPLE_VALIDATION = 3  # the last examples go to the validation split, so the loss chart has a validation curve
 
 
@@ -37,6 +39,7 @@ class HomeView:
 
 def home_view(session: Session) -> HomeView:
     """Counts, the five newest jobs and where the getting-started path stands."""
+
     def count(query) -> int:
         return session.exec(query).one() or 0
 
@@ -49,8 +52,9 @@ def home_view(session: Session) -> HomeView:
     )
     view.recent_jobs = list(session.exec(select(Job).order_by(col(Job.created_at).desc()).limit(5)))
     view.sample_dataset = session.exec(select(Dataset).where(Dataset.name == SAMPLE_NAME)).first()
-    model = session.exec(select(TunedModel).where(col(TunedModel.deleted_at).is_(None))
-                         .order_by(col(TunedModel.created_at).desc())).first()
+    model = session.exec(
+        select(TunedModel).where(col(TunedModel.deleted_at).is_(None)).order_by(col(TunedModel.created_at).desc())
+    ).first()
     view.first_tuned_model = model.id if model else None
     return view
 
@@ -67,7 +71,11 @@ def import_sample(session: Session) -> Dataset:
     dataset = create_dataset(session, SAMPLE_NAME, SAMPLE_DESCRIPTION)
     with SAMPLE_FILE.open("rb") as stream:
         import_jsonl(session, dataset.id, stream, filename=SAMPLE_FILE.name)
-    ids = session.exec(select(Example.id).where(Example.dataset_id == dataset.id)
-                       .order_by(col(Example.position).desc()).limit(SAMPLE_VALIDATION)).all()
+    ids = session.exec(
+        select(Example.id)
+        .where(Example.dataset_id == dataset.id)
+        .order_by(col(Example.position).desc())
+        .limit(SAMPLE_VALIDATION)
+    ).all()
     bulk_set_split(session, dataset.id, list(ids), "validation")
     return dataset

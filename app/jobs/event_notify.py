@@ -12,10 +12,11 @@ If the listening connection is lost, waiters fall back to polling until it is ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import anyio.to_thread
 from sqlalchemy.engine import Engine
@@ -89,10 +90,9 @@ class Listener:
             else:
                 waiters = list(self._waiters.get(job_id, ()))
         for loop, event in waiters:
-            try:
+            # RuntimeError: that loop has closed; its waiter is about to unregister.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # that loop has closed; its waiter is about to unregister
-                pass
 
     def _run(self) -> None:
         import psycopg
@@ -178,7 +178,5 @@ async def wait_for_new_events(engine: Engine, job_id: str, after_seq: int, timeo
         # An event committed between the caller's read and watch() was announced to nobody: look once.
         if await anyio.to_thread.run_sync(has_events_after, engine, job_id, after_seq):
             return
-        try:
+        with suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass

@@ -14,10 +14,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.tables.db import session_scope
+from app.errors import NotFound
 from app.tables import Checkpoint, Job, JobEvent
 from app.tables.common import new_id, utcnow
-from app.errors import NotFound
+from app.tables.db import session_scope
 
 
 def _ts(created_at: int | float | datetime | None) -> datetime:
@@ -28,14 +28,30 @@ def _ts(created_at: int | float | datetime | None) -> datetime:
     return datetime.fromtimestamp(created_at, UTC)
 
 
-def add_event(session: Session, job_id: str, message: str, *, level: str = "info", type: str = "message",
-              data: Any = None, event_id: str | None = None, created_at: int | datetime | None = None,
-              commit: bool = True) -> JobEvent | None:
+def add_event(
+    session: Session,
+    job_id: str,
+    message: str,
+    *,
+    level: str = "info",
+    type: str = "message",
+    data: Any = None,
+    event_id: str | None = None,
+    created_at: int | datetime | None = None,
+    commit: bool = True,
+) -> JobEvent | None:
     """Append an event to a job unless one with the same id exists; returns it, or None for a duplicate."""
     if event_id and session.exec(select(JobEvent.seq).where(JobEvent.id == event_id)).first() is not None:
         return None
-    event = JobEvent(id=event_id or new_id("ftevent"), job_id=job_id, level=level, type=type, message=message,
-                     data=data, created_at=_ts(created_at))
+    event = JobEvent(
+        id=event_id or new_id("ftevent"),
+        job_id=job_id,
+        level=level,
+        type=type,
+        message=message,
+        data=data,
+        created_at=_ts(created_at),
+    )
     session.add(event)
     if commit:
         session.commit()
@@ -51,17 +67,28 @@ def record_event(engine: Engine, job_id: str, message: str, **kwargs: Any) -> Jo
         return None
 
 
-def record_checkpoint(engine: Engine, job_id: str, step: int, model_name: str, metrics: dict | None = None,
-                      path: str | None = None, checkpoint_id: str | None = None) -> Checkpoint | None:
+def record_checkpoint(
+    engine: Engine,
+    job_id: str,
+    step: int,
+    model_name: str,
+    metrics: dict | None = None,
+    path: str | None = None,
+    checkpoint_id: str | None = None,
+) -> Checkpoint | None:
     """Store a checkpoint once (by id, or by job and step); returns None when it was already there."""
     with session_scope(engine) as session:
         query = select(Checkpoint).where(Checkpoint.job_id == job_id)
-        query = query.where(Checkpoint.id == checkpoint_id) if checkpoint_id else query.where(
-            Checkpoint.step_number == step)
+        query = (
+            query.where(Checkpoint.id == checkpoint_id)
+            if checkpoint_id
+            else query.where(Checkpoint.step_number == step)
+        )
         if session.exec(query).first() is not None:
             return None
-        cp = Checkpoint(job_id=job_id, step_number=step, fine_tuned_model_checkpoint=model_name,
-                        metrics=metrics or {}, path=path)
+        cp = Checkpoint(
+            job_id=job_id, step_number=step, fine_tuned_model_checkpoint=model_name, metrics=metrics or {}, path=path
+        )
         if checkpoint_id:
             cp.id = checkpoint_id
         session.add(cp)
@@ -73,8 +100,15 @@ def _require_job(session: Session, job_id: str) -> None:
         raise NotFound(f"No fine-tuning job with id {job_id!r}.", code="job_not_found", param="job_id")
 
 
-def list_events(session: Session, job_id: str, *, after_seq: int | None = None, before_seq: int | None = None,
-                limit: int | None = None, newest_first: bool = False) -> list[JobEvent]:
+def list_events(
+    session: Session,
+    job_id: str,
+    *,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[JobEvent]:
     """A job's events, oldest first (or newest first), optionally only those after/before a seq."""
     _require_job(session, job_id)
     query = select(JobEvent).where(JobEvent.job_id == job_id)
@@ -89,8 +123,9 @@ def list_events(session: Session, job_id: str, *, after_seq: int | None = None, 
     return list(session.exec(query))
 
 
-def events_page(session: Session, job_id: str, *, after: str | None = None,
-                limit: int = 20) -> tuple[list[JobEvent], bool]:
+def events_page(
+    session: Session, job_id: str, *, after: str | None = None, limit: int = 20
+) -> tuple[list[JobEvent], bool]:
     """OpenAI's list_events page: newest first, `after` an event id (older events follow it), and has_more."""
     before_seq = None
     if after:

@@ -7,10 +7,10 @@ from typing import Any
 from sqlmodel import Session, select
 
 from app.config import Settings
-from app.tables import Dataset, Job, JobStatus
+from app.errors import Forbidden, Invalid, NotFound
 from app.jobs import monitoring
 from app.settings.store import OPENAI_API_KEY, destructive_actions_enabled, get_value
-from app.errors import Forbidden, Invalid, NotFound
+from app.tables import Dataset, Job, JobStatus
 
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 PAID_PROVIDERS = ("openai",)
@@ -38,14 +38,24 @@ def jobs_overview(session: Session, *, status: str = "", provider: str = "", dat
 
     if status and status not in {s.value for s in JobStatus}:
         raise Invalid(f"Unknown status {status!r}.", param="status")
-    jobs, has_more = list_jobs(session, status=status or None, provider=provider or None,
-                               dataset_id=_int_or_none(dataset_id), after=None, limit=LIST_LIMIT, metadata=None)
+    jobs, has_more = list_jobs(
+        session,
+        status=status or None,
+        provider=provider or None,
+        dataset_id=_int_or_none(dataset_id),
+        after=None,
+        limit=LIST_LIMIT,
+        metadata=None,
+    )
     datasets = session.exec(select(Dataset).order_by(Dataset.name)).all()
     return {
-        "jobs": jobs, "has_more": has_more, "datasets": datasets,
+        "jobs": jobs,
+        "has_more": has_more,
+        "datasets": datasets,
         "dataset_names": {d.id: d.name for d in datasets},
         "filters": {"status": status, "provider": provider, "dataset_id": dataset_id},
-        "statuses": [s.value for s in JobStatus], "providers": _provider_names(),
+        "statuses": [s.value for s in JobStatus],
+        "providers": _provider_names(),
         "active": any(not JobStatus(j.status).is_terminal for j in jobs),
     }
 
@@ -90,7 +100,7 @@ def parse_hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
         try:
             number = float(raw) if key == "learning_rate_multiplier" else int(raw)
         except ValueError:
-            raise Invalid(f"{key.replace('_', ' ')} must be \"auto\" or a number; got {raw!r}.", param=key) from None
+            raise Invalid(f'{key.replace("_", " ")} must be "auto" or a number; got {raw!r}.', param=key) from None
         if number <= 0:
             raise Invalid(f"{key.replace('_', ' ')} must be greater than 0.", param=key)
         out[key] = number
@@ -137,15 +147,25 @@ def launch_preview(session: Session, settings: Settings, values: dict[str, Any])
             from app.datasets.validation.modeltable import default_model
 
             model = default_model()
-        check = launch_check(session, dataset_id, model,
-                             validation_dataset_id=fields["validation_dataset_id"], split="train", settings=settings)
+        check = launch_check(
+            session,
+            dataset_id,
+            model,
+            validation_dataset_id=fields["validation_dataset_id"],
+            split="train",
+            settings=settings,
+        )
     except (Invalid, NotFound) as exc:
         return {"error": exc.message, "estimate": None, "refusals": [], "warnings": []}
     except ImportError:
         return None  # the launch check arrives with the validation report; the form still works without it
     details = check.as_dict()
-    return {"error": None, "estimate": details.get("estimate"),
-            "refusals": [f.message for f in check.refusals], "warnings": [f.message for f in check.warnings]}
+    return {
+        "error": None,
+        "estimate": details.get("estimate"),
+        "refusals": [f.message for f in check.refusals],
+        "warnings": [f.message for f in check.warnings],
+    }
 
 
 def form_context(session: Session, settings: Settings, values: dict[str, Any]) -> dict[str, Any]:
@@ -153,9 +173,11 @@ def form_context(session: Session, settings: Settings, values: dict[str, Any]) -
     values = form_values(values, settings)
     provider = values["provider"]
     return {
-        "values": values, "preview": launch_preview(session, settings, values),
+        "values": values,
+        "preview": launch_preview(session, settings, values),
         "datasets": session.exec(select(Dataset).order_by(Dataset.name)).all(),
-        "providers": _provider_names(), "base_models": base_models(settings, provider),
+        "providers": _provider_names(),
+        "base_models": base_models(settings, provider),
         "paid": provider in PAID_PROVIDERS,
         "openai_ready": bool(get_value(session, OPENAI_API_KEY) or settings.openai_api_key),
     }
@@ -172,8 +194,11 @@ def launch(session: Session, settings: Settings, values: dict[str, Any]) -> Job:
     values = form_values(values, settings)
     fields = job_request_fields(values)
     if fields["provider"] in PAID_PROVIDERS and not _ticked(values.get("confirm_paid")):
-        raise Invalid("This provider bills your account. Tick the confirmation box to launch.", param="confirm_paid",
-                      code="confirmation_required")
+        raise Invalid(
+            "This provider bills your account. Tick the confirmation box to launch.",
+            param="confirm_paid",
+            code="confirmation_required",
+        )
     return create_job(session, settings, JobRequest(**fields, accept_warnings=_ticked(values.get("accept_warnings"))))
 
 
@@ -182,7 +207,9 @@ def job_page_context(session: Session, job_id: str) -> dict[str, Any]:
     job = get_job_or_404(session, job_id)
     events = monitoring.recent_events(session, job_id)
     return {
-        "job": job, "summary": monitoring.job_summary(session, job), "events": events,
+        "job": job,
+        "summary": monitoring.job_summary(session, job),
+        "events": events,
         "after_seq": events[-1].seq if events else 0,
         "points": monitoring.metric_series(session, job_id),
         "checkpoints": monitoring.job_checkpoints(session, job_id),
@@ -230,8 +257,9 @@ def tuned_models_view(session: Session) -> list[dict[str, Any]]:
 
     from app.tables import Snapshot, TunedModel
 
-    rows = session.exec(select(TunedModel).where(col(TunedModel.deleted_at).is_(None))
-                        .order_by(col(TunedModel.created_at).desc())).all()
+    rows = session.exec(
+        select(TunedModel).where(col(TunedModel.deleted_at).is_(None)).order_by(col(TunedModel.created_at).desc())
+    ).all()
     out = []
     for model in rows:
         job = session.get(Job, model.job_id) if model.job_id else None

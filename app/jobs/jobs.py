@@ -21,18 +21,38 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from app.config import Settings
+from app.errors import Invalid, NotFound
+from app.jobs.events import (
+    add_event,
+    events_page,
+    latest_checkpoint,
+    list_checkpoints,
+    list_events,
+    record_checkpoint,
+    record_event,
+)
+from app.jobs.launch import MIN_EXAMPLES, JobRequest, create_job, fine_tuned_model_name
+from app.jobs.openai_import import import_openai_jobs
 from app.tables import Job, JobStatus, TunedModel
 from app.tables.common import utcnow
-from app.errors import Invalid, NotFound
-from app.jobs.events import (add_event, events_page, latest_checkpoint, list_checkpoints, list_events,
-                                     record_checkpoint, record_event)
-from app.jobs.openai_import import import_openai_jobs
-from app.jobs.launch import MIN_EXAMPLES, JobRequest, create_job, fine_tuned_model_name
 
 __all__ = [
-    "MIN_EXAMPLES", "JobRequest", "cancel_job", "create_job", "delete_tuned_model", "events_page",
-    "fine_tuned_model_name", "get_job", "import_openai_jobs", "latest_checkpoint", "list_checkpoints", "list_events", "list_jobs",
-    "record_checkpoint", "record_event", "rerun_job",
+    "MIN_EXAMPLES",
+    "JobRequest",
+    "cancel_job",
+    "create_job",
+    "delete_tuned_model",
+    "events_page",
+    "fine_tuned_model_name",
+    "get_job",
+    "import_openai_jobs",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "list_events",
+    "list_jobs",
+    "record_checkpoint",
+    "record_event",
+    "rerun_job",
 ]
 
 _WAITING = (JobStatus.validating_files.value, JobStatus.queued.value)
@@ -46,9 +66,16 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def list_jobs(session: Session, *, status: str | None = None, provider: str | None = None,
-              dataset_id: int | None = None, after: str | None = None, limit: int = 20,
-              metadata: dict[str, str] | None = None) -> tuple[list[Job], bool]:
+def list_jobs(
+    session: Session,
+    *,
+    status: str | None = None,
+    provider: str | None = None,
+    dataset_id: int | None = None,
+    after: str | None = None,
+    limit: int = 20,
+    metadata: dict[str, str] | None = None,
+) -> tuple[list[Job], bool]:
     """Jobs newest first, filtered; `after` is a job id (the page continues with older jobs), as OpenAI's list."""
     if not 1 <= limit <= 1000:
         raise Invalid("limit must be between 1 and 1000.", param="limit")
@@ -66,7 +93,8 @@ def list_jobs(session: Session, *, status: str | None = None, provider: str | No
     if after:
         cursor = get_job(session, after)
         older = (col(Job.created_at) < cursor.created_at) | (
-            (col(Job.created_at) == cursor.created_at) & (col(Job.id) < cursor.id))
+            (col(Job.created_at) == cursor.created_at) & (col(Job.id) < cursor.id)
+        )
         query = query.where(older)
     query = query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
     rows = list(session.exec(query))
@@ -78,18 +106,26 @@ def cancel_job(session: Session, job_id: str) -> Job:
     job = get_job(session, job_id)
     if job.job_status.is_terminal:
         # 400, not 409: OpenAI answers a cancel of an ended job with a 400 invalid_request_error.
-        raise Invalid(f"Job {job_id} has already {job.status}; it cannot be cancelled.", code="job_not_cancellable",
-                      param="job_id")
+        raise Invalid(
+            f"Job {job_id} has already {job.status}; it cannot be cancelled.",
+            code="job_not_cancellable",
+            param="job_id",
+        )
     now = utcnow()
     # Conditional update: a worker may claim the job between our read and this write.
-    taken = session.exec(update(Job).where(Job.id == job_id, col(Job.status).in_(_WAITING))
-                         .values(status=JobStatus.cancelled.value, finished_at=now, updated_at=now,
-                                 cancel_requested=True))
+    taken = session.exec(
+        update(Job)
+        .where(Job.id == job_id, col(Job.status).in_(_WAITING))
+        .values(status=JobStatus.cancelled.value, finished_at=now, updated_at=now, cancel_requested=True)
+    )
     if taken.rowcount:
         add_event(session, job_id, "Job cancelled before it started.", commit=False)
     else:
-        session.exec(update(Job).where(Job.id == job_id, Job.status == JobStatus.running.value)
-                     .values(cancel_requested=True, updated_at=now))
+        session.exec(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.running.value)
+            .values(cancel_requested=True, updated_at=now)
+        )
         add_event(session, job_id, "Cancellation requested.", commit=False)
     session.commit()
     session.refresh(job)
@@ -101,18 +137,26 @@ def rerun_job(session: Session, settings: Settings, job_id: str, provider: str |
     (e.g. "run this job on the local engine" after OpenAI refused it: the provider's default model is used)."""
     old = get_job(session, job_id)
     method = old.method or {}
-    requested = dict((method.get(method.get("type", "supervised")) or {}).get("hyperparameters")
-                     or old.hyperparameters or {})
+    requested = dict(
+        (method.get(method.get("type", "supervised")) or {}).get("hyperparameters") or old.hyperparameters or {}
+    )
     switching = provider is not None and provider != old.provider
     if switching:
         from app.providers.registry import provider_class
 
         allowed = provider_class(provider).hyperparameter_names
         requested = {k: v for k, v in requested.items() if k in allowed}
-    request = JobRequest(training_snapshot=old.training_snapshot_id, validation_snapshot=old.validation_snapshot_id,
-                         use_validation_split=False, provider=provider or old.provider,
-                         model=None if switching else old.model, hyperparameters=requested, suffix=old.suffix,
-                         seed=old.seed, metadata=old.metadata_)
+    request = JobRequest(
+        training_snapshot=old.training_snapshot_id,
+        validation_snapshot=old.validation_snapshot_id,
+        use_validation_split=False,
+        provider=provider or old.provider,
+        model=None if switching else old.model,
+        hyperparameters=requested,
+        suffix=old.suffix,
+        seed=old.seed,
+        metadata=old.metadata_,
+    )
     if not request.training_snapshot:
         raise Invalid(f"Job {job_id} has no training snapshot to run again.", param="job_id")
     job = create_job(session, settings, request)

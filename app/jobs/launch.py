@@ -17,12 +17,12 @@ from typing import Any
 from sqlmodel import Session, select
 
 from app.config import Settings
-from app.tables import Example, Job, JobStatus, Snapshot, UploadedFile
-from app.tables.common import utcnow
-from app.providers.registry import get_provider
+from app.datasets.snapshots import get_snapshot, snapshot_dataset, write_snapshot
 from app.errors import Invalid
 from app.jobs.events import add_event
-from app.datasets.snapshots import get_snapshot, snapshot_dataset, write_snapshot
+from app.providers.registry import get_provider
+from app.tables import Example, Job, JobStatus, Snapshot, UploadedFile
+from app.tables.common import utcnow
 
 MIN_EXAMPLES = 10
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
@@ -66,8 +66,9 @@ def _method_parts(request: JobRequest) -> tuple[str, dict[str, Any]]:
     if not request.method:
         return "supervised", dict(request.hyperparameters or {})
     if not isinstance(request.method, dict) or "type" not in request.method:
-        raise Invalid('method must look like {"type": "supervised", "supervised": {"hyperparameters": {...}}}.',
-                      param="method")
+        raise Invalid(
+            'method must look like {"type": "supervised", "supervised": {"hyperparameters": {...}}}.', param="method"
+        )
     kind = request.method["type"]
     body = request.method.get(kind) or {}
     hyper = dict(body.get("hyperparameters") or {}) if isinstance(body, dict) else {}
@@ -82,25 +83,39 @@ def _check_metadata(metadata: dict | None) -> None:
         raise Invalid("metadata must be an object of at most 16 string pairs.", param="metadata")
     for key, value in metadata.items():
         if not isinstance(value, str) or len(str(key)) > 64 or len(value) > 512:
-            raise Invalid("metadata keys are at most 64 characters and values strings of at most 512.",
-                          param="metadata")
+            raise Invalid(
+                "metadata keys are at most 64 characters and values strings of at most 512.", param="metadata"
+            )
 
 
 def _dataset_check(session: Session, settings: Settings, request: JobRequest, model: str) -> dict[str, Any] | None:
     """The validation report's launch check: refusals stop the launch, warnings need accepting. The estimate."""
     from app.datasets.validation.launch import launch_check
 
-    check = launch_check(session, request.dataset_id, model, validation_dataset_id=request.validation_dataset_id,
-                         split="train", settings=settings)
+    check = launch_check(
+        session,
+        request.dataset_id,
+        model,
+        validation_dataset_id=request.validation_dataset_id,
+        split="train",
+        settings=settings,
+    )
     details = check.as_dict()
     if check.refusals:
         few = any(f.code == "too_few_examples" for f in check.refusals)
-        raise Invalid("This dataset cannot be launched yet: " + " ".join(f.message for f in check.refusals),
-                      code="invalid_n_examples" if few else "dataset_has_errors", param="dataset_id",
-                      details=details)
+        raise Invalid(
+            "This dataset cannot be launched yet: " + " ".join(f.message for f in check.refusals),
+            code="invalid_n_examples" if few else "dataset_has_errors",
+            param="dataset_id",
+            details=details,
+        )
     if check.warnings and not request.accept_warnings:
-        raise Invalid("Accept these warnings to launch: " + " ".join(f.message for f in check.warnings),
-                      code="warnings_not_accepted", param="accept_warnings", details=details)
+        raise Invalid(
+            "Accept these warnings to launch: " + " ".join(f.message for f in check.warnings),
+            code="warnings_not_accepted",
+            param="accept_warnings",
+            details=details,
+        )
     return details["estimate"]
 
 
@@ -127,20 +142,30 @@ def _file_snapshot(session: Session, settings: Settings, file_id: str, kind: str
                     problems = None
                 bad = problems is None or any(p.level == "error" for p in problems)
                 if bad and not failure:
-                    why = "it is not valid JSON" if problems is None else next(p.message for p in problems
-                                                                              if p.level == "error")
-                    failure.append({"code": "invalid_file_format", "param": kind + "_file",
-                                    "message": f"The {kind} file {file_id} has an invalid example on line {number}: "
-                                               f"{why}"})
+                    why = (
+                        "it is not valid JSON"
+                        if problems is None
+                        else next(p.message for p in problems if p.level == "error")
+                    )
+                    failure.append(
+                        {
+                            "code": "invalid_file_format",
+                            "param": kind + "_file",
+                            "message": f"The {kind} file {file_id} has an invalid example on line {number}: {why}",
+                        }
+                    )
                 if not bad:
                     yield line.rstrip(b"\r\n") + b"\n"
 
     snap = write_snapshot(session, settings, valid_lines(), kind=kind, dataset_id=upload.dataset_id)
     error = failure[0] if failure else None
     if error is None and kind == "train" and snap.n_examples < MIN_EXAMPLES:
-        error = {"code": "invalid_n_examples", "param": "training_file",
-                 "message": f"Training file has {snap.n_examples} example(s), but must have at least "
-                            f"{MIN_EXAMPLES} examples"}
+        error = {
+            "code": "invalid_n_examples",
+            "param": "training_file",
+            "message": f"Training file has {snap.n_examples} example(s), but must have at least "
+            f"{MIN_EXAMPLES} examples",
+        }
     return snap, error
 
 
@@ -148,8 +173,9 @@ def _training_source(session: Session, settings: Settings, request: JobRequest, 
     """(training snapshot, estimate, failure error) for the request's one training source."""
     given = [x for x in (request.dataset_id, request.training_snapshot, request.training_file) if x is not None]
     if len(given) != 1:
-        raise Invalid("Give exactly one training source: dataset_id, training_snapshot or training_file.",
-                      param="training_file")
+        raise Invalid(
+            "Give exactly one training source: dataset_id, training_snapshot or training_file.", param="training_file"
+        )
     if request.training_file:
         snap, error = _file_snapshot(session, settings, request.training_file, "train")
         return snap, {"n_examples": snap.n_examples}, error
@@ -167,8 +193,9 @@ def _validation_source(session: Session, settings: Settings, request: JobRequest
         return get_snapshot(session, request.validation_snapshot), None
     source = request.validation_dataset_id
     if source is None and request.dataset_id is not None and request.use_validation_split:
-        has_split = session.exec(select(Example.id).where(Example.dataset_id == request.dataset_id,
-                                                           Example.split == "validation").limit(1)).first()
+        has_split = session.exec(
+            select(Example.id).where(Example.dataset_id == request.dataset_id, Example.split == "validation").limit(1)
+        ).first()
         source = request.dataset_id if has_split is not None else None
         if source is not None:
             return snapshot_dataset(session, settings, source, "validation", kind="validation"), None
@@ -192,13 +219,22 @@ def create_job(session: Session, settings: Settings, request: JobRequest) -> Job
     valid, valid_error = _validation_source(session, settings, request)
     error = error or valid_error
     session.flush()  # the snapshot rows first: the job refers to them
-    job = Job(provider=request.provider, model=model, hyperparameters=hyper, suffix=request.suffix,
-              seed=request.seed, metadata_=request.metadata,
-              method={"type": method_type, method_type: {"hyperparameters": hyper}},
-              dataset_id=request.dataset_id or train.dataset_id, training_snapshot_id=train.id,
-              validation_dataset_id=request.validation_dataset_id or (valid.dataset_id if valid else None),
-              validation_snapshot_id=valid.id if valid else None, training_file=request.training_file,
-              validation_file=request.validation_file, estimate=estimate)
+    job = Job(
+        provider=request.provider,
+        model=model,
+        hyperparameters=hyper,
+        suffix=request.suffix,
+        seed=request.seed,
+        metadata_=request.metadata,
+        method={"type": method_type, method_type: {"hyperparameters": hyper}},
+        dataset_id=request.dataset_id or train.dataset_id,
+        training_snapshot_id=train.id,
+        validation_dataset_id=request.validation_dataset_id or (valid.dataset_id if valid else None),
+        validation_snapshot_id=valid.id if valid else None,
+        training_file=request.training_file,
+        validation_file=request.validation_file,
+        estimate=estimate,
+    )
     if error:
         job.status, job.error, job.finished_at = JobStatus.failed.value, error, utcnow()
     session.add(job)

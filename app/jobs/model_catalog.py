@@ -12,9 +12,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from app.config import Settings
+from app.errors import NotFound
 from app.tables import Checkpoint, Job, TunedModel
 from app.tables.common import unix
-from app.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ def _base_names(settings: Settings) -> list[str]:
 
 def _openai_base_names(session: Session, settings: Settings) -> list[str]:
     """OpenAI's fine-tunable chat models from the model table, offered only when an OpenAI key is set."""
-    from app.settings.store import OPENAI_API_KEY, get_value
     from app.datasets.validation.modeltable import load_table
+    from app.settings.store import OPENAI_API_KEY, get_value
 
     if not settings.openai_api_key and not get_value(session, OPENAI_API_KEY):
         return []
@@ -59,24 +59,45 @@ def _openai_base_names(session: Session, settings: Settings) -> list[str]:
 
 def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
     """Base models first (local, then OpenAI's when a key is set), then tuned models and checkpoints, newest first."""
-    out = [ModelInfo(id=name, kind="base", owned_by="tuneboard", created=0, base_model=None)
-           for name in _base_names(settings)]
-    out += [ModelInfo(id=name, kind="openai", owned_by="openai", created=0, base_model=name)
-            for name in _openai_base_names(session, settings)]
-    tuned = session.exec(select(TunedModel).where(col(TunedModel.deleted_at).is_(None))
-                         .order_by(col(TunedModel.created_at).desc()))
+    out = [
+        ModelInfo(id=name, kind="base", owned_by="tuneboard", created=0, base_model=None)
+        for name in _base_names(settings)
+    ]
+    out += [
+        ModelInfo(id=name, kind="openai", owned_by="openai", created=0, base_model=name)
+        for name in _openai_base_names(session, settings)
+    ]
+    tuned = session.exec(
+        select(TunedModel).where(col(TunedModel.deleted_at).is_(None)).order_by(col(TunedModel.created_at).desc())
+    )
     for model in tuned:
         kind = "tuned" if model.provider == "local" else "openai"
-        out.append(ModelInfo(id=model.id, kind=kind, owned_by="user" if kind == "tuned" else "openai",
-                             created=unix(model.created_at) or 0, job_id=model.job_id, base_model=model.base_model))
-    rows = session.exec(select(Checkpoint, Job).join(Job, Job.id == Checkpoint.job_id)
-                        .order_by(col(Checkpoint.created_at).desc()))
+        out.append(
+            ModelInfo(
+                id=model.id,
+                kind=kind,
+                owned_by="user" if kind == "tuned" else "openai",
+                created=unix(model.created_at) or 0,
+                job_id=model.job_id,
+                base_model=model.base_model,
+            )
+        )
+    rows = session.exec(
+        select(Checkpoint, Job).join(Job, Job.id == Checkpoint.job_id).order_by(col(Checkpoint.created_at).desc())
+    )
     for cp, job in rows:
         if job.provider == "local" and not cp.path:
             continue
-        out.append(ModelInfo(id=cp.fine_tuned_model_checkpoint, kind="checkpoint" if job.provider == "local"
-                             else "openai", owned_by="user" if job.provider == "local" else "openai",
-                             created=unix(cp.created_at) or 0, job_id=job.id, base_model=job.model))
+        out.append(
+            ModelInfo(
+                id=cp.fine_tuned_model_checkpoint,
+                kind="checkpoint" if job.provider == "local" else "openai",
+                owned_by="user" if job.provider == "local" else "openai",
+                created=unix(cp.created_at) or 0,
+                job_id=job.id,
+                base_model=job.model,
+            )
+        )
     return out
 
 
@@ -93,8 +114,11 @@ def resolve_model(session: Session, settings: Settings, model_id: str) -> Resolv
         if tuned.path:
             ref = ModelRef(name=model_id, base_model=tuned.base_model, adapter_path=settings.data_dir / tuned.path)
             return ResolvedModel(model_id, "tuned", "local", ref, tuned.base_model)
-    row = session.exec(select(Checkpoint, Job).join(Job, Job.id == Checkpoint.job_id)
-                       .where(Checkpoint.fine_tuned_model_checkpoint == model_id)).first()
+    row = session.exec(
+        select(Checkpoint, Job)
+        .join(Job, Job.id == Checkpoint.job_id)
+        .where(Checkpoint.fine_tuned_model_checkpoint == model_id)
+    ).first()
     if row is not None:
         cp, job = row
         if job.provider != "local":

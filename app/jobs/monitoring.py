@@ -15,14 +15,20 @@ import anyio.to_thread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from app.tables import Checkpoint, Dataset, Job, JobEvent, JobStatus
 from app.jobs import event_notify
+from app.tables import Checkpoint, Dataset, Job, JobEvent, JobStatus
 
 # SQLite has no change notifications, so streams poll; one shared probe per job per interval makes 0.1 s cheap.
 POLL_SECONDS = 0.1
 BATCH_LIMIT = 500
-METRIC_KEYS = ("train_loss", "valid_loss", "full_valid_loss", "train_mean_token_accuracy",
-               "valid_mean_token_accuracy", "full_valid_mean_token_accuracy")
+METRIC_KEYS = (
+    "train_loss",
+    "valid_loss",
+    "full_valid_loss",
+    "train_mean_token_accuracy",
+    "valid_mean_token_accuracy",
+    "full_valid_mean_token_accuracy",
+)
 
 
 @dataclass
@@ -106,12 +112,10 @@ def job_summary(session: Session, job: Job, now: datetime | None = None) -> JobS
     if started:
         summary.elapsed_seconds = max(0.0, ((finished or now) - started).total_seconds())
     summary.estimated_finish = _aware(job.estimated_finish)
-    if (summary.estimated_finish is None and not status.is_terminal and started and summary.step
-            and summary.total_steps):
+    if summary.estimated_finish is None and not status.is_terminal and started and summary.step and summary.total_steps:
         # Linear projection from the steps done so far, until the worker reports its own estimate.
         per_step = summary.elapsed_seconds / summary.step
-        summary.estimated_finish = datetime.fromtimestamp(
-            started.timestamp() + per_step * summary.total_steps, UTC)
+        summary.estimated_finish = datetime.fromtimestamp(started.timestamp() + per_step * summary.total_steps, UTC)
     for attr, target in (("dataset_id", "dataset_name"), ("validation_dataset_id", "validation_dataset_name")):
         ds_id = getattr(job, attr)
         if ds_id is not None:
@@ -127,10 +131,18 @@ def estimate_vs_actual(job: Job, elapsed_seconds: float | None) -> list[dict[str
     est = job.estimate if isinstance(job.estimate, dict) else {}
     actual_cost = (job.metadata_ or {}).get("cost_usd") if isinstance(job.metadata_, dict) else None
     rows = [
-        {"what": "Trained tokens", "unit": "tokens", "estimated": est.get("charged_tokens"),
-         "actual": job.trained_tokens},
-        {"what": "Time", "unit": "s", "estimated": _estimated_seconds(job, est),
-         "actual": round(elapsed_seconds) if elapsed_seconds is not None else None},
+        {
+            "what": "Trained tokens",
+            "unit": "tokens",
+            "estimated": est.get("charged_tokens"),
+            "actual": job.trained_tokens,
+        },
+        {
+            "what": "Time",
+            "unit": "s",
+            "estimated": _estimated_seconds(job, est),
+            "actual": round(elapsed_seconds) if elapsed_seconds is not None else None,
+        },
         {"what": "Cost", "unit": "USD", "estimated": est.get("cost_usd") or est.get("cost"), "actual": actual_cost},
     ]
     return [r for r in rows if r["estimated"] is not None or r["actual"] is not None]
@@ -167,8 +179,10 @@ def read_batch(engine: Engine, job_id: str, after_seq: int) -> EventBatch | None
             return None
         status = JobStatus(job.status)
         events = session.exec(
-            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after_seq)
-            .order_by(JobEvent.seq).limit(BATCH_LIMIT)
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after_seq)
+            .order_by(JobEvent.seq)
+            .limit(BATCH_LIMIT)
         ).all()
         session.expunge_all()
     last = events[-1].seq if events else after_seq
@@ -213,8 +227,9 @@ class _Shared:
 _shared = _Shared()
 
 
-async def wait_for_events(engine: Engine, job_id: str, after_seq: int, timeout: float,
-                          known_status: JobStatus | None = None) -> EventBatch | None:
+async def wait_for_events(
+    engine: Engine, job_id: str, after_seq: int, timeout: float, known_status: JobStatus | None = None
+) -> EventBatch | None:
     """Wait until the job has events after `after_seq`, its status differs from `known_status`, or it is
     terminal, or `timeout` passes.
 
@@ -230,10 +245,15 @@ async def wait_for_events(engine: Engine, job_id: str, after_seq: int, timeout: 
         if probe is None:
             return None
         newest, status = probe
-        if (newest > after_seq or status.is_terminal or time.monotonic() >= deadline
-                or (known_status is not None and status != known_status)):
-            return await _shared.get(("batch", id(engine), job_id, after_seq), read_batch, engine, job_id, after_seq,
-                                     newer_than=woken_at)
+        if (
+            newest > after_seq
+            or status.is_terminal
+            or time.monotonic() >= deadline
+            or (known_status is not None and status != known_status)
+        ):
+            return await _shared.get(
+                ("batch", id(engine), job_id, after_seq), read_batch, engine, job_id, after_seq, newer_than=woken_at
+            )
         # SQLite: a short sleep (polling). PostgreSQL: until NOTIFY announces this job's news; answers cached
         # before the wake-up are then too old to trust.
         await event_notify.wait_for_new_events(engine, job_id, after_seq, deadline - time.monotonic())
@@ -250,16 +270,27 @@ def iter_results_csv(engine: Engine, job_id: str, batch: int = 1000) -> Iterator
     """The job's metrics as OpenAI's result file (step,train_loss,train_accuracy,valid_loss,
     valid_mean_token_accuracy), streamed in chunks from its own session: a long job has many thousand rows."""
     yield "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n"
-    query = (select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
-             .order_by(JobEvent.seq).execution_options(yield_per=batch))
+    query = (
+        select(JobEvent)
+        .where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
+        .order_by(JobEvent.seq)
+        .execution_options(yield_per=batch)
+    )
     with Session(engine) as session:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         for n, event in enumerate(session.exec(query), start=1):
             p = metric_point(event)
             if p is not None:
-                writer.writerow([p.get("step"), p.get("train_loss", ""), p.get("train_mean_token_accuracy", ""),
-                                 p.get("valid_loss", ""), p.get("valid_mean_token_accuracy", "")])
+                writer.writerow(
+                    [
+                        p.get("step"),
+                        p.get("train_loss", ""),
+                        p.get("train_mean_token_accuracy", ""),
+                        p.get("valid_loss", ""),
+                        p.get("valid_mean_token_accuracy", ""),
+                    ]
+                )
             if n % batch == 0:
                 yield out.getvalue()
                 out.seek(0)
@@ -274,6 +305,8 @@ def results_csv(session: Session, job_id: str) -> str:
 
 def job_checkpoints(session: Session, job_id: str) -> list[Checkpoint]:
     """A job's checkpoints, newest step first."""
-    return list(session.exec(
-        select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step_number.desc())
-    ).all())
+    return list(
+        session.exec(
+            select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step_number.desc())
+        ).all()
+    )

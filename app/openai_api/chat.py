@@ -14,8 +14,8 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.engine.inference import ChatParams
-from app.playground.chat import stream_chat
 from app.errors import DomainError, Invalid
+from app.playground.chat import stream_chat
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 MAX_STOP = 4
@@ -71,8 +71,9 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
 def chat_params(request: ChatCompletionRequest):
     """The engine's ChatParams for a request, after OpenAI's own parameter checks."""
     if request.stream_options is not None and not request.stream:
-        raise Invalid("stream_options is only allowed when stream is true.", code="invalid_value",
-                      param="stream_options")
+        raise Invalid(
+            "stream_options is only allowed when stream is true.", code="invalid_value", param="stream_options"
+        )
     if request.n not in (None, 1):
         raise Invalid("Tuneboard generates one choice per request: n must be 1.", code="invalid_value", param="n")
     stop = [request.stop] if isinstance(request.stop, str) else request.stop
@@ -117,12 +118,14 @@ def create_completion(session: Session, settings: Settings, request: ChatComplet
         "object": "chat.completion",
         "created": int(time.time()),
         "model": request.model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": "".join(text), "refusal": None, "annotations": []},
-            "finish_reason": finish or "stop",
-            "logprobs": None,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(text), "refusal": None, "annotations": []},
+                "finish_reason": finish or "stop",
+                "logprobs": None,
+            }
+        ],
         "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         "system_fingerprint": None,
     }
@@ -144,8 +147,14 @@ def _sse(chunks: Iterator[Any], model: str, include_usage: bool) -> Iterator[str
     ident, created = completion_id(), int(time.time())
 
     def event(choices: list, usage: Any = None, with_usage: bool = include_usage) -> str:
-        body = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                "system_fingerprint": None, "choices": choices}
+        body = {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": None,
+            "choices": choices,
+        }
         if with_usage:
             body["usage"] = usage
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"

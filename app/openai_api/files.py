@@ -10,11 +10,11 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from app.config import Settings
+from app.datasets.datasets import create_dataset
+from app.datasets.importer import import_jsonl
+from app.errors import DomainError, Invalid, NotFound
 from app.tables import UploadedFile
 from app.tables.common import utcnow
-from app.datasets.datasets import create_dataset
-from app.errors import DomainError, Invalid, NotFound
-from app.datasets.importer import import_jsonl
 
 PURPOSES = ("fine-tune",)
 CHUNK = 1 << 20
@@ -44,8 +44,11 @@ def create_file(session: Session, settings: Settings, stream: BinaryIO, *, filen
         raise
     if size == 0:
         target.unlink(missing_ok=True)
-        raise Invalid(f"The file '{filename}' is empty: upload a JSONL file with one chat example per line.",
-                      code="invalid_file", param="file")
+        raise Invalid(
+            f"The file '{filename}' is empty: upload a JSONL file with one chat example per line.",
+            code="invalid_file",
+            param="file",
+        )
     row.bytes = size
     session.add(row)
     session.commit()
@@ -89,7 +92,11 @@ def get_file(session: Session, file_id: str) -> UploadedFile:
 
 
 def list_files(
-    session: Session, *, after: str | None = None, limit: int = MAX_LIST, order: str = "desc",
+    session: Session,
+    *,
+    after: str | None = None,
+    limit: int = MAX_LIST,
+    order: str = "desc",
     purpose: str | None = None,
 ) -> tuple[list[UploadedFile], bool]:
     """Files newest first (or oldest first), those after the file `after`, and whether more follow."""
@@ -136,4 +143,3 @@ def delete_file(session: Session, settings: Settings, file_id: str) -> UploadedF
     else:
         path.unlink(missing_ok=True)
     return row
-

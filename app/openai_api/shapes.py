@@ -6,16 +6,21 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from app.tables.common import unix
 from app.errors import Invalid
+from app.tables.common import unix
 
 T = TypeVar("T")
 
 ORGANIZATION_ID = "org-tuneboard"
 OPENAI_HYPERPARAMETERS = ("batch_size", "learning_rate_multiplier", "n_epochs")
 CHECKPOINT_METRICS = (
-    "step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
-    "full_valid_loss", "full_valid_mean_token_accuracy",
+    "step",
+    "train_loss",
+    "train_mean_token_accuracy",
+    "valid_loss",
+    "valid_mean_token_accuracy",
+    "full_valid_loss",
+    "full_valid_mean_token_accuracy",
 )
 # OpenAI's event levels are info/warn/error; Tuneboard's worker may write the longer spelling.
 EVENT_LEVELS = {"warning": "warn", "warn": "warn", "error": "error", "info": "info", "debug": "info"}
@@ -187,5 +192,7 @@ def unsupported_action(job: Any, action: str) -> None:
     """Refuse pause/resume in OpenAI's error shape: Tuneboard's engines cannot pause a job."""
     raise Invalid(
         f"Job {job.id} cannot be {action}: Tuneboard's engines do not support pausing. Cancel it and run it again "
-        "instead.", code="unsupported", param="fine_tuning_job_id",
+        "instead.",
+        code="unsupported",
+        param="fine_tuning_job_id",
     )

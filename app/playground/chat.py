@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from sqlmodel import Session
 
 from app.config import Settings
-from app.providers.registry import get_provider
 from app.jobs.model_catalog import resolve_model
+from app.providers.registry import get_provider
 
 
-def stream_chat(session: Session, settings: Settings, model_id: str, messages: list[dict], params=None,
-                **provider_options) -> Iterator:
+def stream_chat(
+    session: Session, settings: Settings, model_id: str, messages: list[dict], params=None, **provider_options
+) -> Iterator:
     """Resolve the model now (NotFound raises here, before any streaming), then stream its reply."""
     resolved = resolve_model(session, settings, model_id)
     if resolved.provider != "local":

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlmodel import Session
 
+from app.errors import Invalid, NotFound
 from app.tables import Conversation
 from app.tables.common import utcnow
-from app.errors import Invalid, NotFound
 
 MAX_COLUMNS = 3
 MAX_MESSAGES = 500

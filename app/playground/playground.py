@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.config import Settings
-from app.tables import Dataset, Example
-from app.playground.conversations import clean_messages, clean_params, column_history
 from app.errors import DomainError, Invalid
+from app.playground.conversations import clean_messages, clean_params, column_history
+from app.tables import Dataset, Example
 
 KIND_LABELS = {"base": "Base models", "tuned": "Tuned models", "checkpoint": "Checkpoints", "openai": "OpenAI models"}
 
@@ -71,8 +71,11 @@ def stream_reply(engine: Engine, settings: Settings, body: Any) -> Iterator[str]
         from app.engine.inference import ChatParams
         from app.playground.chat import stream_chat
 
-        params = ChatParams(temperature=request.params["temperature"], top_p=request.params["top_p"],
-                            max_tokens=request.params["max_tokens"])
+        params = ChatParams(
+            temperature=request.params["temperature"],
+            top_p=request.params["top_p"],
+            max_tokens=request.params["max_tokens"],
+        )
         with Session(engine) as session:
             for chunk in stream_chat(session, settings, request.model, request.messages, params):
                 if chunk.text:
@@ -90,8 +93,7 @@ def example_record(messages_json: str, reply: str | None, system: str = "", colu
     try:
         raw = json.loads(messages_json or "[]")
     except json.JSONDecodeError:
-        raise Invalid("The conversation could not be read; reload the page and try again.",
-                      param="messages") from None
+        raise Invalid("The conversation could not be read; reload the page and try again.", param="messages") from None
     history = column_history(clean_messages(raw), column, system or "")
     if not any(m["role"] == "assistant" for m in history):
         raise Invalid("There is no reply to save yet: chat first.", param="messages")

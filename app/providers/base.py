@@ -84,10 +84,24 @@ class JobContext(Protocol):
 
     spec: JobSpec
 
-    def event(self, message: str, *, level: str = "info", type: str = "message", data: Any = None,
-              event_id: str | None = None, created_at: int | None = None) -> None: ...
-    def checkpoint(self, step: int, model_name: str, metrics: dict | None = None, path: str | None = None,
-                   checkpoint_id: str | None = None) -> None: ...
+    def event(
+        self,
+        message: str,
+        *,
+        level: str = "info",
+        type: str = "message",
+        data: Any = None,
+        event_id: str | None = None,
+        created_at: int | None = None,
+    ) -> None: ...
+    def checkpoint(
+        self,
+        step: int,
+        model_name: str,
+        metrics: dict | None = None,
+        path: str | None = None,
+        checkpoint_id: str | None = None,
+    ) -> None: ...
     def set_provider_job_id(self, provider_job_id: str) -> None: ...
     def update(self, **fields: Any) -> None: ...
     def should_stop(self) -> bool: ...
@@ -98,9 +112,16 @@ class JobContext(Protocol):
 class JobOutcome(Exception):
     """Raised by a provider to end a job: status plus OpenAI-shaped error and result fields."""
 
-    def __init__(self, status: str, *, error: dict | None = None, fine_tuned_model: str | None = None,
-                 trained_tokens: int | None = None, result_files: list[str] | None = None,
-                 model_path: str | None = None):
+    def __init__(
+        self,
+        status: str,
+        *,
+        error: dict | None = None,
+        fine_tuned_model: str | None = None,
+        trained_tokens: int | None = None,
+        result_files: list[str] | None = None,
+        model_path: str | None = None,
+    ):
         super().__init__(status)
         self.model_path = model_path
         self.status = status
@@ -113,7 +134,9 @@ class JobOutcome(Exception):
 class ProviderError(Exception):
     """A refusal or failure from a provider, worded for people; `code` is stable, `retryable` says try later."""
 
-    def __init__(self, message: str, *, code: str = "provider_error", retryable: bool = False, param: str | None = None):
+    def __init__(
+        self, message: str, *, code: str = "provider_error", retryable: bool = False, param: str | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.code = code
@@ -126,8 +149,10 @@ def normalize_hyperparameters(values: dict[str, Any] | None, allowed: tuple[str,
     out: dict[str, Any] = {}
     for key, value in (values or {}).items():
         if key not in allowed:
-            raise Invalid(f"Unknown hyperparameter {key!r}; this provider accepts {', '.join(allowed)}.",
-                          param=f"hyperparameters.{key}")
+            raise Invalid(
+                f"Unknown hyperparameter {key!r}; this provider accepts {', '.join(allowed)}.",
+                param=f"hyperparameters.{key}",
+            )
         if value is None or value == "auto":
             out[key] = "auto"
             continue
@@ -137,8 +162,10 @@ def normalize_hyperparameters(values: dict[str, Any] | None, allowed: tuple[str,
         except (TypeError, ValueError):
             number = None
         if number is None or (kind is int and float(value) != int(float(value))):
-            raise Invalid(f"{key} must be \"auto\" or a{'n integer' if kind is int else ' number'}, not {value!r}.",
-                          param=f"hyperparameters.{key}")
+            raise Invalid(
+                f'{key} must be "auto" or a{"n integer" if kind is int else " number"}, not {value!r}.',
+                param=f"hyperparameters.{key}",
+            )
         if not low <= number <= high:
             raise Invalid(f"{key} must be between {low:g} and {high:g}; got {value}.", param=f"hyperparameters.{key}")
         out[key] = number
@@ -162,12 +189,15 @@ class Provider(ABC):
         self.settings = settings
         self.options = options
 
-    def check_parameters(self, model: str, hyperparameters: dict[str, Any] | None,
-                         method_type: str = "supervised") -> dict[str, Any]:
+    def check_parameters(
+        self, model: str, hyperparameters: dict[str, Any] | None, method_type: str = "supervised"
+    ) -> dict[str, Any]:
         """Validate a launch's model and hyperparameters; return them normalised. Raises Invalid."""
         if method_type != "supervised":
-            raise Invalid(f"The {self.name} provider supports supervised fine-tuning only, not {method_type!r}.",
-                          param="method.type")
+            raise Invalid(
+                f"The {self.name} provider supports supervised fine-tuning only, not {method_type!r}.",
+                param="method.type",
+            )
         return normalize_hyperparameters(hyperparameters, self.hyperparameter_names)
 
     @abstractmethod
@@ -219,8 +249,9 @@ class Provider(ABC):
             try:
                 status, events = self.poll(provider_job_id, last_event)
                 for ev in events:
-                    ctx.event(ev.message, level=ev.level, type=ev.type, data=ev.data, event_id=ev.id,
-                              created_at=ev.created_at)
+                    ctx.event(
+                        ev.message, level=ev.level, type=ev.type, data=ev.data, event_id=ev.id, created_at=ev.created_at
+                    )
                     last_event = ev.id
                 if status.status in ("running", "succeeded") or status.fine_tuned_model:
                     checkpoints = self.list_checkpoints(provider_job_id)
@@ -238,12 +269,20 @@ class Provider(ABC):
                     if cp.id not in seen_checkpoints:
                         seen_checkpoints.add(cp.id)
                         ctx.checkpoint(cp.step_number, cp.fine_tuned_model_checkpoint, cp.metrics, cp.path, cp.id)
-            fields = {k: v for k, v in (("hyperparameters", status.hyperparameters),
-                                        ("estimated_finish", status.estimated_finish)) if v}
+            fields = {
+                k: v
+                for k, v in (("hyperparameters", status.hyperparameters), ("estimated_finish", status.estimated_finish))
+                if v
+            }
             if fields:
                 ctx.update(**fields)
             if status.status in ("succeeded", "failed", "cancelled"):
-                raise JobOutcome(status.status, error=status.error, fine_tuned_model=status.fine_tuned_model,
-                                 trained_tokens=status.trained_tokens, result_files=status.result_files)
+                raise JobOutcome(
+                    status.status,
+                    error=status.error,
+                    fine_tuned_model=status.fine_tuned_model,
+                    trained_tokens=status.trained_tokens,
+                    result_files=status.result_files,
+                )
             if ctx.wait(self.poll_seconds):
                 return

@@ -19,9 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app.providers.base import (HYPERPARAMETERS, JobContext, JobOutcome, Provider, ProviderError, RemoteCheckpoint,
-                                RemoteEvent, RemoteStatus)
 from app.errors import Invalid
+from app.providers.base import (
+    HYPERPARAMETERS,
+    JobContext,
+    JobOutcome,
+    Provider,
+    ProviderError,
+    RemoteCheckpoint,
+    RemoteEvent,
+    RemoteStatus,
+)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TERM_GRACE_SECONDS = 5.0
@@ -54,8 +62,11 @@ class LocalProvider(Provider):
         """Refuse unknown base models; otherwise the common checks plus lora_rank."""
         names = model_names(self.settings)
         if model not in names:
-            raise Invalid(f"The local engine has no base model {model!r}; available: {', '.join(names)}.",
-                          code="model_not_available", param="model")
+            raise Invalid(
+                f"The local engine has no base model {model!r}; available: {', '.join(names)}.",
+                code="model_not_available",
+                param="model",
+            )
         return super().check_parameters(model, hyperparameters, method_type)
 
     def list_base_models(self) -> list[str]:
@@ -94,12 +105,18 @@ class LocalProvider(Provider):
         spec = ctx.spec
         hyper = {k: spec.hyperparameters.get(k, "auto") for k in self.hyperparameter_names}
         body = {
-            "job_id": spec.job_id, "base_model": spec.model,
+            "job_id": spec.job_id,
+            "base_model": spec.model,
             "fine_tuned_model": fine_tuned_model_name(spec.model, spec.suffix, spec.job_id),
-            "train_file": spec.train_file, "validation_file": spec.validation_file, "output_dir": str(out),
-            "hyperparameters": hyper, "seed": spec.seed, "resume_from": spec.resume_from,
+            "train_file": spec.train_file,
+            "validation_file": spec.validation_file,
+            "output_dir": str(out),
+            "hyperparameters": hyper,
+            "seed": spec.seed,
+            "resume_from": spec.resume_from,
             "data_dir": str(self.settings.data_dir.resolve()),
-            "local_models": {k: str(v) for k, v in self.settings.local_models.items()}, "device": self.device,
+            "local_models": {k: str(v) for k, v in self.settings.local_models.items()},
+            "device": self.device,
         }
         path = out / "spec.json"
         path.write_text(json.dumps(body, indent=2))
@@ -115,8 +132,14 @@ class LocalProvider(Provider):
         stderr = open(out / "stderr.log", "ab")  # noqa: SIM115 (closed below, after the child exits)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         try:
-            child = subprocess.Popen([*self.command, str(spec_path)], stdout=subprocess.PIPE, stderr=stderr,
-                                     cwd=ROOT, env=env, start_new_session=True)
+            child = subprocess.Popen(
+                [*self.command, str(spec_path)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            )
         except OSError as exc:
             stderr.close()
             raise ProviderError(f"Could not start the local trainer: {exc}", code="engine_unavailable") from exc
@@ -161,11 +184,16 @@ class LocalProvider(Provider):
             return None  # worker shutting down or job lost: the job is resumed later from its last checkpoint
         if code == 0 and state["result"]:
             result = state["result"]
-            result_file = ctx.relative(result.get("result_file")) if hasattr(ctx, "relative") else result.get(
-                "result_file")
-            raise JobOutcome("succeeded", fine_tuned_model=state.get("model_name"),
-                             trained_tokens=result.get("trained_tokens"),
-                             result_files=[result_file] if result_file else [], model_path=result.get("adapter_path"))
+            result_file = (
+                ctx.relative(result.get("result_file")) if hasattr(ctx, "relative") else result.get("result_file")
+            )
+            raise JobOutcome(
+                "succeeded",
+                fine_tuned_model=state.get("model_name"),
+                trained_tokens=result.get("trained_tokens"),
+                result_files=[result_file] if result_file else [],
+                model_path=result.get("adapter_path"),
+            )
         error = state["error"] or {}
         message = error.get("message") or self._stderr_tail(out) or f"The trainer exited with status {code}."
         raise ProviderError(message, code=error.get("code") or "training_failed")
@@ -180,8 +208,12 @@ class LocalProvider(Provider):
         kind = item.get("kind")
         if kind == "event":
             data = item.get("data")
-            ctx.event(str(item.get("message", "")), level=item.get("level", "info"), type=item.get("type", "message"),
-                      data=data)
+            ctx.event(
+                str(item.get("message", "")),
+                level=item.get("level", "info"),
+                type=item.get("type", "message"),
+                data=data,
+            )
             if isinstance(data, dict) and data.get("step") and data.get("total_steps"):
                 self._estimate(ctx, state, int(data["step"]), int(data["total_steps"]))
         elif kind == "hyperparameters":

@@ -16,11 +16,19 @@ from app.providers.base import JobContext, Provider, ProviderError, RemoteCheckp
 
 log = logging.getLogger("tuneboard.providers.openai")
 
-FINE_TUNABLE = ["gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14", "gpt-4o-2024-08-06",
-                "gpt-4o-mini-2024-07-18", "gpt-3.5-turbo-0125"]
-NO_PERMISSION = ("OpenAI refused to fine-tune for this account ({detail}). OpenAI no longer admits new "
-                 "organisations to fine-tuning and ends job creation on 2027-01-06. You can run this job on the "
-                 "local engine instead, with the same data and settings.")
+FINE_TUNABLE = [
+    "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini-2025-04-14",
+    "gpt-4.1-nano-2025-04-14",
+    "gpt-4o-2024-08-06",
+    "gpt-4o-mini-2024-07-18",
+    "gpt-3.5-turbo-0125",
+]
+NO_PERMISSION = (
+    "OpenAI refused to fine-tune for this account ({detail}). OpenAI no longer admits new "
+    "organisations to fine-tuning and ends job creation on 2027-01-06. You can run this job on the "
+    "local engine instead, with the same data and settings."
+)
 
 
 class OpenAIProvider(Provider):
@@ -30,9 +38,19 @@ class OpenAIProvider(Provider):
     name = "openai"
     can_restart = False  # starting again could create a second, billed job at OpenAI
 
-    def __init__(self, settings: Any, *, api_key: str | None = None, base_url: str | None = None, engine: Any = None,
-                 max_retries: int = 2, poll_seconds: float = 5.0, retry_seconds: float = 2.0, timeout: float = 60.0,
-                 **options: Any):
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        engine: Any = None,
+        max_retries: int = 2,
+        poll_seconds: float = 5.0,
+        retry_seconds: float = 2.0,
+        timeout: float = 60.0,
+        **options: Any,
+    ):
         super().__init__(settings, **options)
         self._api_key = api_key
         self._base_url = base_url
@@ -81,14 +99,21 @@ class OpenAIProvider(Provider):
         if self._client is None:
             key = self.api_key()
             if not key:
-                raise ProviderError("No OpenAI API key is set. Add one on the settings page (or set OPENAI_API_KEY), "
-                                    "or run this job on the local engine.", code="missing_api_key")
+                raise ProviderError(
+                    "No OpenAI API key is set. Add one on the settings page (or set OPENAI_API_KEY), "
+                    "or run this job on the local engine.",
+                    code="missing_api_key",
+                )
             from openai import OpenAI
 
-            self._client = OpenAI(api_key=key, base_url=self.base_url or None,
-                                  organization=self.settings.openai_organization,
-                                  project=self.settings.openai_project, max_retries=self.max_retries,
-                                  timeout=self.timeout)
+            self._client = OpenAI(
+                api_key=key,
+                base_url=self.base_url or None,
+                organization=self.settings.openai_organization,
+                project=self.settings.openai_project,
+                max_retries=self.max_retries,
+                timeout=self.timeout,
+            )
         return self._client
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
@@ -98,31 +123,46 @@ class OpenAIProvider(Provider):
         try:
             return fn(*args, **kwargs)
         except openai.AuthenticationError as exc:
-            raise ProviderError("OpenAI rejected the API key (it is invalid or was revoked). Check it on the settings "
-                                "page.", code="invalid_api_key") from exc
+            raise ProviderError(
+                "OpenAI rejected the API key (it is invalid or was revoked). Check it on the settings page.",
+                code="invalid_api_key",
+            ) from exc
         except openai.PermissionDeniedError as exc:
             raise ProviderError(NO_PERMISSION.format(detail=_message(exc)), code="fine_tuning_not_permitted") from exc
         except openai.RateLimitError as exc:
-            raise ProviderError(f"OpenAI is rate limiting requests ({_message(exc)}).", code="rate_limited",
-                                retryable=True) from exc
+            raise ProviderError(
+                f"OpenAI is rate limiting requests ({_message(exc)}).", code="rate_limited", retryable=True
+            ) from exc
         except (openai.InternalServerError, openai.APIConnectionError) as exc:
-            raise ProviderError(f"OpenAI could not be reached or failed while trying to {what} ({_message(exc)}).",
-                                code="provider_unavailable", retryable=True) from exc
+            raise ProviderError(
+                f"OpenAI could not be reached or failed while trying to {what} ({_message(exc)}).",
+                code="provider_unavailable",
+                retryable=True,
+            ) from exc
         except openai.NotFoundError as exc:
             raise ProviderError(f"OpenAI does not know it: {_message(exc)}", code="not_found") from exc
         except openai.BadRequestError as exc:
             code, message = _code(exc), _message(exc)
-            if code in ("model_not_available", "invalid_model") or "fine-tun" in message and "model" in message:
-                raise ProviderError(f"OpenAI cannot fine-tune this model: {message}", code="model_not_fine_tunable",
-                                    param="model") from exc
+            if code in ("model_not_available", "invalid_model") or ("fine-tun" in message and "model" in message):
+                raise ProviderError(
+                    f"OpenAI cannot fine-tune this model: {message}", code="model_not_fine_tunable", param="model"
+                ) from exc
             if what.startswith("upload") or "file" in (getattr(exc, "param", None) or "") or "file" in message:
-                raise ProviderError(f"OpenAI rejected the training file: {message}", code="invalid_file",
-                                    param=getattr(exc, "param", None)) from exc
-            raise ProviderError(f"OpenAI refused to {what}: {message}", code=code or "invalid_request",
-                                param=getattr(exc, "param", None)) from exc
+                raise ProviderError(
+                    f"OpenAI rejected the training file: {message}",
+                    code="invalid_file",
+                    param=getattr(exc, "param", None),
+                ) from exc
+            raise ProviderError(
+                f"OpenAI refused to {what}: {message}",
+                code=code or "invalid_request",
+                param=getattr(exc, "param", None),
+            ) from exc
         except openai.APIStatusError as exc:
-            raise ProviderError(f"OpenAI answered {exc.status_code} while trying to {what}: {_message(exc)}",
-                                code=_code(exc) or "provider_error") from exc
+            raise ProviderError(
+                f"OpenAI answered {exc.status_code} while trying to {what}: {_message(exc)}",
+                code=_code(exc) or "provider_error",
+            ) from exc
 
     def _retrying(self, ctx: JobContext | None, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         """_call, retrying rate limits and server errors with growing pauses (the job keeps going)."""
@@ -149,13 +189,21 @@ class OpenAIProvider(Provider):
         """Upload the snapshots (purpose fine-tune) and create the job; returns OpenAI's job id."""
         spec = ctx.spec
         training = spec.training_file_id or self._upload(ctx, spec.train_file)
-        validation = spec.validation_file_id or (self._upload(ctx, spec.validation_file) if spec.validation_file
-                                                 else None)
+        validation = spec.validation_file_id or (
+            self._upload(ctx, spec.validation_file) if spec.validation_file else None
+        )
         hyper = {k: v for k, v in spec.hyperparameters.items() if v != "auto"}
-        body: dict[str, Any] = {"model": spec.model, "training_file": training,
-                                "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}}}
-        for key, value in (("validation_file", validation), ("suffix", spec.suffix), ("seed", spec.seed),
-                           ("metadata", spec.metadata)):
+        body: dict[str, Any] = {
+            "model": spec.model,
+            "training_file": training,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
+        }
+        for key, value in (
+            ("validation_file", validation),
+            ("suffix", spec.suffix),
+            ("seed", spec.seed),
+            ("metadata", spec.metadata),
+        ):
             if value is not None:
                 body[key] = value
         job = self._retrying(ctx, "create the fine-tuning job", self.client.fine_tuning.jobs.create, **body)
@@ -164,8 +212,13 @@ class OpenAIProvider(Provider):
 
     def _upload(self, ctx: JobContext, path: str) -> str:
         with open(path, "rb") as handle:
-            uploaded = self._retrying(ctx, "upload the training file", self.client.files.create,
-                                      file=(Path(path).name, handle.read()), purpose="fine-tune")
+            uploaded = self._retrying(
+                ctx,
+                "upload the training file",
+                self.client.files.create,
+                file=(Path(path).name, handle.read()),
+                purpose="fine-tune",
+            )
         ctx.event(f"Uploaded {Path(path).name} to OpenAI as {uploaded.id}.")
         return uploaded.id
 
@@ -176,15 +229,24 @@ class OpenAIProvider(Provider):
         cursor = None
         while True:
             kwargs = {"limit": 100} | ({"after": cursor} if cursor else {})
-            page = self._call("read the job's events", self.client.fine_tuning.jobs.list_events, provider_job_id,
-                              **kwargs)
+            page = self._call(
+                "read the job's events", self.client.fine_tuning.jobs.list_events, provider_job_id, **kwargs
+            )
             hit = False
             for ev in page.data:
                 if ev.id == after_event:
                     hit = True
                     break
-                events.append(RemoteEvent(id=ev.id, created_at=ev.created_at, level=ev.level, message=ev.message,
-                                          type=getattr(ev, "type", None) or "message", data=getattr(ev, "data", None)))
+                events.append(
+                    RemoteEvent(
+                        id=ev.id,
+                        created_at=ev.created_at,
+                        level=ev.level,
+                        message=ev.message,
+                        type=getattr(ev, "type", None) or "message",
+                        data=getattr(ev, "data", None),
+                    )
+                )
             if hit or not page.has_more or not page.data:
                 break
             cursor = page.data[-1].id
@@ -194,12 +256,19 @@ class OpenAIProvider(Provider):
     def list_checkpoints(self, provider_job_id: str) -> list[RemoteCheckpoint]:
         """The job's checkpoints, every page."""
         out = []
-        for cp in self._call("list checkpoints", self.client.fine_tuning.jobs.checkpoints.list, provider_job_id,
-                             limit=100):
+        for cp in self._call(
+            "list checkpoints", self.client.fine_tuning.jobs.checkpoints.list, provider_job_id, limit=100
+        ):
             metrics = cp.metrics.model_dump(exclude_none=True) if cp.metrics is not None else {}
-            out.append(RemoteCheckpoint(id=cp.id, step_number=cp.step_number, metrics=metrics,
-                                        fine_tuned_model_checkpoint=cp.fine_tuned_model_checkpoint,
-                                        created_at=cp.created_at))
+            out.append(
+                RemoteCheckpoint(
+                    id=cp.id,
+                    step_number=cp.step_number,
+                    metrics=metrics,
+                    fine_tuned_model_checkpoint=cp.fine_tuned_model_checkpoint,
+                    created_at=cp.created_at,
+                )
+            )
         return out
 
     def cancel(self, provider_job_id: str) -> None:
@@ -223,8 +292,12 @@ class OpenAIProvider(Provider):
         """Stream a chat completion as app.engine.inference.ChatChunk objects (usage on the last one)."""
         from app.engine.inference import ChatChunk
 
-        kwargs: dict[str, Any] = {"model": str(getattr(model, "name", model)), "messages": messages, "stream": True,
-                                  "stream_options": {"include_usage": True}}
+        kwargs: dict[str, Any] = {
+            "model": str(getattr(model, "name", model)),
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         for key in ("temperature", "top_p", "max_tokens", "stop", "seed"):
             value = getattr(params, key, None)
             if value is not None:
@@ -238,9 +311,11 @@ class OpenAIProvider(Provider):
                 if choice.delta and choice.delta.content:
                     yield ChatChunk(text=choice.delta.content)
             if chunk.usage is not None:
-                usage = {"prompt_tokens": chunk.usage.prompt_tokens,
-                         "completion_tokens": chunk.usage.completion_tokens,
-                         "total_tokens": chunk.usage.total_tokens}
+                usage = {
+                    "prompt_tokens": chunk.usage.prompt_tokens,
+                    "completion_tokens": chunk.usage.completion_tokens,
+                    "total_tokens": chunk.usage.total_tokens,
+                }
                 yield ChatChunk(text="", finish_reason=finish or "stop", usage=usage)
                 return
         yield ChatChunk(text="", finish_reason=finish or "stop")
@@ -254,9 +329,15 @@ def _status(job: Any) -> RemoteStatus:
     elif getattr(job, "hyperparameters", None) is not None:
         hyper = job.hyperparameters.model_dump(exclude_none=True)
     error = job.error.model_dump() if getattr(job, "error", None) is not None else None
-    return RemoteStatus(status=job.status, fine_tuned_model=job.fine_tuned_model, trained_tokens=job.trained_tokens,
-                        error=error if error and error.get("message") else None, hyperparameters=hyper,
-                        result_files=list(job.result_files or []), estimated_finish=job.estimated_finish)
+    return RemoteStatus(
+        status=job.status,
+        fine_tuned_model=job.fine_tuned_model,
+        trained_tokens=job.trained_tokens,
+        error=error if error and error.get("message") else None,
+        hyperparameters=hyper,
+        result_files=list(job.result_files or []),
+        estimated_finish=job.estimated_finish,
+    )
 
 
 def _message(exc: Any) -> str:

@@ -6,8 +6,8 @@ import importlib
 from typing import Any
 
 from app.config import Settings
-from app.providers.base import Provider
 from app.errors import Invalid
+from app.providers.base import Provider
 
 # Module paths, not classes: importing app.providers.openai pulls in the SDK, which the server should not pay
 # for at start.

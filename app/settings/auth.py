@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from app.config import Settings
-from app.tables.db import session_scope
 from app.tables import ApiKey, AppSetting
 from app.tables.common import utcnow
+from app.tables.db import session_scope
 
 PASSWORD_SETTING = "password_hash"
 KEY_CACHE_SECONDS = 5.0

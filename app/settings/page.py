@@ -8,10 +8,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.config import Settings
-from app.tables import ApiKey
+from app.errors import Invalid, NotFound
 from app.settings import store as app_settings
 from app.settings.auth import create_api_key
-from app.errors import Invalid, NotFound
+from app.tables import ApiKey
 
 OPENAI_BASE_URL = app_settings.OPENAI_BASE_URL
 
@@ -34,9 +34,14 @@ def settings_view(session: Session, settings: Settings) -> SettingsView:
     env_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     key, source = (stored, "settings page") if stored else (env_key, "environment" if env_key else "")
     base_url = app_settings.get_value(session, OPENAI_BASE_URL) or settings.openai_base_url or ""
-    return SettingsView(openai_key_masked=app_settings.mask(key), openai_key_source=source, openai_base_url=base_url,
-                        destructive_enabled=app_settings.destructive_actions_enabled(session),
-                        api_keys=list_api_keys(session), env_api_key=settings.api_key is not None)
+    return SettingsView(
+        openai_key_masked=app_settings.mask(key),
+        openai_key_source=source,
+        openai_base_url=base_url,
+        destructive_enabled=app_settings.destructive_actions_enabled(session),
+        api_keys=list_api_keys(session),
+        env_api_key=settings.api_key is not None,
+    )
 
 
 def save_openai(session: Session, api_key: str | None, base_url: str | None, clear_key: bool = False) -> None:

@@ -11,20 +11,32 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.web.security import LoginRequired, check_api_key, is_api_path
 from app.errors import DomainError, Unauthorized
 from app.web.rendering import is_htmx
+from app.web.security import LoginRequired, check_api_key, is_api_path
 
 log = logging.getLogger("tuneboard")
 
-OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
-                      404: "invalid_request_error", 409: "invalid_request_error", 429: "rate_limit_error"}
+OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 def openai_error(status: int, message: str, code: str | None = None, param: str | None = None) -> JSONResponse:
     """An error body exactly as OpenAI's API sends it."""
-    body = {"error": {"message": message, "type": OPENAI_ERROR_TYPES.get(status, "server_error"),
-                      "param": param, "code": code}}
+    body = {
+        "error": {
+            "message": message,
+            "type": OPENAI_ERROR_TYPES.get(status, "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
     return JSONResponse(body, status_code=status)
 
 
@@ -74,15 +86,26 @@ def install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid value')}" if where else first.get("msg", "invalid request")
         status = 400 if request.url.path.startswith("/v1") else 422
-        return error_response(request, status, message, "invalid_request", where or None,
-                              details=[{k: e.get(k) for k in ("loc", "msg", "type")} for e in errors])
+        return error_response(
+            request,
+            status,
+            message,
+            "invalid_request",
+            where or None,
+            details=[{k: e.get(k) for k in ("loc", "msg", "type")} for e in errors],
+        )
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, exc: OSError):
         if exc.errno == errno.ENOSPC:
             log.error("disk full while handling %s %s", request.method, request.url.path)
-            return error_response(request, 507, "The disk is full: nothing was saved. Free some space on the "
-                                  "server (its data directory) and try again.", "disk_full")
+            return error_response(
+                request,
+                507,
+                "The disk is full: nothing was saved. Free some space on the "
+                "server (its data directory) and try again.",
+                "disk_full",
+            )
         raise exc
 
     @app.exception_handler(OperationalError)
@@ -90,8 +113,13 @@ def install_error_handlers(app: FastAPI) -> None:
         text = str(exc.orig if exc.orig is not None else exc).lower()
         if "locked" in text or "busy" in text:
             # The transaction was rolled back whole: the person can simply try again.
-            return error_response(request, 503, "The database is busy (another process holds a write lock); "
-                                  "nothing was changed. Try again in a moment.", "database_busy")
+            return error_response(
+                request,
+                503,
+                "The database is busy (another process holds a write lock); "
+                "nothing was changed. Try again in a moment.",
+                "database_busy",
+            )
         raise exc
 
     @app.exception_handler(StarletteHTTPException)

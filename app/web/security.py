@@ -32,7 +32,6 @@ SECURITY_HEADERS = [
 ]
 
 
-
 def is_api_path(path: str) -> bool:
     """Whether the path belongs to the bearer-key APIs (/api, /v1)."""
     return path.startswith(API_PREFIXES) or path in ("/api", "/v1")
@@ -79,8 +78,13 @@ class SecurityMiddleware:
         except Exception:
             # Answer the 500 here, with the security headers, then let the error propagate to be logged.
             if not started:
-                await tracking_send({"type": "http.response.start", "status": 500,
-                                     "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                await tracking_send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                    }
+                )
                 await tracking_send({"type": "http.response.body", "body": b"Internal Server Error"})
             raise
 
@@ -144,7 +148,8 @@ async def check_csrf(request: Request) -> None:
         supplied = value if isinstance(value, str) else None
     if not expected or not supplied or not hmac.compare_digest(expected, supplied):
         raise Forbidden(
-            "This form has expired or came from another site (CSRF token missing or wrong). Reload the page and try again.",
+            "This form has expired or came from another site (CSRF token missing or wrong). "
+            "Reload the page and try again.",
             code="csrf_failed",
         )
 

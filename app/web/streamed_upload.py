@@ -26,10 +26,15 @@ class StreamedUpload(io.RawIOBase):
         self._chunks = request.stream()
         _, options = parse_options_header(request.headers.get("content-type", ""))
         boundary = options.get(b"boundary")
-        callbacks = {"on_part_begin": self._on_part_begin, "on_header_field": self._on_header_field,
-                     "on_header_value": self._on_header_value, "on_header_end": self._on_header_end,
-                     "on_headers_finished": self._on_headers_finished, "on_part_data": self._on_part_data,
-                     "on_part_end": self._on_part_end}
+        callbacks = {
+            "on_part_begin": self._on_part_begin,
+            "on_header_field": self._on_header_field,
+            "on_header_value": self._on_header_value,
+            "on_header_end": self._on_header_end,
+            "on_headers_finished": self._on_headers_finished,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+        }
         self._parser = MultipartParser(boundary, callbacks) if boundary else None
         self._header_name = self._header_value = self._disposition = b""
         self._in_file = self._file_done = self._body_done = False
@@ -43,8 +48,9 @@ class StreamedUpload(io.RawIOBase):
             await self._feed()
         if self.filename is None:
             # The same answer FastAPI gives for a missing required File() field.
-            raise RequestValidationError([{"type": "missing", "loc": ("body", self.field), "msg": "Field required",
-                                           "input": None}])
+            raise RequestValidationError(
+                [{"type": "missing", "loc": ("body", self.field), "msg": "Field required", "input": None}]
+            )
 
     async def finish(self) -> None:
         """Read what follows the file (closing boundary, later fields), so the client always gets the response."""
@@ -60,8 +66,9 @@ class StreamedUpload(io.RawIOBase):
         try:
             self._parser.write(chunk)
         except FormParserError:
-            raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": "Invalid multipart data.",
-                                           "input": None}]) from None
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("body",), "msg": "Invalid multipart data.", "input": None}]
+            ) from None
 
     async def _next_data(self) -> bytes:
         # A megabyte or so per hand-over: each one costs the two threads a switch.
@@ -69,8 +76,16 @@ class StreamedUpload(io.RawIOBase):
             await self._feed()
         if self._body_done and not self._file_done:
             # Never import a cut-off file as if it were whole.
-            raise RequestValidationError([{"type": "value_error", "loc": ("body", self.field),
-                                           "msg": "The upload ended in the middle of the file.", "input": None}])
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("body", self.field),
+                        "msg": "The upload ended in the middle of the file.",
+                        "input": None,
+                    }
+                ]
+            )
         data = b"".join(self._received)
         self._received.clear()
         self._received_bytes = 0

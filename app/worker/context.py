@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
-from app.providers.base import JobSpec
 from app.jobs import queue as job_queue
 from app.jobs.events import record_checkpoint, record_event
+from app.providers.base import JobSpec
 
 log = logging.getLogger("tuneboard.worker")
 
@@ -22,8 +22,15 @@ log = logging.getLogger("tuneboard.worker")
 class WorkerJobContext:
     """Implements app.providers.base.JobContext for one claimed job, with a heartbeat thread beside it."""
 
-    def __init__(self, settings: Settings, engine: Engine, worker_id: str, spec: JobSpec,
-                 shutdown: threading.Event, last_event_id: str | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        worker_id: str,
+        spec: JobSpec,
+        shutdown: threading.Event,
+        last_event_id: str | None = None,
+    ):
         self.settings = settings
         self.engine = engine
         self.worker_id = worker_id
@@ -103,23 +110,44 @@ class WorkerJobContext:
             self._wake.clear()  # cancel is handled by the provider; keep polling until it confirms
         return self._lost.is_set() or self._shutdown.is_set()
 
-    def event(self, message: str, *, level: str = "info", type: str = "message", data: Any = None,
-              event_id: str | None = None, created_at: int | None = None) -> None:
+    def event(
+        self,
+        message: str,
+        *,
+        level: str = "info",
+        type: str = "message",
+        data: Any = None,
+        event_id: str | None = None,
+        created_at: int | None = None,
+    ) -> None:
         """Record one event (de-duplicated by event_id)."""
         if self.lost:
             return
-        record_event(self.engine, self.spec.job_id, message, level=level, type=type, data=data, event_id=event_id,
-                     created_at=created_at)
+        record_event(
+            self.engine,
+            self.spec.job_id,
+            message,
+            level=level,
+            type=type,
+            data=data,
+            event_id=event_id,
+            created_at=created_at,
+        )
         if event_id:
             self.last_event_id = event_id
 
-    def checkpoint(self, step: int, model_name: str, metrics: dict | None = None, path: str | None = None,
-                   checkpoint_id: str | None = None) -> None:
+    def checkpoint(
+        self,
+        step: int,
+        model_name: str,
+        metrics: dict | None = None,
+        path: str | None = None,
+        checkpoint_id: str | None = None,
+    ) -> None:
         """Record a checkpoint (path stored relative to data_dir when inside it)."""
         if self.lost:
             return
-        record_checkpoint(self.engine, self.spec.job_id, step, model_name, metrics, self.relative(path),
-                          checkpoint_id)
+        record_checkpoint(self.engine, self.spec.job_id, step, model_name, metrics, self.relative(path), checkpoint_id)
 
     def set_provider_job_id(self, provider_job_id: str) -> None:
         """Remember the provider's job id, so that a takeover re-polls instead of starting anew."""

@@ -18,12 +18,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.config import Settings
-from app.tables import Job, JobStatus, Snapshot
-from app.tables.common import new_id
-from app.providers.base import JobOutcome, JobSpec, Provider, ProviderError
-from app.providers.registry import get_provider, provider_names
 from app.jobs import queue as job_queue
 from app.jobs.events import latest_checkpoint, record_event
+from app.providers.base import JobOutcome, JobSpec, Provider, ProviderError
+from app.providers.registry import get_provider, provider_names
+from app.tables import Job, JobStatus, Snapshot
+from app.tables.common import new_id
 from app.worker.context import WorkerJobContext
 
 log = logging.getLogger("tuneboard.worker")
@@ -32,8 +32,16 @@ log = logging.getLogger("tuneboard.worker")
 class Worker:
     """One worker: claims jobs of its providers from the shared database and runs them one at a time."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, providers: list[str] | None = None, gpu: bool = True,
-                 worker_id: str | None = None, provider_options: dict[str, dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        providers: list[str] | None = None,
+        gpu: bool = True,
+        worker_id: str | None = None,
+        provider_options: dict[str, dict[str, Any]] | None = None,
+    ):
         self.settings = settings
         self.engine = engine
         self.providers = providers or provider_names()
@@ -79,8 +87,9 @@ class Worker:
         while not stopped.is_set():
             try:
                 if not registered or not job_queue.touch_worker(self.engine, self.worker_id):
-                    job_queue.register_worker(self.engine, self.worker_id, self.providers, self.gpu,
-                                              socket.gethostname())
+                    job_queue.register_worker(
+                        self.engine, self.worker_id, self.providers, self.gpu, socket.gethostname()
+                    )
                 registered = True
             except Exception:  # a busy or restarting database: try again next round
                 log.exception("could not announce worker %s", self.worker_id)
@@ -92,15 +101,24 @@ class Worker:
 
     def step(self) -> bool:
         """Take over one stale job, or claim one queued job, and run it. Whether there was one."""
-        job_id = job_queue.take_over_stale(self.engine, self.worker_id, self.providers,
-                                           self.settings.heartbeat_timeout_seconds)
+        job_id = job_queue.take_over_stale(
+            self.engine, self.worker_id, self.providers, self.settings.heartbeat_timeout_seconds
+        )
         if job_id is None:
             patient = ()
-            if not self.gpu and "local" in self.providers and job_queue.gpu_worker_serves(
-                    self.engine, "local", self.settings.heartbeat_timeout_seconds):
+            if (
+                not self.gpu
+                and "local" in self.providers
+                and job_queue.gpu_worker_serves(self.engine, "local", self.settings.heartbeat_timeout_seconds)
+            ):
                 patient = ("local",)
-            job_id = job_queue.claim_next(self.engine, self.worker_id, self.providers, patient=patient,
-                                          patience_seconds=self.settings.heartbeat_timeout_seconds)
+            job_id = job_queue.claim_next(
+                self.engine,
+                self.worker_id,
+                self.providers,
+                patient=patient,
+                patience_seconds=self.settings.heartbeat_timeout_seconds,
+            )
         if job_id is None:
             return False
         self.run_job(job_id)
@@ -113,11 +131,20 @@ class Worker:
             spec = self._spec(session, job)
             attempts, provider_name = job.attempts, job.provider
         provider = self.provider(provider_name)
-        if attempts > job_queue.MAX_ATTEMPTS or (attempts > 1 and not spec.provider_job_id
-                                                 and not provider.can_restart):
-            job_queue.finish(self.engine, job_id, self.worker_id, JobStatus.failed.value, error={
-                "code": "interrupted", "param": None,
-                "message": "The job was interrupted (its worker stopped) and could not be resumed. Run it again."})
+        if attempts > job_queue.MAX_ATTEMPTS or (
+            attempts > 1 and not spec.provider_job_id and not provider.can_restart
+        ):
+            job_queue.finish(
+                self.engine,
+                job_id,
+                self.worker_id,
+                JobStatus.failed.value,
+                error={
+                    "code": "interrupted",
+                    "param": None,
+                    "message": "The job was interrupted (its worker stopped) and could not be resumed. Run it again.",
+                },
+            )
             return
         if attempts > 1 or spec.resume_from:
             where = f" from step {spec.resume_from['step']}" if spec.resume_from else ""
@@ -127,18 +154,40 @@ class Worker:
             try:
                 provider.run(ctx)
             except JobOutcome as outcome:
-                job_queue.finish(self.engine, job_id, self.worker_id, outcome.status, error=outcome.error,
-                                 fine_tuned_model=outcome.fine_tuned_model, trained_tokens=outcome.trained_tokens,
-                                 result_files=outcome.result_files, model_path=ctx.relative(outcome.model_path))
+                job_queue.finish(
+                    self.engine,
+                    job_id,
+                    self.worker_id,
+                    outcome.status,
+                    error=outcome.error,
+                    fine_tuned_model=outcome.fine_tuned_model,
+                    trained_tokens=outcome.trained_tokens,
+                    result_files=outcome.result_files,
+                    model_path=ctx.relative(outcome.model_path),
+                )
                 return
             except ProviderError as exc:
-                job_queue.finish(self.engine, job_id, self.worker_id, JobStatus.failed.value,
-                                 error={"code": exc.code, "message": exc.message, "param": exc.param})
+                job_queue.finish(
+                    self.engine,
+                    job_id,
+                    self.worker_id,
+                    JobStatus.failed.value,
+                    error={"code": exc.code, "message": exc.message, "param": exc.param},
+                )
                 return
             except Exception as exc:
                 log.exception("job %s crashed", job_id)
-                job_queue.finish(self.engine, job_id, self.worker_id, JobStatus.failed.value, error={
-                    "code": "internal_error", "param": None, "message": f"Tuneboard failed to run the job: {exc}"})
+                job_queue.finish(
+                    self.engine,
+                    job_id,
+                    self.worker_id,
+                    JobStatus.failed.value,
+                    error={
+                        "code": "internal_error",
+                        "param": None,
+                        "message": f"Tuneboard failed to run the job: {exc}",
+                    },
+                )
                 return
             if ctx.lost:
                 return
@@ -155,9 +204,16 @@ class Worker:
                 resume = {"checkpoint_dir": str(self.settings.data_dir / cp.path), "step": cp.step_number}
         method = job.method or {}
         return JobSpec(
-            job_id=job.id, model=job.model, hyperparameters=dict(job.hyperparameters or {}), suffix=job.suffix,
-            seed=job.seed, metadata=job.metadata_,
+            job_id=job.id,
+            model=job.model,
+            hyperparameters=dict(job.hyperparameters or {}),
+            suffix=job.suffix,
+            seed=job.seed,
+            metadata=job.metadata_,
             train_file=str(self.settings.data_dir / train.path) if train else "",
             validation_file=str(self.settings.data_dir / valid.path) if valid else None,
-            output_dir=str(self.settings.storage_path("jobs", job.id)), provider_job_id=job.provider_job_id,
-            method_type=method.get("type", "supervised"), resume_from=resume)
+            output_dir=str(self.settings.storage_path("jobs", job.id)),
+            provider_job_id=job.provider_job_id,
+            method_type=method.get("type", "supervised"),
+            resume_from=resume,
+        )

@@ -2,7 +2,8 @@
 
 Both live for this package only: starting them costs seconds, and the tests each make their own dataset, so they
 do not step on one another. Not for the whole session: a live sync Playwright keeps an asyncio loop running in
-the main thread, which breaks later tests that run their own loop (asyncio.run, another sync Playwright). Every page a test opens is watched for JS errors and CSP violations.
+the main thread, which breaks later tests that run their own loop (asyncio.run, another sync Playwright).
+Every page a test opens is watched for JS errors and CSP violations.
 """
 
 from __future__ import annotations
@@ -17,8 +18,16 @@ from app.tables.migrate import upgrade
 from tests.conftest import LiveServer, free_port, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 TINY = "tiny-llama"
 TINY_B = "tiny-llama-b"
@@ -41,8 +50,14 @@ def e2e_server(tmp_path_factory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("e2e")
     # Two different random models, so the compare view streams two distinct replies.
     models = {TINY: build_tiny_model(root / TINY), TINY_B: build_tiny_model(root / TINY_B, seed=1)}
-    settings = make_settings(root / "data", embedded_worker=True, local_models=models,
-                             default_base_model=TINY, heartbeat_seconds=0.2, worker_poll_seconds=0.05)
+    settings = make_settings(
+        root / "data",
+        embedded_worker=True,
+        local_models=models,
+        default_base_model=TINY,
+        heartbeat_seconds=0.2,
+        worker_poll_seconds=0.05,
+    )
     upgrade(settings)
     app = create_app(settings)
     with LiveServer(app, free_port()) as server:

@@ -27,7 +27,8 @@ def test_ctrl_enter_in_the_editor_saves_the_example_without_leaving_the_page(pag
 
     page.reload()
     expect(page.locator(".message-row[data-role=assistant] textarea[name=msg_content]")).to_have_value(
-        "Zero, saved from the keyboard.")
+        "Zero, saved from the keyboard."
+    )
     # A second Ctrl+Enter from another field saves again, with the version the first save returned.
     page.locator("#editor-form input[name=note]").fill("checked by hand")
     page.locator("#editor-form input[name=note]").press("Control+Enter")

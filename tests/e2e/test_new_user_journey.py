@@ -22,10 +22,14 @@ EDITED_REPLY = "Ahoy! I be a tuned pirate, and proud of it."
 def flawed_jsonl(directory: Path) -> tuple[Path, int]:
     """The pirate set with two unreadable lines and one example whose assistant reply is empty."""
     good = [line for line in (FIXTURES / "pirate_training_set.jsonl").read_text("utf-8").splitlines() if line]
-    broken = {"messages": [{"role": "system", "content": "You are a helpful pirate assistant."},
-                           {"role": "user", "content": BROKEN_REPLY_QUESTION},
-                           {"role": "assistant", "content": ""}]}
-    lines = good[:4] + ["{this is not json", json.dumps(broken)] + good[4:] + ['["a list, not an object"]']
+    broken = {
+        "messages": [
+            {"role": "system", "content": "You are a helpful pirate assistant."},
+            {"role": "user", "content": BROKEN_REPLY_QUESTION},
+            {"role": "assistant", "content": ""},
+        ]
+    }
+    lines = [*good[:4], "{this is not json", json.dumps(broken), *good[4:], '["a list, not an object"]']
     path = directory / "pirate-with-mistakes.jsonl"
     path.write_text("\n".join(lines) + "\n", "utf-8")
     return path, len(good) + 1
@@ -121,7 +125,8 @@ def test_a_new_user_imports_fixes_checks_tunes_watches_chats_and_saves_an_exampl
     page.wait_for_function(
         """n => { const p = document.querySelector('#loss-chart path[data-series="train_loss"]');
                   return p && (p.getAttribute('d').match(/[ML]/g) || []).length > n; }""",
-        arg=max(points_at_load, 1) + 1)
+        arg=max(points_at_load, 1) + 1,
+    )
     screenshot(page, "06-job-running")
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=180_000)
     assert log.count() > rows_at_load + 2

@@ -15,7 +15,9 @@ from tests.engine.conftest import TINY
 
 def test_tiny_model_is_a_loadable_hf_directory_with_a_chat_template(tiny_model_dir):
     tokenizer = load_tokenizer(tiny_model_dir)
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("<|im_start|>assistant\n")
     assert (tiny_model_dir / "config.json").exists() and (tiny_model_dir / "model.safetensors").exists()
 

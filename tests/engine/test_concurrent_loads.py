@@ -16,11 +16,17 @@ def test_two_cold_models_chatting_at_the_same_moment_both_answer(tmp_path):
         errors: list[str] = []
         barrier = threading.Barrier(2)
 
-        def chat(name: str) -> None:
+        def chat(name: str, barrier: threading.Barrier = barrier, errors: list[str] = errors) -> None:
             barrier.wait()
             try:
-                chunks = list(stream_chat(settings, ModelRef(name=name, base_model=name),
-                                          [{"role": "user", "content": "hi"}], ChatParams(max_tokens=3, temperature=0)))
+                chunks = list(
+                    stream_chat(
+                        settings,
+                        ModelRef(name=name, base_model=name),
+                        [{"role": "user", "content": "hi"}],
+                        ChatParams(max_tokens=3, temperature=0),
+                    )
+                )
                 assert chunks[-1].finish_reason in ("stop", "length")
             except Exception as exc:  # collected: an exception in a thread would not fail the test by itself
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")

@@ -69,7 +69,7 @@ def test_the_streamed_text_equals_decoding_the_whole_reply_at_once(tiny_model_di
 
     tokenizer = load_tokenizer(tiny_model_dir)
     rng = random.Random(7)
-    text = "Héllo wörld, ça va? 日本語 のテキスト 😀 {\"answer\": 1}"
+    text = 'Héllo wörld, ça va? 日本語 のテキスト 😀 {"answer": 1}'
     sequences = [tokenizer(text, add_special_tokens=False)["input_ids"]]
     sequences += [[rng.randrange(len(tokenizer)) for _ in range(rng.randint(1, 30))] for _ in range(200)]
     for ids in sequences:
@@ -109,8 +109,11 @@ def test_two_threads_chatting_at_once_get_the_same_replies_as_one_at_a_time(tiny
 
 
 def test_a_trained_adapter_is_served_merged_and_differs_from_the_base(tiny_settings, tmp_path):
-    spec = make_spec(tiny_settings, tmp_path, hyperparameters={"n_epochs": 3, "batch_size": 2,
-                                                               "learning_rate_multiplier": 10, "lora_rank": 4})
+    spec = make_spec(
+        tiny_settings,
+        tmp_path,
+        hyperparameters={"n_epochs": 3, "batch_size": 2, "learning_rate_multiplier": 10, "lora_rank": 4},
+    )
     assert run_training(spec, lambda line: None) == "succeeded"
     adapter = tmp_path / "out" / "adapter"
     prompt = [{"role": "user", "content": "add 3 and 3"}]

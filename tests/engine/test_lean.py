@@ -33,8 +33,14 @@ def _greedy(lean: LeanLlama, prompt: list[int], n: int) -> tuple[list[int], list
 def test_the_lean_float32_path_makes_the_same_greedy_tokens_as_the_hf_forward(hf_model):
     assert supports(hf_model)
     with torch.inference_mode():
-        expected = hf_model.generate(torch.tensor([PROMPT]), max_new_tokens=N, do_sample=False, min_new_tokens=N,
-                                     eos_token_id=None, pad_token_id=0)[0, len(PROMPT):].tolist()
+        expected = hf_model.generate(
+            torch.tensor([PROMPT]),
+            max_new_tokens=N,
+            do_sample=False,
+            min_new_tokens=N,
+            eos_token_id=None,
+            pad_token_id=0,
+        )[0, len(PROMPT) :].tolist()
         tokens, logits = _greedy(LeanLlama(hf_model, "fp32"), PROMPT, N)
         reference = hf_model(torch.tensor([PROMPT + tokens])).logits[0, len(PROMPT) - 1 :]
     assert tokens == expected

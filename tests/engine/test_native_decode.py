@@ -52,8 +52,14 @@ def test_float32_native_decoding_matches_the_hf_forward(hf_model, kernels):
     lean = LeanLlama(hf_model, "fp32", kernels)
     assert lean.kernels is kernels
     with torch.inference_mode():
-        expected = hf_model.generate(torch.tensor([PROMPT]), max_new_tokens=N, do_sample=False, min_new_tokens=N,
-                                     eos_token_id=None, pad_token_id=0)[0, len(PROMPT):].tolist()
+        expected = hf_model.generate(
+            torch.tensor([PROMPT]),
+            max_new_tokens=N,
+            do_sample=False,
+            min_new_tokens=N,
+            eos_token_id=None,
+            pad_token_id=0,
+        )[0, len(PROMPT) :].tolist()
         tokens = _greedy(lean, PROMPT, N)
         logits = _decode(lean, PROMPT, tokens)
         reference = hf_model(torch.tensor([PROMPT + tokens])).logits[0, len(PROMPT) - 1 :]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import operator
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,10 @@ def test_a_job_reports_openai_style_events_checkpoints_and_a_result(tiny_setting
     assert messages[0].startswith("Validating training file")
     assert "Fine-tuning job started" in messages
     assert any(m.startswith("Step 1/6: training loss=") for m in messages)
-    assert messages[-2:] == [f"New fine-tuned model created: {spec['fine_tuned_model']}", "The job has successfully completed"]
+    assert messages[-2:] == [
+        f"New fine-tuned model created: {spec['fine_tuned_model']}",
+        "The job has successfully completed",
+    ]
     (hyper,) = _kinds(lines, "hyperparameters")
     assert hyper["total_steps"] == 6 and hyper["values"]["batch_size"] == 4
     metrics = [e["data"] for e in lines if e["kind"] == "event" and e["type"] == "metrics"]
@@ -70,8 +75,14 @@ def test_the_same_seed_and_data_give_the_same_losses(tiny_settings, tmp_path):
 
 def test_loss_moves_only_for_weighted_assistant_tokens(tiny_settings, tmp_path):
     records = [
-        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "ignored", "weight": 0},
-                      {"role": "user", "content": "again"}, {"role": "assistant", "content": "learned"}]}
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "ignored", "weight": 0},
+                {"role": "user", "content": "again"},
+                {"role": "assistant", "content": "learned"},
+            ]
+        }
     ] * 4
     status, lines = _train(make_spec(tiny_settings, tmp_path, train_records=records))
     assert status == "succeeded"
@@ -83,14 +94,15 @@ def test_resuming_from_a_checkpoint_continues_where_the_first_run_stopped(tiny_s
     _, full = _train(make_spec(tiny_settings, tmp_path / "full"))
     first_checkpoint = _kinds(full, "checkpoint")[0]
     resumed_spec = make_spec(
-        tiny_settings, tmp_path / "resumed",
+        tiny_settings,
+        tmp_path / "resumed",
         resume_from={"checkpoint_dir": first_checkpoint["path"], "step": first_checkpoint["step"]},
     )
     status, resumed = _train(resumed_spec)
     assert status == "succeeded"
     steps = [e["data"]["step"] for e in resumed if e["kind"] == "event" and e["type"] == "metrics"]
     assert steps[0] == first_checkpoint["step"] + 1
-    assert _losses(resumed) == pytest.approx(_losses(full)[first_checkpoint["step"]:], rel=1e-4)
+    assert _losses(resumed) == pytest.approx(_losses(full)[first_checkpoint["step"] :], rel=1e-4)
 
 
 def test_a_stop_request_cancels_before_any_final_adapter_exists(tiny_settings, tmp_path):
@@ -109,7 +121,10 @@ def test_a_stop_request_cancels_before_any_final_adapter_exists(tiny_settings, t
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        ('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\nnot json\n', "Line 2"),
+        (
+            '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\nnot json\n',
+            "Line 2",
+        ),
         ('{"messages": [{"role": "user", "content": "only a question"}]}\n', "no assistant message"),
         ("", "no examples"),
     ],
@@ -130,11 +145,22 @@ def test_an_unknown_base_model_fails_with_model_not_found(tiny_settings, tmp_pat
 
 
 def test_a_spec_round_trips_through_json(tmp_path):
-    spec = p.TrainSpec(job_id="j", base_model="b", fine_tuned_model="ft:b::j", train_file="/t", output_dir="/o",
-                       data_dir="/d", hyperparameters={"n_epochs": 2})
+    spec = p.TrainSpec(
+        job_id="j",
+        base_model="b",
+        fine_tuned_model="ft:b::j",
+        train_file="/t",
+        output_dir="/o",
+        data_dir="/d",
+        hyperparameters={"n_epochs": 2},
+    )
     again = p.TrainSpec.read(spec.write(tmp_path / "spec.json"))
-    assert again.hyperparameters == {"n_epochs": 2, "batch_size": "auto", "learning_rate_multiplier": "auto",
-                                     "lora_rank": "auto"}
+    assert again.hyperparameters == {
+        "n_epochs": 2,
+        "batch_size": "auto",
+        "learning_rate_multiplier": "auto",
+        "lora_rank": "auto",
+    }
     assert p.parse_line(json.dumps(p.error_line("x", "y"))) == {"kind": "error", "code": "x", "message": "y"}
     assert p.parse_line("Loading weights 50%") is None
 
@@ -158,7 +184,7 @@ def test_right_padded_length_buckets_score_exactly_like_packed_rows(tiny_model_d
         examples.append(Example([rng.randint(3, 300) for _ in range(n)], [False] * (n // 2) + [True] * (n - n // 2)))
     stepper = Stepper(load_lora_model(tiny_model_dir, 4, "cpu", 1), "cpu", None)
     buckets = token_buckets(examples, 100)
-    assert sorted(map(id, sum(buckets, []))) == sorted(map(id, examples))
+    assert sorted(map(id, functools.reduce(operator.iadd, buckets, []))) == sorted(map(id, examples))
     assert all(len(b) * max(len(e.input_ids) for e in b) <= 100 or len(b) == 1 for b in buckets)
     with torch.no_grad():
         packed = [stepper.row_loss(*row) for row in pack(examples, 4096)]

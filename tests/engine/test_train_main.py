@@ -19,13 +19,17 @@ pytestmark = pytest.mark.slow
 def _start(spec_path):
     return subprocess.Popen(
         [sys.executable, "-m", "app.engine.train_main", str(spec_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
 
 
 def test_the_process_prints_protocol_lines_and_exits_zero(tiny_settings, tmp_path):
     spec_path = tmp_path / "spec.json"
-    spec_path.write_text(json.dumps(make_spec(tiny_settings, tmp_path, hyperparameters={"n_epochs": 1, "batch_size": 4})))
+    spec_path.write_text(
+        json.dumps(make_spec(tiny_settings, tmp_path, hyperparameters={"n_epochs": 1, "batch_size": 4}))
+    )
     proc = _start(spec_path)
     out, _ = proc.communicate(timeout=120)
     lines = [p.parse_line(line) for line in out.splitlines()]
@@ -42,8 +46,9 @@ def test_a_missing_spec_file_is_an_error_line_and_exit_one(tmp_path):
 
 
 def test_sigterm_stops_training_within_five_seconds_with_exit_143(tiny_settings, tmp_path):
-    spec = make_spec(tiny_settings, tmp_path, train_records=number_records(40),
-                     hyperparameters={"n_epochs": 25, "batch_size": 1})
+    spec = make_spec(
+        tiny_settings, tmp_path, train_records=number_records(40), hyperparameters={"n_epochs": 25, "batch_size": 1}
+    )
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
     deadline = time.monotonic() + 90

@@ -15,20 +15,39 @@ pytestmark = pytest.mark.slow
 
 ROLES = st.sampled_from(["system", "user", "assistant", "tool", "function", "developer", "", "USER", "robot"])
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
-JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
-CONTENT = (st.text(max_size=200) | SCALARS | JSON_VALUES
-           | st.lists(st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "x"]),
-                                             "text": st.text(max_size=20)}), max_size=3))
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+CONTENT = (
+    st.text(max_size=200)
+    | SCALARS
+    | JSON_VALUES
+    | st.lists(
+        st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "x"]), "text": st.text(max_size=20)}),
+        max_size=3,
+    )
+)
 MESSAGE = st.fixed_dictionaries(
     {"role": ROLES | SCALARS, "content": CONTENT},
-    optional={"weight": SCALARS, "name": SCALARS, "tool_calls": JSON_VALUES, "tool_call_id": SCALARS,
-              "function_call": JSON_VALUES},
+    optional={
+        "weight": SCALARS,
+        "name": SCALARS,
+        "tool_calls": JSON_VALUES,
+        "tool_call_id": SCALARS,
+        "function_call": JSON_VALUES,
+    },
 )
 RECORD = st.fixed_dictionaries(
     {"messages": st.lists(MESSAGE, max_size=6) | JSON_VALUES},
-    optional={"tools": JSON_VALUES, "parallel_tool_calls": SCALARS, "metadata": JSON_VALUES,
-              "prompt": SCALARS, "completion": SCALARS},
+    optional={
+        "tools": JSON_VALUES,
+        "parallel_tool_calls": SCALARS,
+        "metadata": JSON_VALUES,
+        "prompt": SCALARS,
+        "completion": SCALARS,
+    },
 )
 
 
@@ -41,7 +60,7 @@ def deep_nesting(draw) -> bytes:
     nested = opener * depth + "1" + closer * depth
     if draw(st.booleans()):
         return nested.encode()
-    return ('{"messages": [{"role": "user", "content": ' + nested + '}]}').encode()
+    return ('{"messages": [{"role": "user", "content": ' + nested + "}]}").encode()
 
 
 @st.composite
@@ -95,8 +114,9 @@ def fuzz_api(tmp_path_factory):
 
     s = make_settings(tmp_path_factory.mktemp("fuzz") / "data")
     upgrade(s)
-    with TestClient(create_app(s), headers={"Authorization": f"Bearer {API_KEY}"},
-                    raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(s), headers={"Authorization": f"Bearer {API_KEY}"}, raise_server_exceptions=False
+    ) as client:
         yield client
 
 
@@ -124,18 +144,27 @@ def test_every_generated_line_is_imported_or_reported_and_nothing_errors(fuzz_ap
     fuzz_api.delete(f"/api/datasets/{dataset_id}")
 
 
-@pytest.mark.parametrize("depth", [
-    pytest.param(300),
-    pytest.param(100_000),
-])
+@pytest.mark.parametrize(
+    "depth",
+    [
+        pytest.param(300),
+        pytest.param(100_000),
+    ],
+)
 def test_a_deeply_nested_line_is_rejected_or_served_not_a_server_error(fuzz_api, depth):
     dataset_id = fuzz_api.post("/api/datasets", json={"name": "deep"}).json()["id"]
     line = b'{"messages": [{"role": "user", "content": ' + b"[" * depth + b"]" * depth + b"}]}"
-    response = fuzz_api.post(f"/api/datasets/{dataset_id}/import",
-                             files={"file": ("deep.jsonl", line + b"\n" + json.dumps({"messages": []}).encode())})
+    response = fuzz_api.post(
+        f"/api/datasets/{dataset_id}/import",
+        files={"file": ("deep.jsonl", line + b"\n" + json.dumps({"messages": []}).encode())},
+    )
     assert response.status_code == 200, response.text[:300]
     result = response.json()
     assert result["imported"] + len(result["rejected"]) == 2
-    for url in (f"/api/datasets/{dataset_id}/examples", f"/datasets/{dataset_id}",
-                f"/api/datasets/{dataset_id}/report", f"/api/datasets/{dataset_id}/export?only_valid=false"):
+    for url in (
+        f"/api/datasets/{dataset_id}/examples",
+        f"/datasets/{dataset_id}",
+        f"/api/datasets/{dataset_id}/report",
+        f"/api/datasets/{dataset_id}/export?only_valid=false",
+    ):
         assert fuzz_api.get(url).status_code == 200, url

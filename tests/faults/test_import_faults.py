@@ -12,11 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-import app.tables.db
-from app.main import create_app
-from app.tables.migrate import upgrade
-from app.tables import Dataset, Example, UploadedFile
 from app.datasets import importer
+from app.main import create_app
+from app.tables import Dataset, Example, UploadedFile
+from app.tables.migrate import upgrade
 from tests.conftest import API_KEY, make_settings
 
 pytestmark = pytest.mark.slow
@@ -116,11 +115,15 @@ def fill_disk_under(monkeypatch, folder: str) -> None:
     monkeypatch.setattr(pathlib.Path, "open", open_)
 
 
-def test_a_full_disk_during_a_file_upload_gives_a_clear_message_and_no_file_row(api_client, engine, settings,
-                                                                                 monkeypatch):
+def test_a_full_disk_during_a_file_upload_gives_a_clear_message_and_no_file_row(
+    api_client, engine, settings, monkeypatch
+):
     fill_disk_under(monkeypatch, "files")
-    response = api_client.post("/v1/files", data={"purpose": "fine-tune"},
-                               files={"file": ("train.jsonl", (GOOD + "\n").encode() * 20, "application/jsonl")})
+    response = api_client.post(
+        "/v1/files",
+        data={"purpose": "fine-tune"},
+        files={"file": ("train.jsonl", (GOOD + "\n").encode() * 20, "application/jsonl")},
+    )
     monkeypatch.undo()
     with Session(engine) as s:
         assert s.execute(select(func.count()).select_from(UploadedFile)).scalar() == 0
@@ -133,10 +136,14 @@ def test_a_full_disk_during_a_file_upload_gives_a_clear_message_and_no_file_row(
 
 def test_a_full_disk_during_an_import_gives_a_clear_message_and_imports_nothing(api_client, engine, monkeypatch):
     dataset_id = make_dataset(engine)
-    monkeypatch.setattr(importer, "_lines", lambda stream: iter(ExplodingStream(1200, OSError(
-        errno.ENOSPC, "No space left on device")).readline, None))
-    response = api_client.post(f"/api/datasets/{dataset_id}/import",
-                               files={"file": ("a.jsonl", (GOOD + "\n").encode(), "application/jsonl")})
+    monkeypatch.setattr(
+        importer,
+        "_lines",
+        lambda stream: iter(ExplodingStream(1200, OSError(errno.ENOSPC, "No space left on device")).readline, None),
+    )
+    response = api_client.post(
+        f"/api/datasets/{dataset_id}/import", files={"file": ("a.jsonl", (GOOD + "\n").encode(), "application/jsonl")}
+    )
     assert count_examples(engine, dataset_id) == 0
     assert response.status_code in (500, 503, 507)
     assert "space" in response.text.lower()
@@ -171,8 +178,9 @@ def _db_path(settings) -> str:
 
 def test_a_locked_database_gives_a_clear_message_and_the_write_can_be_retried(locked_app):
     settings, application = locked_app
-    with TestClient(application, headers={"Authorization": f"Bearer {API_KEY}"},
-                    raise_server_exceptions=False) as client:
+    with TestClient(
+        application, headers={"Authorization": f"Bearer {API_KEY}"}, raise_server_exceptions=False
+    ) as client:
         with WriteLock(_db_path(settings)):
             refused = client.post("/api/datasets", json={"name": "while locked"})
         names = [d["name"] for d in client.get("/api/datasets").json()]
@@ -187,8 +195,9 @@ def test_a_locked_database_during_an_import_leaves_the_dataset_as_it_was(locked_
     engine = application.state.engine
     dataset_id = make_dataset(engine)
     body = ((GOOD + "\n") * 50).encode()
-    with TestClient(application, headers={"Authorization": f"Bearer {API_KEY}"},
-                    raise_server_exceptions=False) as client:
+    with TestClient(
+        application, headers={"Authorization": f"Bearer {API_KEY}"}, raise_server_exceptions=False
+    ) as client:
         assert client.post(f"/api/datasets/{dataset_id}/import", files={"file": ("a.jsonl", body)}).status_code == 200
         with WriteLock(_db_path(settings)):
             refused = client.post(f"/api/datasets/{dataset_id}/import", files={"file": ("b.jsonl", body)})
@@ -197,8 +206,10 @@ def test_a_locked_database_during_an_import_leaves_the_dataset_as_it_was(locked_
         # The database is intact: integrity check passes and the next import works.
         with sqlite3.connect(_db_path(settings)) as raw:
             assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert client.post(f"/api/datasets/{dataset_id}/import", files={"file": ("c.jsonl", body)}).json()[
-            "imported"] == 50
+        assert (
+            client.post(f"/api/datasets/{dataset_id}/import", files={"file": ("c.jsonl", body)}).json()["imported"]
+            == 50
+        )
     assert count_examples(engine, dataset_id) == 100
 
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from app.tables.db import make_engine
-from app.tables import Job, JobEvent, JobStatus, TunedModel
 from app.jobs.launch import JobRequest, create_job
+from app.tables import Job, JobEvent, JobStatus, TunedModel
+from app.tables.db import make_engine
 from tests.conftest import API_KEY, free_port
 from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import TINY, settings, tiny_model  # noqa: F401
@@ -28,10 +28,17 @@ STALE_AFTER = 3.0  # seconds without a heartbeat before another worker takes the
 
 def _env(settings, tiny_model) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TUNEBOARD_", "OPENAI_"))}
-    env.update(TUNEBOARD_DATA_DIR=str(settings.data_dir), TUNEBOARD_API_KEY=API_KEY,
-               TUNEBOARD_LOCAL_MODELS=json.dumps({TINY: str(tiny_model)}), TUNEBOARD_DEFAULT_BASE_MODEL=TINY,
-               TUNEBOARD_HEARTBEAT_SECONDS="0.3", TUNEBOARD_HEARTBEAT_TIMEOUT_SECONDS=str(STALE_AFTER),
-               TUNEBOARD_WORKER_POLL_SECONDS="0.1", TUNEBOARD_LOG_LEVEL="warning", PYTHONPATH=str(ROOT))
+    env.update(
+        TUNEBOARD_DATA_DIR=str(settings.data_dir),
+        TUNEBOARD_API_KEY=API_KEY,
+        TUNEBOARD_LOCAL_MODELS=json.dumps({TINY: str(tiny_model)}),
+        TUNEBOARD_DEFAULT_BASE_MODEL=TINY,
+        TUNEBOARD_HEARTBEAT_SECONDS="0.3",
+        TUNEBOARD_HEARTBEAT_TIMEOUT_SECONDS=str(STALE_AFTER),
+        TUNEBOARD_WORKER_POLL_SECONDS="0.1",
+        TUNEBOARD_LOG_LEVEL="warning",
+        PYTHONPATH=str(ROOT),
+    )
     return env
 
 
@@ -40,8 +47,11 @@ def _launch(settings) -> str:
     engine = make_engine(settings)
     with Session(engine, expire_on_commit=False) as session:
         dataset = make_dataset(session, n_train=12)
-        job = create_job(session, settings, JobRequest(dataset_id=dataset.id, model=TINY,
-                                                       hyperparameters={"n_epochs": 2, "batch_size": 1}))
+        job = create_job(
+            session,
+            settings,
+            JobRequest(dataset_id=dataset.id, model=TINY, hyperparameters={"n_epochs": 2, "batch_size": 1}),
+        )
     engine.dispose()
     return job.id
 
@@ -53,16 +63,23 @@ def _job(engine, job_id: str) -> Job:
 
 def _steps(engine, job_id: str) -> list[int]:
     with Session(engine) as s:
-        events = s.exec(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
-                        .order_by(JobEvent.seq)).all()
+        events = s.exec(
+            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics").order_by(JobEvent.seq)
+        ).all()
         return [int((e.data or {}).get("step", -1)) for e in events]
 
 
 def _start(args: list[str], settings, tiny_model) -> subprocess.Popen:
     # Output goes to a file in the data dir, for a person reading a failure.
     with (settings.data_dir / f"{args[0]}-{os.urandom(3).hex()}.log").open("wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "app.cli", *args], env=_env(settings, tiny_model), cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            env=_env(settings, tiny_model),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -77,8 +94,11 @@ def _stop(process: subprocess.Popen) -> None:
 
 def _assert_recovered(engine, job_id: str) -> Job:
     """The job ended (never stuck in running), ran one attempt at a time, and says plainly what happened."""
-    job = wait_for(lambda: (j := _job(engine, job_id)).job_status.is_terminal and j, timeout=180,
-                   what="the job to end after the restart")
+    job = wait_for(
+        lambda: (j := _job(engine, job_id)).job_status.is_terminal and j,
+        timeout=180,
+        what="the job to end after the restart",
+    )
     assert job.status in (JobStatus.succeeded.value, JobStatus.failed.value)
     assert job.attempts == 2
     if job.status == JobStatus.failed.value:

@@ -62,7 +62,13 @@ def test_password_never_appears_in_the_login_page(protected):
 
 def test_serving_on_a_network_interface_without_password_refuses_to_start(tmp_path):
     env = {"TUNEBOARD_DATA_DIR": str(tmp_path / "data"), "TUNEBOARD_HOST": "0.0.0.0", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "app.cli", "serve"], env=env, capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "password" in result.stderr.lower()

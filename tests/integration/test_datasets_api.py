@@ -117,9 +117,14 @@ def test_api_needs_the_bearer_key(app):
 
 def test_openapi_page_documents_the_dataset_api(api):
     paths = api.get("/openapi.json").json()["paths"]
-    assert {"/api/datasets", "/api/datasets/{dataset_id}", "/api/datasets/{dataset_id}/import",
-            "/api/datasets/{dataset_id}/examples", "/api/examples/{example_id}",
-            "/api/datasets/{dataset_id}/export"} <= set(paths)
+    assert {
+        "/api/datasets",
+        "/api/datasets/{dataset_id}",
+        "/api/datasets/{dataset_id}/import",
+        "/api/datasets/{dataset_id}/examples",
+        "/api/examples/{example_id}",
+        "/api/datasets/{dataset_id}/export",
+    } <= set(paths)
 
 
 def post_in_chunks(api, url: str, body: bytes, content_type: str, chunk: int) -> tuple[int, dict]:
@@ -127,12 +132,26 @@ def post_in_chunks(api, url: str, body: bytes, content_type: str, chunk: int) ->
     from tests.conftest import API_KEY
 
     path, _, query = url.partition("?")
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-             "client": ("127.0.0.1", 1), "server": ("testserver", 80),
-             "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {API_KEY}".encode()),
-                         (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]}
-    pieces = [body[i:i + chunk] for i in range(0, len(body), chunk)]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {API_KEY}".encode()),
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)]
     sent: list[dict] = []
 
     async def receive():
@@ -153,18 +172,34 @@ def post_in_chunks(api, url: str, body: bytes, content_type: str, chunk: int) ->
 
 def test_import_reads_a_multipart_upload_as_it_arrives_and_counts_lines_across_chunks(api):
     dataset_id = make(api)
-    lines = [json.dumps({"messages": [{"role": "user", "content": f"question {i} " + "x" * 200},
-                                      {"role": "assistant", "content": "ok"}]}) for i in range(6000)]
+    lines = [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": f"question {i} " + "x" * 200},
+                    {"role": "assistant", "content": "ok"},
+                ]
+            }
+        )
+        for i in range(6000)
+    ]
     lines[4320] = "{not json"
     data = ("\r\n".join(lines) + "\r\n").encode()  # over a megabyte: several hand-overs to the importer
     boundary = "b0undary"
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nbefore\r\n'
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nbefore\r\n'
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n'
-            f"Content-Type: application/jsonl\r\n\r\n").encode() + data + (
+            f"Content-Type: application/jsonl\r\n\r\n"
+        ).encode()
+        + data
+        + (
             f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="after"\r\n\r\nlater\r\n--{boundary}--\r\n'
-            ).encode()
-    status, result = post_in_chunks(api, f"/api/datasets/{dataset_id}/import", body,
-                                    f"multipart/form-data; boundary={boundary}", chunk=7777)
+        ).encode()
+    )
+    status, result = post_in_chunks(
+        api, f"/api/datasets/{dataset_id}/import", body, f"multipart/form-data; boundary={boundary}", chunk=7777
+    )
     assert status == 200
     assert result["imported"] == 5999
     assert [(r["line"], r["code"]) for r in result["rejected"]] == [(4321, "invalid_json")]
@@ -175,8 +210,9 @@ def test_import_reads_a_multipart_upload_as_it_arrives_and_counts_lines_across_c
 def test_import_without_a_file_field_is_refused_like_any_missing_field(api):
     dataset_id = make(api)
     wrong_name = api.post(f"/api/datasets/{dataset_id}/import", files={"upload": ("d.jsonl", b"{}\n")})
-    not_multipart = api.post(f"/api/datasets/{dataset_id}/import", content=b"{}\n",
-                             headers={"content-type": "application/jsonl"})
+    not_multipart = api.post(
+        f"/api/datasets/{dataset_id}/import", content=b"{}\n", headers={"content-type": "application/jsonl"}
+    )
     for response in (wrong_name, not_multipart):
         assert response.status_code == 422
         assert response.json()["param"] == "file" and response.json()["details"][0]["loc"] == ["body", "file"]
@@ -190,9 +226,12 @@ def test_import_into_a_missing_dataset_is_404_even_with_a_file(api):
 
 def test_an_upload_that_ends_in_the_middle_of_the_file_imports_nothing(api):
     dataset_id = make(api)
-    body = (b'--cut\r\nContent-Disposition: form-data; name="file"; filename="cut.jsonl"\r\n\r\n'
-            + (json.dumps(CHAT) + "\n").encode() * 50)  # no closing boundary: the rest never came
-    status, result = post_in_chunks(api, f"/api/datasets/{dataset_id}/import", body,
-                                    "multipart/form-data; boundary=cut", chunk=1000)
+    body = (
+        b'--cut\r\nContent-Disposition: form-data; name="file"; filename="cut.jsonl"\r\n\r\n'
+        + (json.dumps(CHAT) + "\n").encode() * 50
+    )  # no closing boundary: the rest never came
+    status, result = post_in_chunks(
+        api, f"/api/datasets/{dataset_id}/import", body, "multipart/form-data; boundary=cut", chunk=1000
+    )
     assert status == 422 and "ended in the middle" in result["detail"]
     assert api.get(f"/api/datasets/{dataset_id}").json()["counts"]["examples"] == 0

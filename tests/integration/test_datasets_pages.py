@@ -19,8 +19,7 @@ def chat(text: str, answer: str = "ok") -> dict:
 
 
 def test_create_from_the_list_page_opens_the_new_dataset(client):
-    response = client.post("/datasets", data={"name": "support", "description": "first try"},
-                           follow_redirects=False)
+    response = client.post("/datasets", data={"name": "support", "description": "first try"}, follow_redirects=False)
     assert response.status_code == 303
     page = client.get(response.headers["location"])
     assert page.status_code == 200 and "support" in page.text and "first try" in page.text
@@ -84,12 +83,18 @@ def test_bulk_actions_delete_set_split_and_copy(client, session):
     dataset = create_dataset(session, "src")
     target = create_dataset(session, "dst")
     ids = [add_example(session, dataset.id, chat(f"q{i}")).id for i in range(4)]
-    body = client.post(f"/datasets/{dataset.id}/bulk", data={"action": "split", "ids": ids[:2],
-                                                             "target_split": "validation"}, headers=HX).text
+    body = client.post(
+        f"/datasets/{dataset.id}/bulk",
+        data={"action": "split", "ids": ids[:2], "target_split": "validation"},
+        headers=HX,
+    ).text
     assert "Set the split of 2 examples to validation" in body
     assert list_examples(session, dataset.id, split="validation").total == 2
-    copied = client.post(f"/datasets/{dataset.id}/bulk", data={"action": "copy", "ids": ids[1:3],
-                                                               "target_dataset": target.id}, headers=HX).text
+    copied = client.post(
+        f"/datasets/{dataset.id}/bulk",
+        data={"action": "copy", "ids": ids[1:3], "target_dataset": target.id},
+        headers=HX,
+    ).text
     assert "Copied 2 examples" in copied
     assert [e.messages[0]["content"] for e in list_examples(session, target.id).items] == ["q1", "q2"]
     client.post(f"/datasets/{dataset.id}/bulk", data={"action": "delete", "ids": ids[:3]}, headers=HX)

@@ -27,8 +27,12 @@ def page(live_server):
         tab = browser.new_page()
         # Script errors and failed requests of our own (the browser's favicon probe is not ours).
         tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-               if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+        tab.on(
+            "response",
+            lambda r: (
+                errors.append(f"{r.status} {r.url}") if r.status >= 400 and not r.url.endswith("/favicon.ico") else None
+            ),
+        )
         tab.errors = errors
         yield tab
         browser.close()
@@ -37,8 +41,11 @@ def page(live_server):
 def test_editor_inserts_a_message_and_saves_with_ctrl_enter(page, live_server, engine):
     with Session(engine) as session:
         dataset = create_dataset(session, "b")
-        example = add_example(session, dataset.id, {"messages": [
-            {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]})
+        example = add_example(
+            session,
+            dataset.id,
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+        )
     page.goto(f"{live_server.url}/examples/{example.id}")
     page.locator(".message-row").nth(1).locator("[data-action=insert]").click()
     assert page.locator("#editor-form .message-row").count() == 3

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from app.datasets.forms import editor_rows, top_level_texts
 from app.datasets.datasets import create_dataset
 from app.datasets.examples import add_example, get_example, list_examples, record_from_form
+from app.datasets.forms import editor_rows, top_level_texts
 from app.errors import Invalid
 from tests.conftest import FIXTURES
 
@@ -21,26 +21,42 @@ def form_of(record: dict) -> dict:
     rows = editor_rows(record)
     texts = top_level_texts(record)
     return {
-        "msg_role": [r["role"] for r in rows], "msg_content": [r["content"] for r in rows],
-        "msg_kind": [r["kind"] for r in rows], "msg_weight": [r["weight"] for r in rows],
-        "msg_tool_calls": [r["tool_calls"] for r in rows], "msg_more": [r["more"] for r in rows],
-        "tools": texts["tools"], "extra": texts["extra"],
+        "msg_role": [r["role"] for r in rows],
+        "msg_content": [r["content"] for r in rows],
+        "msg_kind": [r["kind"] for r in rows],
+        "msg_weight": [r["weight"] for r in rows],
+        "msg_tool_calls": [r["tool_calls"] for r in rows],
+        "msg_more": [r["more"] for r in rows],
+        "tools": texts["tools"],
+        "extra": texts["extra"],
     }
 
 
 def all_fixture_records():
-    for name in ("toy_chat_fine_tuning.jsonl", "weighted_multiturn_marv.jsonl",
-                 "daneel_shop_tools_validation_set.jsonl"):
+    for name in (
+        "toy_chat_fine_tuning.jsonl",
+        "weighted_multiturn_marv.jsonl",
+        "daneel_shop_tools_validation_set.jsonl",
+    ):
         for text in (FIXTURES / name).read_text(encoding="utf-8").splitlines():
             yield json.loads(text)
 
 
 def test_editor_form_round_trips_every_real_example_unchanged():
-    odd = {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}], "name": "bob"},
-                        {"role": "assistant", "content": None, "weight": 0.5,
-                         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-                        {"role": "tool", "tool_call_id": "c1"}],
-           "tools": None, "parallel_tool_calls": False}
+    odd = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi"}], "name": "bob"},
+            {
+                "role": "assistant",
+                "content": None,
+                "weight": 0.5,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            {"role": "tool", "tool_call_id": "c1"},
+        ],
+        "tools": None,
+        "parallel_tool_calls": False,
+    }
     for record in [*all_fixture_records(), odd]:
         assert record_from_form(form_of(record)) == record
 
@@ -62,8 +78,11 @@ def test_broken_json_box_names_the_message_and_the_field():
 def example(session):
     dataset = create_dataset(session, "ed")
     record = next(r for r in all_fixture_records() if any("tool_calls" in m for m in r["messages"]))
-    return add_example(session, dataset.id, {**record, "messages": [
-        {"role": "system", "content": "\nstarts with a newline"}, *record["messages"][1:]]})
+    return add_example(
+        session,
+        dataset.id,
+        {**record, "messages": [{"role": "system", "content": "\nstarts with a newline"}, *record["messages"][1:]]},
+    )
 
 
 def test_editor_page_shows_one_row_per_message_with_its_controls(client, example):
@@ -73,14 +92,15 @@ def test_editor_page_shows_one_row_per_message_with_its_controls(client, example
     assert 'name="msg_tool_calls"' in html and 'name="tools"' in html
     assert f'name="version" value="{example.version}"' in html
     assert "<textarea" in html and "\n\nstarts with a newline</textarea>" in html
-    assert '/static/editor.js' in html and "<script>" not in html
+    assert "/static/editor.js" in html and "<script>" not in html
 
 
 def test_saving_from_the_editor_bumps_the_version(client, session, example):
     form = form_of(example.to_record())
     form["msg_content"][1] = "changed question"
-    response = client.post(f"/examples/{example.id}", data={**form, "version": "1", "split": "train",
-                                                             "note": "checked"}, headers=HX)
+    response = client.post(
+        f"/examples/{example.id}", data={**form, "version": "1", "split": "train", "note": "checked"}, headers=HX
+    )
     assert response.status_code == 200 and "Saved (version 2)" in response.text
     session.expire_all()
     saved = get_example(session, example.id)

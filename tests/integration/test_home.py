@@ -6,9 +6,9 @@ import json
 
 from sqlmodel import select
 
-from app.tables import Dataset, Example, Job
-from app.home.summary import SAMPLE_FILE
 from app.datasets.validation import check_record
+from app.home.summary import SAMPLE_FILE
+from app.tables import Dataset, Example, Job
 
 
 def test_sample_dataset_has_at_least_twelve_valid_examples_in_one_voice():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from app.tables import Example
 from app.jobs.model_catalog import resolve_model
+from app.tables import Example
 from app.worker.loop import Worker
 from tests.conftest import API_KEY
 from tests.support.builders import make_dataset
@@ -20,7 +20,8 @@ def run_queue(settings, engine) -> None:
 
 
 def test_a_job_launched_through_the_api_runs_and_its_model_can_be_listed_resolved_and_deleted(
-        api: TestClient, session, settings, engine):
+    api: TestClient, session, settings, engine
+):
     dataset = make_dataset(session, n_train=12, n_validation=2)
     created = api.post("/api/jobs", json={"dataset_id": dataset.id, "suffix": "api", "metadata": {"k": "v"}})
     assert created.status_code == 201, created.text
@@ -60,8 +61,11 @@ def test_a_trainer_failure_ends_the_job_as_failed_with_the_trainers_words(api: T
     run_queue(settings, engine)
     failed = api.get(f"/api/jobs/{job['id']}").json()
     assert failed["status"] == "failed"
-    assert failed["error"] == {"code": "invalid_training_data", "message": "The fake trainer was told to fail.",
-                               "param": None}
+    assert failed["error"] == {
+        "code": "invalid_training_data",
+        "message": "The fake trainer was told to fail.",
+        "param": None,
+    }
 
 
 def test_api_refusals_are_plain_json_with_codes(api: TestClient, session):

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
+from app.settings.store import DESTRUCTIVE_ACTIONS, set_value
 from app.tables import Checkpoint, Dataset, Job, JobEvent, JobStatus, TunedModel
 from app.tables.common import utcnow
-from app.settings.store import DESTRUCTIVE_ACTIONS, set_value
 
 
 def make_job(session: Session, status=JobStatus.running, **fields) -> Job:
@@ -23,9 +23,20 @@ def make_job(session: Session, status=JobStatus.running, **fields) -> Job:
 
 def add_metrics(session: Session, job_id: str, steps: int, total: int) -> None:
     for step in range(1, steps + 1):
-        session.add(JobEvent(job_id=job_id, type="metrics", message=f"Step {step}/{total}",
-                             data={"step": step, "total_steps": total, "train_loss": 3.0 / step,
-                                   "valid_loss": 3.2 / step, "train_mean_token_accuracy": 0.1 * step}))
+        session.add(
+            JobEvent(
+                job_id=job_id,
+                type="metrics",
+                message=f"Step {step}/{total}",
+                data={
+                    "step": step,
+                    "total_steps": total,
+                    "train_loss": 3.0 / step,
+                    "valid_loss": 3.2 / step,
+                    "train_mean_token_accuracy": 0.1 * step,
+                },
+            )
+        )
     session.commit()
 
 
@@ -55,8 +66,14 @@ def test_job_page_embeds_the_metrics_series_for_the_chart(client, session):
 
 
 def test_finished_job_page_does_not_stream_and_compares_estimate_with_actual(client, session):
-    job = make_job(session, status=JobStatus.succeeded, finished_at=utcnow(), trained_tokens=1234,
-                   estimate={"charged_tokens": 1200, "training_seconds_cpu": 80.0, "cost_usd": None}, fine_tuned_model="ft:tiny-llama:demo:x")
+    job = make_job(
+        session,
+        status=JobStatus.succeeded,
+        finished_at=utcnow(),
+        trained_tokens=1234,
+        estimate={"charged_tokens": 1200, "training_seconds_cpu": 80.0, "cost_usd": None},
+        fine_tuned_model="ft:tiny-llama:demo:x",
+    )
     html = client.get(f"/jobs/{job.id}").text
     assert "sse-connect" not in html
     assert "Estimate vs actual" in html and "1,200" in html and "1,234" in html
@@ -66,8 +83,14 @@ def test_finished_job_page_does_not_stream_and_compares_estimate_with_actual(cli
 
 def test_checkpoints_offer_chat_with_the_checkpoint_in_the_playground(client, session):
     job = make_job(session)
-    session.add(Checkpoint(job_id=job.id, step_number=10, fine_tuned_model_checkpoint="ft:tiny:demo:ckpt-step-10",
-                           metrics={"train_loss": 0.5}))
+    session.add(
+        Checkpoint(
+            job_id=job.id,
+            step_number=10,
+            fine_tuned_model_checkpoint="ft:tiny:demo:ckpt-step-10",
+            metrics={"train_loss": 0.5},
+        )
+    )
     session.commit()
     html = client.get(f"/jobs/{job.id}").text
     assert "/playground?model=ft%3Atiny%3Ademo%3Ackpt-step-10" in html
@@ -141,7 +164,9 @@ def test_the_event_log_shows_each_training_step_once(client, session):
     data = {"step": 1, "total_steps": 2, "train_loss": 1.5}
     session.add(JobEvent(job_id=job.id, message="Step 1/2: training loss=1.5000"))
     session.add(JobEvent(job_id=job.id, type="metrics", message="Step 1/2", data=data))
-    session.add(JobEvent(job_id=job.id, type="metrics", message="Step 2/2: training loss=1.2", data={**data, "step": 2}))
+    session.add(
+        JobEvent(job_id=job.id, type="metrics", message="Step 2/2: training loss=1.2", data={**data, "step": 2})
+    )
     session.commit()
     html = client.get(f"/jobs/{job.id}").text
     assert html.count("Step 1/2") == 1  # the bare metrics mirror of a logged step is left to the chart

@@ -6,9 +6,9 @@ import pytest
 from sqlmodel import select
 
 from app.engine.testing import build_tiny_model
-from app.tables.migrate import upgrade
-from app.tables import Job
 from app.home.summary import import_sample
+from app.tables import Job
+from app.tables.migrate import upgrade
 from tests.conftest import make_settings
 
 
@@ -35,17 +35,22 @@ def test_form_preselects_the_dataset_and_shows_the_estimate(client, session):
 
 def test_estimate_fragment_refreshes_for_the_chosen_provider_and_asks_to_confirm_paid_ones(client, session):
     ds = import_sample(session)
-    fragment = client.post("/jobs/new/estimate", data={"dataset_id": ds.id, "provider": "openai",
-                                                       "model": "gpt-4o-mini-2024-07-18"},
-                           headers={"HX-Request": "true"}).text
+    fragment = client.post(
+        "/jobs/new/estimate",
+        data={"dataset_id": ds.id, "provider": "openai", "model": "gpt-4o-mini-2024-07-18"},
+        headers={"HX-Request": "true"},
+    ).text
     assert fragment.startswith('<div id="job-estimate"')
     assert "cost usd" in fragment and 'name="confirm_paid"' in fragment
 
 
 def test_paid_launch_without_confirmation_is_refused_and_creates_nothing(client, session):
     ds = import_sample(session)
-    response = client.post("/jobs", data={"dataset_id": ds.id, "provider": "openai",
-                                          "model": "gpt-4o-mini-2024-07-18"}, headers={"HX-Request": "true"})
+    response = client.post(
+        "/jobs",
+        data={"dataset_id": ds.id, "provider": "openai", "model": "gpt-4o-mini-2024-07-18"},
+        headers={"HX-Request": "true"},
+    )
     assert response.status_code == 400 and "confirmation box" in response.text
     assert session.exec(select(Job)).first() is None
 
@@ -58,9 +63,20 @@ def test_bad_hyperparameter_names_the_field(client, session):
 
 def test_local_launch_creates_the_job_and_opens_its_page(client, session):
     ds = import_sample(session)
-    response = client.post("/jobs", data={"dataset_id": ds.id, "provider": "local", "model": "",
-                                          "n_epochs": "2", "suffix": "pirate", "seed": "7",
-                                          "validation": "split", "accept_warnings": "on"}, follow_redirects=False)
+    response = client.post(
+        "/jobs",
+        data={
+            "dataset_id": ds.id,
+            "provider": "local",
+            "model": "",
+            "n_epochs": "2",
+            "suffix": "pirate",
+            "seed": "7",
+            "validation": "split",
+            "accept_warnings": "on",
+        },
+        follow_redirects=False,
+    )
     assert response.status_code == 303, response.text
     job = session.exec(select(Job)).one()
     assert response.headers["location"] == f"/jobs/{job.id}"

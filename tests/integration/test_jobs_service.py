@@ -8,11 +8,11 @@ import json
 import pytest
 from sqlmodel import select
 
-from app.tables import Example, Job, JobStatus, Snapshot
-from app.jobs import jobs
-from app.errors import Invalid, NotFound
-from app.jobs.queue import claim_next
 from app.datasets.snapshots import snapshot_path
+from app.errors import Invalid, NotFound
+from app.jobs import jobs
+from app.jobs.queue import claim_next
+from app.tables import Example, Job, JobStatus, Snapshot
 from tests.support.builders import chat, make_dataset
 from tests.support.jobs_fixtures import settings, tiny_model  # noqa: F401
 
@@ -25,8 +25,12 @@ def test_launch_writes_an_immutable_snapshot_of_the_valid_examples(session, sett
     dataset = make_dataset(session, n_train=12, n_validation=3)
     job = launch(session, settings, dataset, hyperparameters={"n_epochs": 2}, suffix="math", seed=7)
     assert job.status == JobStatus.queued
-    assert job.hyperparameters == {"n_epochs": 2, "batch_size": "auto", "learning_rate_multiplier": "auto",
-                                   "lora_rank": "auto"}
+    assert job.hyperparameters == {
+        "n_epochs": 2,
+        "batch_size": "auto",
+        "learning_rate_multiplier": "auto",
+        "lora_rank": "auto",
+    }
     train = session.get(Snapshot, job.training_snapshot_id)
     data = snapshot_path(settings, train).read_bytes()
     assert train.n_examples == 12 and train.sha256 == hashlib.sha256(data).hexdigest()

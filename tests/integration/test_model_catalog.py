@@ -1,7 +1,7 @@
 """The model catalog offers OpenAI's base chat models only when an OpenAI key is configured."""
 
-from app.settings import store as app_settings
 from app.jobs.model_catalog import list_models, resolve_model
+from app.settings import store as app_settings
 
 
 def test_openai_base_models_are_hidden_without_a_key(session, settings):

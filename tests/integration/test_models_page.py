@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from app.tables import Dataset, Job, Snapshot, TunedModel
 from app.settings.store import DESTRUCTIVE_ACTIONS, set_value
+from app.tables import Dataset, Job, Snapshot, TunedModel
 
 MODEL_ID = "ft:tiny-llama:demo:ftjob-abc"
 
@@ -17,8 +17,13 @@ def seed(session: Session) -> TunedModel:
     snap = Snapshot(dataset_id=ds.id, path="snapshots/x.jsonl", sha256="ab" * 32, n_examples=15)
     session.add(snap)
     session.commit()
-    job = Job(model="tiny-llama", status="succeeded", dataset_id=ds.id, training_snapshot_id=snap.id,
-              fine_tuned_model=MODEL_ID)
+    job = Job(
+        model="tiny-llama",
+        status="succeeded",
+        dataset_id=ds.id,
+        training_snapshot_id=snap.id,
+        fine_tuned_model=MODEL_ID,
+    )
     session.add(job)
     session.commit()
     model = TunedModel(id=MODEL_ID, job_id=job.id, base_model="tiny-llama")

@@ -7,10 +7,10 @@ import threading
 import pytest
 from sqlmodel import Session, select
 
-from app.tables import Checkpoint, Job, JobEvent, JobStatus, TunedModel
-from app.providers.registry import get_provider
 from app.jobs import jobs
 from app.jobs.queue import claim_next
+from app.providers.registry import get_provider
+from app.tables import Checkpoint, Job, JobEvent, JobStatus, TunedModel
 from app.worker.loop import Worker
 from tests.conftest import LiveServer, free_port
 from tests.support.builders import make_dataset
@@ -38,8 +38,13 @@ def fake(fake_server):
 
 
 def options(fake, **extra):
-    return {"api_key": KEY, "base_url": fake.url + "/v1", "poll_seconds": 0.01, "retry_seconds": 0.01,
-            "max_retries": 2} | extra
+    return {
+        "api_key": KEY,
+        "base_url": fake.url + "/v1",
+        "poll_seconds": 0.01,
+        "retry_seconds": 0.01,
+        "max_retries": 2,
+    } | extra
 
 
 def run_one(settings, engine, fake, **extra) -> Job:
@@ -51,8 +56,9 @@ def run_one(settings, engine, fake, **extra) -> Job:
 
 def launch(session, settings, **kw) -> Job:
     dataset = make_dataset(session)
-    return jobs.create_job(session, settings, jobs.JobRequest(dataset_id=dataset.id, provider="openai", model=MODEL,
-                                                              **kw))
+    return jobs.create_job(
+        session, settings, jobs.JobRequest(dataset_id=dataset.id, provider="openai", model=MODEL, **kw)
+    )
 
 
 def events_of(engine, job_id):
@@ -125,13 +131,17 @@ def test_a_model_openai_cannot_fine_tune_is_named(session, settings, engine, fak
 def test_cancel_is_passed_to_openai_and_reflected_when_it_confirms(session, settings, engine, fake):
     job_id = launch(session, settings).id
     fake.state.hold_running = True
-    worker = Worker(settings, engine, providers=["openai"],
-                    provider_options={"openai": options(fake, poll_seconds=0.05)})
+    worker = Worker(
+        settings, engine, providers=["openai"], provider_options={"openai": options(fake, poll_seconds=0.05)}
+    )
     thread = threading.Thread(target=worker.step)
     thread.start()
     try:
-        wait_for(lambda: fake.state.jobs and next(iter(fake.state.jobs.values()))["status"] == "running", 10,
-                 "the job to run at OpenAI")
+        wait_for(
+            lambda: fake.state.jobs and next(iter(fake.state.jobs.values()))["status"] == "running",
+            10,
+            "the job to run at OpenAI",
+        )
         with Session(engine, expire_on_commit=False) as s:
             jobs.cancel_job(s, job_id)
         thread.join(timeout=10)
@@ -175,5 +185,6 @@ def test_a_file_openai_rejects_fails_the_job_with_openais_own_message(session, s
     jobs.create_job(session, settings, jobs.JobRequest(training_snapshot=snap.id, provider="openai", model=MODEL))
     job = run_one(settings, engine, fake)
     assert job.status == JobStatus.failed and job.error["code"] == "invalid_file"
-    assert job.error["message"] == ("OpenAI rejected the training file: Training file has 3 example(s), "
-                                    "but must have at least 10 examples")
+    assert job.error["message"] == (
+        "OpenAI rejected the training file: Training file has 3 example(s), but must have at least 10 examples"
+    )

@@ -9,8 +9,8 @@ from sqlmodel import Session, select
 
 from app.engine.testing import build_tiny_model
 from app.main import create_app
-from app.tables.migrate import upgrade
 from app.tables import Conversation, Dataset, Example
+from app.tables.migrate import upgrade
 from tests.conftest import browser_client, make_settings
 
 
@@ -44,8 +44,12 @@ def sse_events(text: str) -> list[tuple[str, dict]]:
 
 
 def chat_body(model="tiny-llama", text="Hello there", **params):
-    return {"model": model, "column": 0, "params": {"temperature": 0, "max_tokens": 6, **params},
-            "messages": [{"role": "user", "content": text}]}
+    return {
+        "model": model,
+        "column": 0,
+        "params": {"temperature": 0, "max_tokens": 6, **params},
+        "messages": [{"role": "user", "content": text}],
+    }
 
 
 def test_playground_lists_local_models_and_preselects_the_one_in_the_url(pg):
@@ -74,17 +78,23 @@ def test_unknown_model_and_empty_turn_come_back_as_clear_error_events(pg):
     body = chat_body()
     body["messages"] = []
     events = sse_events(client.post("/playground/chat", json=body).text)
-    assert events == [("error", {"message": "Write a message first: the conversation must end with your turn.",
-                                 "code": "invalid_request"})]
+    assert events == [
+        (
+            "error",
+            {"message": "Write a message first: the conversation must end with your turn.", "code": "invalid_request"},
+        )
+    ]
     events = sse_events(client.post("/playground/chat", json=chat_body(temperature=5)).text)
     assert "temperature must be between" in events[0][1]["message"]
 
 
 def test_conversation_persists_so_a_reload_with_its_id_shows_it_escaped(pg):
     client, app = pg
-    state = {"models": ["tiny-llama"], "params": {"system": "Be brief", "temperature": 0.5},
-             "messages": [{"role": "user", "content": "<b>hi</b>"},
-                          {"role": "assistant", "content": "hello", "column": 0}]}
+    state = {
+        "models": ["tiny-llama"],
+        "params": {"system": "Be brief", "temperature": 0.5},
+        "messages": [{"role": "user", "content": "<b>hi</b>"}, {"role": "assistant", "content": "hello", "column": 0}],
+    }
     conv_id = client.post("/playground/conversations", json=state).json()["id"]
     state["messages"].append({"role": "user", "content": "and again"})
     assert client.put(f"/playground/conversations/{conv_id}", json=state).json() == {"id": conv_id}
@@ -109,12 +119,15 @@ def test_compare_view_shows_a_column_per_model(pg):
 
 
 def test_compare_columns_each_see_only_their_own_replies(pg):
-    client, _ = pg
+    _client, _ = pg
     body = chat_body()
     body["column"] = 1
-    body["messages"] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "from col 0", "column": 0},
-                        {"role": "assistant", "content": "from col 1", "column": 1},
-                        {"role": "user", "content": "again"}]
+    body["messages"] = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "from col 0", "column": 0},
+        {"role": "assistant", "content": "from col 1", "column": 1},
+        {"role": "user", "content": "again"},
+    ]
     from app.playground.playground import parse_chat_request
 
     request = parse_chat_request(body)
@@ -128,11 +141,22 @@ def test_conversation_is_saved_as_a_training_example_with_the_edited_reply_and_i
         s.add(ds)
         s.commit()
         ds_id = ds.id
-    messages = [{"role": "user", "content": "Capital of France?"},
-                {"role": "assistant", "content": "Lyon", "column": 0}]
-    html = client.post("/playground/save-example", data={
-        "dataset_id": ds_id, "split": "train", "messages": json.dumps(messages), "reply": "Paris.",
-        "system": "", "column": 0}, headers={"HX-Request": "true"}).text
+    messages = [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Lyon", "column": 0},
+    ]
+    html = client.post(
+        "/playground/save-example",
+        data={
+            "dataset_id": ds_id,
+            "split": "train",
+            "messages": json.dumps(messages),
+            "reply": "Paris.",
+            "system": "",
+            "column": 0,
+        },
+        headers={"HX-Request": "true"},
+    ).text
     with Session(app.state.engine) as s:
         example = s.exec(select(Example).where(Example.dataset_id == ds_id)).one()
     assert example.messages[-1] == {"role": "assistant", "content": "Paris."}
@@ -147,8 +171,11 @@ def test_saving_before_any_reply_is_refused_with_a_message(pg):
         s.add(ds)
         s.commit()
         ds_id = ds.id
-    response = client.post("/playground/save-example", headers={"HX-Request": "true"}, data={
-        "dataset_id": ds_id, "messages": json.dumps([{"role": "user", "content": "hi"}])})
+    response = client.post(
+        "/playground/save-example",
+        headers={"HX-Request": "true"},
+        data={"dataset_id": ds_id, "messages": json.dumps([{"role": "user", "content": "hi"}])},
+    )
     assert response.status_code == 400 and "chat first" in response.text
 
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import Session, select
 
-from app.tables import Dataset, Example
 from app.datasets.validation import apply_check
 from app.datasets.validation.launch import launch_check
 from app.datasets.validation.report import build_report, example_ids_with_problem
+from app.tables import Dataset, Example
 from tests.conftest import FIXTURES, SHARED
 
 
@@ -24,8 +24,13 @@ def shared(name: str) -> bytes:
 
 def chat(i: int, system: str = "Answer briefly.") -> dict:
     """A valid example, different for each i."""
-    return {"messages": [{"role": "system", "content": system}, {"role": "user", "content": f"What is {i} + {i}?"},
-                         {"role": "assistant", "content": str(i + i)}]}
+    return {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"What is {i} + {i}?"},
+            {"role": "assistant", "content": str(i + i)},
+        ]
+    }
 
 
 def add_dataset(session: Session, records, name: str = "set", splits=None) -> int:
@@ -34,8 +39,13 @@ def add_dataset(session: Session, records, name: str = "set", splits=None) -> in
     session.add(dataset)
     session.commit()
     for position, record in enumerate(records):
-        example = Example(dataset_id=dataset.id, position=position, messages=record["messages"],
-                          tools=record.get("tools"), split=(splits or {}).get(position))
+        example = Example(
+            dataset_id=dataset.id,
+            position=position,
+            messages=record["messages"],
+            tools=record.get("tools"),
+            split=(splits or {}).get(position),
+        )
         apply_check(example)
         session.add(example)
     session.commit()
@@ -64,7 +74,16 @@ def test_toy_dataset_report_for_gpt35_reproduces_the_cookbook_table(api, toy):
     assert body["errors"] == {}
     assert (body["n_examples"], body["n_valid"]) == (5, 5)
     assert body["warnings"]["missing_system_message"] == 1 and body["warnings"]["missing_user_message"] == 1
-    assert set(body) >= {"n_examples", "n_valid", "errors", "warnings", "tokens", "assistant_tokens", "messages", "estimate"}
+    assert set(body) >= {
+        "n_examples",
+        "n_valid",
+        "errors",
+        "warnings",
+        "tokens",
+        "assistant_tokens",
+        "messages",
+        "estimate",
+    }
     assert set(body["messages"]) == {"total", "min", "max", "mean", "median", "p5", "p95"}
 
 
@@ -225,7 +244,7 @@ def test_an_unchanged_dataset_is_reported_from_memory_and_a_change_is_seen(sessi
     dataset_id = add_dataset(session, [chat(i) for i in range(10)])
     first = build_report(session, dataset_id)
     assert build_report(session, dataset_id) is first
-    session.add(Example(dataset_id=dataset_id, position=10, **{"messages": chat(99)["messages"]}))
+    session.add(Example(dataset_id=dataset_id, position=10, messages=chat(99)["messages"]))
     session.commit()
     assert build_report(session, dataset_id).n_examples == 11
 
@@ -243,8 +262,12 @@ def test_a_local_model_not_yet_prepared_gets_approximate_counts_and_a_training_t
 def test_offenders_of_a_stored_code_are_found_for_the_example_list_filter(session):
     from app.datasets.validation.report import stored_problem_clause
 
-    no_system = {"messages": [{"role": "user", "content": 'Say "code": "missing_content" please'},
-                              {"role": "assistant", "content": "ok"}]}
+    no_system = {
+        "messages": [
+            {"role": "user", "content": 'Say "code": "missing_content" please'},
+            {"role": "assistant", "content": "ok"},
+        ]
+    }
     dataset_id = add_dataset(session, [chat(1), no_system, chat(2)])
     ids = example_ids_with_problem(session, dataset_id, "missing_system_message")
     assert len(ids) == 1 and session.get(Example, ids[0]).messages == no_system["messages"]

@@ -9,8 +9,9 @@ from app.settings import store as app_settings
 
 def test_openai_key_is_stored_and_shown_back_only_as_its_last_four_characters(client, session):
     secret = "sk-test-abcdefghijklmnop-WXYZ"
-    response = client.post("/settings/openai", data={"openai_api_key": secret,
-                                                     "openai_base_url": "http://127.0.0.1:9/v1"})
+    response = client.post(
+        "/settings/openai", data={"openai_api_key": secret, "openai_base_url": "http://127.0.0.1:9/v1"}
+    )
     assert response.status_code == 200  # followed the redirect back to the page
     assert app_settings.get_value(session, app_settings.OPENAI_API_KEY) == secret
     html = response.text

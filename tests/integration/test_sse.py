@@ -118,8 +118,7 @@ def test_event_text_is_escaped_in_the_log_fragment(live_server, engine):
 def test_reconnect_with_last_event_id_resumes_after_that_event(live_server, engine):
     job_id = make_job(engine)
     seqs = [add_event(engine, job_id, f"event {i}") for i in range(5)]
-    reader = StreamReader(f"{live_server.url}/jobs/{job_id}/events/stream",
-                          headers={"Last-Event-ID": str(seqs[2])})
+    reader = StreamReader(f"{live_server.url}/jobs/{job_id}/events/stream", headers={"Last-Event-ID": str(seqs[2])})
     first = reader.next("log")
     second = reader.next("log")
     assert [first["id"], second["id"]] == [str(seqs[3]), str(seqs[4])]
@@ -130,8 +129,9 @@ def test_reconnect_with_last_event_id_resumes_after_that_event(live_server, engi
 def test_last_event_id_wins_over_the_pages_after_parameter(live_server, engine):
     job_id = make_job(engine)
     seqs = [add_event(engine, job_id, f"event {i}") for i in range(3)]
-    reader = StreamReader(f"{live_server.url}/jobs/{job_id}/events/stream?after={seqs[0]}",
-                          headers={"Last-Event-ID": str(seqs[1])})
+    reader = StreamReader(
+        f"{live_server.url}/jobs/{job_id}/events/stream?after={seqs[0]}", headers={"Last-Event-ID": str(seqs[1])}
+    )
     assert reader.next("log")["id"] == str(seqs[2])
     reader.close()
 
@@ -139,8 +139,13 @@ def test_last_event_id_wins_over_the_pages_after_parameter(live_server, engine):
 def test_metrics_events_also_arrive_as_json_points_for_the_chart(live_server, engine):
     job_id = make_job(engine)
     reader = StreamReader(f"{live_server.url}/jobs/{job_id}/events/stream")
-    seq = add_event(engine, job_id, "Step 3/8", type="metrics",
-                    data={"step": 3, "total_steps": 8, "train_loss": 1.25, "valid_loss": 1.5})
+    seq = add_event(
+        engine,
+        job_id,
+        "Step 3/8",
+        type="metrics",
+        data={"step": 3, "total_steps": 8, "train_loss": 1.25, "valid_loss": 1.5},
+    )
     point = json.loads(reader.next("metrics")["data"])
     assert point == {"seq": seq, "step": 3, "total_steps": 8, "train_loss": 1.25, "valid_loss": 1.5}
     summary = reader.next("summary")["data"]

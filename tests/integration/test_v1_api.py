@@ -12,20 +12,22 @@ import pytest
 from openai import OpenAI
 from sqlmodel import Session, select
 
-from app.tables.db import make_engine
 from app.main import create_app
-from app.tables.migrate import upgrade
 from app.tables import Dataset, Example
+from app.tables.db import make_engine
+from app.tables.migrate import upgrade
 from tests.conftest import API_KEY, LiveServer, free_port, make_settings
 
 
 def example(i: int, system: str = "You answer with the number only.") -> dict:
     """One valid chat fine-tuning example."""
-    return {"messages": [
-        {"role": "system", "content": system},
-        {"role": "user", "content": f"What is {i} plus one?"},
-        {"role": "assistant", "content": str(i + 1)},
-    ]}
+    return {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"What is {i} plus one?"},
+            {"role": "assistant", "content": str(i + 1)},
+        ]
+    }
 
 
 def jsonl(records: list) -> bytes:
@@ -66,7 +68,11 @@ def test_uploaded_file_becomes_a_dataset_and_downloads_byte_for_byte(server, cli
     created = upload(client, "arithmetic.jsonl", data)
     assert created.id.startswith("file-") and created.object == "file"
     assert (created.filename, created.purpose, created.bytes, created.status) == (
-        "arithmetic.jsonl", "fine-tune", len(data), "processed")
+        "arithmetic.jsonl",
+        "fine-tune",
+        len(data),
+        "processed",
+    )
     assert client.files.retrieve(created.id).id == created.id
     assert client.files.content(created.id).content == data
     assert created.id in [f.id for f in client.files.list()]
@@ -150,8 +156,9 @@ def test_models_list_has_the_base_models(client):
 def test_jobs_list_pages_on_after_and_a_queued_job_can_be_cancelled(client):
     training = upload(client, "jobs.jsonl", jsonl([example(i) for i in range(10)]))
     created = [
-        client.fine_tuning.jobs.create(model="tiny-llama", training_file=training.id, suffix=f"p{i}",
-                                       metadata={"batch": "paging"})
+        client.fine_tuning.jobs.create(
+            model="tiny-llama", training_file=training.id, suffix=f"p{i}", metadata={"batch": "paging"}
+        )
         for i in range(3)
     ]
     assert all(job.object == "fine_tuning.job" and job.training_file == training.id for job in created)
@@ -193,7 +200,9 @@ def test_cancelling_an_ended_job_is_a_bad_request_like_openai(client):
 
 def test_chat_completion_from_a_base_model_reports_usage(client):
     completion = client.chat.completions.create(
-        model="tiny-llama", max_tokens=5, seed=1,
+        model="tiny-llama",
+        max_tokens=5,
+        seed=1,
         messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
     )
     assert completion.id.startswith("chatcmpl-") and completion.object == "chat.completion"
@@ -207,7 +216,11 @@ def test_chat_completion_from_a_base_model_reports_usage(client):
 
 def test_streamed_chat_sends_chunks_then_usage_then_done(client):
     stream = client.chat.completions.create(
-        model="tiny-llama", max_completion_tokens=4, seed=1, stream=True, stream_options={"include_usage": True},
+        model="tiny-llama",
+        max_completion_tokens=4,
+        seed=1,
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "Hello"}],
     )
     chunks = list(stream)  # the SDK stops at `data: [DONE]`; a missing terminator would hang or raise
@@ -239,21 +252,29 @@ def test_responses_validate_strictly_against_the_sdk_types(server, client):
     from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 
     def get(path: str, method: str = "GET", **kwargs):
-        response = httpx.request(method, server.url + "/v1" + path, headers={"Authorization": f"Bearer {API_KEY}"},
-                                 **kwargs)
+        response = httpx.request(
+            method, server.url + "/v1" + path, headers={"Authorization": f"Bearer {API_KEY}"}, **kwargs
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
-    file = FileObject.model_validate(get("/files", "POST", files={"file": ("s.jsonl", jsonl([example(1)] * 10))},
-                                         data={"purpose": "fine-tune"}))
-    job = FineTuningJob.model_validate(get("/fine_tuning/jobs", "POST", json={"model": "tiny-llama",
-                                                                             "training_file": file.id}))
+    file = FileObject.model_validate(
+        get("/files", "POST", files={"file": ("s.jsonl", jsonl([example(1)] * 10))}, data={"purpose": "fine-tune"})
+    )
+    job = FineTuningJob.model_validate(
+        get("/fine_tuning/jobs", "POST", json={"model": "tiny-llama", "training_file": file.id})
+    )
     for raw in get(f"/fine_tuning/jobs/{job.id}/events")["data"]:
         FineTuningJobEvent.model_validate(raw)
     for raw in get("/models")["data"]:
         Model.model_validate(raw)
-    ChatCompletion.model_validate(get("/chat/completions", "POST", json={
-        "model": "tiny-llama", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]}))
+    ChatCompletion.model_validate(
+        get(
+            "/chat/completions",
+            "POST",
+            json={"model": "tiny-llama", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]},
+        )
+    )
     FineTuningJob.model_validate(get(f"/fine_tuning/jobs/{job.id}/cancel", "POST"))
     FileDeleted.model_validate(get(f"/files/{file.id}", "DELETE"))
 

@@ -33,7 +33,11 @@ def run_workflow(client: OpenAI, model: str, n_train: int, timeout: float, hyper
     train = upload(client, "train.jsonl", jsonl([example(i) for i in range(n_train)]))
     valid = upload(client, "valid.jsonl", jsonl([example(i) for i in range(100, 104)]))
     job = client.fine_tuning.jobs.create(
-        model=model, training_file=train.id, validation_file=valid.id, suffix="workflow", seed=7,
+        model=model,
+        training_file=train.id,
+        validation_file=valid.id,
+        suffix="workflow",
+        seed=7,
         method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
     )
     assert job.status in ("validating_files", "queued", "running")
@@ -56,13 +60,15 @@ def run_workflow(client: OpenAI, model: str, n_train: int, timeout: float, hyper
     assert client.fine_tuning.jobs.checkpoints.list(job.id, after="ftckpt-unknown").data == []
     assert done.fine_tuned_model in [m.id for m in client.models.list()]
 
-    messages = [{"role": "system", "content": "You answer with the number only."},
-                {"role": "user", "content": "What is 3 plus one?"}]
-    completion = client.chat.completions.create(model=done.fine_tuned_model, messages=messages, max_tokens=8,
-                                                seed=3)
+    messages = [
+        {"role": "system", "content": "You answer with the number only."},
+        {"role": "user", "content": "What is 3 plus one?"},
+    ]
+    completion = client.chat.completions.create(model=done.fine_tuned_model, messages=messages, max_tokens=8, seed=3)
     assert completion.model == done.fine_tuned_model and completion.usage.completion_tokens <= 8
-    streamed = client.chat.completions.create(model=done.fine_tuned_model, messages=messages, max_tokens=8,
-                                              seed=3, stream=True)
+    streamed = client.chat.completions.create(
+        model=done.fine_tuned_model, messages=messages, max_tokens=8, seed=3, stream=True
+    )
     pieces = [c.choices[0].delta.content or "" for c in streamed if c.choices]
     assert "".join(pieces) == completion.choices[0].message.content  # same seed, same reply
     deleted = client.models.delete(done.fine_tuned_model)
@@ -77,8 +83,9 @@ def tiny_server(tmp_path):
     from app.engine.testing import build_tiny_model
 
     tiny = build_tiny_model(tmp_path / "tiny-llama")
-    settings = make_settings(tmp_path / "data", embedded_worker=True, worker_poll_seconds=0.1,
-                             local_models={"tiny-llama": tiny})
+    settings = make_settings(
+        tmp_path / "data", embedded_worker=True, worker_poll_seconds=0.1, local_models={"tiny-llama": tiny}
+    )
     upgrade(settings)
     with LiveServer(create_app(settings), free_port()) as server:
         yield server
@@ -89,8 +96,9 @@ def test_original_openai_workflow_runs_unchanged_on_the_tiny_model(tiny_server):
     with OpenAI(base_url=tiny_server.url + "/v1", api_key=API_KEY, max_retries=0) as client:
         train_id = run_workflow(client, "tiny-llama", 12, 120, {"n_epochs": 1, "batch_size": 4})
 
-        second = client.fine_tuning.jobs.create(model="tiny-llama", training_file=train_id,
-                                                hyperparameters={"n_epochs": 3})
+        second = client.fine_tuning.jobs.create(
+            model="tiny-llama", training_file=train_id, hyperparameters={"n_epochs": 3}
+        )
         assert client.fine_tuning.jobs.cancel(second.id).id == second.id
         assert wait_for_job(client, second.id, 60).status == "cancelled"
 

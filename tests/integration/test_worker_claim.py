@@ -8,10 +8,10 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from app.jobs import jobs
+from app.jobs import queue as job_queue
 from app.tables import Checkpoint, Job, JobEvent, JobStatus
 from app.tables.common import utcnow
-from app.jobs import queue as job_queue
-from app.jobs import jobs
 from app.worker.loop import Worker
 from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import settings, tiny_model  # noqa: F401
@@ -87,11 +87,11 @@ def test_a_released_job_goes_back_to_the_queue(session, settings, engine):
     assert job.status == JobStatus.queued and job.worker_id is None and job.attempts == 0
 
 
-def test_a_worker_shutting_down_hands_its_job_back_and_the_next_run_resumes_it(session, settings, engine,
-                                                                                 monkeypatch):
+def test_a_worker_shutting_down_hands_its_job_back_and_the_next_run_resumes_it(session, settings, engine, monkeypatch):
     monkeypatch.setenv("TB_FAKE_STEP_SECONDS", "0.1")
-    job_id = jobs.create_job(session, settings, jobs.JobRequest(dataset_id=make_dataset(session).id,
-                                                                hyperparameters={"n_epochs": 3})).id
+    job_id = jobs.create_job(
+        session, settings, jobs.JobRequest(dataset_id=make_dataset(session).id, hyperparameters={"n_epochs": 3})
+    ).id
     options = {"local": {"command": FAKE_TRAINER}}
     worker = Worker(settings, engine, providers=["local"], provider_options=options)
     thread = threading.Thread(target=worker.run)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from app.tables import Checkpoint, Job, JobEvent, JobStatus, TunedModel
 from app.jobs import jobs
+from app.tables import Checkpoint, Job, JobEvent, JobStatus, TunedModel
+from tests.support import processes
 from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import settings, tiny_model  # noqa: F401
-from tests.support import processes
 from tests.support.processes import stop
 from tests.support.waiting import wait_for
 
@@ -35,14 +35,16 @@ def job_now(engine, job_id: str) -> Job:
 
 def messages(engine, job_id: str) -> list[str]:
     with Session(engine) as session:
-        return [e.message for e in session.exec(select(JobEvent).where(JobEvent.job_id == job_id)
-                                                 .order_by(JobEvent.seq))]
+        return [
+            e.message for e in session.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq))
+        ]
 
 
 def test_two_workers_run_every_queued_job_exactly_once(session, settings, engine):
     dataset = make_dataset(session)
-    made = [jobs.create_job(session, settings, jobs.JobRequest(dataset_id=dataset.id, suffix=f"j{i}")).id
-            for i in range(4)]
+    made = [
+        jobs.create_job(session, settings, jobs.JobRequest(dataset_id=dataset.id, suffix=f"j{i}")).id for i in range(4)
+    ]
     workers = [start_worker(settings, "--once"), start_worker(settings, "--once")]
     try:
         for worker in workers:
@@ -63,13 +65,17 @@ def test_two_workers_run_every_queued_job_exactly_once(session, settings, engine
 
 
 def test_a_job_whose_worker_died_is_taken_over_and_resumed_from_its_checkpoint(session, settings, engine):
-    job_id = jobs.create_job(session, settings, jobs.JobRequest(dataset_id=make_dataset(session).id,
-                                                                hyperparameters={"n_epochs": 3})).id
+    job_id = jobs.create_job(
+        session, settings, jobs.JobRequest(dataset_id=make_dataset(session).id, hyperparameters={"n_epochs": 3})
+    ).id
     first = start_worker(settings, "--heartbeat-timeout", "60", step_seconds=0.25)
     try:
         with Session(engine) as s:
-            wait_for(lambda: s.exec(select(Checkpoint).where(Checkpoint.job_id == job_id)).first(), 60,
-                     "the first checkpoint")
+            wait_for(
+                lambda: s.exec(select(Checkpoint).where(Checkpoint.job_id == job_id)).first(),
+                60,
+                "the first checkpoint",
+            )
         first.send_signal(signal.SIGKILL)  # no goodbye: the heartbeat simply stops
         first.wait(timeout=10)
         assert job_now(engine, job_id).status == JobStatus.running
@@ -90,8 +96,9 @@ def test_a_job_whose_worker_died_is_taken_over_and_resumed_from_its_checkpoint(s
 
 
 def test_cancel_stops_a_running_local_job_within_five_seconds(session, settings, engine):
-    job_id = jobs.create_job(session, settings, jobs.JobRequest(dataset_id=make_dataset(session).id,
-                                                                hyperparameters={"n_epochs": 50})).id
+    job_id = jobs.create_job(
+        session, settings, jobs.JobRequest(dataset_id=make_dataset(session).id, hyperparameters={"n_epochs": 50})
+    ).id
     worker = start_worker(settings, step_seconds=0.1)
     try:
         wait_for(lambda: any(m.startswith("Step 2/") for m in messages(engine, job_id)), 60, "training to run")
@@ -111,7 +118,13 @@ def test_cancel_stops_a_running_local_job_within_five_seconds(session, settings,
 
 def test_the_tuneboard_worker_command_serves_the_queue_until_it_is_empty(settings):
     env = dict(os.environ, TUNEBOARD_DATA_DIR=str(settings.data_dir), PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "app.cli", "worker", "--providers", "local,openai", "--once"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker", "--providers", "local,openai", "--once"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "serving local, openai" in done.stdout

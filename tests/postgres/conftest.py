@@ -65,7 +65,13 @@ def pg_url(pg_cluster, pg_template) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, pg_url: str, tiny_model: Path) -> Settings:  # noqa: F811
+def settings(tmp_path: Path, pg_url: str, tiny_model: Path) -> Settings:
     """Test settings on PostgreSQL, the tiny model registered and preselected, fast worker timings."""
-    return make_settings(tmp_path / "data", database_url=pg_url, local_models={TINY: tiny_model},
-                         default_base_model=TINY, heartbeat_seconds=0.2, worker_poll_seconds=0.05)
+    return make_settings(
+        tmp_path / "data",
+        database_url=pg_url,
+        local_models={TINY: tiny_model},
+        default_base_model=TINY,
+        heartbeat_seconds=0.2,
+        worker_poll_seconds=0.05,
+    )

@@ -9,9 +9,9 @@ import time
 from sqlalchemy import update
 from sqlmodel import Session
 
-from app.tables import Job, JobStatus
 from app.jobs import event_notify
 from app.jobs.events import record_event
+from app.tables import Job, JobStatus
 from tests.support.waiting import wait_for
 
 
@@ -90,16 +90,19 @@ def test_a_listener_that_lost_its_connection_reconnects_and_waiters_poll_meanwhi
     listener = event_notify.listener_for(engine)
     assert listener.wait_ready(10)
     database = engine.url.database
-    with psycopg.connect(f"host=127.0.0.1 port={pg_cluster.port} user=postgres dbname=postgres",
-                         autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND query LIKE "
-                      "'LISTEN%%'", (database,))
+    with psycopg.connect(
+        f"host=127.0.0.1 port={pg_cluster.port} user=postgres dbname=postgres", autocommit=True
+    ) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN%%'",
+            (database,),
+        )
     wait_for(lambda: not listener.ready, 10, "the listener to notice")
     started = time.monotonic()
     asyncio.run(event_notify.wait_for_new_events(engine, job_id, after_seq=0, timeout=10))
     assert time.monotonic() - started < 1.0  # a short poll, not the whole timeout
     assert listener.wait_ready(10)
-    took, latency = wait_timed(engine, job_id, 10, lambda: record_event(engine, job_id, "after the reconnect"))
+    _took, latency = wait_timed(engine, job_id, 10, lambda: record_event(engine, job_id, "after the reconnect"))
     assert latency < 1.0
 
 

@@ -10,9 +10,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text, update
 from sqlmodel import Session
 
-from app.tables.migrate import alembic_config, upgrade
-from app.tables import Job
 from app.jobs import queue as job_queue
+from app.tables import Job
+from app.tables.migrate import alembic_config, upgrade
 
 
 def queue_raw_jobs(engine, n: int, provider: str = "local") -> list[str]:
@@ -79,8 +79,9 @@ def test_a_cpu_worker_takes_local_jobs_at_once_unless_a_live_gpu_worker_serves_t
     from app.worker.loop import Worker
     from tests.support.worker_main import FAKE_TRAINER
 
-    cpu = Worker(settings, engine, providers=["local"], gpu=False,
-                 provider_options={"local": {"command": FAKE_TRAINER}})
+    cpu = Worker(
+        settings, engine, providers=["local"], gpu=False, provider_options={"local": {"command": FAKE_TRAINER}}
+    )
     job_queue.register_worker(engine, "gpu-host:1", ["local", "openai"], gpu=True)
     (fresh,) = queue_raw_jobs(engine, 1)
     assert job_queue.gpu_worker_serves(engine, "local", settings.heartbeat_timeout_seconds)

@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import inspect
 from sqlmodel import Session, select
 
-from app.tables.db import make_engine
 from app.tables import Dataset, Example, Job, JobEvent
+from app.tables.db import make_engine
 
 pytestmark = pytest.mark.postgres
 

@@ -10,11 +10,11 @@ import io
 
 from sqlmodel import Session, select
 
-from app.tables import JobStatus, TunedModel
-from app.jobs import jobs
 from app.datasets.datasets import create_dataset
 from app.datasets.exporter import export_jsonl
 from app.datasets.importer import import_jsonl
+from app.jobs import jobs
+from app.tables import JobStatus, TunedModel
 from app.worker.loop import Worker
 from tests.conftest import FIXTURES
 from tests.integration.test_datasets_api import (  # noqa: F401
@@ -32,8 +32,8 @@ from tests.integration.test_jobs_service import (  # noqa: F401
 from tests.support.builders import make_dataset
 from tests.support.worker_main import FAKE_TRAINER
 from tests.unit.test_export import (  # noqa: F401
-    test_exported_file_imported_again_gives_the_same_examples,
     test_export_filters_by_split_and_leaves_out_invalid_examples_unless_asked,
+    test_exported_file_imported_again_gives_the_same_examples,
 )
 from tests.unit.test_import import (  # noqa: F401
     dataset,

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 from sqlmodel import Session, select
 
-from app.tables import Job, JobEvent, JobStatus
 from app.jobs import jobs
+from app.tables import Job, JobEvent, JobStatus
 from tests.support import processes
 from tests.support.builders import make_dataset
 from tests.support.processes import stop
@@ -18,14 +18,19 @@ pytestmark = pytest.mark.slow
 
 def start_worker(settings, *args: str, step_seconds: float = 0.005):
     """A worker process (tests/postgres/worker_main.py) on the test's database and data dir."""
-    return processes.start_worker(settings, "tests.postgres.worker_main", settings.database_url, *args,
-                                  step_seconds=step_seconds)
+    return processes.start_worker(
+        settings, "tests.postgres.worker_main", settings.database_url, *args, step_seconds=step_seconds
+    )
 
 
 def test_four_worker_processes_run_forty_queued_jobs_each_exactly_once(session, settings, engine):
     dataset = make_dataset(session, n_train=10)
-    made = [jobs.create_job(session, settings, jobs.JobRequest(dataset_id=dataset.id, hyperparameters={"n_epochs": 1},
-                                                               suffix=f"j{i}")).id for i in range(40)]
+    made = [
+        jobs.create_job(
+            session, settings, jobs.JobRequest(dataset_id=dataset.id, hyperparameters={"n_epochs": 1}, suffix=f"j{i}")
+        ).id
+        for i in range(40)
+    ]
     workers = [start_worker(settings, "--once") for _ in range(4)]
     try:
         for worker in workers:
@@ -34,8 +39,9 @@ def test_four_worker_processes_run_forty_queued_jobs_each_exactly_once(session, 
         stop(*workers)
     with Session(engine) as s:
         rows = {job.id: job for job in s.exec(select(Job).where(Job.id.in_(made)))}
-        started = Counter(e.job_id for e in s.exec(
-            select(JobEvent).where(JobEvent.message == "Fine-tuning job started")))
+        started = Counter(
+            e.job_id for e in s.exec(select(JobEvent).where(JobEvent.message == "Fine-tuning job started"))
+        )
     assert all(rows[j].status == JobStatus.succeeded for j in made), [rows[j].error for j in made]
     assert all(rows[j].attempts == 1 for j in made)
     assert all(started[j] == 1 for j in made)

@@ -24,11 +24,17 @@ def main() -> int:
     parser.add_argument("--providers", default="local")
     parser.add_argument("--poll", type=float, default=0.05)
     args = parser.parse_args()
-    settings = make_settings(args.data_dir, database_url=args.database_url, heartbeat_seconds=0.3,
-                             worker_poll_seconds=args.poll)
+    settings = make_settings(
+        args.data_dir, database_url=args.database_url, heartbeat_seconds=0.3, worker_poll_seconds=args.poll
+    )
     engine = make_engine(settings)
-    worker = Worker(settings, engine, providers=args.providers.split(","), gpu=not args.cpu,
-                    provider_options={"local": {"command": FAKE_TRAINER}})
+    worker = Worker(
+        settings,
+        engine,
+        providers=args.providers.split(","),
+        gpu=not args.cpu,
+        provider_options={"local": {"command": FAKE_TRAINER}},
+    )
     signal.signal(signal.SIGTERM, lambda *_: worker.shutdown.set())
     print(f"worker {worker.worker_id} ready", flush=True)
     try:

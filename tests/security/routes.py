@@ -62,5 +62,6 @@ def bearer_routes(app) -> list[RouteCase]:
 
 def dashboard_pages(app) -> list[RouteCase]:
     """Every GET outside /api and /v1 that is not open to everyone (login, health, static)."""
-    return [c for c in all_cases(app)
-            if c.method == "GET" and not is_api_path(c.url) and not c.url.startswith(OPEN_PATHS)]
+    return [
+        c for c in all_cases(app) if c.method == "GET" and not is_api_path(c.url) and not c.url.startswith(OPEN_PATHS)
+    ]

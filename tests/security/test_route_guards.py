@@ -144,9 +144,13 @@ def _get_every_route(app):
 
 def test_every_response_carries_the_security_headers(app):
     expected = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
-    missing = [f"{case}: {name}={response.headers.get(name)!r}"
-               for case, response in _get_every_route(app) if response.status_code < 500
-               for name, value in expected.items() if response.headers.get(name) != value]
+    missing = [
+        f"{case}: {name}={response.headers.get(name)!r}"
+        for case, response in _get_every_route(app)
+        if response.status_code < 500
+        for name, value in expected.items()
+        if response.headers.get(name) != value
+    ]
     assert missing == []
 
 

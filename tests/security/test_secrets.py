@@ -19,8 +19,8 @@ import pytest
 from sqlmodel import Session, select
 
 from app.main import create_app
-from app.tables.migrate import upgrade
 from app.tables import Job, JobStatus
+from app.tables.migrate import upgrade
 from app.worker.loop import Worker
 from tests.conftest import API_KEY, LiveServer, free_port, make_settings
 from tests.security.routes import all_cases
@@ -29,8 +29,11 @@ from tests.support.fake_openai import FakeOpenAIState, make_app
 ENV_KEY = "sk-envQx7Rr2kSecretVw9Lp4Zt"
 PAGE_KEY = "sk-pageJm3Tt8NSecretBd5Kq1Y"
 PASSWORD = "Hunter2-Secret-Ox8Fw3-Pass"
-SECRETS = {"OpenAI key from the environment": ENV_KEY, "OpenAI key from the settings page": PAGE_KEY,
-           "password": PASSWORD}
+SECRETS = {
+    "OpenAI key from the environment": ENV_KEY,
+    "OpenAI key from the settings page": PAGE_KEY,
+    "password": PASSWORD,
+}
 # The settings page may show a key's last 4 characters; any 8 characters in a row give more away than that.
 WINDOW = 8
 
@@ -40,7 +43,7 @@ def leaks(text: str) -> list[str]:
     found = []
     for name, secret in SECRETS.items():
         for start in range(len(secret) - WINDOW + 1):
-            piece = secret[start:start + WINDOW]
+            piece = secret[start : start + WINDOW]
             if piece in text:
                 found.append(f"{name} ({piece!r})")
                 break
@@ -64,8 +67,9 @@ def live_server_with_access_log(app) -> LiveServer:
     import uvicorn
 
     server = LiveServer(app, free_port())
-    config = uvicorn.Config(app, host="127.0.0.1", port=server.port, log_config=None, log_level="debug",
-                            access_log=True, lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=server.port, log_config=None, log_level="debug", access_log=True, lifespan="on"
+    )
     server.server = uvicorn.Server(config)
     server.thread = threading.Thread(target=server.server.run, daemon=True)
     return server
@@ -74,8 +78,9 @@ def live_server_with_access_log(app) -> LiveServer:
 class Site:
     """The running server, a logged-in dashboard client, a bearer client, and what setting up produced."""
 
-    def __init__(self, app, dashboard: httpx.Client, api: httpx.Client, ids: dict, setup_texts: list[str],
-                 logs: LogCollector):
+    def __init__(
+        self, app, dashboard: httpx.Client, api: httpx.Client, ids: dict, setup_texts: list[str], logs: LogCollector
+    ):
         self.app, self.dashboard, self.api, self.ids = app, dashboard, api, ids
         self.setup_texts, self.logs = setup_texts, logs
 
@@ -98,8 +103,12 @@ def _run_openai_job(app, ids: dict) -> None:
     settings, engine = app.state.settings, app.state.engine
     with Session(engine) as session:
         job_id = session.exec(select(Job.id).where(Job.provider == "openai")).one()
-    worker = Worker(settings, engine, providers=["openai"],
-                    provider_options={"openai": {"poll_seconds": 0.01, "retry_seconds": 0.01, "max_retries": 0}})
+    worker = Worker(
+        settings,
+        engine,
+        providers=["openai"],
+        provider_options={"openai": {"poll_seconds": 0.01, "retry_seconds": 0.01, "max_retries": 0}},
+    )
     assert worker.step()
     with Session(engine) as session:
         job = session.get(Job, job_id)
@@ -114,26 +123,31 @@ def site(tmp_path_factory) -> Iterator[Site]:
     old_level = root.level
     root.addHandler(logs)
     root.setLevel(logging.DEBUG)
-    uvicorn_loggers = {name: logging.getLogger(name)
-                       for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}
+    uvicorn_loggers = {name: logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}
     propagate = {name: logger.propagate for name, logger in uvicorn_loggers.items()}
     fake_openai = LiveServer(make_app(FakeOpenAIState()), free_port())
     try:
-        settings = make_settings(tmp_path_factory.mktemp("secrets") / "data", password=PASSWORD,
-                                 openai_api_key=ENV_KEY, log_level="debug")
+        settings = make_settings(
+            tmp_path_factory.mktemp("secrets") / "data", password=PASSWORD, openai_api_key=ENV_KEY, log_level="debug"
+        )
         upgrade(settings)
         app = create_app(settings)
         server = live_server_with_access_log(app)
         # Another server's uvicorn logging config may have stopped these loggers from reaching the root logger.
         for logger in uvicorn_loggers.values():
             logger.propagate = True
-        with fake_openai, server, \
-                httpx.Client(base_url=server.url) as dashboard, \
-                httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"}) as api:
+        with (
+            fake_openai,
+            server,
+            httpx.Client(base_url=server.url) as dashboard,
+            httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"}) as api,
+        ):
             texts = _log_in(dashboard)
-            saved = dashboard.post("/settings/openai", data={"openai_api_key": PAGE_KEY,
-                                                             "openai_base_url": fake_openai.url + "/v1"},
-                                   follow_redirects=True)
+            saved = dashboard.post(
+                "/settings/openai",
+                data={"openai_api_key": PAGE_KEY, "openai_base_url": fake_openai.url + "/v1"},
+                follow_redirects=True,
+            )
             assert saved.status_code == 200 and "saved" in str(saved.url), saved.text
             texts.append(saved.text)
             ids = _seed(api, dashboard, texts)
@@ -150,8 +164,13 @@ def _seed(api: httpx.Client, dashboard: httpx.Client, texts: list[str]) -> dict:
     """A dataset with examples, an import with a rejected line, a /v1 file and an OpenAI job."""
     dataset = api.post("/api/datasets", json={"name": "support bot", "description": "secrets test"}).json()
     for i in range(10):
-        record = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"{i}?"},
-                               {"role": "assistant", "content": f"{i}."}]}
+        record = {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": f"{i}?"},
+                {"role": "assistant", "content": f"{i}."},
+            ]
+        }
         assert api.post(f"/api/datasets/{dataset['id']}/examples", json=record).status_code == 201
     lines = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\nnot json\n'
     imported = dashboard.post(f"/datasets/{dataset['id']}/import", files={"file": ("more.jsonl", lines)})
@@ -160,12 +179,24 @@ def _seed(api: httpx.Client, dashboard: httpx.Client, texts: list[str]) -> dict:
     assert found, imported.text
     uploaded = api.post("/v1/files", data={"purpose": "fine-tune"}, files={"file": ("train.jsonl", lines[:-9])})
     assert uploaded.status_code == 200, uploaded.text
-    job = api.post("/api/jobs", json={"dataset_id": dataset["id"], "provider": "openai",
-                                      "model": "gpt-4o-mini-2024-07-18", "accept_warnings": True})
+    job = api.post(
+        "/api/jobs",
+        json={
+            "dataset_id": dataset["id"],
+            "provider": "openai",
+            "model": "gpt-4o-mini-2024-07-18",
+            "accept_warnings": True,
+        },
+    )
     assert job.status_code == 201, job.text
     texts += [json.dumps(dataset), uploaded.text, job.text]
-    return {"dataset_id": dataset["id"], "example_id": 1, "import_id": found.group(1),
-            "file_id": uploaded.json()["id"], "model_id": "gpt-4o-mini-2024-07-18"}
+    return {
+        "dataset_id": dataset["id"],
+        "example_id": 1,
+        "import_id": found.group(1),
+        "file_id": uploaded.json()["id"],
+        "model_id": "gpt-4o-mini-2024-07-18",
+    }
 
 
 def _urls(app, ids: dict, api_routes: bool) -> list[str]:
@@ -175,8 +206,9 @@ def _urls(app, ids: dict, api_routes: bool) -> list[str]:
         is_api = case.url.startswith(("/api/", "/v1/"))
         if case.method != "GET" or is_api != api_routes:
             continue
-        urls.append(re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: quote(str(ids.get(m.group(1), "1")), safe=""),
-                           case.template))
+        urls.append(
+            re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: quote(str(ids.get(m.group(1), "1")), safe=""), case.template)
+        )
     return urls
 
 
@@ -248,15 +280,20 @@ def test_error_answers_never_quote_a_secret_even_when_the_request_carried_it(sit
     assert d.cookies.get("tb_session"), "the dashboard client is logged in"
     answers = {
         # A key pasted with a typo (a space) is refused without being echoed back into the form or the message.
-        "bad key form": d.post("/settings/openai", data={"openai_api_key": f"{PAGE_KEY} {ENV_KEY}",
-                                                         "openai_base_url": ""}),
-        "bad key form (htmx)": d.post("/settings/openai", headers={"HX-Request": "true"},
-                                      data={"openai_api_key": f"x {PASSWORD}", "openai_base_url": "ftp://x"}),
+        "bad key form": d.post(
+            "/settings/openai", data={"openai_api_key": f"{PAGE_KEY} {ENV_KEY}", "openai_base_url": ""}
+        ),
+        "bad key form (htmx)": d.post(
+            "/settings/openai",
+            headers={"HX-Request": "true"},
+            data={"openai_api_key": f"x {PASSWORD}", "openai_base_url": "ftp://x"},
+        ),
         "wrong password": d.post("/login", data={"password": f"{PASSWORD}!", "next": "/"}),
         "a secret as the /v1 bearer key": d.get("/v1/models", headers={"Authorization": f"Bearer {ENV_KEY}"}),
         "a secret as the /api bearer key": d.get("/api/datasets", headers={"Authorization": f"Bearer {PASSWORD}"}),
-        "an OpenAI job that cannot start": a.post("/api/jobs", json={
-            "dataset_id": site.ids["dataset_id"], "provider": "openai", "model": "no-such-model"}),
+        "an OpenAI job that cannot start": a.post(
+            "/api/jobs", json={"dataset_id": site.ids["dataset_id"], "provider": "openai", "model": "no-such-model"}
+        ),
         "an unknown page": d.get("/datasets/999999"),
     }
     texts = {}

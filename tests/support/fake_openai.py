@@ -46,22 +46,35 @@ class FakeOpenAIState:
         return f"{prefix}-fake{next(self.counter):06d}"
 
 
-def error(status: int, message: str, code: str | None = None, param: str | None = None, type_: str | None = None,
-          headers: dict | None = None) -> JSONResponse:
+def error(
+    status: int,
+    message: str,
+    code: str | None = None,
+    param: str | None = None,
+    type_: str | None = None,
+    headers: dict | None = None,
+) -> JSONResponse:
     kind = type_ or {401: "invalid_request_error", 403: "invalid_request_error", 429: "requests"}.get(
-        status, "invalid_request_error" if status < 500 else "server_error")
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
-                        status_code=status, headers=headers)
+        status, "invalid_request_error" if status < 500 else "server_error"
+    )
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status, headers=headers
+    )
 
 
 def page(items: list[dict], after: str | None, limit: int) -> dict:
     """OpenAI's cursor page: items after the one with id `after`, `limit` of them, has_more."""
     if after:
         ids = [i["id"] for i in items]
-        items = items[ids.index(after) + 1:] if after in ids else []
+        items = items[ids.index(after) + 1 :] if after in ids else []
     chunk = items[:limit]
-    return {"object": "list", "data": chunk, "has_more": len(items) > limit,
-            "first_id": chunk[0]["id"] if chunk else None, "last_id": chunk[-1]["id"] if chunk else None}
+    return {
+        "object": "list",
+        "data": chunk,
+        "has_more": len(items) > limit,
+        "first_id": chunk[0]["id"] if chunk else None,
+        "last_id": chunk[-1]["id"] if chunk else None,
+    }
 
 
 def make_app(state: FakeOpenAIState) -> FastAPI:
@@ -72,15 +85,21 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
     async def gate(request: Request, call_next):
         state.requests.append(f"{request.method} {request.url.path}")
         if request.headers.get("authorization") != f"Bearer {KEY}":
-            return error(401, "Incorrect API key provided: sk-wr***. You can find your API key at "
-                              "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
+            return error(
+                401,
+                "Incorrect API key provided: sk-wr***. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
         if state.failures:
             status = state.failures.pop(0)
             if status == 429:
-                return error(429, "Rate limit reached for requests", code="rate_limit_exceeded",
-                             headers={"retry-after-ms": "5"})
-            return error(status, "The server had an error while processing your request.",
-                         headers={"retry-after-ms": "5"})
+                return error(
+                    429, "Rate limit reached for requests", code="rate_limit_exceeded", headers={"retry-after-ms": "5"}
+                )
+            return error(
+                status, "The server had an error while processing your request.", headers={"retry-after-ms": "5"}
+            )
         return await call_next(request)
 
     @app.post("/v1/files")
@@ -91,33 +110,62 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
             purpose = form.get("purpose")
         fid = state.new_id("file")
         state.contents[fid] = data
-        state.files[fid] = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                            "filename": upload.filename, "purpose": purpose, "status": "processed"}
+        state.files[fid] = {
+            "id": fid,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": upload.filename,
+            "purpose": purpose,
+            "status": "processed",
+        }
         return state.files[fid]
 
     @app.post("/v1/fine_tuning/jobs")
     async def create_job(request: Request):
         body = await request.json()
         if state.deny_fine_tuning:
-            return error(403, "You are not allowed to create fine-tuning jobs for this organization.",
-                         code="permission_denied")
+            return error(
+                403, "You are not allowed to create fine-tuning jobs for this organization.", code="permission_denied"
+            )
         if body["model"] in state.not_fine_tunable:
-            return error(400, f"Model {body['model']} is not available for fine-tuning or does not exist.",
-                         code="model_not_available", param="model")
+            return error(
+                400,
+                f"Model {body['model']} is not available for fine-tuning or does not exist.",
+                code="model_not_available",
+                param="model",
+            )
         lines = [x for x in state.contents.get(body["training_file"], b"").splitlines() if x.strip()]
         if len(lines) < 10:
-            return error(400, f"Training file has {len(lines)} example(s), but must have at least 10 examples",
-                         code="invalid_n_examples", param="training_file")
+            return error(
+                400,
+                f"Training file has {len(lines)} example(s), but must have at least 10 examples",
+                code="invalid_n_examples",
+                param="training_file",
+            )
         jid = state.new_id("ftjob")
         hyper = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8}
         hyper.update(body.get("method", {}).get("supervised", {}).get("hyperparameters", {}))
         state.jobs[jid] = {
-            "id": jid, "object": "fine_tuning.job", "created_at": int(time.time()), "model": body["model"],
-            "status": "validating_files", "fine_tuned_model": None, "finished_at": None, "error": None,
-            "organization_id": "org-fake", "result_files": [], "trained_tokens": None, "hyperparameters": hyper,
-            "training_file": body["training_file"], "validation_file": body.get("validation_file"),
-            "seed": body.get("seed", 42), "suffix": body.get("suffix"), "metadata": body.get("metadata"),
-            "estimated_finish": None, "integrations": [],
+            "id": jid,
+            "object": "fine_tuning.job",
+            "created_at": int(time.time()),
+            "model": body["model"],
+            "status": "validating_files",
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "error": None,
+            "organization_id": "org-fake",
+            "result_files": [],
+            "trained_tokens": None,
+            "hyperparameters": hyper,
+            "training_file": body["training_file"],
+            "validation_file": body.get("validation_file"),
+            "seed": body.get("seed", 42),
+            "suffix": body.get("suffix"),
+            "metadata": body.get("metadata"),
+            "estimated_finish": None,
+            "integrations": [],
             "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
         }
         state.events[jid] = []
@@ -165,14 +213,30 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
 
         def stream():
             for word in words:
-                chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
-                         "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
+                chunk = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+                }
                 yield f"data: {json.dumps(chunk)}\n\n"
-            last = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            last = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
             yield f"data: {json.dumps(last)}\n\n"
-            usage = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
-                     "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}
+            usage = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+                "choices": [],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+            }
             yield f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream")
@@ -180,11 +244,20 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
     return app
 
 
-def _event(state: FakeOpenAIState, jid: str, message: str, level: str = "info", type_: str = "message",
-           data: Any = None) -> None:
-    state.events[jid].append({"id": state.new_id("ftevent"), "object": "fine_tuning.job.event",
-                              "created_at": int(time.time()), "level": level, "message": message, "type": type_,
-                              "data": data})
+def _event(
+    state: FakeOpenAIState, jid: str, message: str, level: str = "info", type_: str = "message", data: Any = None
+) -> None:
+    state.events[jid].append(
+        {
+            "id": state.new_id("ftevent"),
+            "object": "fine_tuning.job.event",
+            "created_at": int(time.time()),
+            "level": level,
+            "message": message,
+            "type": type_,
+            "data": data,
+        }
+    )
 
 
 def _advance(state: FakeOpenAIState, jid: str) -> None:
@@ -194,22 +267,42 @@ def _advance(state: FakeOpenAIState, jid: str) -> None:
         _event(state, jid, "Validating training file")
         _event(state, jid, "Fine-tuning job started")
         for step in (1, 2, 3):
-            _event(state, jid, f"Step {step}/3: training loss=0.{9 - step}", type_="metrics",
-                   data={"step": step, "total_steps": 3, "train_loss": 0.9 - step / 10})
+            _event(
+                state,
+                jid,
+                f"Step {step}/3: training loss=0.{9 - step}",
+                type_="metrics",
+                data={"step": step, "total_steps": 3, "train_loss": 0.9 - step / 10},
+            )
     elif job["status"] == "running" and state.hold_running:
         return
     elif job["status"] == "running" and state.fail_jobs:
         job["status"], job["finished_at"] = "failed", int(time.time())
-        job["error"] = {"code": "invalid_training_file", "param": "training_file",
-                        "message": "The job failed due to an invalid training file."}
+        job["error"] = {
+            "code": "invalid_training_file",
+            "param": "training_file",
+            "message": "The job failed due to an invalid training file.",
+        }
         _event(state, jid, job["error"]["message"], level="error")
     elif job["status"] == "running":
         name = f"ft:{job['model']}:org-fake:{job['suffix'] or ''}:{jid[-6:]}"
-        state.checkpoints[jid].append({
-            "id": state.new_id("ftckpt"), "object": "fine_tuning.job.checkpoint", "created_at": int(time.time()),
-            "fine_tuned_model_checkpoint": f"{name}:ckpt-step-3", "fine_tuning_job_id": jid, "step_number": 3,
-            "metrics": {"step": 3, "train_loss": 0.6}})
-        job.update(status="succeeded", fine_tuned_model=name, finished_at=int(time.time()), trained_tokens=1234,
-                   result_files=["file-result"])
+        state.checkpoints[jid].append(
+            {
+                "id": state.new_id("ftckpt"),
+                "object": "fine_tuning.job.checkpoint",
+                "created_at": int(time.time()),
+                "fine_tuned_model_checkpoint": f"{name}:ckpt-step-3",
+                "fine_tuning_job_id": jid,
+                "step_number": 3,
+                "metrics": {"step": 3, "train_loss": 0.6},
+            }
+        )
+        job.update(
+            status="succeeded",
+            fine_tuned_model=name,
+            finished_at=int(time.time()),
+            trained_tokens=1234,
+            result_files=["file-result"],
+        )
         _event(state, jid, f"New fine-tuned model created: {name}")
         _event(state, jid, "The job has successfully completed")

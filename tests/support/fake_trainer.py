@@ -35,17 +35,30 @@ def main(spec_path: str) -> int:
         emit(kind="error", code="invalid_training_data", message="The fake trainer was told to fail.")
         return 1
     start = (spec.get("resume_from") or {}).get("step", 0)
-    emit(kind="hyperparameters", values={"n_epochs": epochs, "batch_size": 1, "learning_rate_multiplier": 1.0,
-                                         "lora_rank": 8}, total_steps=total)
-    emit(kind="event", level="info", type="message",
-         message=f"Resumed at step {start}" if start else "Fine-tuning job started", data={"pid": os.getpid()})
+    emit(
+        kind="hyperparameters",
+        values={"n_epochs": epochs, "batch_size": 1, "learning_rate_multiplier": 1.0, "lora_rank": 8},
+        total_steps=total,
+    )
+    emit(
+        kind="event",
+        level="info",
+        type="message",
+        message=f"Resumed at step {start}" if start else "Fine-tuning job started",
+        data={"pid": os.getpid()},
+    )
     for step in range(start + 1, total + 1):
         if stop.wait(step_seconds):
             return 143
         with open(out / "steps.log", "a") as log:
             log.write(f"{os.getpid()} {step}\n")
-        emit(kind="event", level="info", type="metrics", message=f"Step {step}/{total}: training loss=1.0",
-             data={"step": step, "total_steps": total, "train_loss": 1.0 / step})
+        emit(
+            kind="event",
+            level="info",
+            type="metrics",
+            message=f"Step {step}/{total}: training loss=1.0",
+            data={"step": step, "total_steps": total, "train_loss": 1.0 / step},
+        )
         if step % STEPS_PER_EPOCH == 0:
             ckpt = out / "checkpoints" / f"step-{step}"
             ckpt.mkdir(parents=True, exist_ok=True)

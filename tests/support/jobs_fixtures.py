@@ -27,7 +27,12 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, tiny_model: Path) -> Settings:
     """Migrated test settings with the tiny model registered and preselected."""
-    s = make_settings(tmp_path / "data", local_models={TINY: tiny_model}, default_base_model=TINY,
-                      heartbeat_seconds=0.2, worker_poll_seconds=0.05)
+    s = make_settings(
+        tmp_path / "data",
+        local_models={TINY: tiny_model},
+        default_base_model=TINY,
+        heartbeat_seconds=0.2,
+        worker_poll_seconds=0.05,
+    )
     upgrade(s)
     return s

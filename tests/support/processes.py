@@ -17,8 +17,13 @@ def start_worker(settings, module: str, *args: str, step_seconds: float) -> subp
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = settings.data_dir / f"worker-{time.monotonic_ns()}.log"
     with open(log, "wb") as err:
-        worker = subprocess.Popen([sys.executable, "-m", module, str(settings.data_dir), *args],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", module, str(settings.data_dir), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     worker.log = log
     return worker
 

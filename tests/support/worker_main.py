@@ -23,8 +23,12 @@ def main() -> int:
     parser.add_argument("--heartbeat", type=float, default=0.3)
     parser.add_argument("--once", action="store_true")
     args = parser.parse_args()
-    settings = make_settings(args.data_dir, heartbeat_timeout_seconds=args.heartbeat_timeout,
-                             heartbeat_seconds=args.heartbeat, worker_poll_seconds=0.1)
+    settings = make_settings(
+        args.data_dir,
+        heartbeat_timeout_seconds=args.heartbeat_timeout,
+        heartbeat_seconds=args.heartbeat,
+        worker_poll_seconds=0.1,
+    )
     engine = make_engine(settings)
     worker = Worker(settings, engine, providers=["local"], provider_options={"local": {"command": FAKE_TRAINER}})
     signal.signal(signal.SIGTERM, lambda *_: worker.shutdown.set())

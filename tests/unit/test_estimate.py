@@ -9,17 +9,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.config import Settings
-from app.errors import Invalid
 from app.datasets.validation.chart import histogram_chart
 from app.datasets.validation.estimate import default_epochs, estimate
 from app.datasets.validation.modeltable import load_table, picker_models, resolve_model
 from app.datasets.validation.stats import histogram, percentile, summarize
+from app.errors import Invalid
 
 
 @pytest.mark.parametrize(
     ("examples", "epochs"),
-    [(1, 25), (3, 25), (4, 25), (5, 20), (10, 10), (33, 3), (34, 3), (100, 3), (8333, 3), (8334, 2), (12_501, 1),
-     (100_000, 1)],
+    [
+        (1, 25),
+        (3, 25),
+        (4, 25),
+        (5, 20),
+        (10, 10),
+        (33, 3),
+        (34, 3),
+        (100, 3),
+        (8333, 3),
+        (8334, 2),
+        (12_501, 1),
+        (100_000, 1),
+    ],
 )
 def test_default_epochs_follow_the_cookbook_rule(examples, epochs):
     assert default_epochs(examples) == epochs
@@ -89,10 +101,16 @@ def test_histogram_chart_scales_the_tallest_bar_inside_the_plot():
 
 @pytest.mark.parametrize(
     ("name", "encoding", "limit"),
-    [("gpt-4o-mini", "o200k_base", 65_536), ("gpt-4o-2024-08-06", "o200k_base", 65_536),
-     ("gpt-4.1-nano-2025-04-14", "o200k_base", 65_536), ("o3-mini", "o200k_base", 65_536),
-     ("gpt-3.5-turbo-1106", "cl100k_base", 16_385), ("gpt-4", "cl100k_base", 16_385),
-     ("gpt-4-0613", "cl100k_base", 16_385), ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "o200k_base", 65_536)],
+    [
+        ("gpt-4o-mini", "o200k_base", 65_536),
+        ("gpt-4o-2024-08-06", "o200k_base", 65_536),
+        ("gpt-4.1-nano-2025-04-14", "o200k_base", 65_536),
+        ("o3-mini", "o200k_base", 65_536),
+        ("gpt-3.5-turbo-1106", "cl100k_base", 16_385),
+        ("gpt-4", "cl100k_base", 16_385),
+        ("gpt-4-0613", "cl100k_base", 16_385),
+        ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "o200k_base", 65_536),
+    ],
 )
 def test_models_resolve_to_their_encoding_and_context_limit(name, encoding, limit):
     info = resolve_model(name)
@@ -100,7 +118,10 @@ def test_models_resolve_to_their_encoding_and_context_limit(name, encoding, limi
 
 
 def test_the_longest_prefix_wins():
-    assert resolve_model("gpt-4.1-mini-2099-01-01").training_usd_per_1m == resolve_model("gpt-4.1-mini-2025-04-14").training_usd_per_1m
+    assert (
+        resolve_model("gpt-4.1-mini-2099-01-01").training_usd_per_1m
+        == resolve_model("gpt-4.1-mini-2025-04-14").training_usd_per_1m
+    )
     assert resolve_model("gpt-4.1-mini-x").training_usd_per_1m != resolve_model("gpt-4.1-x").training_usd_per_1m
 
 

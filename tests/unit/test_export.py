@@ -18,26 +18,37 @@ def exported(session, dataset_id, **kw) -> bytes:
 
 def test_exported_file_imported_again_gives_the_same_examples(session):
     source = create_dataset(session, "source")
-    for name in ("toy_chat_fine_tuning.jsonl", "daneel_shop_tools_validation_set.jsonl",
-                 "weighted_multiturn_marv.jsonl"):
+    for name in (
+        "toy_chat_fine_tuning.jsonl",
+        "daneel_shop_tools_validation_set.jsonl",
+        "weighted_multiturn_marv.jsonl",
+    ):
         with (FIXTURES / name).open("rb") as f:
             import_jsonl(session, source.id, f)
-    add_example(session, source.id, {"messages": [{"role": "user", "content": "é ✓"}], "tools": None,
-                                     "parallel_tool_calls": True})
+    add_example(
+        session,
+        source.id,
+        {"messages": [{"role": "user", "content": "é ✓"}], "tools": None, "parallel_tool_calls": True},
+    )
     first = exported(session, source.id, only_valid=False)
     again = create_dataset(session, "again")
     import_jsonl(session, again.id, io.BytesIO(first))
     assert exported(session, again.id, only_valid=False) == first
     records = [json.loads(t) for t in first.decode().splitlines()]
-    assert records[-1] == {"messages": [{"role": "user", "content": "é ✓"}], "tools": None,
-                           "parallel_tool_calls": True}
+    assert records[-1] == {"messages": [{"role": "user", "content": "é ✓"}], "tools": None, "parallel_tool_calls": True}
 
 
 def test_export_yields_one_line_per_example_with_messages_key_first(session):
     dataset = create_dataset(session, "d")
-    add_example(session, dataset.id, {"metadata": {"a": 1}, "messages": [{"role": "user", "content": "q"},
-                                                                        {"role": "assistant", "content": "a"}],
-                                      "tools": []})
+    add_example(
+        session,
+        dataset.id,
+        {
+            "metadata": {"a": 1},
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+            "tools": [],
+        },
+    )
     lines = list(export_jsonl(session, dataset.id))
     assert len(lines) == 1 and lines[0].endswith(b"\n")
     assert list(json.loads(lines[0])) == ["messages", "tools", "metadata"]

@@ -8,11 +8,11 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app.tables.dataset import Example
 from app.datasets import importer
 from app.datasets.datasets import create_dataset, dataset_counts
-from app.errors import Invalid
 from app.datasets.importer import import_csv, import_jsonl
+from app.errors import Invalid
+from app.tables.dataset import Example
 from tests.conftest import FIXTURES
 
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
@@ -88,8 +88,12 @@ def test_line_with_messages_but_invalid_content_is_imported_and_flagged(session,
 
 
 def test_other_top_level_keys_and_tools_are_kept_verbatim(session, dataset):
-    record = {"messages": GOOD["messages"], "tools": [{"type": "function", "function": {"name": "f"}}],
-              "parallel_tool_calls": False, "metadata": {"k": [1, 2]}}
+    record = {
+        "messages": GOOD["messages"],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "parallel_tool_calls": False,
+        "metadata": {"k": [1, 2]},
+    }
     run(session, dataset, line(record))
     (example,) = stored(session, dataset)
     assert example.to_record() == record
@@ -127,8 +131,15 @@ def test_progress_is_reported_with_lines_and_bytes(session, dataset, monkeypatch
     assert seen[0] == (2, 2 * len(line(GOOD)))
 
 
-@pytest.mark.parametrize("name", ["toy_chat_fine_tuning.jsonl", "weighted_multiturn_marv.jsonl",
-                                  "pirate_training_set.jsonl", "daneel_shop_tools_validation_set.jsonl"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "toy_chat_fine_tuning.jsonl",
+        "weighted_multiturn_marv.jsonl",
+        "pirate_training_set.jsonl",
+        "daneel_shop_tools_validation_set.jsonl",
+    ],
+)
 def test_real_third_party_files_import_cleanly(session, dataset, name):
     path = FIXTURES / name
     expected = [json.loads(t) for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
@@ -140,16 +151,16 @@ def test_real_third_party_files_import_cleanly(session, dataset, name):
 
 
 def test_csv_import_builds_system_user_assistant_messages(session, dataset):
-    data = ("\ufeffsystem,user,assistant\r\n"
-            'Be brief.,"Hello, you",Hi\r\n'
-            ',"two\nlines",ok\r\n'
-            "only,two\r\n").encode()
+    data = ('\ufeffsystem,user,assistant\r\nBe brief.,"Hello, you",Hi\r\n,"two\nlines",ok\r\nonly,two\r\n').encode()
     result = import_csv(session, dataset.id, io.BytesIO(data))
     assert result.imported == 2
     assert [(r.line, r.code) for r in result.rejected] == [(5, "csv_bad_row")]
     first, second = stored(session, dataset)
-    assert first.messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello, you"},
-                              {"role": "assistant", "content": "Hi"}]
+    assert first.messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello, you"},
+        {"role": "assistant", "content": "Hi"},
+    ]
     assert second.messages == [{"role": "user", "content": "two\nlines"}, {"role": "assistant", "content": "ok"}]
 
 
@@ -166,7 +177,7 @@ def test_rejected_lines_are_stored_byte_exact_for_download(settings, session, da
 
 def test_a_line_escaping_an_unpaired_surrogate_is_rejected_and_the_rest_imported(session, dataset):
     lone = b'{"messages": [{"role": "user", "content": "half an emoji \\ud83d"}]}'
-    paired = {"messages": [{"role": "user", "content": "\U0001F600"}, {"role": "assistant", "content": "ok"}]}
+    paired = {"messages": [{"role": "user", "content": "\U0001f600"}, {"role": "assistant", "content": "ok"}]}
     result = run(session, dataset, line(GOOD) + lone + b"\n" + line(paired))
     assert result.imported == 2
     assert [(r.line, r.code, r.data) for r in result.rejected] == [(2, "invalid_utf8", lone)]

@@ -24,17 +24,31 @@ def canonical_hash(record) -> str:
 CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
 
 
-@pytest.mark.parametrize("content", [
-    "plain ASCII", "café", "日本語", "emoji \U0001F600", "a literal \\u0041 in the text", "tab\tand\nnewline",
-    "control \x01 and DEL \x7f", "quote \" and backslash \\", "line separator \u2028", "half \ud83d",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "plain ASCII",
+        "café",
+        "日本語",
+        "emoji \U0001f600",
+        "a literal \\u0041 in the text",
+        "tab\tand\nnewline",
+        "control \x01 and DEL \x7f",
+        'quote " and backslash \\',
+        "line separator \u2028",
+        "half \ud83d",
+    ],
+)
 @pytest.mark.parametrize("shape", ["plain", "weighted", "keys reordered", "tool call", "content parts"])
 def test_content_hash_matches_its_definition_for_any_text_and_shape(content, shape):
     messages = {
         "plain": [{"role": "user", "content": content}, {"role": "assistant", "content": "ok"}],
         "weighted": [{"role": "user", "content": content}, {"role": "assistant", "content": "ok", "weight": 0}],
         "keys reordered": [{"content": content, "role": "user"}, {"weight": 1, "role": "assistant", "content": ""}],
-        "tool call": [{"role": "user", "content": content}, {"role": "assistant", "content": None, "tool_calls": [CALL]}],
+        "tool call": [
+            {"role": "user", "content": content},
+            {"role": "assistant", "content": None, "tool_calls": [CALL]},
+        ],
         "content parts": [{"role": "user", "content": [{"type": "text", "text": content}]}],
     }[shape]
     record = {"messages": messages, "tools": [{"type": "function", "function": {"name": "f", "description": content}}]}
@@ -43,21 +57,27 @@ def test_content_hash_matches_its_definition_for_any_text_and_shape(content, sha
 
 
 def test_content_hash_ignores_key_order_but_not_content():
-    first = {"messages": [{"role": "user", "content": "Hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}
+    first = {
+        "messages": [{"role": "user", "content": "Hi"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+    }
     same = {"messages": [{"content": "Hi", "role": "user"}], "tools": [{"function": {"name": "f"}, "type": "function"}]}
     assert content_hash(first) == content_hash(same)
     assert content_hash(first) != content_hash({"messages": [{"role": "user", "content": "Hi!"}]})
     assert content_hash(first) != content_hash({"messages": first["messages"]})
 
 
-@pytest.mark.parametrize("messages", [
-    [{"role": "user", "content": "Hello World"}, {"role": "assistant", "content": "HI"}],
-    [{"role": "user", "content": [{"type": "text", "text": "Part ONE"}, {"type": "image_url"}]}],
-    [{"role": "assistant", "content": None, "tool_calls": []}, {"role": "tool", "content": "Result"}],
-    [{"role": "user"}, {"role": "assistant", "content": "Only Me"}],
-    ["not a message", {"role": "user", "content": "Kept"}],
-    [],
-])
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "Hello World"}, {"role": "assistant", "content": "HI"}],
+        [{"role": "user", "content": [{"type": "text", "text": "Part ONE"}, {"type": "image_url"}]}],
+        [{"role": "assistant", "content": None, "tool_calls": []}, {"role": "tool", "content": "Result"}],
+        [{"role": "user"}, {"role": "assistant", "content": "Only Me"}],
+        ["not a message", {"role": "user", "content": "Kept"}],
+        [],
+    ],
+)
 def test_search_text_is_the_lower_cased_text_of_every_message(messages):
     texts = []
     for m in messages:
@@ -69,11 +89,23 @@ def test_search_text_is_the_lower_cased_text_of_every_message(messages):
     assert search_text(messages) == "\n".join(texts).lower()
 
 
-@pytest.mark.parametrize("text", [
-    '{"messages": []}', '  {"messages": []}', '{"messages": []}  ', '{"messages": []}\t', '{"messages": []} x',
-    '{"messages": []}{"messages": []}', '\ufeff{"messages": []}', '{"messages": [}', '[1, 2]', '"text"', 'NaN',
-    '{"messages": [1e400]}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"messages": []}',
+        '  {"messages": []}',
+        '{"messages": []}  ',
+        '{"messages": []}\t',
+        '{"messages": []} x',
+        '{"messages": []}{"messages": []}',
+        '\ufeff{"messages": []}',
+        '{"messages": [}',
+        "[1, 2]",
+        '"text"',
+        "NaN",
+        '{"messages": [1e400]}',
+    ],
+)
 def test_parse_line_agrees_with_json_loads(text):
     record, code, detail = parse_line(text)
     try:

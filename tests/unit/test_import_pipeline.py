@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from app.tables.dataset import Example
 from app.datasets import importer
 from app.datasets.import_rows import prepare_record
 from app.datasets.validation import apply_check
+from app.tables.dataset import Example
 
 
 def test_prepared_rows_carry_the_same_validation_columns_as_apply_check():

@@ -17,15 +17,23 @@ MIGRATION = Path(__file__).resolve().parents[2] / "app" / "migrations" / "versio
 RECORDS = [
     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello", "weight": 1}]},
     {"messages": [{"content": "Café ☕", "role": "user"}], "tools": [{"type": "function", "function": {"name": "f"}}]},
-    {"messages": [{"role": "assistant", "content": None,
-                   "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]},
+    {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            }
+        ]
+    },
     {"messages": [{"role": "user", "content": [{"type": "text", "text": "part"}]}, "not a message"]},
 ]
 
 
 def old_hash(record) -> str:
-    text = json.dumps({"messages": record["messages"], "tools": record.get("tools")}, sort_keys=True,
-                      ensure_ascii=False)
+    text = json.dumps(
+        {"messages": record["messages"], "tools": record.get("tools")}, sort_keys=True, ensure_ascii=False
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -48,14 +56,17 @@ def test_upgrade_rehashes_stored_examples_and_downgrade_restores_the_old_hashes(
 
     config, engine = database_at(tmp_path / "data", "0002")
     with engine.begin() as connection:
-        connection.exec_driver_sql("INSERT INTO datasets (id, name, description, created_at, updated_at) "
-                                   "VALUES (1, 'old', '', '2026-01-01', '2026-01-01')")
+        connection.exec_driver_sql(
+            "INSERT INTO datasets (id, name, description, created_at, updated_at) "
+            "VALUES (1, 'old', '', '2026-01-01', '2026-01-01')"
+        )
         for position, record in enumerate(RECORDS):
             connection.exec_driver_sql(
                 "INSERT INTO examples (dataset_id, position, messages, tools, note, version, valid, n_errors, "
                 "n_warnings, n_messages, content_hash, search_text, created_at, updated_at) "
                 "VALUES (1, ?, ?, ?, '', 1, 1, 0, 0, 1, ?, '', '2026-01-01', '2026-01-01')",
-                (position, json.dumps(record["messages"]), json.dumps(record.get("tools")), old_hash(record)))
+                (position, json.dumps(record["messages"]), json.dumps(record.get("tools")), old_hash(record)),
+            )
 
     def stored_hashes() -> list[str]:
         with engine.connect() as connection:

@@ -12,17 +12,23 @@ def test_downgrade_drops_the_rev_columns_without_deleting_examples_and_upgrade_a
 
     config, engine = database_at(tmp_path / "data", "0004")
     with engine.begin() as connection:
-        connection.exec_driver_sql("INSERT INTO datasets (id, name, description, created_at, updated_at, rev) "
-                                   "VALUES (1, 'kept', '', '2026-01-01', '2026-01-01', 3)")
+        connection.exec_driver_sql(
+            "INSERT INTO datasets (id, name, description, created_at, updated_at, rev) "
+            "VALUES (1, 'kept', '', '2026-01-01', '2026-01-01', 3)"
+        )
         connection.exec_driver_sql(
             "INSERT INTO examples (dataset_id, position, messages, note, version, valid, n_errors, n_warnings, "
             "n_messages, content_hash, search_text, created_at, updated_at, rev) "
-            "VALUES (1, 0, '[]', '', 1, 1, 0, 0, 0, 'h', '', '2026-01-01', '2026-01-01', 3)")
+            "VALUES (1, 0, '[]', '', 1, 1, 0, 0, 0, 'h', '', '2026-01-01', '2026-01-01', 3)"
+        )
 
     def counts() -> tuple[int, int]:
         with engine.connect() as connection:
-            return tuple(connection.exec_driver_sql(
-                "SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM examples)").one())
+            return tuple(
+                connection.exec_driver_sql(
+                    "SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM examples)"
+                ).one()
+            )
 
     command.downgrade(config, "0003")
     assert counts() == (1, 1)

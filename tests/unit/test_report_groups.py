@@ -23,12 +23,13 @@ rows_strategy = st.tuples(
 
 
 def state(groups: dict[str, Group]) -> dict:
-    return {name: (g.n, g.totals, g.assistant, g.messages, +g.hashes, +g.codes)
-            for name, g in groups.items() if g.n}
+    return {name: (g.n, g.totals, g.assistant, g.messages, +g.hashes, +g.codes) for name, g in groups.items() if g.n}
 
 
-@given(st.dictionaries(st.integers(0, 30), rows_strategy),
-       st.lists(st.tuples(st.integers(0, 30), st.none() | rows_strategy), max_size=20))
+@given(
+    st.dictionaries(st.integers(0, 30), rows_strategy),
+    st.lists(st.tuples(st.integers(0, 30), st.none() | rows_strategy), max_size=20),
+)
 def test_groups_updated_row_by_row_equal_groups_built_at_once(start, edits):
     rows = dict(start)
     groups = build_groups(rows)

@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from app.tables.db import make_engine
-from app.tables import Example
 from app.datasets import examples
 from app.datasets.datasets import create_dataset, delete_dataset, duplicate_dataset, update_dataset
 from app.datasets.importer import import_jsonl
 from app.datasets.validation import report_rows
 from app.datasets.validation.report import build_report, forget_reports
+from app.tables import Example
+from app.tables.db import make_engine
 
 MODELS = ("gpt-4o-mini", "gpt-3.5-turbo-0125")
 SPLITS = ("train", "validation", "all")
@@ -29,8 +29,13 @@ SPLITS = ("train", "validation", "all")
 
 def chat(i: int, system: str = "Answer briefly.") -> dict:
     """A valid example, different for each i."""
-    return {"messages": [{"role": "system", "content": system}, {"role": "user", "content": f"What is {i} + {i}?"},
-                         {"role": "assistant", "content": str(i + i)}]}
+    return {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"What is {i} + {i}?"},
+            {"role": "assistant", "content": str(i + i)},
+        ]
+    }
 
 
 def base_records() -> list[tuple[dict, str | None]]:
@@ -44,9 +49,18 @@ def base_records() -> list[tuple[dict, str | None]]:
         (chat(1), "train"),
         ({"messages": [{"role": "user", "content": "No answer here."}]}, None),
         ({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}, None),
-        ({"messages": [{"role": "user", "content": "Weather?"}, {"role": "assistant", "tool_calls": [tool_call]},
-                       {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
-                       {"role": "assistant", "content": "Sunny."}], "tools": tools}, None),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Weather?"},
+                    {"role": "assistant", "tool_calls": [tool_call]},
+                    {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
+                    {"role": "assistant", "content": "Sunny."},
+                ],
+                "tools": tools,
+            },
+            None,
+        ),
         ({"messages": [{"role": "user", "content": "hello " * 17_000}, {"role": "assistant", "content": "ok"}]}, None),
     ]
     return records
@@ -73,8 +87,12 @@ def make_base(session: Session, how: str) -> int:
 
 def observed(report) -> dict:
     """Everything a report shows."""
-    return {**report.as_api(), "histogram": report.histogram, "tokens_lost": report.tokens_lost,
-            "name": report.dataset_name}
+    return {
+        **report.as_api(),
+        "histogram": report.histogram,
+        "tokens_lost": report.tokens_lost,
+        "name": report.dataset_name,
+    }
 
 
 def every_report(session: Session, dataset_id: int) -> dict:
@@ -324,8 +342,8 @@ def test_snapshots_are_kept_within_their_row_budget(session, monkeypatch):
 def test_examples_written_before_migration_0004_are_unstamped_and_reported(tmp_path: Path):
     from alembic import command
 
-    from app.tables.migrate import alembic_config
     from app.datasets.validation.checks import cached_columns
+    from app.tables.migrate import alembic_config
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path / "data")
@@ -334,15 +352,18 @@ def test_examples_written_before_migration_0004_are_unstamped_and_reported(tmp_p
     command.upgrade(config, "0002")
     engine = make_engine(settings)
     with engine.begin() as connection:  # rows as the schema before 0004 held them
-        connection.exec_driver_sql("INSERT INTO datasets (id, name, description, created_at, updated_at) "
-                                   "VALUES (1, 'old', '', '2026-01-01', '2026-01-01')")
+        connection.exec_driver_sql(
+            "INSERT INTO datasets (id, name, description, created_at, updated_at) "
+            "VALUES (1, 'old', '', '2026-01-01', '2026-01-01')"
+        )
         for i in range(3):
-            check, problems, digest, text = cached_columns(chat(i))
+            _check, _problems, digest, text = cached_columns(chat(i))
             connection.exec_driver_sql(
                 "INSERT INTO examples (dataset_id, position, messages, note, version, valid, n_errors, n_warnings, "
                 "problems, n_messages, content_hash, search_text, created_at, updated_at) "
                 "VALUES (1, ?, ?, '', 1, 1, 0, 0, '[]', 3, ?, ?, '2026-01-01', '2026-01-01')",
-                (i, json.dumps(chat(i)["messages"]), digest, text))
+                (i, json.dumps(chat(i)["messages"]), digest, text),
+            )
     command.upgrade(config, "heads")
     with Session(engine, expire_on_commit=False) as session:
         assert session.scalar(select(func.count()).where(Example.rev.is_not(None))) == 0

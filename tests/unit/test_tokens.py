@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -52,16 +52,26 @@ def test_toy_dataset_counts_match_the_cookbook():
 def test_counting_rule_adds_three_per_message_one_per_name_and_three_priming():
     enc = tok.get_encoding("o200k_base")
     length = lambda s: len(enc.encode_ordinary(s))  # noqa: E731
-    record = {"messages": [{"role": "user", "content": "Hi there", "name": "ada"}, {"role": "assistant", "content": "Hello!"}]}
-    expected = 3 + length("user") + length("Hi there") + length("ada") + 1 + 3 + length("assistant") + length("Hello!") + 3
+    record = {
+        "messages": [{"role": "user", "content": "Hi there", "name": "ada"}, {"role": "assistant", "content": "Hello!"}]
+    }
+    expected = (
+        3 + length("user") + length("Hi there") + length("ada") + 1 + 3 + length("assistant") + length("Hello!") + 3
+    )
     counts = count_tokens(record)
     assert counts.total == expected
     assert counts.assistant == counts.trained == length("Hello!")
 
 
 def test_weight_zero_assistant_tokens_are_counted_but_not_trained():
-    record = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "first answer", "weight": 0},
-                           {"role": "user", "content": "again"}, {"role": "assistant", "content": "second", "weight": 1}]}
+    record = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "first answer", "weight": 0},
+            {"role": "user", "content": "again"},
+            {"role": "assistant", "content": "second", "weight": 1},
+        ]
+    }
     counts = count_tokens(record, "gpt-4o-mini")
     enc = tok.get_encoding("o200k_base")
     assert counts.assistant == len(enc.encode_ordinary("first answer")) + len(enc.encode_ordinary("second"))
@@ -72,12 +82,16 @@ def test_tool_calls_and_tools_are_counted_by_their_json_text():
     call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
     tools = [{"type": "function", "function": {"name": "f"}}]
     bare = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-    with_calls = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "tool_calls": call}],
-                  "tools": tools}
+    with_calls = {
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "tool_calls": call}],
+        "tools": tools,
+    }
     enc = tok.get_encoding("o200k_base")
     extra = len(enc.encode_ordinary(tok._json_text(call))) + len(enc.encode_ordinary(tok._json_text(tools)))
     assert count_tokens(with_calls).total == count_tokens(bare).total + extra
-    assert count_tokens(with_calls).assistant == count_tokens(bare).assistant + len(enc.encode_ordinary(tok._json_text(call)))
+    assert count_tokens(with_calls).assistant == count_tokens(bare).assistant + len(
+        enc.encode_ordinary(tok._json_text(call))
+    )
 
 
 def test_default_model_counts_with_o200k_and_gpt35_with_cl100k():
@@ -94,7 +108,9 @@ def test_special_token_text_is_counted_as_ordinary_text():
 
 
 def test_batches_larger_than_a_chunk_count_the_same_as_one_by_one():
-    records = [{"messages": [{"role": "user", "content": f"question {i} " * (i % 7)}]} for i in range(tok.CHUNK * 2 + 5)]
+    records = [
+        {"messages": [{"role": "user", "content": f"question {i} " * (i % 7)}]} for i in range(tok.CHUNK * 2 + 5)
+    ]
     batch = tok.count_openai(records, "cl100k_base")
     assert batch[::97] == [tok.count_openai([r], "cl100k_base")[0] for r in records[::97]]
 
@@ -105,8 +121,10 @@ def test_malformed_examples_are_counted_without_crashing():
 
 
 def test_importing_validation_loads_neither_torch_nor_an_encoding():
-    code = ("import sys, app.datasets.validation as v, app.datasets.validation.report, app.datasets.validation.launch; "
-            "print('torch' in sys.modules, 'transformers' in sys.modules, bool(v.tokens._encodings))")
+    code = (
+        "import sys, app.datasets.validation as v, app.datasets.validation.report, app.datasets.validation.launch; "
+        "print('torch' in sys.modules, 'transformers' in sys.modules, bool(v.tokens._encodings))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(ROOT))
     assert out.stdout.split() == ["False", "False", "False"]
 
@@ -118,9 +136,12 @@ def test_local_models_count_exactly_with_their_own_tokenizer_and_chat_template(t
     from app.engine.tokenizer import count_chat_tokens
 
     settings = Settings(data_dir=tmp_path / "data", local_models={"tiny": build_tiny_model(tmp_path / "tiny")})
-    messages = [{"role": "user", "content": "What is the capital of France?"},
-                {"role": "assistant", "content": "Paris.", "weight": 0},
-                {"role": "user", "content": "Sure?"}, {"role": "assistant", "content": "Yes, Paris."}]
+    messages = [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris.", "weight": 0},
+        {"role": "user", "content": "Sure?"},
+        {"role": "assistant", "content": "Yes, Paris."},
+    ]
     counts = count_tokens({"messages": messages}, "tiny", settings)
     engine = count_chat_tokens(settings, "tiny", messages)
     assert counts.exact
@@ -129,8 +150,15 @@ def test_local_models_count_exactly_with_their_own_tokenizer_and_chat_template(t
 
 
 def test_rows_about_to_be_inserted_get_their_counts_filled_in_one_batch():
-    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}], "tools": None,
-             "extra": None, "token_counts": None} for i in range(3)]
+    rows = [
+        {
+            "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}],
+            "tools": None,
+            "extra": None,
+            "token_counts": None,
+        }
+        for i in range(3)
+    ]
     tok.fill_token_counts(rows)
     assert [r["token_counts"]["o200k_base"] for r in rows] == [count_tokens(r).as_dict() for r in rows]
 

@@ -19,7 +19,11 @@ GOOD = {
         {
             "role": "assistant",
             "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "18C, sunny"},
@@ -27,7 +31,13 @@ GOOD = {
     ],
     "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
 }
-SIMPLE = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}
+SIMPLE = {
+    "messages": [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u"},
+        {"role": "assistant", "content": "a"},
+    ]
+}
 
 
 def variant(change) -> dict:
@@ -52,13 +62,18 @@ TRIGGERS = {
     "example_missing_assistant_message": lambda r: {"messages": r["messages"][:2]},
     "invalid_weight": lambda r: r["messages"][2].update(weight=0.5),
     "invalid_tool_calls": lambda r: r["messages"][4].update(tool_calls=[{"type": "function"}]),
-    "invalid_tool_arguments": lambda r: r["messages"][4]["tool_calls"][0]["function"].update(arguments={"city": "Paris"}),
+    "invalid_tool_arguments": lambda r: r["messages"][4]["tool_calls"][0]["function"].update(
+        arguments={"city": "Paris"}
+    ),
     "unmatched_tool_call_id": lambda r: r["messages"][5].update(tool_call_id="call_9"),
     "undeclared_function": lambda r: r["tools"][0]["function"].update(name="get_time"),
     "invalid_tools": lambda r: r.update(tools={"get_weather": {}}),
     "missing_system_message": lambda r: {"messages": r["messages"][1:], "tools": r["tools"]},
     "missing_user_message": lambda r: {"messages": [r["messages"][0], {"role": "assistant", "content": "Hi."}]},
-    "last_message_not_assistant": lambda r: {"messages": [*r["messages"], {"role": "user", "content": "Thanks"}], "tools": r["tools"]},
+    "last_message_not_assistant": lambda r: {
+        "messages": [*r["messages"], {"role": "user", "content": "Thanks"}],
+        "tools": r["tools"],
+    },
     "consecutive_same_role": lambda r: {"messages": [r["messages"][0], *r["messages"][1:2] * 2, r["messages"][2]]},
 }
 
@@ -84,8 +99,15 @@ def test_every_documented_code_is_tested_here_or_at_dataset_level():
 
 
 def test_cookbook_error_codes_are_all_present():
-    cookbook = {"data_type", "missing_messages_list", "message_missing_key", "message_unrecognized_key",
-                "unrecognized_role", "missing_content", "example_missing_assistant_message"}
+    cookbook = {
+        "data_type",
+        "missing_messages_list",
+        "message_missing_key",
+        "message_unrecognized_key",
+        "unrecognized_role",
+        "missing_content",
+        "example_missing_assistant_message",
+    }
     assert cookbook <= set(ERROR_CODES)
 
 
@@ -103,7 +125,9 @@ def test_an_assistant_message_with_tool_calls_may_have_no_content():
 
 def test_a_plain_assistant_message_without_content_is_an_error():
     assert "message_missing_key" in codes({"messages": [{"role": "user", "content": "q"}, {"role": "assistant"}]})
-    assert "missing_content" in codes({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None}]})
+    assert "missing_content" in codes(
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None}]}
+    )
 
 
 def test_weight_must_be_zero_or_one_and_only_on_assistant_messages():
@@ -158,10 +182,11 @@ def test_warnings_do_not_make_an_example_invalid():
 
 def test_apply_check_fills_the_cached_columns_and_resets_token_counts():
     class Row:
-        messages = GOOD["messages"]
-        tools = GOOD["tools"]
-        extra = None
-        token_counts = {"o200k_base": {"total": 1, "assistant": 0, "trained": 0}}
+        def __init__(self):
+            self.messages = GOOD["messages"]
+            self.tools = GOOD["tools"]
+            self.extra = None
+            self.token_counts = {"o200k_base": {"total": 1, "assistant": 0, "trained": 0}}
 
         def to_record(self):
             return {"messages": self.messages, "tools": self.tools}

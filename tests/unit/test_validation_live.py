@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import Invalid
 from app.datasets.validation.live import live_check
+from app.errors import Invalid
 
-LONG = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hello " * 17_000},
-                     {"role": "assistant", "content": "ok"}]}
+LONG = {
+    "messages": [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "hello " * 17_000},
+        {"role": "assistant", "content": "ok"},
+    ]
+}
 
 
 def test_an_example_over_the_models_context_is_warned_with_the_tokens_lost():

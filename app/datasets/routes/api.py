@@ -10,13 +10,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.tables.dataset import Example
-from app.datasets.routes.pages import stream_export
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import importer
-from app.web.streamed_upload import StreamedUpload
+from app.datasets.routes.pages import stream_export
+from app.tables.dataset import Example
 from app.web.rendering import SessionDep
+from app.web.streamed_upload import StreamedUpload
 
 router = APIRouter(prefix="/api", tags=["datasets"])
 
@@ -77,17 +77,31 @@ class ExamplesPage(BaseModel):
 def dataset_out(summary: ds.DatasetSummary) -> dict[str, Any]:
     """A dataset as the API shows it."""
     d, c = summary.dataset, summary.counts
-    return {"id": d.id, "name": d.name, "description": d.description, "created_at": d.created_at,
-            "updated_at": d.updated_at,
-            "counts": {"examples": c.examples, "train": c.train, "validation": c.validation, "invalid": c.invalid}}
+    return {
+        "id": d.id,
+        "name": d.name,
+        "description": d.description,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+        "counts": {"examples": c.examples, "train": c.train, "validation": c.validation, "invalid": c.invalid},
+    }
 
 
 def example_out(e: Example) -> dict[str, Any]:
     """An example as the API shows it: its record's keys plus Tuneboard's bookkeeping."""
     out: dict[str, Any] = {"id": e.id, "dataset_id": e.dataset_id, **e.to_record()}
-    out.update(position=e.position, split=e.split, note=e.note, valid=e.valid, n_errors=e.n_errors,
-               n_warnings=e.n_warnings, problems=e.problems or [], version=e.version,
-               created_at=e.created_at, updated_at=e.updated_at)
+    out.update(
+        position=e.position,
+        split=e.split,
+        note=e.note,
+        valid=e.valid,
+        n_errors=e.n_errors,
+        n_warnings=e.n_warnings,
+        problems=e.problems or [],
+        version=e.version,
+        created_at=e.created_at,
+        updated_at=e.updated_at,
+    )
     return out
 
 
@@ -124,32 +138,52 @@ def delete_dataset(dataset_id: int, session: SessionDep):
     return Response(status_code=204)
 
 
-_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"],
-    "properties": {"file": {"type": "string", "format": "binary", "description": "A .jsonl or .csv file."}}}}}}}
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "A .jsonl or .csv file."}
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @router.post("/datasets/{dataset_id}/import", response_model=ImportOut, openapi_extra=_UPLOAD_BODY)
-async def import_file(request: Request, dataset_id: int, session: SessionDep,
-                      format: Literal["auto", "jsonl", "csv"] = "auto"):
+async def import_file(
+    request: Request, dataset_id: int, session: SessionDep, format: Literal["auto", "jsonl", "csv"] = "auto"
+):
     """Import a JSONL (or CSV: system,user,assistant) file, multipart field `file`; every rejected line is listed."""
     upload = StreamedUpload(request, "file")
     await upload.start()
     stream = upload.reader()
-    result = await run_in_threadpool(importer.import_file, session, dataset_id, stream, filename=upload.filename,
-                                     kind=format)
+    result = await run_in_threadpool(
+        importer.import_file, session, dataset_id, stream, filename=upload.filename, kind=format
+    )
     await upload.finish()
     return result.as_dict()
 
 
 @router.get("/datasets/{dataset_id}/examples", response_model=ExamplesPage)
-def list_examples(dataset_id: int, session: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
-                  limit: Annotated[int, Query(ge=1, le=1000)] = 50, q: str | None = None,
-                  split: Literal["train", "validation", "none"] | None = None, valid: bool | None = None,
-                  sort: Literal["position", "-position", "newest", "errors", "longest"] = "position"):
+def list_examples(
+    dataset_id: int,
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    q: str | None = None,
+    split: Literal["train", "validation", "none"] | None = None,
+    valid: bool | None = None,
+    sort: Literal["position", "-position", "newest", "errors", "longest"] = "position",
+):
     """A page of examples, filtered by text, split and validity."""
-    page = ex.list_examples(session, dataset_id, offset=offset, limit=limit, q=q, split=split, valid=valid,
-                            sort=sort)
+    page = ex.list_examples(session, dataset_id, offset=offset, limit=limit, q=q, split=split, valid=valid, sort=sort)
     return {"total": page.total, "items": [example_out(e) for e in page.items]}
 
 
@@ -159,10 +193,18 @@ def add_example(dataset_id: int, body: ExampleIn, session: SessionDep) -> dict[s
     return example_out(ex.add_example(session, dataset_id, body.record(), split=body.split, note=body.note))
 
 
-@router.get("/datasets/{dataset_id}/export", response_class=StreamingResponse,
-            responses={200: {"content": {"application/jsonl": {}}}})
-def export(request: Request, dataset_id: int, session: SessionDep,
-           split: Literal["all", "train", "validation"] = "all", only_valid: bool = True):
+@router.get(
+    "/datasets/{dataset_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/jsonl": {}}}},
+)
+def export(
+    request: Request,
+    dataset_id: int,
+    session: SessionDep,
+    split: Literal["all", "train", "validation"] = "all",
+    only_valid: bool = True,
+):
     """The dataset as OpenAI chat JSONL (only valid examples unless only_valid=false)."""
     ds.get_dataset(session, dataset_id)
     return StreamingResponse(stream_export(request, dataset_id, split, only_valid), media_type="application/jsonl")
@@ -179,8 +221,12 @@ def update_example(example_id: int, body: ExampleUpdate, session: SessionDep) ->
     """Replace an example; `version` must be the current one (409 otherwise)."""
     fields = body.model_fields_set
     example = ex.update_example(
-        session, example_id, body.record(), body.version,
-        split=body.split if "split" in fields else ex.KEEP, note=body.note if "note" in fields else ex.KEEP,
+        session,
+        example_id,
+        body.record(),
+        body.version,
+        split=body.split if "split" in fields else ex.KEEP,
+        note=body.note if "note" in fields else ex.KEEP,
     )
     return example_out(example)
 

@@ -5,23 +5,32 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlmodel import Session
 
-from app.tables.dataset import Example
-from app.datasets.routes.pages import redirect
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets.forms import ROLES, editor_rows, top_level_texts
+from app.datasets.routes.pages import redirect
+from app.tables.dataset import Example
 from app.web.rendering import SessionDep, is_htmx, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-BLANK = {"messages": [{"role": "system", "content": ""}, {"role": "user", "content": ""},
-                      {"role": "assistant", "content": ""}]}
+BLANK = {
+    "messages": [
+        {"role": "system", "content": ""},
+        {"role": "user", "content": ""},
+        {"role": "assistant", "content": ""},
+    ]
+}
 
 
 def _editor(request: Request, session: Session, dataset_id: int, example: Example | None, message: str | None = None):
     record = example.to_record() if example else BLANK
     context = {
-        "dataset": ds.get_dataset(session, dataset_id), "example": example, "rows": editor_rows(record),
-        "texts": top_level_texts(record), "roles": ROLES, "message": message,
+        "dataset": ds.get_dataset(session, dataset_id),
+        "example": example,
+        "rows": editor_rows(record),
+        "texts": top_level_texts(record),
+        "roles": ROLES,
+        "message": message,
         "action": f"/examples/{example.id}" if example else f"/datasets/{dataset_id}/examples",
         "check_url": f"/examples/{example.id}/check" if example else f"/datasets/{dataset_id}/examples/check",
     }
@@ -38,8 +47,13 @@ def new_example(request: Request, session: SessionDep, dataset_id: int):
 async def create_example(request: Request, session: SessionDep, dataset_id: int):
     """Save a new example from the editor and open it."""
     form = await request.form()
-    example = ex.add_example(session, dataset_id, ex.record_from_form(form), split=form.get("split") or None,
-                             note=str(form.get("note") or ""))
+    example = ex.add_example(
+        session,
+        dataset_id,
+        ex.record_from_form(form),
+        split=form.get("split") or None,
+        note=str(form.get("note") or ""),
+    )
     return redirect(request, f"/examples/{example.id}")
 
 
@@ -55,9 +69,14 @@ async def save_example(request: Request, session: SessionDep, example_id: int):
     """Save the editor; a stale version is refused (409) and the person's text stays in the page."""
     form = await request.form()
     version = str(form.get("version") or "")
-    example = ex.update_example(session, example_id, ex.record_from_form(form),
-                                version=int(version) if version.isdigit() else None,
-                                split=form.get("split") or None, note=str(form.get("note") or ""))
+    example = ex.update_example(
+        session,
+        example_id,
+        ex.record_from_form(form),
+        version=int(version) if version.isdigit() else None,
+        split=form.get("split") or None,
+        note=str(form.get("note") or ""),
+    )
     if not is_htmx(request):
         return redirect(request, f"/examples/{example.id}")
     return _editor(request, session, example.dataset_id, example, message=f"Saved (version {example.version}).")

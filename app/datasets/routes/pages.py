@@ -11,8 +11,7 @@ from sqlmodel import Session
 
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
-from app.datasets import exporter
-from app.datasets import importer
+from app.datasets import exporter, importer
 from app.web.rendering import SessionDep, is_htmx, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -38,21 +37,30 @@ def datasets_page(request: Request, session: SessionDep):
 
 
 @router.post("/datasets")
-def create(request: Request, session: SessionDep, name: Annotated[str, Form()] = "",
-           description: Annotated[str, Form()] = ""):
+def create(
+    request: Request, session: SessionDep, name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = ""
+):
     """Create a dataset and open it."""
     dataset = ds.create_dataset(session, name, description)
     return redirect(request, f"/datasets/{dataset.id}")
 
 
 @router.post("/datasets/{dataset_id}/rename")
-def rename(request: Request, session: SessionDep, dataset_id: int, name: Annotated[str, Form()] = "",
-           description: Annotated[str | None, Form()] = None, back: Annotated[str, Form()] = "list"):
+def rename(
+    request: Request,
+    session: SessionDep,
+    dataset_id: int,
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str | None, Form()] = None,
+    back: Annotated[str, Form()] = "list",
+):
     """Rename a dataset (and optionally change its description)."""
     dataset = ds.update_dataset(session, dataset_id, name=name, description=description)
     if back == "dataset":
         return redirect(request, f"/datasets/{dataset.id}")
-    return _list(request, session, f"Renamed to “{dataset.name}”.") if is_htmx(request) else redirect(request, "/datasets")
+    return (
+        _list(request, session, f"Renamed to “{dataset.name}”.") if is_htmx(request) else redirect(request, "/datasets")
+    )
 
 
 @router.get("/datasets/{dataset_id}/delete")
@@ -82,32 +90,60 @@ def duplicate(request: Request, session: SessionDep, dataset_id: int):
 
 
 def _filters(q: str = "", split: str = "", valid: str = "", sort: str = "position", offset: int = 0) -> dict:
-    return {"q": q, "split": split if split in ("train", "validation", "none") else "",
-            "valid": valid if valid in ("valid", "invalid") else "", "sort": sort if sort in ex.SORTS else "position",
-            "offset": max(0, offset)}
+    return {
+        "q": q,
+        "split": split if split in ("train", "validation", "none") else "",
+        "valid": valid if valid in ("valid", "invalid") else "",
+        "sort": sort if sort in ex.SORTS else "position",
+        "offset": max(0, offset),
+    }
 
 
-def _body(request: Request, session: Session, dataset_id: int, filters: dict, message: str | None = None,
-          import_result=None):
+def _body(
+    request: Request, session: Session, dataset_id: int, filters: dict, message: str | None = None, import_result=None
+):
     dataset = ds.get_dataset(session, dataset_id)
     valid = {"valid": True, "invalid": False}.get(filters["valid"])
     counts = ds.dataset_counts(session, dataset_id)
     # Unfiltered, the total is already in the counts: no second pass over the index.
     known = counts.examples if not (filters["q"] or filters["split"] or filters["valid"]) else None
-    page = ex.list_examples(session, dataset_id, offset=filters["offset"], limit=PAGE_SIZE, q=filters["q"],
-                            split=filters["split"] or None, valid=valid, sort=filters["sort"], total=known)
+    page = ex.list_examples(
+        session,
+        dataset_id,
+        offset=filters["offset"],
+        limit=PAGE_SIZE,
+        q=filters["q"],
+        split=filters["split"] or None,
+        valid=valid,
+        sort=filters["sort"],
+        total=known,
+    )
     keep = {k: v for k, v in filters.items() if v and k != "offset"}
     context = {
-        "dataset": dataset, "counts": counts, "page": page, "filters": filters,
-        "query": urlencode(keep), "sorts": ex.SORTS, "others": ex.other_datasets(session, dataset_id),
-        "message": message, "result": import_result,
+        "dataset": dataset,
+        "counts": counts,
+        "page": page,
+        "filters": filters,
+        "query": urlencode(keep),
+        "sorts": ex.SORTS,
+        "others": ex.other_datasets(session, dataset_id),
+        "message": message,
+        "result": import_result,
     }
     return render(request, "datasets/show.html", context, partial="datasets/_body.html")
 
 
 @router.get("/datasets/{dataset_id}")
-def dataset_page(request: Request, session: SessionDep, dataset_id: int, q: str = "", split: str = "",
-                 valid: str = "", sort: str = "position", offset: Annotated[int, Query(ge=0)] = 0):
+def dataset_page(
+    request: Request,
+    session: SessionDep,
+    dataset_id: int,
+    q: str = "",
+    split: str = "",
+    valid: str = "",
+    sort: str = "position",
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
     """One dataset: counts, filters, 50 examples a page, bulk actions, import and export."""
     return _body(request, session, dataset_id, _filters(q, split, valid, sort, offset))
 
@@ -120,11 +156,20 @@ def _after_post(request: Request, session: Session, dataset_id: int, filters: di
 
 
 @router.post("/datasets/{dataset_id}/bulk")
-def bulk(request: Request, session: SessionDep, dataset_id: int, action: Annotated[str, Form()] = "",
-         ids: Annotated[list[int], Form()] = (), target_split: Annotated[str, Form()] = "",
-         target_dataset: Annotated[str, Form()] = "", q: Annotated[str, Form()] = "",
-         split: Annotated[str, Form()] = "", valid: Annotated[str, Form()] = "",
-         sort: Annotated[str, Form()] = "position", offset: Annotated[int, Form()] = 0):
+def bulk(
+    request: Request,
+    session: SessionDep,
+    dataset_id: int,
+    action: Annotated[str, Form()] = "",
+    ids: Annotated[list[int], Form()] = (),
+    target_split: Annotated[str, Form()] = "",
+    target_dataset: Annotated[str, Form()] = "",
+    q: Annotated[str, Form()] = "",
+    split: Annotated[str, Form()] = "",
+    valid: Annotated[str, Form()] = "",
+    sort: Annotated[str, Form()] = "position",
+    offset: Annotated[int, Form()] = 0,
+):
     """Delete, set the split of, or copy the selected examples."""
     filters = _filters(q, split, valid, sort, offset)
     message = ex.bulk_action(session, dataset_id, action, list(ids), target_split, target_dataset)
@@ -132,8 +177,13 @@ def bulk(request: Request, session: SessionDep, dataset_id: int, action: Annotat
 
 
 @router.post("/datasets/{dataset_id}/split")
-def split_randomly(request: Request, session: SessionDep, dataset_id: int, percent: Annotated[str, Form()] = "10",
-                   seed: Annotated[str, Form()] = "0"):
+def split_randomly(
+    request: Request,
+    session: SessionDep,
+    dataset_id: int,
+    percent: Annotated[str, Form()] = "10",
+    seed: Annotated[str, Form()] = "0",
+):
     """Assign train/validation randomly by a percentage and a seed."""
     counts = ex.split_randomly(session, dataset_id, percent, seed)
     message = f"Split randomly (seed {seed}): {counts['train']:,} train, {counts['validation']:,} validation."
@@ -141,8 +191,13 @@ def split_randomly(request: Request, session: SessionDep, dataset_id: int, perce
 
 
 @router.post("/datasets/{dataset_id}/import")
-def import_file(request: Request, session: SessionDep, dataset_id: int, file: Annotated[UploadFile, File()],
-                format: Annotated[str, Form()] = "auto"):
+def import_file(
+    request: Request,
+    session: SessionDep,
+    dataset_id: int,
+    file: Annotated[UploadFile, File()],
+    format: Annotated[str, Form()] = "auto",
+):
     """Import an uploaded JSONL or CSV file; rejected lines are listed and kept for download."""
     settings = request.app.state.settings
     result = importer.import_file(session, dataset_id, file.file, filename=file.filename or "", kind=format)
@@ -159,7 +214,9 @@ def rejected_lines(request: Request, session: SessionDep, dataset_id: int, impor
     ds.get_dataset(session, dataset_id)
     path = importer.rejected_path(request.app.state.settings, dataset_id, import_id)
     if not path.exists():
-        return render(request, "error.html", {"status": 404, "message": "Those rejected lines are gone."}, status_code=404)
+        return render(
+            request, "error.html", {"status": 404, "message": "Those rejected lines are gone."}, status_code=404
+        )
     return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"rejected-lines-{import_id}.jsonl")
 
 
@@ -169,8 +226,11 @@ def export(request: Request, session: SessionDep, dataset_id: int, split: str = 
     dataset = ds.get_dataset(session, dataset_id)
     exporter.count_exported(session, dataset_id, split, only_valid)  # refuses a bad split before streaming starts
     filename = f"{_slug(dataset.name)}-{split}.jsonl"
-    return StreamingResponse(stream_export(request, dataset_id, split, only_valid), media_type="application/jsonl",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(
+        stream_export(request, dataset_id, split, only_valid),
+        media_type="application/jsonl",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def stream_export(request: Request, dataset_id: int, split: str, only_valid: bool):

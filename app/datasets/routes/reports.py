@@ -17,8 +17,9 @@ SplitQuery = Query("train", pattern="^(train|validation|all)$", description="Whi
 
 
 @router.get("/datasets/{dataset_id}/report", include_in_schema=False)
-def report_page(request: Request, dataset_id: int, session: SessionDep, model: str | None = ModelQuery,
-                split: str = SplitQuery):
+def report_page(
+    request: Request, dataset_id: int, session: SessionDep, model: str | None = ModelQuery, split: str = SplitQuery
+):
     """The Report page; htmx gets only the report fragment when the model picker changes."""
     settings = request.app.state.settings
     report = build_report(session, dataset_id, model or None, settings=settings, split=split)
@@ -32,8 +33,9 @@ def report_page(request: Request, dataset_id: int, session: SessionDep, model: s
 
 
 @router.get("/api/datasets/{dataset_id}/report", tags=["datasets"])
-def report_api(request: Request, dataset_id: int, session: SessionDep, model: str | None = ModelQuery,
-               split: str = SplitQuery) -> dict:
+def report_api(
+    request: Request, dataset_id: int, session: SessionDep, model: str | None = ModelQuery, split: str = SplitQuery
+) -> dict:
     """Validation report of a dataset for one model: problem counts, statistics and the estimate."""
     settings = request.app.state.settings
     return build_report(session, dataset_id, model or None, settings=settings, split=split).as_api()

@@ -97,7 +97,7 @@ def _check_tools(tools: Any, result: ExampleCheck) -> set[str] | None:
         return None
     names: set[str] = set()
     if not isinstance(tools, list):
-        result.add("invalid_tools", "`tools` must be a list of {\"type\": \"function\", \"function\": {...}}.")
+        result.add("invalid_tools", '`tools` must be a list of {"type": "function", "function": {...}}.')
         return names
     for n, tool in enumerate(tools):
         fn = tool.get("function") if isinstance(tool, dict) else None
@@ -308,8 +308,9 @@ def content_hash(record: dict[str, Any], messages_json: str | None = None) -> st
     if _is_plain(messages):
         text = messages_json if messages_json is not None else _json(messages)
     else:
-        text = _json([_canonical_message(m) for m in messages] if isinstance(messages, list) else
-                     _sorted_keys(messages))
+        text = _json(
+            [_canonical_message(m) for m in messages] if isinstance(messages, list) else _sorted_keys(messages)
+        )
     canonical = text + "\n" + _sorted_json(tools)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -330,7 +331,9 @@ def search_text(messages: Any) -> str:
             if isinstance(content, str):
                 parts.append(content)
             elif isinstance(content, list):
-                parts.extend(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+                parts.extend(
+                    p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
     return "\n".join(parts).lower()
 
 

@@ -12,8 +12,6 @@ from typing import Any
 from sqlalchemy import String, cast, func, select
 from sqlmodel import Session
 
-from app.tables import Example
-from app.errors import Invalid
 from app.datasets.validation import report_rows
 from app.datasets.validation.checks import CODES
 from app.datasets.validation.estimate import Estimate, estimate
@@ -21,6 +19,8 @@ from app.datasets.validation.modeltable import ModelInfo, resolve_model, table_d
 from app.datasets.validation.report_groups import GROUPS_OF_SPLIT, TOTAL, VALID, Group
 from app.datasets.validation.report_rows import DatasetState, current_snapshot, read_state
 from app.datasets.validation.stats import Bin, Summary, histogram, summarize
+from app.errors import Invalid
+from app.tables import Example
 
 MIN_TRAINING_EXAMPLES = 10
 SPLITS = ("train", "validation", "all")
@@ -128,8 +128,9 @@ def _distinct(counters: list[Counter]) -> int:
     return len(largest) + len(extra)
 
 
-def _aggregate(state: DatasetState, info: ModelInfo, split: str, groups: dict[str, Group], extra_leaks: set[str],
-               exact: bool) -> Report:
+def _aggregate(
+    state: DatasetState, info: ModelInfo, split: str, groups: dict[str, Group], extra_leaks: set[str], exact: bool
+) -> Report:
     """The report from the split's running statistics (report_groups): no pass over the rows."""
     parts = [groups[g] for g in GROUPS_OF_SPLIT[split] if g in groups] or [Group()]
     totals = _merged([p.totals for p in parts])
@@ -138,7 +139,7 @@ def _aggregate(state: DatasetState, info: ModelInfo, split: str, groups: dict[st
     for part in parts:
         counts.update(part.codes)
     limit = info.context_limit
-    over = totals[bisect_right(totals, limit):]
+    over = totals[bisect_right(totals, limit) :]
     if over:
         counts["over_context_limit"] = len(over)
     duplicates = n_examples - _distinct([p.hashes for p in parts])
@@ -175,8 +176,10 @@ def _aggregate(state: DatasetState, info: ModelInfo, split: str, groups: dict[st
 
 
 def stored_problem_clause(code: str):
-    """A SQL condition for examples whose stored problems include `code`; None for codes the report computes
-    (over_context_limit, duplicate_example, train_validation_leakage, too_few_examples): use example_ids_with_problem."""
+    """A SQL condition for examples whose stored problems include `code`.
+
+    None for the codes the report computes (over_context_limit, duplicate_example, train_validation_leakage,
+    too_few_examples): use example_ids_with_problem for those."""
     if code not in CODES:
         raise Invalid(f"Unknown problem code {code!r}.", param="problem")
     if code in COMPUTED_CODES:

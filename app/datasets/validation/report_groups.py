@@ -29,7 +29,7 @@ def group_of(split: str | None) -> str:
 class Group:
     """One group's rows: how many, sorted token and message counts of the valid ones, hashes and problem codes."""
 
-    __slots__ = ("n", "totals", "assistant", "messages", "hashes", "codes")
+    __slots__ = ("assistant", "codes", "hashes", "messages", "n", "totals")
 
     def __init__(self) -> None:
         self.n = 0
@@ -78,8 +78,11 @@ class Group:
         for code in row[CODES] or ():
             _decrement(self.codes, code)
         if row[VALID]:
-            for values, value in ((self.totals, row[TOTAL]), (self.assistant, row[ASSISTANT]),
-                                  (self.messages, row[N_MESSAGES])):
+            for values, value in (
+                (self.totals, row[TOTAL]),
+                (self.assistant, row[ASSISTANT]),
+                (self.messages, row[N_MESSAGES]),
+            ):
                 del values[bisect_left(values, value)]
 
 

@@ -21,12 +21,12 @@ from typing import Any, NamedTuple
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlmodel import Session
 
-from app.tables import Dataset, Example
-from app.errors import NotFound
 from app.datasets.validation.checks import json_loads
 from app.datasets.validation.modeltable import ModelInfo
 from app.datasets.validation.report_groups import CODES, TOTAL, Group, Row, apply_changes, build_groups
 from app.datasets.validation.tokens import count_many
+from app.errors import NotFound
+from app.tables import Dataset, Example
 
 T = Example.__table__.c
 FILL_CHUNK = 5_000  # examples recounted per database round trip
@@ -79,9 +79,7 @@ def read_state(session: Session, dataset_id: int) -> DatasetState:
     """
     d = Dataset.__table__.c
     # A query, not session.get(): an identity-mapped Dataset may predate another session's edit.
-    found = session.execute(
-        select(d.name, d.created_at, d.updated_at, d.rev).where(d.id == dataset_id)
-    ).one_or_none()
+    found = session.execute(select(d.name, d.created_at, d.updated_at, d.rev).where(d.id == dataset_id)).one_or_none()
     if found is None:
         raise NotFound(f"Dataset {dataset_id} does not exist.", param="dataset_id")
     count, top = session.execute(select(func.count(), func.max(T.id)).where(T.dataset_id == dataset_id)).one()
@@ -180,13 +178,19 @@ def _read(session: Session, key: str, dataset_id: int, *, since: int | None = No
             sql = f"{sql} AND rev > ? UNION ALL {sql} AND rev IS NULL"
             params += [since, *params]
         if ids is not None:
-            sql += " AND id IN (%s)" % ",".join("?" * len(ids))
+            sql += " AND id IN ({})".format(",".join("?" * len(ids)))
             params.extend(ids)
         return connection.connection.driver_connection.execute(sql, params).fetchall()
     counts = T.token_counts[key]
     query = select(
-        T.id, T.valid, T.n_messages, T.content_hash, T.split,
-        counts["total"].as_integer(), counts["assistant"].as_integer(), counts["trained"].as_integer(),
+        T.id,
+        T.valid,
+        T.n_messages,
+        T.content_hash,
+        T.split,
+        counts["total"].as_integer(),
+        counts["assistant"].as_integer(),
+        counts["trained"].as_integer(),
         case((T.n_errors + T.n_warnings > 0, T.problems)),
     ).where(T.dataset_id == dataset_id)
     if since is not None:
@@ -213,7 +217,7 @@ def fill_counts(session: Session, rows: dict, missing: list[int], info: ModelInf
     """
     exact = True
     key = info.cache_key
-    alone = '{"%s": {"total": %%d, "assistant": %%d, "trained": %%d}}' % json.dumps(key)[1:-1].replace("%", "%%")
+    alone = '{{"{}": {{"total": %d, "assistant": %d, "trained": %d}}}}'.format(json.dumps(key)[1:-1].replace("%", "%%"))
     for start in range(0, len(missing), FILL_CHUNK):
         # Chunks run one after the other: overlapping the next chunk's reading with tiktoken was measured slower
         # (the encoding threads wait for the GIL between strings while this thread decodes JSON).
@@ -245,8 +249,8 @@ def _load_for_count(session: Session, ids: list[int]) -> list[tuple]:
         query = select(T.id, T.messages, T.tools, T.extra, T.token_counts, T.content_hash).where(T.id.in_(ids))
         return [tuple(r) for r in connection.execute(query)]
     # Decoding the JSON ourselves from the driver's rows halves the cost of reading 100,000 examples back.
-    sql = "SELECT id, messages, tools, extra, token_counts, content_hash FROM examples WHERE id IN (%s)" % ",".join(
-        "?" * len(ids)
+    sql = "SELECT id, messages, tools, extra, token_counts, content_hash FROM examples WHERE id IN ({})".format(
+        ",".join("?" * len(ids))
     )
     return [
         (i, _decode(m), _decode(t), _decode(x), _decode(c), h)

@@ -21,8 +21,8 @@ from typing import Any
 
 import tiktoken
 
-from app.errors import DomainError
 from app.datasets.validation.modeltable import ModelInfo, resolve_model
+from app.errors import DomainError
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
@@ -36,7 +36,7 @@ ENDOFPROMPT = "<|endofprompt|>"
 _SPECS: dict[str, dict[str, Any]] = {
     "cl100k_base": {
         "sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",  # noqa: E501 (the official pattern, verbatim)
         "special_tokens": {
             ENDOFTEXT: 100257,
             "<|fim_prefix|>": 100258,
@@ -109,7 +109,7 @@ def get_encoding(name: str) -> tiktoken.Encoding:
     with _lock:
         encoding = _encodings.get(name)
         if encoding is None:
-            spec = _SPECS[name] if name in _SPECS else None
+            spec = _SPECS.get(name)
             if spec is None:
                 raise RankFileError(f"Unknown encoding {name!r}; known: {', '.join(_SPECS)}.")
             encoding = tiktoken.Encoding(
@@ -138,7 +138,7 @@ def _content_text(content: Any) -> str | None:
 class _Plan:
     """Collects the strings of many examples (deduplicated) and how each example sums their lengths."""
 
-    __slots__ = ("index", "fixed", "parts")
+    __slots__ = ("fixed", "index", "parts")
 
     def __init__(self) -> None:
         # Each distinct string and its id: its position in the dict's (insertion) order, given by setdefault in
@@ -245,14 +245,14 @@ def count_local(settings: Any, model: str, record: Any) -> TokenCounts:
     if not isinstance(messages, list):
         return _approximate(record)
     try:
-        from app.engine.tokenizer import count_chat_tokens  # noqa: PLC0415 - keeps torch out of validation
+        from app.engine.tokenizer import count_chat_tokens
     except ImportError:
         return _approximate(record)
     try:
         result = count_chat_tokens(settings, model, [m for m in messages if isinstance(m, dict)])
     except DomainError:
         raise  # the model itself is unknown or unusable: say so instead of guessing
-    except Exception:  # noqa: BLE001 - a malformed example must not break the whole report
+    except Exception:
         return _approximate(record)
     return TokenCounts(int(result["total"]), int(result["assistant"]), int(result["trained"]))
 
@@ -260,7 +260,7 @@ def count_local(settings: Any, model: str, record: Any) -> TokenCounts:
 def local_model_ready(settings: Any, model: str) -> bool:
     """Whether a local model's tokenizer can be loaded now, without a long first-use conversion."""
     try:
-        from app.engine.catalog import list_base_models  # noqa: PLC0415 - stdlib-only module, loaded on demand
+        from app.engine.catalog import list_base_models
     except ImportError:
         return False
     return any(m.name == model and m.cached for m in list_base_models(settings))
@@ -271,7 +271,9 @@ def count_many(records: Sequence[Any], info: ModelInfo, settings: Any = None) ->
     if info.is_local:
         if settings is None or not local_model_ready(settings, info.name):
             # Converting the bundled model takes minutes on first use: never make a page wait for it.
-            return [TokenCounts(c.total, c.assistant, c.trained, exact=False) for c in count_openai(records, "o200k_base")]
+            return [
+                TokenCounts(c.total, c.assistant, c.trained, exact=False) for c in count_openai(records, "o200k_base")
+            ]
         return [count_local(settings, info.name, r) for r in records]
     return count_openai(records, info.encoding)
 

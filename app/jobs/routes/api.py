@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from app.jobs import jobs
-from app.jobs.shapes import checkpoint_dict, event_dict, job_dict
 from app.jobs.model_catalog import list_models
+from app.jobs.shapes import checkpoint_dict, event_dict, job_dict
 from app.web.rendering import SessionDep
 
 router = APIRouter(prefix="/api", tags=["jobs"])
@@ -46,11 +46,25 @@ def create(body: JobCreate, request: Request, session: SessionDep):
 
 
 @router.get("/jobs")
-def list_(request: Request, session: SessionDep, status: str | None = None, provider: str | None = None,
-          dataset_id: int | None = None, after: str | None = None, limit: int = Query(20, ge=1, le=1000)):
+def list_(
+    request: Request,
+    session: SessionDep,
+    status: str | None = None,
+    provider: str | None = None,
+    dataset_id: int | None = None,
+    after: str | None = None,
+    limit: int = Query(20, ge=1, le=1000),
+):
     """Jobs newest first; `after` a job id; `metadata[key]=value` filters."""
-    rows, more = jobs.list_jobs(session, status=status, provider=provider, dataset_id=dataset_id, after=after,
-                                limit=limit, metadata=_metadata(request))
+    rows, more = jobs.list_jobs(
+        session,
+        status=status,
+        provider=provider,
+        dataset_id=dataset_id,
+        after=after,
+        limit=limit,
+        metadata=_metadata(request),
+    )
     return {"object": "list", "data": [job_dict(j) for j in rows], "has_more": more}
 
 
@@ -79,8 +93,9 @@ def rerun(job_id: str, request: Request, session: SessionDep, provider: str | No
 
 
 @router.get("/jobs/{job_id}/events")
-def events(job_id: str, session: SessionDep, after_seq: int | None = None,
-           limit: int | None = Query(None, ge=1, le=10000)):
+def events(
+    job_id: str, session: SessionDep, after_seq: int | None = None, limit: int | None = Query(None, ge=1, le=10000)
+):
     """Events oldest first, after a seq (how a live view catches up)."""
     rows = jobs.list_events(session, job_id, after_seq=after_seq, limit=limit)
     return {"object": "list", "data": [event_dict(e) for e in rows]}

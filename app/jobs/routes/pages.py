@@ -79,8 +79,9 @@ def rerun(request: Request, job_id: str, session: SessionDep):
 
 
 @router.post("/jobs/{job_id}/delete-model", include_in_schema=False)
-def delete_model(request: Request, job_id: str, session: SessionDep,
-                 next_url: Annotated[str, Query(alias="next")] = ""):
+def delete_model(
+    request: Request, job_id: str, session: SessionDep, next_url: Annotated[str, Query(alias="next")] = ""
+):
     """Delete the job's tuned model (guarded by the maintenance switch)."""
     job_form.delete_job_model(session, request.app.state.settings, job_id)
     target = next_url if next_url.startswith("/") and not next_url.startswith("//") else f"/jobs/{job_id}"

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
-from app.tables import Job, JobEvent
+from app.errors import NotFound
 from app.jobs import monitoring
 from app.settings.store import destructive_actions_enabled
-from app.errors import NotFound
+from app.tables import Job, JobEvent
 
 router = APIRouter(tags=["jobs"])
 
@@ -44,8 +44,9 @@ def _start_seq(last_event_id: str | None, after: int | None) -> int:
 
 
 @router.get("/jobs/{job_id}/events/stream", include_in_schema=False)
-async def job_event_stream(request: Request, job_id: str, after: int | None = None,
-                           last_event_id: str | None = Header(None)):
+async def job_event_stream(
+    request: Request, job_id: str, after: int | None = None, last_event_id: str | None = Header(None)
+):
     """text/event-stream of a job's events (id = seq), metrics for the chart and summary updates."""
     # No request-scoped session here: it would hold a pooled connection for as long as the stream stays open.
     if await anyio.to_thread.run_sync(monitoring.current_status, request.app.state.engine, job_id) is None:

@@ -65,15 +65,19 @@ def hash_0001(messages: Any, tools: Any) -> str:
 
 def _rehash(content_hash: Callable[[Any, Any], str]) -> None:
     connection = op.get_bind()
-    examples = sa.table("examples", sa.column("id"), sa.column("messages"), sa.column("tools"),
-                        sa.column("content_hash"))
-    update = examples.update().where(examples.c.id == sa.bindparam("row_id")).values(
-        content_hash=sa.bindparam("new_hash"))
+    examples = sa.table(
+        "examples", sa.column("id"), sa.column("messages"), sa.column("tools"), sa.column("content_hash")
+    )
+    update = (
+        examples.update().where(examples.c.id == sa.bindparam("row_id")).values(content_hash=sa.bindparam("new_hash"))
+    )
     last = 0
     while True:
         rows = connection.execute(
             sa.select(examples.c.id, examples.c.messages, examples.c.tools)
-            .where(examples.c.id > last).order_by(examples.c.id).limit(BATCH)
+            .where(examples.c.id > last)
+            .order_by(examples.c.id)
+            .limit(BATCH)
         ).all()
         if not rows:
             return

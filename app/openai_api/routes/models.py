@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.jobs import jobs
-from app.jobs import model_catalog
+from app.jobs import jobs, model_catalog
 from app.openai_api import shapes as openai_shapes
 from app.web.rendering import SessionDep
 

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
-from app.playground import conversations
-from app.playground import playground
 from app.errors import Invalid
+from app.playground import conversations, playground
 from app.web.rendering import SessionDep, render
 
 router = APIRouter(tags=["playground"])
@@ -25,22 +24,26 @@ def _page(request: Request, session, c: str | None, models: list[str], compare: 
         "conversation": conversations.as_json(conv),
         "columns": [(chosen[i] if i < len(chosen) else "") for i in range(n)],
         "params": conv.params if conv else dict(conversations.DEFAULT_PARAMS),
-        "groups": groups, "known": {m.id for _, models in groups for m in models},
-        "datasets": playground.datasets(session), "compare": compare,
+        "groups": groups,
+        "known": {m.id for _, models in groups for m in models},
+        "datasets": playground.datasets(session),
+        "compare": compare,
     }
     return render(request, "playground/index.html", ctx)
 
 
 @router.get("/playground", include_in_schema=False)
-def playground_page(request: Request, session: SessionDep, c: str | None = None,
-                    model: Annotated[list[str] | None, Query()] = None):
+def playground_page(
+    request: Request, session: SessionDep, c: str | None = None, model: Annotated[list[str] | None, Query()] = None
+):
     """Chat with one model; ?model= preselects it, ?c= reopens a saved conversation."""
     return _page(request, session, c, model, compare=False)
 
 
 @router.get("/playground/compare", include_in_schema=False)
-def compare_page(request: Request, session: SessionDep, c: str | None = None,
-                 model: Annotated[list[str] | None, Query()] = None):
+def compare_page(
+    request: Request, session: SessionDep, c: str | None = None, model: Annotated[list[str] | None, Query()] = None
+):
     """The same conversation sent to two or three models side by side."""
     return _page(request, session, c, model, compare=True)
 
@@ -53,8 +56,11 @@ async def chat(request: Request):
     except ValueError:
         body = None
     stream = playground.stream_reply(request.app.state.engine, request.app.state.settings, body)
-    return StreamingResponse(iterate_in_threadpool(stream), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        iterate_in_threadpool(stream),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.post("/playground/conversations", include_in_schema=False)
@@ -79,10 +85,16 @@ async def _json(request: Request):
 
 
 @router.post("/playground/save-example", include_in_schema=False)
-def save_example(request: Request, session: SessionDep, dataset_id: Annotated[int, Form()],
-                 messages: Annotated[str, Form()], split: Annotated[str, Form()] = "",
-                 reply: Annotated[str, Form()] = "", system: Annotated[str, Form()] = "",
-                 column: Annotated[int, Form()] = 0):
+def save_example(
+    request: Request,
+    session: SessionDep,
+    dataset_id: Annotated[int, Form()],
+    messages: Annotated[str, Form()],
+    split: Annotated[str, Form()] = "",
+    reply: Annotated[str, Form()] = "",
+    system: Annotated[str, Form()] = "",
+    column: Annotated[int, Form()] = 0,
+):
     """Add the conversation (reply as edited) to a dataset and show its validation problems."""
     record = playground.example_record(messages, reply, system, column)
     example = playground.save_example(session, dataset_id, split, record)

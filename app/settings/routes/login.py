@@ -7,8 +7,8 @@ from urllib.parse import urlparse
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from app.web.security import SESSION_COOKIE, SESSION_MAX_AGE, session_serializer
 from app.web.rendering import render
+from app.web.security import SESSION_COOKIE, SESSION_MAX_AGE, session_serializer
 
 router = APIRouter(tags=["auth"], include_in_schema=False)
 
@@ -37,13 +37,20 @@ def login(request: Request, password: str = Form(""), next: str = Form("/")):
         return render(request, "auth/login.html", context, status_code=429)
     if not auth.check_password(password):
         throttle.failed(client)
-        return render(request, "auth/login.html", {"next": _safe_next(next), "error": "Wrong password."},
-                      status_code=401)
+        return render(
+            request, "auth/login.html", {"next": _safe_next(next), "error": "Wrong password."}, status_code=401
+        )
     throttle.succeeded(client)
     response = RedirectResponse(_safe_next(next), status_code=303)
     token = session_serializer(request.app.state.secret_key).dumps({"user": "admin"})
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 

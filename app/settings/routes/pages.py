@@ -23,8 +23,9 @@ def settings_index(request: Request, session: SessionDep, saved: str = ""):
 
 
 @router.post("/settings/openai", include_in_schema=False)
-def save_openai(session: SessionDep, openai_api_key: str = Form(""), openai_base_url: str = Form(""),
-                clear_key: str = Form("")):
+def save_openai(
+    session: SessionDep, openai_api_key: str = Form(""), openai_base_url: str = Form(""), clear_key: str = Form("")
+):
     """Store the OpenAI key and base URL."""
     settings_page.save_openai(session, openai_api_key, openai_base_url, clear_key=clear_key == "on")
     return RedirectResponse("/settings?saved=openai", status_code=303)
