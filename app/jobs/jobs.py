@@ -31,8 +31,9 @@ from app.jobs.events import (
     record_checkpoint,
     record_event,
 )
-from app.jobs.launch import MIN_EXAMPLES, JobRequest, create_job, fine_tuned_model_name
+from app.jobs.launch import MIN_EXAMPLES, JobRequest, create_job
 from app.jobs.openai_import import import_openai_jobs
+from app.providers.base import fine_tuned_model_name
 from app.tables import Job, JobStatus, TunedModel
 from app.tables.common import utcnow
 

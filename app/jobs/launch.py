@@ -56,12 +56,6 @@ class JobRequest:
     accept_warnings: bool = False
 
 
-def fine_tuned_model_name(base: str, suffix: str | None, job_id: str, step: int | None = None) -> str:
-    """`ft:<base>:<suffix>:<job id>`, with `:ckpt-step-<k>` for a checkpoint."""
-    name = f"ft:{base}:{suffix or 'tuneboard'}:{job_id}"
-    return f"{name}:ckpt-step-{step}" if step is not None else name
-
-
 def _method_parts(request: JobRequest) -> tuple[str, dict[str, Any]]:
     if not request.method:
         return "supervised", dict(request.hyperparameters or {})

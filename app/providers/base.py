@@ -22,6 +22,12 @@ _LIMITS: dict[str, tuple[type, float, float]] = {
 }
 
 
+def fine_tuned_model_name(base: str, suffix: str | None, job_id: str, step: int | None = None) -> str:
+    """`ft:<base>:<suffix>:<job id>`, with `:ckpt-step-<k>` for a checkpoint."""
+    name = f"ft:{base}:{suffix or 'tuneboard'}:{job_id}"
+    return f"{name}:ckpt-step-{step}" if step is not None else name
+
+
 @dataclass
 class JobSpec:
     """What a provider needs to run one job: plain data copied out of the Job row."""

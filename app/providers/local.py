@@ -29,6 +29,7 @@ from app.providers.base import (
     RemoteCheckpoint,
     RemoteEvent,
     RemoteStatus,
+    fine_tuned_model_name,
 )
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -100,8 +101,6 @@ class LocalProvider(Provider):
 
     # -- training ----------------------------------------------------------------------------------------------
     def _write_spec(self, ctx: JobContext, out: Path) -> Path:
-        from app.jobs.launch import fine_tuned_model_name
-
         spec = ctx.spec
         hyper = {k: spec.hyperparameters.get(k, "auto") for k in self.hyperparameter_names}
         body = {
@@ -221,14 +220,10 @@ class LocalProvider(Provider):
             state["total_steps"] = item.get("total_steps")
             state["first_step_at"] = time.monotonic()
         elif kind == "checkpoint":
-            from app.jobs.launch import fine_tuned_model_name
-
             step = int(item.get("step", 0))
             name = fine_tuned_model_name(ctx.spec.model, ctx.spec.suffix, ctx.spec.job_id, step)
             ctx.checkpoint(step, name, item.get("metrics") or {}, item.get("path"))
         elif kind == "result":
-            from app.jobs.launch import fine_tuned_model_name
-
             state["result"] = item
             state["model_name"] = fine_tuned_model_name(ctx.spec.model, ctx.spec.suffix, ctx.spec.job_id)
         elif kind == "error":

@@ -71,7 +71,7 @@ class OpenAIProvider(Provider):
         if self.engine is not None:
             from sqlmodel import Session
 
-            from app.settings.store import OPENAI_API_KEY, get_value
+            from app.tables.settings_store import OPENAI_API_KEY, get_value
 
             with Session(self.engine) as session:
                 return get_value(session, OPENAI_API_KEY) or None
@@ -85,7 +85,7 @@ class OpenAIProvider(Provider):
         if self.engine is not None:
             from sqlmodel import Session
 
-            from app.settings.store import OPENAI_BASE_URL, get_value
+            from app.tables.settings_store import OPENAI_BASE_URL, get_value
 
             with Session(self.engine) as session:
                 saved = get_value(session, OPENAI_BASE_URL)

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlmodel import Session
 
-from app.tables import AppSetting
-from app.tables.common import utcnow
+from app.tables.settings_store import (
+    DESTRUCTIVE_ACTIONS,
+    OPENAI_API_KEY,
+    OPENAI_BASE_URL,
+    get_value,
+    set_value,
+)
 
-OPENAI_API_KEY = "openai_api_key"
-OPENAI_BASE_URL = "openai_base_url"
-DESTRUCTIVE_ACTIONS = "destructive_actions_enabled"
-
-
-def get_value(session: Session, key: str, default: Any = None) -> Any:
-    """The stored value for key, or default."""
-    row = session.get(AppSetting, key)
-    return default if row is None else row.value
-
-
-def set_value(session: Session, key: str, value: Any) -> None:
-    """Store a value (commits)."""
-    row = session.get(AppSetting, key)
-    if row is None:
-        row = AppSetting(key=key, value=value)
-    else:
-        row.value = value
-        row.updated_at = utcnow()
-    session.add(row)
-    session.commit()
+__all__ = [
+    "DESTRUCTIVE_ACTIONS",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "destructive_actions_enabled",
+    "get_value",
+    "mask",
+    "set_value",
+]
 
 
 def destructive_actions_enabled(session: Session) -> bool:

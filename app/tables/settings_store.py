@@ -6,9 +6,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel
 
 from app.tables.common import json_field, new_id, utcnow
+
+# Keys of AppSetting rows that more than one area reads (the OpenAI provider reads the first two).
+OPENAI_API_KEY = "openai_api_key"
+OPENAI_BASE_URL = "openai_base_url"
+DESTRUCTIVE_ACTIONS = "destructive_actions_enabled"
 
 
 class AppSetting(SQLModel, table=True):
@@ -46,3 +51,21 @@ class Conversation(SQLModel, table=True):
     messages: Any = json_field(list)  # shared user turns and each model's replies
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+def get_value(session: Session, key: str, default: Any = None) -> Any:
+    """The stored value for key, or default."""
+    row = session.get(AppSetting, key)
+    return default if row is None else row.value
+
+
+def set_value(session: Session, key: str, value: Any) -> None:
+    """Store a value (commits)."""
+    row = session.get(AppSetting, key)
+    if row is None:
+        row = AppSetting(key=key, value=value)
+    else:
+        row.value = value
+        row.updated_at = utcnow()
+    session.add(row)
+    session.commit()
