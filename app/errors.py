@@ -1,15 +1,20 @@
-"""Domain errors raised by services; app/web/http_errors.py maps them to HTTP responses in one place."""
+"""Domain errors: what went wrong, in words and a stable code, and nothing about HTTP.
+
+Every layer may raise them (the engine too). `app/web/http_errors.py` is the one place that turns them into
+responses: OpenAI's error shape on /v1, `{"detail", "code"}` on /api, a page or flash message in the dashboard.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
-    """Base of every error a service raises on purpose. `code` is stable, `message` is for people."""
+    """Base of every error raised on purpose. `code` is stable, `message` is for people."""
 
-    status_code = 400
     code = "invalid_request"
 
-    def __init__(self, message: str, *, code: str | None = None, param: str | None = None, details=None):
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None, details: Any = None):
         super().__init__(message)
         self.message = message
         self.code = code or self.code
@@ -18,25 +23,30 @@ class DomainError(Exception):
 
 
 class NotFound(DomainError):
-    status_code = 404
+    """The thing named does not exist (or is not visible)."""
+
     code = "not_found"
 
 
 class Conflict(DomainError):
-    status_code = 409
+    """The request clashes with the current state (a newer edit, a name already taken…)."""
+
     code = "conflict"
 
 
 class Invalid(DomainError):
-    status_code = 400
+    """The input is wrong; `param` names the field when there is one."""
+
     code = "invalid_request"
 
 
 class Forbidden(DomainError):
-    status_code = 403
+    """Allowed for nobody at the moment (a switch is off, a form came from elsewhere…)."""
+
     code = "forbidden"
 
 
 class Unauthorized(DomainError):
-    status_code = 401
+    """No valid credentials."""
+
     code = "invalid_api_key"

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import DomainError, Unauthorized
+from app.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
 from app.web.rendering import is_htmx
 from app.web.security import LoginRequired, check_api_key, is_api_path
 
@@ -64,12 +64,31 @@ def error_response(request: Request, status: int, message: str, code: str | None
     return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
 
+# The HTTP status of each domain error; a subclass takes its nearest listed ancestor's.
+STATUS_OF_ERROR: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 400,
+    Forbidden: 403,
+    Unauthorized: 401,
+    DomainError: 400,
+}
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status for a domain error."""
+    for cls in type(error).__mro__:
+        if cls in STATUS_OF_ERROR:
+            return STATUS_OF_ERROR[cls]
+    return 400
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the one mapping from errors to responses."""
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
-        return error_response(request, exc.status_code, exc.message, exc.code, exc.param, exc.details)
+        return error_response(request, status_of(exc), exc.message, exc.code, exc.param, exc.details)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired):
