@@ -10,76 +10,76 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
-
-
 class Settings(BaseSettings):
     """Everything an operator can set, read from the environment (prefix TUNEBOARD_) or passed to create_app."""
 
     model_config = SettingsConfigDict(env_prefix="TUNEBOARD_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(
-        Path("data"),
-        validation_alias=_env("TUNEBOARD_DATA_DIR", "DATA_DIR"),
+        default=Path("data"),
+        validation_alias=AliasChoices("TUNEBOARD_DATA_DIR", "DATA_DIR"),
         description="Directory holding the SQLite database, snapshots, adapters and cached base models.",
     )
     database_url: str | None = Field(
-        None,
-        validation_alias=_env("TUNEBOARD_DATABASE_URL", "DATABASE_URL"),
+        default=None,
+        validation_alias=AliasChoices("TUNEBOARD_DATABASE_URL", "DATABASE_URL"),
         description="SQLAlchemy URL of the database; defaults to a SQLite file inside data_dir.",
     )
     host: str = Field(
-        "127.0.0.1",
-        validation_alias=_env("TUNEBOARD_HOST", "HOST"),
+        default="127.0.0.1",
+        validation_alias=AliasChoices("TUNEBOARD_HOST", "HOST"),
         description="Interface the web server binds to. Anything but loopback requires a password.",
     )
-    port: int = Field(8000, validation_alias=_env("TUNEBOARD_PORT", "PORT"), description="TCP port of the web server.")
-    embedded_worker: bool = Field(
-        True, description="Run one job worker inside the web server process (the single-machine default)."
+    port: int = Field(
+        default=8000, validation_alias=AliasChoices("TUNEBOARD_PORT", "PORT"), description="TCP port of the web server."
     )
-    worker_poll_seconds: float = Field(0.5, description="How often an idle worker looks for a queued job.")
-    heartbeat_seconds: float = Field(2.0, description="How often a worker marks its running job as alive.")
+    embedded_worker: bool = Field(
+        default=True, description="Run one job worker inside the web server process (the single-machine default)."
+    )
+    worker_poll_seconds: float = Field(default=0.5, description="How often an idle worker looks for a queued job.")
+    heartbeat_seconds: float = Field(default=2.0, description="How often a worker marks its running job as alive.")
     heartbeat_timeout_seconds: float = Field(
-        30.0, description="A running job whose heartbeat is older than this is taken over by another worker."
+        default=30.0, description="A running job whose heartbeat is older than this is taken over by another worker."
     )
     api_key: SecretStr | None = Field(
-        None,
-        validation_alias=_env("TUNEBOARD_API_KEY"),
+        default=None,
+        validation_alias=AliasChoices("TUNEBOARD_API_KEY"),
         description="Bearer key accepted on /api and /v1 (keys created on the settings page are accepted too).",
     )
     password: SecretStr | None = Field(
-        None,
-        validation_alias=_env("TUNEBOARD_PASSWORD"),
+        default=None,
+        validation_alias=AliasChoices("TUNEBOARD_PASSWORD"),
         description="Dashboard password. Required when binding to anything but loopback.",
     )
     secret_key: SecretStr | None = Field(
-        None, description="Key that signs session cookies; generated and kept in data_dir when unset."
+        default=None, description="Key that signs session cookies; generated and kept in data_dir when unset."
     )
     openai_api_key: SecretStr | None = Field(
-        None,
-        validation_alias=_env("TUNEBOARD_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        default=None,
+        validation_alias=AliasChoices("TUNEBOARD_OPENAI_API_KEY", "OPENAI_API_KEY"),
         description="Key for the OpenAI provider (can also be set on the settings page).",
     )
     openai_base_url: str | None = Field(
-        None,
-        validation_alias=_env("TUNEBOARD_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        default=None,
+        validation_alias=AliasChoices("TUNEBOARD_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
         description="Base URL of an OpenAI-compatible API; empty means api.openai.com.",
     )
-    openai_organization: str | None = Field(None, description="Optional OpenAI organisation id.")
-    openai_project: str | None = Field(None, description="Optional OpenAI project id.")
+    openai_organization: str | None = Field(default=None, description="Optional OpenAI organisation id.")
+    openai_project: str | None = Field(default=None, description="Optional OpenAI project id.")
     local_models: dict[str, Path] = Field(
         default_factory=dict,
         description='Extra local Hugging Face model directories, as JSON: {"name": "/path/to/model"}.',
     )
     default_base_model: str = Field(
-        "SmolLM2-135M-Instruct", description="Base model preselected for new local fine-tuning jobs."
+        default="SmolLM2-135M-Instruct", description="Base model preselected for new local fine-tuning jobs."
     )
     sqlite_busy_timeout_ms: int = Field(
-        30000, description="How long a SQLite write waits for another process's lock before giving up (ms)."
+        default=30000, description="How long a SQLite write waits for another process's lock before giving up (ms)."
     )
-    login_attempts_per_minute: int = Field(5, description="Failed login attempts allowed per client per minute.")
-    log_level: str = Field("info", description="Logging level of the server and worker.")
+    login_attempts_per_minute: int = Field(
+        default=5, description="Failed login attempts allowed per client per minute."
+    )
+    log_level: str = Field(default="info", description="Logging level of the server and worker.")
     engine_spin: Literal["auto", "0", "1"] = Field(
         "auto",
         description="CPU threads of the local engine's chat decoding: auto = a second thread only while other "

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import and_, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.datasets.datasets import create_dataset
-from app.datasets.importer import import_jsonl
+from app.datasets.importer import RejectedLine, import_jsonl
 from app.errors import DomainError, Invalid, NotFound
 from app.tables import UploadedFile
 from app.tables.common import utcnow
@@ -59,13 +59,15 @@ def create_file(session: Session, settings: Settings, stream: BinaryIO, *, filen
 def _import(session: Session, row: UploadedFile, target: Path) -> None:
     # Imported after the bytes are safe on disk, so a refused or half-bad file is still there to download and fix.
     dataset = create_dataset(session, row.filename[:200], description=f"Uploaded through /v1/files as {row.id}.")
-    row.dataset_id = dataset.id
+    dataset_id = dataset.id
+    assert dataset_id is not None  # committed and refreshed: the database gave it its id
+    row.dataset_id = dataset_id
     try:
         with target.open("rb") as stream:
-            result = import_jsonl(session, dataset.id, stream, filename=row.filename)
+            result = import_jsonl(session, dataset_id, stream, filename=row.filename)
     except DomainError as exc:
-        session.rollback()
-        row.dataset_id = dataset.id
+        session.rollback()  # may discard the unsaved link set above, so it is set again
+        row.dataset_id = dataset_id
         row.status, row.status_details = "error", exc.message
     else:
         row.status = "processed" if result.imported else "error"
@@ -74,7 +76,7 @@ def _import(session: Session, row: UploadedFile, target: Path) -> None:
     session.commit()
 
 
-def import_summary(imported: int, rejected: list) -> str | None:
+def import_summary(imported: int, rejected: list[RejectedLine]) -> str | None:
     """A one-line account of an import: how many examples came in and the first rejected lines, with reasons."""
     if not rejected:
         return None if imported else "The file holds no examples."
@@ -104,10 +106,10 @@ def list_files(
         raise Invalid("order must be 'asc' or 'desc'.", param="order")
     if not 1 <= limit <= MAX_LIST:
         raise Invalid(f"limit must be between 1 and {MAX_LIST}.", param="limit")
-    query = select(UploadedFile).where(UploadedFile.deleted_at.is_(None))
+    query = select(UploadedFile).where(col(UploadedFile.deleted_at).is_(None))
     if purpose:
         query = query.where(UploadedFile.purpose == purpose)
-    created, ident = UploadedFile.created_at, UploadedFile.id
+    created, ident = col(UploadedFile.created_at), col(UploadedFile.id)
     if after:
         anchor = session.get(UploadedFile, after)
         if anchor is None:

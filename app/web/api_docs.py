@@ -1,6 +1,8 @@
 """The API reference at /docs and its /openapi.json, behind the same guard as every page, served offline."""
 
-from fastapi import APIRouter, Request
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -9,7 +11,7 @@ router = APIRouter(include_in_schema=False)
 SWAGGER = "/static/vendor/swagger-ui-5.35.0"
 
 
-def build_openapi(app) -> dict:
+def build_openapi(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document, with the bearer key declared so 'Authorize' works in the reference page."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)

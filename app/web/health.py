@@ -13,7 +13,7 @@ router = APIRouter(tags=["health"])
 def healthz(session: SessionDep):
     """200 and {"status": "ok"} when a trivial query succeeds; 503 otherwise."""
     try:
-        session.exec(text("SELECT 1"))
+        session.scalar(text("SELECT 1"))
     except Exception as exc:  # the point of this endpoint is to report, not raise
         return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
     return {"status": "ok"}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import errno
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -40,13 +41,20 @@ def openai_error(status: int, message: str, code: str | None = None, param: str 
     return JSONResponse(body, status_code=status)
 
 
-def error_response(request: Request, status: int, message: str, code: str | None = None, param=None, details=None):
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    code: str | None = None,
+    param: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> Response:
     """The error in the representation this request expects."""
     path = request.url.path
     if path.startswith("/v1"):
         return openai_error(status, message, code, param)
     if path.startswith("/api"):
-        body = {"detail": message, "code": code}
+        body: dict[str, Any] = {"detail": message, "code": code}
         if param:
             body["param"] = param
         if details is not None:

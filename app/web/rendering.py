@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +42,7 @@ def render(request: Request, page: str, context: dict[str, Any], partial: str | 
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-def get_session(request: Request):
+def get_session(request: Request) -> Iterator[Session]:
     """A database session for one request (committed by the service that writes)."""
     with Session(request.app.state.engine, expire_on_commit=False) as session:
         yield session

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import anyio.from_thread
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+if TYPE_CHECKING:  # the library defines its callback TypedDict for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 HANDOVER_BYTES = 1 << 20
 
@@ -22,11 +26,12 @@ class StreamedUpload(io.RawIOBase):
     """
 
     def __init__(self, request: Request, field: str):
-        self.field, self.filename = field, None
+        self.field = field
+        self.filename: str | None = None
         self._chunks = request.stream()
         _, options = parse_options_header(request.headers.get("content-type", ""))
         boundary = options.get(b"boundary")
-        callbacks = {
+        callbacks: MultipartCallbacks = {
             "on_part_begin": self._on_part_begin,
             "on_header_field": self._on_header_field,
             "on_header_value": self._on_header_value,
@@ -44,7 +49,7 @@ class StreamedUpload(io.RawIOBase):
 
     async def start(self) -> None:
         """Read the body up to the file's data (its part's headers name the file); 422 if there is no such field."""
-        while self._parser is not None and self.filename is None and not self._body_done:
+        while self.filename is None and not self._body_done:
             await self._feed()
         if self.filename is None:
             # The same answer FastAPI gives for a missing required File() field.
@@ -58,6 +63,9 @@ class StreamedUpload(io.RawIOBase):
             pass
 
     async def _feed(self) -> None:
+        if self._parser is None:  # not a multipart body: there is no file in it to find
+            self._body_done = True
+            return
         try:
             chunk = await self._chunks.__anext__()
         except StopAsyncIteration:

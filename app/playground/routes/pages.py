@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlmodel import Session
 from starlette.concurrency import iterate_in_threadpool
 
 from app.errors import Invalid
@@ -15,7 +16,7 @@ from app.web.rendering import SessionDep, render
 router = APIRouter(tags=["playground"])
 
 
-def _page(request: Request, session, c: str | None, models: list[str], compare: bool):
+def _page(request: Request, session: Session, c: str | None, models: list[str] | None, compare: bool):
     conv = conversations.get_conversation(session, c) if c else None
     chosen = list(conv.models) if conv else [m for m in (models or []) if m]
     n = max(2, min(3, len(chosen))) if compare else 1
@@ -77,7 +78,7 @@ async def save_existing(request: Request, conversation_id: str, session: Session
     return JSONResponse({"id": conv.id})
 
 
-async def _json(request: Request):
+async def _json(request: Request) -> Any:
     try:
         return await request.json()
     except ValueError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
+from sqlmodel import Session
 
 from app.settings import page as settings_page
 from app.web.rendering import SessionDep, render
@@ -11,7 +12,7 @@ from app.web.rendering import SessionDep, render
 router = APIRouter(tags=["settings"])
 
 
-def _page(request: Request, session, **extra):
+def _page(request: Request, session: Session, **extra: object):
     view = settings_page.settings_view(session, request.app.state.settings)
     return render(request, "settings/index.html", {"view": view, **extra}, partial="settings/_keys.html")
 
