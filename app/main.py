@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -16,8 +16,7 @@ from app.tables.db import make_engine
 from app.web.http_errors import install_error_handlers
 from app.web.rendering import ROOT, make_templates
 from app.web.security import SecurityMiddleware, guard
-
-log = logging.getLogger("tuneboard")
+from app.worker.embedded import EmbeddedWorker
 
 # Every module that serves routes, one per line; order matters only where paths overlap.
 ROUTER_MODULES = [
@@ -49,15 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         new_key = ensure_api_key(settings, engine)
         if new_key:
             # Printed once, never logged again: only its hash is stored.
             print(f"\nTuneboard generated an API key for /api and /v1 (shown only now):\n  {new_key}\n", flush=True)
         worker = None
         if settings.embedded_worker:
-            from app.worker.embedded import EmbeddedWorker
-
             worker = EmbeddedWorker(settings, engine)
             worker.start()
         app.state.worker = worker

@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
+from app.datasets.datasets import create_dataset
+from app.datasets.examples import bulk_set_split
+from app.datasets.importer import import_jsonl
 from app.tables import Dataset, Example, Job, JobStatus, TunedModel
 
 SAMPLE_FILE = Path(__file__).resolve().parents[1] / "sample_data" / "pirate_voice.jsonl"
@@ -31,16 +35,11 @@ class HomeView:
     sample_dataset: Dataset | None = None
     first_tuned_model: str | None = None
 
-    @property
-    def empty(self) -> bool:
-        """A fresh install: no datasets and no jobs yet."""
-        return self.datasets == 0 and self.jobs == 0
-
 
 def home_view(session: Session) -> HomeView:
     """Counts, the five newest jobs and where the getting-started path stands."""
 
-    def count(query) -> int:
+    def count(query: SelectOfScalar[int]) -> int:
         return session.exec(query).one() or 0
 
     view = HomeView(
@@ -61,21 +60,19 @@ def home_view(session: Session) -> HomeView:
 
 def import_sample(session: Session) -> Dataset:
     """Create the sample dataset from the bundled JSONL (or return it when it already exists)."""
-    from app.datasets.datasets import create_dataset
-    from app.datasets.examples import bulk_set_split
-    from app.datasets.importer import import_jsonl
-
     existing = session.exec(select(Dataset).where(Dataset.name == SAMPLE_NAME)).first()
     if existing is not None:
         return existing
     dataset = create_dataset(session, SAMPLE_NAME, SAMPLE_DESCRIPTION)
+    dataset_id = dataset.id
+    assert dataset_id is not None  # committed and refreshed: the database gave it its id
     with SAMPLE_FILE.open("rb") as stream:
-        import_jsonl(session, dataset.id, stream, filename=SAMPLE_FILE.name)
+        import_jsonl(session, dataset_id, stream, filename=SAMPLE_FILE.name)
     ids = session.exec(
         select(Example.id)
-        .where(Example.dataset_id == dataset.id)
+        .where(Example.dataset_id == dataset_id)
         .order_by(col(Example.position).desc())
         .limit(SAMPLE_VALIDATION)
     ).all()
-    bulk_set_split(session, dataset.id, list(ids), "validation")
+    bulk_set_split(session, dataset_id, list(ids), "validation")
     return dataset

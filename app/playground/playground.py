@@ -11,7 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.config import Settings
+from app.datasets.examples import add_example
+from app.engine.inference import ChatParams
 from app.errors import DomainError, Invalid
+from app.jobs.model_catalog import ModelInfo, list_models
+from app.playground.chat import stream_chat
 from app.playground.conversations import clean_messages, clean_params, column_history
 from app.tables import Dataset, Example
 
@@ -27,11 +31,9 @@ class ChatRequest:
     params: dict[str, Any]
 
 
-def model_groups(session: Session, settings: Settings) -> list[tuple[str, list[Any]]]:
+def model_groups(session: Session, settings: Settings) -> list[tuple[str, list[ModelInfo]]]:
     """Every model that can chat, grouped by kind (base, tuned, checkpoints, OpenAI when a key is set)."""
-    from app.jobs.model_catalog import list_models
-
-    groups: dict[str, list[Any]] = {kind: [] for kind in KIND_LABELS}
+    groups: dict[str, list[ModelInfo]] = {kind: [] for kind in KIND_LABELS}
     for model in list_models(session, settings):
         groups.setdefault(model.kind, []).append(model)
     return [(KIND_LABELS.get(kind, kind), models) for kind, models in groups.items() if models]
@@ -68,9 +70,6 @@ def stream_reply(engine: Engine, settings: Settings, body: Any) -> Iterator[str]
     """
     try:
         request = parse_chat_request(body)
-        from app.engine.inference import ChatParams
-        from app.playground.chat import stream_chat
-
         params = ChatParams(
             temperature=request.params["temperature"],
             top_p=request.params["top_p"],
@@ -106,8 +105,6 @@ def example_record(messages_json: str, reply: str | None, system: str = "", colu
 
 def save_example(session: Session, dataset_id: int, split: str | None, record: dict[str, Any]) -> Example:
     """Add the example to the dataset through the examples service (validated on arrival)."""
-    from app.datasets.examples import add_example
-
     return add_example(session, dataset_id, record, split=split or None, note="from the playground")
 
 

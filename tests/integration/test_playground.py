@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from app.engine.testing import build_tiny_model
 from app.main import create_app
+from app.playground.playground import parse_chat_request
 from app.tables import Conversation, Dataset, Example
 from app.tables.migrate import upgrade
 from tests.conftest import browser_client, make_settings
@@ -128,8 +129,6 @@ def test_compare_columns_each_see_only_their_own_replies(pg):
         {"role": "assistant", "content": "from col 1", "column": 1},
         {"role": "user", "content": "again"},
     ]
-    from app.playground.playground import parse_chat_request
-
     request = parse_chat_request(body)
     assert [m["content"] for m in request.messages] == ["hi", "from col 1", "again"]
 

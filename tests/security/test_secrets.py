@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import uvicorn
 from sqlmodel import Session, select
 
 from app.main import create_app
@@ -64,8 +65,6 @@ class LogCollector(logging.Handler):
 
 def live_server_with_access_log(app) -> LiveServer:
     """A LiveServer whose uvicorn logs everything (access log included) through the root logger."""
-    import uvicorn
-
     server = LiveServer(app, free_port())
     config = uvicorn.Config(
         app, host="127.0.0.1", port=server.port, log_config=None, log_level="debug", access_log=True, lifespan="on"

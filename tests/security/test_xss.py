@@ -7,11 +7,14 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from sqlmodel import Session
 
+from app.main import create_app
 from app.tables import Checkpoint, Conversation, Job, JobEvent, JobStatus, TunedModel
 from app.tables.common import utcnow
-from tests.conftest import API_KEY
+from app.tables.migrate import upgrade
+from tests.conftest import API_KEY, make_settings
 from tests.security.escaping import PAYLOADS, injections, sse_data
 from tests.security.routes import all_cases
 
@@ -23,8 +26,6 @@ def test_there_are_at_least_fifty_distinct_payloads():
 
 
 def test_the_checker_catches_an_unescaped_payload_and_passes_an_escaped_one():
-    from markupsafe import escape
-
     raw = f"<p>{PAYLOADS[2]}</p>"
     assert injections(raw)
     assert injections(f'<p>{escape(PAYLOADS[2])}</p><input value="{escape(PAYLOADS[13])}">') == []
@@ -145,10 +146,6 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """Every kind of user text filled with payloads, through the same services and routes the app uses."""
-    from app.main import create_app
-    from app.tables.migrate import upgrade
-    from tests.conftest import make_settings
-
     settings = make_settings(tmp_path_factory.mktemp("xss") / "data")
     upgrade(settings)
     app = create_app(settings)
