@@ -9,11 +9,16 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.errors import Invalid, NotFound
-from app.settings import store as app_settings
 from app.settings.auth import create_api_key
+from app.settings.store import (
+    DESTRUCTIVE_ACTIONS,
+    OPENAI_API_KEY,
+    OPENAI_BASE_URL,
+    destructive_actions_enabled,
+    get_value,
+    set_value,
+)
 from app.tables import ApiKey
-
-OPENAI_BASE_URL = app_settings.OPENAI_BASE_URL
 
 
 @dataclass
@@ -30,18 +35,25 @@ class SettingsView:
 
 def settings_view(session: Session, settings: Settings) -> SettingsView:
     """The page's current values."""
-    stored = app_settings.get_value(session, app_settings.OPENAI_API_KEY)
+    stored = get_value(session, OPENAI_API_KEY)
     env_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     key, source = (stored, "settings page") if stored else (env_key, "environment" if env_key else "")
-    base_url = app_settings.get_value(session, OPENAI_BASE_URL) or settings.openai_base_url or ""
+    base_url = get_value(session, OPENAI_BASE_URL) or settings.openai_base_url or ""
     return SettingsView(
-        openai_key_masked=app_settings.mask(key),
+        openai_key_masked=_mask(key),
         openai_key_source=source,
         openai_base_url=base_url,
-        destructive_enabled=app_settings.destructive_actions_enabled(session),
+        destructive_enabled=destructive_actions_enabled(session),
         api_keys=list_api_keys(session),
         env_api_key=settings.api_key is not None,
     )
+
+
+def _mask(secret: str | None) -> str:
+    # A secret is only ever shown back as its last 4 characters.
+    if not secret:
+        return ""
+    return "…" + secret[-4:]
 
 
 def save_openai(session: Session, api_key: str | None, base_url: str | None, clear_key: bool = False) -> None:
@@ -53,15 +65,15 @@ def save_openai(session: Session, api_key: str | None, base_url: str | None, cle
     if url and not url.startswith(("http://", "https://")):
         raise Invalid("The base URL must start with http:// or https://.", param="openai_base_url")
     if clear_key:
-        app_settings.set_value(session, app_settings.OPENAI_API_KEY, None)
+        set_value(session, OPENAI_API_KEY, None)
     elif key:
-        app_settings.set_value(session, app_settings.OPENAI_API_KEY, key)
-    app_settings.set_value(session, OPENAI_BASE_URL, url or None)
+        set_value(session, OPENAI_API_KEY, key)
+    set_value(session, OPENAI_BASE_URL, url or None)
 
 
 def set_destructive(session: Session, enabled: bool) -> None:
     """Turn cancel/delete actions on or off everywhere (the maintenance switch)."""
-    app_settings.set_value(session, app_settings.DESTRUCTIVE_ACTIONS, bool(enabled))
+    set_value(session, DESTRUCTIVE_ACTIONS, bool(enabled))
 
 
 def list_api_keys(session: Session) -> list[ApiKey]:

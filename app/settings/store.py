@@ -1,4 +1,8 @@
-"""Settings changed in the browser and stored in the database (not secrets in the clear: see mask())."""
+"""Settings changed in the browser and stored in the database, as the areas read them.
+
+The keys and get_value/set_value live with their table (app/tables/settings_store.py), where the providers, a layer
+below the areas, read them too; they are re-exported here so an area imports its stored settings from one place.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ __all__ = [
     "OPENAI_BASE_URL",
     "destructive_actions_enabled",
     "get_value",
-    "mask",
     "set_value",
 ]
 
@@ -26,10 +29,3 @@ __all__ = [
 def destructive_actions_enabled(session: Session) -> bool:
     """The maintenance switch: whether cancel/delete buttons and endpoints are allowed."""
     return bool(get_value(session, DESTRUCTIVE_ACTIONS, True))
-
-
-def mask(secret: str | None) -> str:
-    """A secret as it may be shown back: only its last 4 characters."""
-    if not secret:
-        return ""
-    return "…" + secret[-4:]
