@@ -8,6 +8,7 @@ from http.cookies import SimpleCookie
 
 from fastapi import Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import Forbidden, Unauthorized
 
@@ -40,10 +41,10 @@ def is_api_path(path: str) -> bool:
 class SecurityMiddleware:
     """Adds security headers and makes sure every browser holds a CSRF token cookie (pure ASGI: SSE-safe)."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -53,9 +54,12 @@ class SecurityMiddleware:
         if fresh:
             token = secrets.token_urlsafe(32)
         scope.setdefault("state", {})["csrf_token"] = token
+        started = False
 
-        async def send_with_headers(message):
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
@@ -65,31 +69,23 @@ class SecurityMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        started = False
-
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send_with_headers(message)
-
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, send_with_headers)
         except Exception:
             # Answer the 500 here, with the security headers, then let the error propagate to be logged.
             if not started:
-                await tracking_send(
+                await send_with_headers(
                     {
                         "type": "http.response.start",
                         "status": 500,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8")],
                     }
                 )
-                await tracking_send({"type": "http.response.body", "body": b"Internal Server Error"})
+                await send_with_headers({"type": "http.response.body", "body": b"Internal Server Error"})
             raise
 
 
-def _cookies(scope) -> dict[str, str]:
+def _cookies(scope: Scope) -> dict[str, str]:
     for name, value in scope.get("headers", []):
         if name == b"cookie":
             jar = SimpleCookie()
@@ -125,7 +121,7 @@ class LoginRequired(Exception):
 async def guard(request: Request) -> None:
     """Every route's gate: bearer key on /api and /v1; login and CSRF token on the dashboard."""
     path = request.url.path
-    if path.startswith(OPEN_PATHS) or path == "/login":
+    if path.startswith(OPEN_PATHS):
         if request.method not in SAFE_METHODS:
             await check_csrf(request)
         return
