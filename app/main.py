@@ -14,7 +14,7 @@ from app.jobs import event_notify
 from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
 from app.tables.db import make_engine
 from app.web.http_errors import install_error_handlers
-from app.web.rendering import ROOT, make_templates
+from app.web.rendering import STATIC, make_templates
 from app.web.security import SecurityMiddleware, guard
 from app.worker.embedded import EmbeddedWorker
 
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = AuthState(settings, engine)
     app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
     app.add_middleware(SecurityMiddleware)
-    app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
     install_error_handlers(app)

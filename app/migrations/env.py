@@ -1,8 +1,9 @@
-"""Alembic environment driven by SQLModel.metadata; the URL comes from Tuneboard's settings."""
+"""Alembic environment driven by SQLModel.metadata; the database comes from Tuneboard's settings."""
 
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import app.tables  # noqa: F401  (registers every table on SQLModel.metadata)
@@ -13,29 +14,32 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
-def _url() -> str:
-    return config.attributes.get("url") or Settings().resolved_database_url
+def _settings() -> Settings:
+    # app.tables.migrate hands over the caller's settings; a bare `alembic -c app/migrations/alembic.ini …`
+    # (writing a new revision) reads them from the environment like the server does.
+    settings = config.attributes.get("settings")
+    return settings if isinstance(settings, Settings) else Settings()
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    url = _settings().resolved_database_url
+    context.configure(url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:
+    if isinstance(connection, Connection):
         _run(connection)
         return
-    settings = Settings(database_url=_url())
-    engine = make_engine(settings)
+    engine = make_engine(_settings())
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     # render_as_batch: SQLite can only ALTER a table by copying it; batch mode does that for us.
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():

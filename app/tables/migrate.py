@@ -14,14 +14,14 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(settings: Settings) -> Config:
-    """An Alembic config pointing at the packaged migrations and the settings' database."""
+    """An Alembic config pointing at the packaged migrations; env.py migrates the database of `settings`."""
     cfg = Config(str(MIGRATIONS / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.attributes["url"] = settings.resolved_database_url
+    cfg.attributes["settings"] = settings
     return cfg
 
 
 def upgrade(settings: Settings) -> None:
-    """Bring the database schema to the newest revision (every head, so parallel branches all apply)."""
+    """Bring the database schema to the newest revision (the history has one head; a test keeps it so)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings), "heads")
+    command.upgrade(alembic_config(settings), "head")

@@ -13,12 +13,14 @@ from sqlmodel import Session
 
 from app.web.security import CSRF_FIELD
 
-ROOT = Path(__file__).resolve().parents[2]
+# Inside the package, so an installed wheel serves pages too.
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 
 
 def make_templates() -> Jinja2Templates:
     """The Jinja environment: autoescaping on, a csrf_field() helper and a few filters."""
-    templates = Jinja2Templates(directory=str(ROOT / "templates"))
+    templates = Jinja2Templates(directory=str(TEMPLATES))
     env = templates.env
     env.globals["csrf_field"] = _csrf_field
     env.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int | float) else n
