@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
+from app.datasets.validation.report import ReportCache
 from app.jobs import event_notify
 from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
 from app.tables.db import make_engine
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret_key = load_secret_key(settings)
     app.state.auth = AuthState(settings, engine)
     app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
+    app.state.report_cache = ReportCache()
     app.add_middleware(SecurityMiddleware)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for name in ROUTER_MODULES:

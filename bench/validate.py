@@ -131,7 +131,7 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
-def after_changes(session, dataset_id: int, model: str, repeat: int = 5) -> list[tuple[str, float]]:
+def after_changes(session, cache, dataset_id: int, model: str, repeat: int = 5) -> list[tuple[str, float]]:
     """(what changed, median seconds of the next report) for the changes a person makes between two reports."""
     from sqlalchemy import select
 
@@ -160,7 +160,7 @@ def after_changes(session, dataset_id: int, model: str, repeat: int = 5) -> list
         ids.append(examples.add_example(session, dataset_id, record).id)
 
     out = []
-    build_report(session, dataset_id, model)  # the snapshot the changes apply to
+    build_report(session, dataset_id, model, cache=cache)  # the snapshot the changes apply to
     for label, change in (
         ("one example edited (PUT / editor save)", edit),
         ("split of 100 examples set", split_100),
@@ -170,7 +170,7 @@ def after_changes(session, dataset_id: int, model: str, repeat: int = 5) -> list
         times = []
         for _ in range(repeat):
             change()
-            times.append(timed(lambda: build_report(session, dataset_id, model))[0])
+            times.append(timed(lambda: build_report(session, dataset_id, model, cache=cache))[0])
         out.append((label, statistics.median(times)))
     return out
 
@@ -188,7 +188,7 @@ def main() -> None:
     from app.datasets.importer import import_jsonl
     from app.datasets.validation.live import live_check
     from app.datasets.validation.modeltable import resolve_model
-    from app.datasets.validation.report import build_report, forget_reports
+    from app.datasets.validation.report import ReportCache, build_report
     from app.datasets.validation.tokens import THREADS, count_openai, get_encoding
     from app.tables import Dataset
     from app.tables.db import make_engine
@@ -208,14 +208,15 @@ def main() -> None:
             dataset = Dataset(name="bench")
             session.add(dataset)
             session.commit()
+            cache = ReportCache()  # what the app factory builds for a server
             t_import, _ = timed(lambda: import_jsonl(session, dataset.id, io.BytesIO(data)))
-            t_report, report = timed(lambda: build_report(session, dataset.id, args.model))
-            cached = [timed(lambda: build_report(session, dataset.id, args.model))[0] for _ in range(5)]
+            t_report, report = timed(lambda: build_report(session, dataset.id, args.model, cache=cache))
+            cached = [timed(lambda: build_report(session, dataset.id, args.model, cache=cache))[0] for _ in range(5)]
             uncached = []
             for _ in range(3):
-                forget_reports()  # as after a restart: every row read, no token recounted
-                uncached.append(timed(lambda: build_report(session, dataset.id, args.model))[0])
-            changed = after_changes(session, dataset.id, args.model)
+                cache.clear()  # as after a restart: every row read, no token recounted
+                uncached.append(timed(lambda: build_report(session, dataset.id, args.model, cache=cache))[0])
+            changed = after_changes(session, cache, dataset.id, args.model)
         engine.dispose()
     # Counting while importing (validation.fill_token_counts per insert batch, proposed for the importer) would
     # replace the first report's read-back with an in-memory count of the parsed records:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import func, insert, literal, select
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, Select, func, insert, literal, select
+from sqlmodel import Session, col
 
 from app.errors import Invalid, NotFound
-from app.tables.common import utcnow
-from app.tables.dataset import Dataset, Example
+from app.tables.common import stored_id, utcnow
+from app.tables.dataset import DATASETS, EXAMPLES, Dataset
 
 # Columns copied verbatim when a dataset or an example is duplicated (everything but id, dataset_id, timestamps).
 COPY_COLUMNS = (
@@ -56,7 +57,7 @@ class DatasetSummary:
 
     @property
     def id(self) -> int:
-        return self.dataset.id
+        return stored_id(self.dataset)
 
     @property
     def name(self) -> str:
@@ -112,17 +113,16 @@ def get_dataset(session: Session, id: int) -> Dataset:
     return dataset
 
 
-def _counts_query(dataset_ids=None):
+def _counts_query(dataset_ids: list[int] | None = None) -> Select:
     # Served by ix_examples_dataset_split_valid: no example row (nor its JSON) is read to count.
-    stmt = select(Example.dataset_id, Example.split, Example.valid, func.count()).group_by(
-        Example.dataset_id, Example.split, Example.valid
-    )
+    t = EXAMPLES.c
+    stmt = select(t.dataset_id, t.split, t.valid, func.count()).group_by(t.dataset_id, t.split, t.valid)
     if dataset_ids is not None:
-        stmt = stmt.where(Example.dataset_id.in_(dataset_ids))
+        stmt = stmt.where(t.dataset_id.in_(dataset_ids))
     return stmt
 
 
-def _fold(rows) -> dict[int, DatasetCounts]:
+def _fold(rows: Iterable[Any]) -> dict[int, DatasetCounts]:
     counts: dict[int, DatasetCounts] = {}
     for dataset_id, split, valid, n in rows:
         c = counts.setdefault(dataset_id, DatasetCounts())
@@ -146,14 +146,14 @@ def dataset_counts(session: Session, dataset_id: int) -> DatasetCounts:
 
 def list_datasets(session: Session) -> list[DatasetSummary]:
     """Every dataset, newest first, with its counts."""
-    datasets = session.execute(select(Dataset).order_by(Dataset.id.desc())).scalars().all()
+    datasets = session.scalars(select(Dataset).order_by(col(Dataset.id).desc())).all()
     counts = _fold(session.execute(_counts_query()).all())
-    return [DatasetSummary(d, counts.get(d.id, DatasetCounts())) for d in datasets]
+    return [DatasetSummary(d, counts.get(stored_id(d), DatasetCounts())) for d in datasets]
 
 
 def summarize(session: Session, dataset: Dataset) -> DatasetSummary:
     """One dataset with its counts."""
-    return DatasetSummary(dataset, dataset_counts(session, dataset.id))
+    return DatasetSummary(dataset, dataset_counts(session, stored_id(dataset)))
 
 
 def update_dataset(session: Session, id: int, name: str | None = None, description: str | None = None) -> Dataset:
@@ -170,11 +170,6 @@ def update_dataset(session: Session, id: int, name: str | None = None, descripti
     return dataset
 
 
-def rename_dataset(session: Session, id: int, name: str) -> Dataset:
-    """Give a dataset a new name."""
-    return update_dataset(session, id, name=name)
-
-
 def touch_dataset(session: Session, dataset_id: int) -> int:
     """Mark a dataset as changed now (inside the caller's transaction); returns its new `rev` for the rows written.
 
@@ -182,25 +177,29 @@ def touch_dataset(session: Session, dataset_id: int) -> int:
     the dataset row's write lock until commit, so a reader that sees rev N also sees every row stamped N or less
     (the Report relies on it), and every writer locking the dataset row first keeps PostgreSQL free of deadlocks.
     """
-    table = Dataset.__table__
-    bump = table.update().where(table.c.id == dataset_id).values(updated_at=utcnow(), rev=table.c.rev + 1)
-    return session.execute(bump.returning(table.c.rev)).scalar_one()
+    d = DATASETS.c
+    bump = DATASETS.update().where(d.id == dataset_id).values(updated_at=utcnow(), rev=d.rev + 1)
+    return session.execute(bump.returning(d.rev)).scalar_one()
 
 
 def delete_dataset(session: Session, id: int) -> None:
     """Delete a dataset and all its examples."""
     dataset = get_dataset(session, id)
     # An explicit delete keeps this fast and correct even where foreign keys are off.
-    session.execute(Example.__table__.delete().where(Example.dataset_id == id))
+    session.execute(EXAMPLES.delete().where(EXAMPLES.c.dataset_id == id))
     session.delete(dataset)
     session.commit()
 
 
 def copy_examples_sql(
-    session: Session, source_where, target_dataset_id: int, position_offset: int = 0, rev: int | None = None
+    session: Session,
+    source_where: ColumnElement[bool],
+    target_dataset_id: int,
+    position_offset: int = 0,
+    rev: int | None = None,
 ) -> int:
     """Copy the examples matched by `source_where` into another dataset, in one INSERT … SELECT, stamped `rev`."""
-    table = Example.__table__
+    table = EXAMPLES
     now = utcnow()
     cols = [table.c[name] for name in COPY_COLUMNS]
     selected = (
@@ -216,7 +215,7 @@ def copy_examples_sql(
         .order_by(table.c.position, table.c.id)
     )
     names = [*COPY_COLUMNS, "dataset_id", "version", "created_at", "updated_at", "rev"]
-    result = session.execute(insert(table).from_select(names, selected))
+    result = session.exec(insert(table).from_select(names, selected))
     return result.rowcount or 0
 
 
@@ -226,7 +225,8 @@ def duplicate_dataset(session: Session, id: int, name: str | None = None) -> Dat
     copy = Dataset(name=_clean_name(name or f"{source.name} (copy)"[:200]), description=source.description)
     session.add(copy)
     session.flush()
-    copy_examples_sql(session, Example.dataset_id == id, copy.id, rev=touch_dataset(session, copy.id))
+    copy_id = stored_id(copy)
+    copy_examples_sql(session, EXAMPLES.c.dataset_id == id, copy_id, rev=touch_dataset(session, copy_id))
     session.commit()
     session.refresh(copy)
     return copy
@@ -239,7 +239,7 @@ def big_cache(session: Session, kilobytes: int = 128_000) -> Iterator[None]:
     if connection.dialect.name != "sqlite":
         yield
         return
-    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar_one()
     connection.exec_driver_sql(f"PRAGMA cache_size=-{int(kilobytes)}")
     try:
         yield

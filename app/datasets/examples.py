@@ -7,20 +7,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, func, update
+from sqlalchemy.orm import Mapped
+from sqlmodel import Session, col, select
 
 from app.datasets import validation
 from app.datasets.datasets import big_cache, copy_examples_sql, get_dataset, touch_dataset
-from app.datasets.forms import FormCheck, check_form, record_from_form
+from app.datasets.forms import check_form, record_from_form
 from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
 from app.errors import Conflict, Invalid, NotFound
-from app.tables.common import utcnow
-from app.tables.dataset import SPLITS, Dataset, Example
+from app.tables.common import stored_id, utcnow
+from app.tables.dataset import EXAMPLES, SPLITS, Dataset, Example
 
 __all__ = [
     "SORTS",
-    "FormCheck",
     "Page",
     "add_example",
     "bulk_action",
@@ -101,7 +101,7 @@ def get_example(session: Session, example_id: int) -> Example:
 
 
 def _next_position(session: Session, dataset_id: int) -> int:
-    top = session.execute(select(func.max(Example.position)).where(Example.dataset_id == dataset_id)).scalar()
+    top = session.execute(select(func.max(Example.position)).where(col(Example.dataset_id) == dataset_id)).scalar()
     return 0 if top is None else top + 1
 
 
@@ -124,7 +124,7 @@ def add_example(session: Session, dataset_id: int, record: Any, split: str | Non
 
 
 def update_example(
-    session: Session, example_id: int, record: Any, version: int, split: Any = KEEP, note: Any = KEEP
+    session: Session, example_id: int, record: Any, version: int | None, split: Any = KEEP, note: Any = KEEP
 ) -> Example:
     """Replace an example's content if `version` is still current; a stale version raises Conflict."""
     parts = record_parts(record)
@@ -155,8 +155,8 @@ def update_example(
     ):
         values[column] = getattr(probe, column)
     # The WHERE on version makes the check atomic even if two saves race between the read and the write.
-    result = session.execute(
-        update(Example).where(Example.id == example_id, Example.version == example.version).values(**values),
+    result = session.exec(
+        update(Example).where(col(Example.id) == example_id, col(Example.version) == example.version).values(**values),
         execution_options={"synchronize_session": False},
     )
     if result.rowcount != 1:
@@ -199,28 +199,30 @@ def duplicate_example(session: Session, example_id: int) -> Example:
     return copy
 
 
-def _filters(dataset_id: int, q: str | None, split: str | None, valid: bool | None) -> list:
-    where = [Example.dataset_id == dataset_id]
+def _filters(dataset_id: int, q: str | None, split: str | None, valid: bool | None) -> list[ColumnElement[bool]]:
+    where = [col(Example.dataset_id) == dataset_id]
     if split == "none":
-        where.append(Example.split.is_(None))
+        where.append(col(Example.split).is_(None))
     elif split:
-        where.append(Example.split == normalize_split(split))
+        where.append(col(Example.split) == normalize_split(split))
     if valid is not None:
-        where.append(Example.valid == bool(valid))
+        where.append(col(Example.valid) == bool(valid))
     if q and q.strip():
         # search_text is stored lower-cased, so a lower-cased LIKE works the same on SQLite and PostgreSQL.
         needle = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append(Example.search_text.like(f"%{needle}%", escape="\\"))
+        where.append(col(Example.search_text).like(f"%{needle}%", escape="\\"))
     return where
 
 
-def _order(sort: str | None) -> list:
-    return {
-        "-position": [Example.position.desc(), Example.id.desc()],
-        "newest": [Example.id.desc()],
-        "errors": [Example.n_errors.desc(), Example.position, Example.id],
-        "longest": [Example.n_messages.desc(), Example.position, Example.id],
-    }.get(sort or "position", [Example.position, Example.id])
+def _order(sort: str | None) -> list[ColumnElement[Any] | Mapped[Any]]:
+    position, id_ = col(Example.position), col(Example.id)
+    orders: dict[str, list[ColumnElement[Any] | Mapped[Any]]] = {
+        "-position": [position.desc(), id_.desc()],
+        "newest": [id_.desc()],
+        "errors": [col(Example.n_errors).desc(), position, id_],
+        "longest": [col(Example.n_messages).desc(), position, id_],
+    }
+    return orders.get(sort or "position", [position, id_])
 
 
 def list_examples(
@@ -242,11 +244,11 @@ def list_examples(
     if total is None:
         total = session.execute(select(func.count()).select_from(Example).where(*where)).scalar_one()
     # Two steps: find the page's ids through the index only, then load just those 50 rows' JSON.
-    ids = session.execute(select(Example.id).where(*where).order_by(*_order(sort)).offset(offset).limit(limit))
-    ids = [row[0] for row in ids]
+    page = select(col(Example.id)).where(*where).order_by(*_order(sort)).offset(offset).limit(limit)
+    ids = list(session.exec(page))
     items: list[Example] = []
     if ids:
-        rows = session.execute(select(Example).where(Example.id.in_(ids))).scalars().all()
+        rows = session.exec(select(Example).where(col(Example.id).in_(ids))).all()
         by_id = {e.id: e for e in rows}
         items = [by_id[i] for i in ids if i in by_id]
     return Page(total=total, items=items, offset=offset, limit=limit)
@@ -271,8 +273,8 @@ def bulk_delete(session: Session, dataset_id: int, ids: Iterable[Any]) -> int:
     touch_dataset(session, dataset_id)
     n = 0
     for chunk in _chunks(_clean_ids(ids)):
-        n += session.execute(
-            Example.__table__.delete().where(Example.dataset_id == dataset_id, Example.id.in_(chunk))
+        n += session.exec(
+            EXAMPLES.delete().where(EXAMPLES.c.dataset_id == dataset_id, EXAMPLES.c.id.in_(chunk))
         ).rowcount
     session.commit()
     return n
@@ -285,10 +287,10 @@ def bulk_set_split(session: Session, dataset_id: int, ids: Iterable[Any], split:
     rev = touch_dataset(session, dataset_id)
     n = 0
     for chunk in _chunks(_clean_ids(ids)):
-        n += session.execute(
+        n += session.exec(
             update(Example)
-            .where(Example.dataset_id == dataset_id, Example.id.in_(chunk))
-            .values(split=split, version=Example.version + 1, updated_at=utcnow(), rev=rev)
+            .where(col(Example.dataset_id) == dataset_id, col(Example.id).in_(chunk))
+            .values(split=split, version=col(Example.version) + 1, updated_at=utcnow(), rev=rev)
         ).rowcount
     session.commit()
     return n
@@ -302,38 +304,36 @@ def bulk_copy(session: Session, dataset_id: int, ids: Iterable[Any], target_data
     n = 0
     for chunk in _chunks(_clean_ids(ids)):
         start = _next_position(session, target_dataset_id)
-        low = session.execute(select(func.min(Example.position)).where(Example.id.in_(chunk))).scalar() or 0
-        n += copy_examples_sql(
-            session, (Example.dataset_id == dataset_id) & Example.id.in_(chunk), target_dataset_id, start - low, rev
-        )
+        low = session.execute(select(func.min(Example.position)).where(col(Example.id).in_(chunk))).scalar() or 0
+        source = (col(Example.dataset_id) == dataset_id) & col(Example.id).in_(chunk)
+        n += copy_examples_sql(session, source, target_dataset_id, start - low, rev)
     session.commit()
     return n
 
 
-def split_randomly(session: Session, dataset_id: int, percent: float, seed: int | str = 0) -> dict[str, int]:
+def split_randomly(session: Session, dataset_id: int, percent: float | str, seed: int | str = 0) -> dict[str, int]:
     """Assign `percent`% of the examples to validation and the rest to train, reproducibly for a seed."""
     get_dataset(session, dataset_id)
     try:
-        percent = float(percent)
+        share = float(percent)
     except (TypeError, ValueError) as exc:
         raise Invalid("The validation percentage must be a number.", param="percent") from exc
-    if not 0 <= percent <= 100:
+    if not 0 <= share <= 100:
         raise Invalid("The validation percentage must be between 0 and 100.", param="percent")
-    ids = list(
-        session.execute(select(Example.id).where(Example.dataset_id == dataset_id).order_by(Example.id)).scalars()
-    )
+    t = EXAMPLES.c
+    ids: list[int] = list(session.exec(select(t.id).where(t.dataset_id == dataset_id).order_by(t.id)))
     random.Random(str(seed)).shuffle(ids)
-    n_validation = round(len(ids) * percent / 100)
+    n_validation = round(len(ids) * share / 100)
     now = utcnow()
     with big_cache(session):
         rev = touch_dataset(session, dataset_id)
         for split, group in (("validation", ids[:n_validation]), ("train", ids[n_validation:])):
             # Sorted chunks touch the table's pages in order instead of jumping around at random.
             for chunk in _chunks(sorted(group)):
-                session.execute(
+                session.exec(
                     update(Example)
-                    .where(Example.id.in_(chunk))
-                    .values(split=split, version=Example.version + 1, updated_at=now, rev=rev),
+                    .where(col(Example.id).in_(chunk))
+                    .values(split=split, version=col(Example.version) + 1, updated_at=now, rev=rev),
                     execution_options={"synchronize_session": False},
                 )
     session.commit()
@@ -342,7 +342,7 @@ def split_randomly(session: Session, dataset_id: int, percent: float, seed: int 
 
 def other_datasets(session: Session, dataset_id: int) -> list[Dataset]:
     """Datasets examples can be copied to (every one but this)."""
-    return list(session.execute(select(Dataset).where(Dataset.id != dataset_id).order_by(Dataset.name)).scalars())
+    return list(session.exec(select(Dataset).where(col(Dataset.id) != dataset_id).order_by(col(Dataset.name))))
 
 
 def bulk_action(
@@ -360,6 +360,6 @@ def bulk_action(
         if not str(target_dataset).strip().isdigit():
             raise Invalid("Choose the dataset to copy the examples to.", param="target_dataset")
         target = get_dataset(session, int(target_dataset))
-        n = bulk_copy(session, dataset_id, ids, target.id)
+        n = bulk_copy(session, dataset_id, ids, stored_id(target))
         return f"Copied {n:,} examples to “{target.name}”."
     raise Invalid(f"Unknown bulk action {action!r}.", param="action")

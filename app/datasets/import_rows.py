@@ -30,7 +30,7 @@ _NO_PROBLEMS = "[]"
 _SEARCH_TEXT = ROW_FIELDS.index("search_text")  # the only column stored as raw text (the JSON ones are ASCII)
 
 
-def parse_line(text: str) -> tuple[dict[str, Any] | None, str | None, str]:
+def parse_line(text: str) -> tuple[dict[str, Any], None, str] | tuple[None, str, str]:
     """A JSONL line as a record, or (None, code, detail) when it cannot become an example."""
     try:
         obj = json_loads(text)
@@ -108,11 +108,12 @@ def prepare_lines(lines: list[bytes], first_number: int) -> tuple[list[tuple], l
             continue
         if not text or text.isspace():
             continue  # blank lines carry no example
-        record, code, detail = parse_line(text)
-        if record is None:
+        parsed = parse_line(text)
+        if parsed[0] is None:
+            _, code, detail = parsed
             rejected.append((number, code, body, detail))
             continue
-        row = prepare_record(record)
+        row = prepare_record(parsed[0])
         if "\\u" in text and not _storable(row[_SEARCH_TEXT]):
             # A \ud800-\udfff escape with no partner: valid JSON syntax, but no character UTF-8 (nor the database)
             # can store. Only an escape can make one, so lines without "\u" skip the check.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import column, func, insert, select, table
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.config import Settings
 from app.datasets.datasets import big_cache, get_dataset, touch_dataset
@@ -22,7 +22,7 @@ from app.datasets.import_rows import ROW_FIELDS, parse_line, prepare_lines, prep
 from app.datasets.json_limits import MAX_JSON_DEPTH
 from app.errors import Invalid, NotFound
 from app.tables.common import utcnow
-from app.tables.dataset import Example
+from app.tables.dataset import EXAMPLES, Example
 
 __all__ = [
     "ImportResult",
@@ -31,7 +31,6 @@ __all__ = [
     "import_file",
     "import_jsonl",
     "iter_records",
-    "parse_line",
     "rejected_path",
     "store_rejected",
 ]
@@ -109,21 +108,22 @@ class _Writer:
 
     def __init__(self, session: Session, dataset_id: int, rev: int):
         self.session, self.dataset_id = session, dataset_id
-        top = session.execute(select(func.max(Example.position)).where(Example.dataset_id == dataset_id)).scalar()
+        where = col(Example.dataset_id) == dataset_id
+        top = session.execute(select(func.max(Example.position)).where(where)).scalar()
         self.position = 0 if top is None else top + 1
         dialect = session.get_bind().dialect
         now = utcnow()
-        stamp = Example.__table__.c.created_at.type.bind_processor(dialect)
+        stamp = EXAMPLES.c.created_at.type.bind_processor(dialect)
         # Without a processor the sqlite3 driver would call isoformat(" ") on every row: do it once.
-        now = stamp(now) if stamp else (now.isoformat(" ") if dialect.name == "sqlite" else now)
+        sent: Any = stamp(now) if stamp else (now.isoformat(" ") if dialect.name == "sqlite" else now)
         # `valid` stays a Python bool: sqlite3 stores it as 1/0 (what the Boolean type's processor would make of
         # it) and PostgreSQL drivers send it as a boolean.
-        self.shared = (dataset_id, None, "", 1, now, now, rev)
+        self.shared = (dataset_id, None, "", 1, sent, sent, rev)
         # Compiled once; executemany then goes straight to the driver (no per-batch statement processing).
         compiled = insert(_RAW).compile(dialect=dialect)
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
-        if self.positional and tuple(compiled.positiontup) != _INSERT_COLUMNS:
+        if self.positional and tuple(compiled.positiontup or ()) != _INSERT_COLUMNS:
             raise RuntimeError("unexpected column order in the compiled INSERT")
         self.rows: list[Any] = []
         self.count = 0
@@ -137,9 +137,10 @@ class _Writer:
         shared, start = self.shared, self.position
         rows = [row + shared + (position,) for position, row in enumerate(prepared, start)]
         self.position = start + len(rows)
-        if not self.positional:
-            rows = [dict(zip(_INSERT_COLUMNS, values, strict=True)) for values in rows]
-        self.rows += rows
+        if self.positional:
+            self.rows += rows
+        else:
+            self.rows += [dict(zip(_INSERT_COLUMNS, values, strict=True)) for values in rows]
         if len(self.rows) >= BATCH:
             self.flush()
 
@@ -308,6 +309,6 @@ def iter_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """Records of well-formed chat JSONL lines (blank and bad lines skipped): a helper for tests and tools."""
     for text in lines:
         if text.strip():
-            record, _code, _detail = parse_line(text)
+            record = parse_line(text)[0]
             if record is not None:
                 yield record

@@ -12,6 +12,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from app.config import Settings
+from app.datasets.exporter import export_jsonl
 from app.errors import NotFound
 from app.tables import Dataset, Example, Snapshot
 
@@ -23,14 +24,12 @@ def _export_jsonl(session: Session, dataset_id: int, split: str) -> Iterator[byt
     leaves out examples without a split, so that one is read here, in the exporter's key order.
     """
     if split != "train":
-        from app.datasets.exporter import export_jsonl
-
         yield from export_jsonl(session, dataset_id, split, only_valid=True)
         return
     query = select(Example).where(
         Example.dataset_id == dataset_id,
         col(Example.valid).is_(True),
-        or_(Example.split == "train", col(Example.split).is_(None)),
+        or_(col(Example.split) == "train", col(Example.split).is_(None)),
     )
     query = query.order_by(col(Example.position), col(Example.id)).execution_options(yield_per=1000)
     for example in session.exec(query):
@@ -76,7 +75,7 @@ def write_snapshot(
 
 
 def snapshot_dataset(
-    session: Session, settings: Settings, dataset_id: int, split: str | None = "train", kind: str = "train"
+    session: Session, settings: Settings, dataset_id: int, split: str = "train", kind: str = "train"
 ) -> Snapshot:
     """Snapshot a dataset split's valid examples (split "train" includes examples without a split)."""
     if session.get(Dataset, dataset_id) is None:
@@ -92,8 +91,3 @@ def get_snapshot(session: Session, snapshot_id: str) -> Snapshot:
     if snap is None:
         raise NotFound(f"No snapshot with id {snapshot_id!r}.", code="snapshot_not_found")
     return snap
-
-
-def read_snapshot(settings: Settings, snapshot: Snapshot) -> bytes:
-    """The snapshot's bytes."""
-    return snapshot_path(settings, snapshot).read_bytes()

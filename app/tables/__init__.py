@@ -1,6 +1,6 @@
 """SQLModel tables; importing this package registers them all on SQLModel.metadata (Alembic reads it)."""
 
-from app.tables.dataset import Dataset, DatasetCreate, DatasetUpdate, Example
+from app.tables.dataset import Dataset, Example
 from app.tables.file import UploadedFile
 from app.tables.job import Checkpoint, Job, JobEvent, JobStatus, Snapshot, TunedModel
 from app.tables.settings_store import ApiKey, AppSetting, Conversation
@@ -12,8 +12,6 @@ __all__ = [
     "Checkpoint",
     "Conversation",
     "Dataset",
-    "DatasetCreate",
-    "DatasetUpdate",
     "Example",
     "Job",
     "JobEvent",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field
@@ -18,6 +18,17 @@ def utcnow() -> datetime:
 def new_id(prefix: str) -> str:
     """An OpenAI-style identifier such as ftjob-3f9a…, random and URL-safe."""
     return f"{prefix}-{secrets.token_hex(12)}"
+
+
+class _IntegerKeyed(Protocol):
+    id: int | None
+
+
+def stored_id(row: _IntegerKeyed) -> int:
+    """The id of a stored row: the tables type it `int | None` because a new row has none until it is inserted."""
+    if row.id is None:
+        raise ValueError(f"This {type(row).__name__} has no id: it is not stored yet.")
+    return row.id
 
 
 def json_field(default: Any = None, nullable: bool = True) -> Any:

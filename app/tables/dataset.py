@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, Table
 from sqlmodel import Field, SQLModel
 
 from app.tables.common import json_field, utcnow
@@ -13,27 +13,18 @@ from app.tables.common import json_field, utcnow
 SPLITS = ("train", "validation")
 
 
-class DatasetBase(SQLModel):
-    name: str = Field(max_length=200)
-    description: str = Field(default="", max_length=5000)
+class Dataset(SQLModel, table=True):
+    """A named set of examples; its counts come from the examples (app/datasets/datasets.py)."""
 
-
-class DatasetCreate(DatasetBase):
-    pass
-
-
-class DatasetUpdate(SQLModel):
-    name: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=5000)
-
-
-class Dataset(DatasetBase, table=True):
     __tablename__ = "datasets"
 
+    # name and description first: the column order the table has had since migration 0001.
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=5000)
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
-    # Bumped by every change to the dataset's examples (services.datasets.touch_dataset); see migration 0004.
+    # Bumped by every change to the dataset's examples (app.datasets.datasets.touch_dataset); see migration 0004.
     rev: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
@@ -81,3 +72,8 @@ class Example(SQLModel, table=True):
         if self.extra:
             record.update(self.extra)
         return record
+
+
+# The Core tables, typed (SQLModel does not declare `__table__`): for the bulk statements that bypass the ORM.
+DATASETS: Table = SQLModel.metadata.tables["datasets"]
+EXAMPLES: Table = SQLModel.metadata.tables["examples"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from sqlmodel import Session
@@ -35,6 +36,13 @@ def _csrf_field(request: Request) -> Markup:
 def is_htmx(request: Request) -> bool:
     """Whether htmx sent the request (so a fragment, not a whole page, is wanted)."""
     return request.headers.get("hx-request") == "true"
+
+
+def redirect(request: Request, url: str) -> Response:
+    """Send the browser to `url`: HX-Redirect for htmx, 303 for a plain form."""
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
 
 
 def render(request: Request, page: str, context: dict[str, Any], partial: str | None = None, status_code: int = 200):

@@ -9,7 +9,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import API_KEY
+from app.main import create_app
+from app.tables.migrate import upgrade
+from tests.conftest import API_KEY, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -108,10 +110,6 @@ def non_blank_lines(body: bytes) -> int:
 @pytest.fixture(scope="module")
 def fuzz_api(tmp_path_factory):
     """One app for all generated examples (a fresh one per example would dominate the run time)."""
-    from app.main import create_app
-    from app.tables.migrate import upgrade
-    from tests.conftest import make_settings
-
     s = make_settings(tmp_path_factory.mktemp("fuzz") / "data")
     upgrade(s)
     with TestClient(

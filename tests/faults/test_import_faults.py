@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import pathlib
 import sqlite3
 
 import pytest
@@ -103,8 +104,6 @@ class FullDiskFile(io.FileIO):
 
 def fill_disk_under(monkeypatch, folder: str) -> None:
     """Make every file opened for writing under data_dir/<folder> run out of space."""
-    import pathlib
-
     real_open = pathlib.Path.open
 
     def open_(self, mode="r", *args, **kwargs):

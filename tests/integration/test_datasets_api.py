@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import FIXTURES
+from fastapi.testclient import TestClient
+
+from tests.conftest import API_KEY, FIXTURES
 
 CHAT = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
 
@@ -109,8 +111,6 @@ def test_export_streams_application_jsonl_by_split(api):
 
 
 def test_api_needs_the_bearer_key(app):
-    from fastapi.testclient import TestClient
-
     with TestClient(app) as anonymous:
         assert anonymous.get("/api/datasets").status_code == 401
 
@@ -129,8 +129,6 @@ def test_openapi_page_documents_the_dataset_api(api):
 
 def post_in_chunks(api, url: str, body: bytes, content_type: str, chunk: int) -> tuple[int, dict]:
     """POST `body` straight to the app, `chunk` bytes per ASGI message, as a server receives a slow upload."""
-    from tests.conftest import API_KEY
-
     path, _, query = url.partition("?")
     scope = {
         "type": "http",

@@ -6,6 +6,7 @@ import json
 import re
 
 import httpx
+from sqlmodel import Session
 
 from app.datasets.datasets import create_dataset, get_dataset
 from app.datasets.examples import add_example, list_examples
@@ -147,8 +148,6 @@ def test_export_link_downloads_jsonl(client, session):
 
 
 def test_import_and_export_over_real_http(live_server, settings, engine):
-    from sqlmodel import Session
-
     with Session(engine) as session:
         dataset_id = create_dataset(session, "live").id
     headers = {"Authorization": f"Bearer {API_KEY}"}

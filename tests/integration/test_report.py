@@ -7,11 +7,13 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.datasets.importer import import_jsonl
 from app.datasets.validation import apply_check
 from app.datasets.validation.launch import launch_check
-from app.datasets.validation.report import build_report, example_ids_with_problem
+from app.datasets.validation.report import ReportCache, build_report, example_ids_with_problem, stored_problem_clause
 from app.tables import Dataset, Example
 from tests.conftest import FIXTURES, SHARED
 
@@ -56,6 +58,12 @@ def touch(session: Session, dataset_id: int) -> None:
     """What every examples service does after a change."""
     session.get(Dataset, dataset_id).updated_at = datetime.now(UTC)
     session.commit()
+
+
+@pytest.fixture
+def report_cache() -> ReportCache:
+    """The report memory of one test, as the app factory builds one for an app."""
+    return ReportCache()
 
 
 @pytest.fixture
@@ -126,56 +134,60 @@ def test_token_counts_are_cached_per_example_and_recomputed_only_after_a_change(
     assert session.get(Example, examples[1].id).token_counts["cl100k_base"]["total"] > 111
 
 
-def test_counts_for_two_encodings_are_cached_side_by_side(session, toy):
-    build_report(session, toy, "gpt-3.5-turbo-0125")
-    build_report(session, toy, "gpt-4o-mini")
+def test_counts_for_two_encodings_are_cached_side_by_side(session, toy, report_cache):
+    build_report(session, toy, "gpt-3.5-turbo-0125", cache=report_cache)
+    build_report(session, toy, "gpt-4o-mini", cache=report_cache)
     session.expire_all()
     cached = session.exec(select(Example).where(Example.dataset_id == toy)).first().token_counts
     assert set(cached) == {"cl100k_base", "o200k_base"}
 
 
-def test_duplicates_are_counted_once_per_extra_copy(session):
-    clean = build_report(session, add_dataset(session, [chat(i) for i in range(10)]))
+def test_duplicates_are_counted_once_per_extra_copy(session, report_cache):
+    clean = build_report(session, add_dataset(session, [chat(i) for i in range(10)]), cache=report_cache)
     assert "duplicate_example" not in clean.warnings
     dataset_id = add_dataset(session, [chat(1), chat(1), chat(1), *[chat(i) for i in range(2, 12)]])
-    assert build_report(session, dataset_id).warnings["duplicate_example"] == 2
-    assert len(example_ids_with_problem(session, dataset_id, "duplicate_example")) == 2
+    assert build_report(session, dataset_id, cache=report_cache).warnings["duplicate_example"] == 2
+    assert len(example_ids_with_problem(session, dataset_id, "duplicate_example", cache=report_cache)) == 2
 
 
-def test_the_same_example_in_train_and_validation_is_leakage(session):
+def test_the_same_example_in_train_and_validation_is_leakage(session, report_cache):
     separate = add_dataset(session, [chat(i) for i in range(12)], splits={10: "validation", 11: "validation"})
-    assert "train_validation_leakage" not in build_report(session, separate).warnings
+    assert "train_validation_leakage" not in build_report(session, separate, cache=report_cache).warnings
     leaky = add_dataset(session, [chat(i) for i in range(11)] + [chat(3)], splits={11: "validation"})
-    assert build_report(session, leaky).warnings["train_validation_leakage"] == 1
-    assert example_ids_with_problem(session, leaky, "train_validation_leakage") != []
+    assert build_report(session, leaky, cache=report_cache).warnings["train_validation_leakage"] == 1
+    assert example_ids_with_problem(session, leaky, "train_validation_leakage", cache=report_cache) != []
 
 
-def test_leakage_into_a_separate_validation_dataset_is_found(session):
+def test_leakage_into_a_separate_validation_dataset_is_found(session, report_cache):
     train = add_dataset(session, [chat(i) for i in range(12)])
     other = add_dataset(session, [chat(100), chat(200)])
     overlapping = add_dataset(session, [chat(5)])
-    assert "train_validation_leakage" not in build_report(session, train, validation_dataset_id=other).warnings
-    assert build_report(session, train, validation_dataset_id=overlapping).warnings["train_validation_leakage"] == 1
+    separate = build_report(session, train, validation_dataset_id=other, cache=report_cache)
+    assert "train_validation_leakage" not in separate.warnings
+    leaky = build_report(session, train, validation_dataset_id=overlapping, cache=report_cache)
+    assert leaky.warnings["train_validation_leakage"] == 1
 
 
-def test_fewer_than_ten_valid_training_examples_is_flagged(session):
-    assert build_report(session, add_dataset(session, [chat(i) for i in range(9)])).warnings["too_few_examples"] == 1
-    assert "too_few_examples" not in build_report(session, add_dataset(session, [chat(i) for i in range(10)])).warnings
+def test_fewer_than_ten_valid_training_examples_is_flagged(session, report_cache):
+    nine = build_report(session, add_dataset(session, [chat(i) for i in range(9)]), cache=report_cache)
+    assert nine.warnings["too_few_examples"] == 1
+    ten = build_report(session, add_dataset(session, [chat(i) for i in range(10)]), cache=report_cache)
+    assert "too_few_examples" not in ten.warnings
 
 
-def test_examples_over_the_context_limit_are_flagged_with_the_tokens_lost(session):
+def test_examples_over_the_context_limit_are_flagged_with_the_tokens_lost(session, report_cache):
     long = {"messages": [{"role": "user", "content": "hello " * 17_000}, {"role": "assistant", "content": "ok"}]}
     dataset_id = add_dataset(session, [long, *[chat(i) for i in range(10)]])
-    report = build_report(session, dataset_id, "gpt-3.5-turbo-0125")
+    report = build_report(session, dataset_id, "gpt-3.5-turbo-0125", cache=report_cache)
     assert report.warnings["over_context_limit"] == 1
     assert report.tokens_lost == report.tokens.max - 16_385 > 0
-    assert "over_context_limit" not in build_report(session, dataset_id, "gpt-4o-mini").warnings
+    assert "over_context_limit" not in build_report(session, dataset_id, "gpt-4o-mini", cache=report_cache).warnings
 
 
-def test_statistics_and_estimate_cover_only_valid_examples(session):
+def test_statistics_and_estimate_cover_only_valid_examples(session, report_cache):
     broken = {"messages": [{"role": "user", "content": "no answer " * 50}]}
     dataset_id = add_dataset(session, [broken, *[chat(i) for i in range(10)]])
-    report = build_report(session, dataset_id)
+    report = build_report(session, dataset_id, cache=report_cache)
     assert (report.n_examples, report.n_valid) == (11, 10)
     assert report.errors == {"example_missing_assistant_message": 1}
     assert report.estimate.billing_tokens == report.tokens.total
@@ -214,8 +226,6 @@ def test_launch_refuses_errors_in_the_validation_data(session):
 
 
 def test_a_clean_real_dataset_of_ten_examples_may_launch_without_questions(session):
-    from app.datasets.importer import import_jsonl
-
     dataset = Dataset(name="pirate")
     session.add(dataset)
     session.commit()
@@ -234,23 +244,23 @@ def test_api_refuses_an_unknown_model_and_a_missing_dataset(api, toy):
 
 
 def test_api_needs_the_bearer_key(client, toy):
-    from fastapi.testclient import TestClient
-
     with TestClient(client.app) as anonymous:
         assert anonymous.get(f"/api/datasets/{toy}/report").status_code == 401
 
 
-def test_an_unchanged_dataset_is_reported_from_memory_and_a_change_is_seen(session):
+def test_an_unchanged_dataset_is_reported_from_memory_and_a_change_is_seen(session, report_cache):
     dataset_id = add_dataset(session, [chat(i) for i in range(10)])
-    first = build_report(session, dataset_id)
-    assert build_report(session, dataset_id) is first
+    first = build_report(session, dataset_id, cache=report_cache)
+    assert build_report(session, dataset_id, cache=report_cache) is first
     session.add(Example(dataset_id=dataset_id, position=10, messages=chat(99)["messages"]))
     session.commit()
-    assert build_report(session, dataset_id).n_examples == 11
+    assert build_report(session, dataset_id, cache=report_cache).n_examples == 11
 
 
-def test_a_local_model_not_yet_prepared_gets_approximate_counts_and_a_training_time(client, session, settings, toy):
-    report = build_report(session, toy, "SmolLM2-135M-Instruct", settings=settings)
+def test_a_local_model_not_yet_prepared_gets_approximate_counts_and_a_training_time(
+    client, session, settings, toy, report_cache
+):
+    report = build_report(session, toy, "SmolLM2-135M-Instruct", settings=settings, cache=report_cache)
     assert not report.exact and report.estimate.cost_usd is None
     assert report.estimate.training_seconds_cpu > 0
     session.expire_all()
@@ -259,9 +269,7 @@ def test_a_local_model_not_yet_prepared_gets_approximate_counts_and_a_training_t
     assert "Estimated training time" in page and "approximate" in page
 
 
-def test_offenders_of_a_stored_code_are_found_for_the_example_list_filter(session):
-    from app.datasets.validation.report import stored_problem_clause
-
+def test_offenders_of_a_stored_code_are_found_for_the_example_list_filter(session, report_cache):
     no_system = {
         "messages": [
             {"role": "user", "content": 'Say "code": "missing_content" please'},
@@ -269,9 +277,9 @@ def test_offenders_of_a_stored_code_are_found_for_the_example_list_filter(sessio
         ]
     }
     dataset_id = add_dataset(session, [chat(1), no_system, chat(2)])
-    ids = example_ids_with_problem(session, dataset_id, "missing_system_message")
+    ids = example_ids_with_problem(session, dataset_id, "missing_system_message", cache=report_cache)
     assert len(ids) == 1 and session.get(Example, ids[0]).messages == no_system["messages"]
-    assert example_ids_with_problem(session, dataset_id, "missing_content") == []
+    assert example_ids_with_problem(session, dataset_id, "missing_content", cache=report_cache) == []
     assert stored_problem_clause("duplicate_example") is None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.unit.test_report_incremental import (  # noqa: F401
     _fresh_memory,
+    report_cache,
     test_a_deleted_example_leaves_the_report_without_reading_the_rest,
     test_an_edit_rereads_only_the_edited_example,
     test_an_incremental_report_equals_one_from_scratch_after_each_write,

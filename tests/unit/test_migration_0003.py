@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect
 
 from app.datasets.validation.checks import content_hash
@@ -52,8 +53,6 @@ def test_the_migration_hashes_exactly_as_the_app_does(migration, record):
 
 
 def test_upgrade_rehashes_stored_examples_and_downgrade_restores_the_old_hashes(tmp_path):
-    from alembic import command
-
     config, engine = database_at(tmp_path / "data", "0002")
     with engine.begin() as connection:
         connection.exec_driver_sql(

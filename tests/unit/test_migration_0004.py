@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from alembic import command
 from sqlalchemy import inspect
 
 from tests.conftest import database_at
 
 
 def test_downgrade_drops_the_rev_columns_without_deleting_examples_and_upgrade_adds_them_back(tmp_path):
-    from alembic import command
-
     config, engine = database_at(tmp_path / "data", "0004")
     with engine.begin() as connection:
         connection.exec_driver_sql(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -19,9 +20,13 @@ from app.datasets import examples
 from app.datasets.datasets import create_dataset, delete_dataset, duplicate_dataset, update_dataset
 from app.datasets.importer import import_jsonl
 from app.datasets.validation import report_rows
-from app.datasets.validation.report import build_report, forget_reports
+from app.datasets.validation.checks import cached_columns
+from app.datasets.validation.report import ReportCache, build_report
+from app.datasets.validation.report_rows import SnapshotStore
 from app.tables import Example
 from app.tables.db import make_engine
+from app.tables.migrate import alembic_config
+from tests.conftest import make_settings
 
 MODELS = ("gpt-4o-mini", "gpt-3.5-turbo-0125")
 SPLITS = ("train", "validation", "all")
@@ -95,8 +100,10 @@ def observed(report) -> dict:
     }
 
 
-def every_report(session: Session, dataset_id: int) -> dict:
-    return {(m, s): observed(build_report(session, dataset_id, m, split=s)) for m in MODELS for s in SPLITS}
+def every_report(session: Session, cache: ReportCache, dataset_id: int) -> dict:
+    return {
+        (m, s): observed(build_report(session, dataset_id, m, cache=cache, split=s)) for m in MODELS for s in SPLITS
+    }
 
 
 def ids_of(session: Session, dataset_id: int) -> list[int]:
@@ -113,8 +120,9 @@ def edited(session: Session, example_id: int, text: str, **fields) -> None:
 class World:
     """The databases a write path may touch: the base dataset, another dataset, a second engine (process)."""
 
-    def __init__(self, session: Session, settings, dataset_id: int, other_id: int):
-        self.session, self.settings, self.dataset_id, self.other_id = session, settings, dataset_id, other_id
+    def __init__(self, session: Session, settings, cache: ReportCache, dataset_id: int, other_id: int):
+        self.session, self.settings, self.cache = session, settings, cache
+        self.dataset_id, self.other_id = dataset_id, other_id
 
     @property
     def ids(self) -> list[int]:
@@ -205,8 +213,8 @@ def _import(w: World) -> int:
 
 def _counts_cached_for_another_encoding(w: World) -> int:
     # The report writes token counts without a rev: the first report for o200k here, after cl100k's.
-    forget_reports()
-    build_report(w.session, w.dataset_id, "gpt-3.5-turbo-0125")
+    w.cache.clear()
+    build_report(w.session, w.dataset_id, "gpt-3.5-turbo-0125", cache=w.cache)
     return w.dataset_id
 
 
@@ -268,30 +276,33 @@ WRITES: dict[str, Callable[[World], int]] = {
 def _fresh_memory(monkeypatch):
     # Statistics updated row by row however many rows changed (a rebuild is what a report from scratch does).
     monkeypatch.setattr(report_rows, "REBUILD_SHARE", 0)
-    forget_reports()
-    yield
-    forget_reports()
+
+
+@pytest.fixture
+def report_cache() -> ReportCache:
+    """The report memory of one test, as the app factory builds one for an app."""
+    return ReportCache()
 
 
 @pytest.mark.parametrize("base", ["added", "imported"])
 @pytest.mark.parametrize("write", sorted(WRITES))
-def test_an_incremental_report_equals_one_from_scratch_after_each_write(session, settings, write, base):
+def test_an_incremental_report_equals_one_from_scratch_after_each_write(session, settings, report_cache, write, base):
     other_id = create_dataset(session, "other").id  # created first: the base dataset holds the highest ids
     examples.add_example(session, other_id, chat(3))
     examples.add_example(session, other_id, chat(60))
     dataset_id = make_base(session, base)
-    every_report(session, dataset_id)  # memo and snapshots warm
+    every_report(session, report_cache, dataset_id)  # memo and snapshots warm
 
-    target = WRITES[write](World(session, settings, dataset_id, other_id))
+    target = WRITES[write](World(session, settings, report_cache, dataset_id, other_id))
 
-    incremental = every_report(session, target)
-    forget_reports()
-    assert incremental == every_report(session, target)
+    incremental = every_report(session, report_cache, target)
+    report_cache.clear()
+    assert incremental == every_report(session, report_cache, target)
 
 
-def test_an_edit_rereads_only_the_edited_example(session, monkeypatch):
+def test_an_edit_rereads_only_the_edited_example(session, report_cache, monkeypatch):
     dataset_id = make_base(session, "added")
-    before = build_report(session, dataset_id)
+    before = build_report(session, dataset_id, cache=report_cache)
     reads = []
     real_read = report_rows._read
 
@@ -302,50 +313,45 @@ def test_an_edit_rereads_only_the_edited_example(session, monkeypatch):
 
     monkeypatch.setattr(report_rows, "_read", spy)
     edited(session, ids_of(session, dataset_id)[0], "A longer answer: " + "words " * 40)
-    after = build_report(session, dataset_id)
+    after = build_report(session, dataset_id, cache=report_cache)
     assert reads == [(["since"], 1)]
     assert after.tokens.total > before.tokens.total
 
 
-def test_a_deleted_example_leaves_the_report_without_reading_the_rest(session, monkeypatch):
+def test_a_deleted_example_leaves_the_report_without_reading_the_rest(session, report_cache, monkeypatch):
     dataset_id = make_base(session, "added")
-    build_report(session, dataset_id)
+    build_report(session, dataset_id, cache=report_cache)
     reads = []
     real_read = report_rows._read
     monkeypatch.setattr(report_rows, "_read", lambda *a, **k: reads.append(k) or real_read(*a, **k))
     examples.delete_example(session, ids_of(session, dataset_id)[0])
-    assert build_report(session, dataset_id).n_examples == len(base_records()) - 4  # 3 validation, 1 gone
+    report = build_report(session, dataset_id, cache=report_cache)
+    assert report.n_examples == len(base_records()) - 4  # 3 validation, 1 gone
     assert [sorted(k) for k in reads] == [["since"]]
 
 
-def test_rows_written_without_a_rev_are_read_again_every_time(session):
+def test_rows_written_without_a_rev_are_read_again_every_time(session, report_cache):
     dataset_id = make_base(session, "added")
-    build_report(session, dataset_id)
+    build_report(session, dataset_id, cache=report_cache)
     row = session.get(Example, ids_of(session, dataset_id)[0])
     row.split, row.rev = "validation", None  # as a writer that does not know about rev would leave it
     session.commit()
     examples.add_example(session, dataset_id, chat(90))  # any stamped change: the report is computed again
-    incremental = observed(build_report(session, dataset_id))
-    forget_reports()
-    assert incremental == observed(build_report(session, dataset_id))
+    incremental = observed(build_report(session, dataset_id, cache=report_cache))
+    report_cache.clear()
+    assert incremental == observed(build_report(session, dataset_id, cache=report_cache))
     assert session.scalar(select(func.count()).where(Example.dataset_id == dataset_id, Example.rev.is_(None))) == 1
 
 
-def test_snapshots_are_kept_within_their_row_budget(session, monkeypatch):
-    monkeypatch.setattr(report_rows, "MAX_SNAPSHOT_ROWS", 30)
+def test_snapshots_are_kept_within_their_row_budget(session):
+    cache = ReportCache(snapshots=SnapshotStore(max_rows=30))
     first, second = make_base(session, "added"), make_base(session, "added")
-    build_report(session, first)
-    build_report(session, second)
-    assert [key[1] for key in report_rows._snapshots] == [second]
+    build_report(session, first, cache=cache)
+    build_report(session, second, cache=cache)
+    assert [key[1] for key in cache.snapshots.kept_keys()] == [second]
 
 
-def test_examples_written_before_migration_0004_are_unstamped_and_reported(tmp_path: Path):
-    from alembic import command
-
-    from app.datasets.validation.checks import cached_columns
-    from app.tables.migrate import alembic_config
-    from tests.conftest import make_settings
-
+def test_examples_written_before_migration_0004_are_unstamped_and_reported(tmp_path: Path, report_cache):
     settings = make_settings(tmp_path / "data")
     settings.data_dir.mkdir(parents=True)
     config = alembic_config(settings)
@@ -367,10 +373,10 @@ def test_examples_written_before_migration_0004_are_unstamped_and_reported(tmp_p
     command.upgrade(config, "heads")
     with Session(engine, expire_on_commit=False) as session:
         assert session.scalar(select(func.count()).where(Example.rev.is_not(None))) == 0
-        assert build_report(session, 1).n_examples == 3
+        assert build_report(session, 1, cache=report_cache).n_examples == 3
         edited(session, ids_of(session, 1)[0], "A new answer, longer than the old one.")
-        incremental = observed(build_report(session, 1))
-        forget_reports()
-        assert incremental == observed(build_report(session, 1))
+        incremental = observed(build_report(session, 1, cache=report_cache))
+        report_cache.clear()
+        assert incremental == observed(build_report(session, 1, cache=report_cache))
     engine.dispose()
     command.downgrade(config, "0002")

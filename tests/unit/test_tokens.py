@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from app.config import Settings
 from app.datasets.validation import count_tokens
 from app.datasets.validation import tokens as tok
+from app.engine.testing import build_tiny_model
+from app.engine.tokenizer import count_chat_tokens
+from app.tables import Example
 from tests.conftest import FIXTURES, SHARED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,10 +135,6 @@ def test_importing_validation_loads_neither_torch_nor_an_encoding():
 
 @pytest.mark.slow
 def test_local_models_count_exactly_with_their_own_tokenizer_and_chat_template(tmp_path):
-    from app.config import Settings
-    from app.engine.testing import build_tiny_model
-    from app.engine.tokenizer import count_chat_tokens
-
     settings = Settings(data_dir=tmp_path / "data", local_models={"tiny": build_tiny_model(tmp_path / "tiny")})
     messages = [
         {"role": "user", "content": "What is the capital of France?"},
@@ -164,8 +164,6 @@ def test_rows_about_to_be_inserted_get_their_counts_filled_in_one_batch():
 
 
 def test_example_objects_get_their_counts_filled_too():
-    from app.tables import Example
-
     example = Example(dataset_id=1, messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
     tok.fill_token_counts([example], "cl100k_base")
     assert example.token_counts == {"cl100k_base": count_tokens(example.to_record(), "gpt-3.5-turbo").as_dict()}

@@ -9,6 +9,7 @@ import pytest
 
 from app.datasets.validation import check_record
 from app.datasets.validation.checks import CODES, ERROR_CODES, WARNING_CODES, apply_check
+from tests.conftest import FIXTURES, SHARED
 
 GOOD = {
     "messages": [
@@ -201,7 +202,5 @@ def test_apply_check_fills_the_cached_columns_and_resets_token_counts():
 @pytest.fixture
 def shared_datasets():
     """The real third-party datasets (tests/fixtures holds the datasets engineer's copies)."""
-    from tests.conftest import FIXTURES, SHARED
-
     here = FIXTURES if (FIXTURES / "daneel_shop_tools_validation_set.jsonl").exists() else SHARED / "datasets"
     return here

@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
-from app.datasets import importer
-from app.datasets.routes.pages import stream_export
+from app.datasets import exporter, importer
 from app.tables.dataset import Example
 from app.web.rendering import SessionDep
 from app.web.streamed_upload import StreamedUpload
@@ -165,7 +164,7 @@ async def import_file(
     await upload.start()
     stream = upload.reader()
     result = await run_in_threadpool(
-        importer.import_file, session, dataset_id, stream, filename=upload.filename, kind=format
+        importer.import_file, session, dataset_id, stream, filename=upload.filename or "", kind=format
     )
     await upload.finish()
     return result.as_dict()
@@ -207,7 +206,9 @@ def export(
 ):
     """The dataset as OpenAI chat JSONL (only valid examples unless only_valid=false)."""
     ds.get_dataset(session, dataset_id)
-    return StreamingResponse(stream_export(request, dataset_id, split, only_valid), media_type="application/jsonl")
+    return StreamingResponse(
+        exporter.export_chunks(request.app.state.engine, dataset_id, split, only_valid), media_type="application/jsonl"
+    )
 
 
 @router.get("/examples/{example_id}")

@@ -8,9 +8,8 @@ from sqlmodel import Session
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets.forms import ROLES, editor_rows, top_level_texts
-from app.datasets.routes.pages import redirect
 from app.tables.dataset import Example
-from app.web.rendering import SessionDep, is_htmx, render
+from app.web.rendering import SessionDep, is_htmx, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 BLANK = {
@@ -51,7 +50,7 @@ async def create_example(request: Request, session: SessionDep, dataset_id: int)
         session,
         dataset_id,
         ex.record_from_form(form),
-        split=form.get("split") or None,
+        split=str(form.get("split") or "") or None,
         note=str(form.get("note") or ""),
     )
     return redirect(request, f"/examples/{example.id}")

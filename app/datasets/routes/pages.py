@@ -6,23 +6,16 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from sqlmodel import Session
 
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
-from app.web.rendering import SessionDep, is_htmx, render
+from app.web.rendering import SessionDep, is_htmx, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 PAGE_SIZE = 50
-
-
-def redirect(request: Request, url: str) -> Response:
-    """Send the browser to `url`: HX-Redirect for htmx, 303 for a plain form."""
-    if is_htmx(request):
-        return Response(status_code=200, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=303)
 
 
 def _list(request: Request, session: Session, message: str | None = None):
@@ -161,7 +154,7 @@ def bulk(
     session: SessionDep,
     dataset_id: int,
     action: Annotated[str, Form()] = "",
-    ids: Annotated[list[int], Form()] = (),
+    ids: Annotated[list[int] | None, Form()] = None,
     target_split: Annotated[str, Form()] = "",
     target_dataset: Annotated[str, Form()] = "",
     q: Annotated[str, Form()] = "",
@@ -172,7 +165,7 @@ def bulk(
 ):
     """Delete, set the split of, or copy the selected examples."""
     filters = _filters(q, split, valid, sort, offset)
-    message = ex.bulk_action(session, dataset_id, action, list(ids), target_split, target_dataset)
+    message = ex.bulk_action(session, dataset_id, action, ids or [], target_split, target_dataset)
     return _after_post(request, session, dataset_id, filters, message)
 
 
@@ -227,26 +220,10 @@ def export(request: Request, session: SessionDep, dataset_id: int, split: str = 
     exporter.count_exported(session, dataset_id, split, only_valid)  # refuses a bad split before streaming starts
     filename = f"{_slug(dataset.name)}-{split}.jsonl"
     return StreamingResponse(
-        stream_export(request, dataset_id, split, only_valid),
+        exporter.export_chunks(request.app.state.engine, dataset_id, split, only_valid),
         media_type="application/jsonl",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-def stream_export(request: Request, dataset_id: int, split: str, only_valid: bool):
-    """Export lines from a session of their own, so the stream outlives the request's session."""
-    # Lines are sent in ~256 kB chunks: one write per line would cost a thread hop each.
-    with Session(request.app.state.engine) as session:
-        chunk: list[bytes] = []
-        size = 0
-        for line in exporter.export_jsonl(session, dataset_id, split, only_valid):
-            chunk.append(line)
-            size += len(line)
-            if size >= 256_000:
-                yield b"".join(chunk)
-                chunk, size = [], 0
-        if chunk:
-            yield b"".join(chunk)
 
 
 def _slug(name: str) -> str:

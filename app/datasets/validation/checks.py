@@ -245,7 +245,8 @@ def json_encoder(*, sort_keys: bool = False, ensure_ascii: bool = True) -> Calla
     return lambda value: "".join(encode(value, 0))
 
 
-_scan_once = json.JSONDecoder().scan_once  # what json.loads runs, C-accelerated where available
+# What json.loads runs, C-accelerated where available. JSONDecoder sets it in __init__; typeshed leaves it out.
+_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def json_loads(text: str) -> Any:

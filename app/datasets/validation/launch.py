@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from app.datasets.validation.checks import CODES
 from app.datasets.validation.estimate import Estimate
-from app.datasets.validation.report import MIN_TRAINING_EXAMPLES, Report, build_report
+from app.datasets.validation.report import MIN_TRAINING_EXAMPLES, Report, ReportCache, build_report
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,22 @@ def launch_check(
     validation_dataset_id: int | None = None,
     split: str = "train",
     settings: Any = None,
+    cache: ReportCache | None = None,
 ) -> LaunchCheck:
-    """Refuse a launch on errors or fewer than 10 valid training examples; list warnings to accept."""
+    """Refuse a launch on errors or fewer than 10 valid training examples; list warnings to accept.
+
+    Pass the app's ReportCache to reuse what its reports already read; without it every row is read again.
+    """
+    if cache is None:
+        cache = ReportCache()  # shared by this check's reports: the train and validation splits read rows once
     report = build_report(
-        session, dataset_id, model, settings=settings, split=split, validation_dataset_id=validation_dataset_id
+        session,
+        dataset_id,
+        model,
+        cache=cache,
+        settings=settings,
+        split=split,
+        validation_dataset_id=validation_dataset_id,
     )
     result = LaunchCheck(report=report)
     for code, count in report.errors.items():
@@ -88,11 +100,11 @@ def launch_check(
         else:
             result.warnings.append(Finding(code, count, _sentence(code, count)))
     if validation_dataset_id is not None:
-        check = build_report(session, validation_dataset_id, model, settings=settings, split="all")
+        check = build_report(session, validation_dataset_id, model, cache=cache, settings=settings, split="all")
         for code, count in check.errors.items():
             result.refusals.append(Finding(code, count, _sentence(code, count, "Validation data, ")))
     elif split == "train":
-        check = build_report(session, dataset_id, model, settings=settings, split="validation")
+        check = build_report(session, dataset_id, model, cache=cache, settings=settings, split="validation")
         for code, count in check.errors.items():
             result.refusals.append(Finding(code, count, _sentence(code, count, "Validation split, ")))
     return result

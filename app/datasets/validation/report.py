@@ -9,29 +9,24 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import String, cast, select
 from sqlmodel import Session
 
-from app.datasets.validation import report_rows
 from app.datasets.validation.checks import CODES
 from app.datasets.validation.estimate import Estimate, estimate
 from app.datasets.validation.modeltable import ModelInfo, resolve_model, table_date
 from app.datasets.validation.report_groups import GROUPS_OF_SPLIT, TOTAL, VALID, Group
-from app.datasets.validation.report_rows import DatasetState, current_snapshot, read_state
+from app.datasets.validation.report_rows import DatasetState, SnapshotStore, current_snapshot, read_state
 from app.datasets.validation.stats import Bin, Summary, histogram, summarize
 from app.errors import Invalid
-from app.tables import Example
+from app.tables.dataset import EXAMPLES
 
 MIN_TRAINING_EXAMPLES = 10
 SPLITS = ("train", "validation", "all")
-MEMO_SIZE = 32  # reports kept per process; each is a few kB
+MEMO_SIZE = 32  # reports kept per app; each is a few kB
 COMPUTED_CODES = ("over_context_limit", "duplicate_example", "train_validation_leakage", "too_few_examples")
 
-T = Example.__table__.c
-# Finished reports by (model, split, dataset states): a page view of an unchanged dataset reads no rows. After a
-# change, report_rows re-reads only the rows written since its snapshot of the dataset.
-_memo: OrderedDict[tuple, Report] = OrderedDict()
-_memo_lock = threading.Lock()
+T = EXAMPLES.c
 
 
 @dataclass
@@ -74,11 +69,36 @@ class Report:
         }
 
 
-def forget_reports() -> None:
-    """Drop every memoized report and row snapshot, as a restart would (for benchmarks and tests)."""
-    with _memo_lock:
-        _memo.clear()
-    report_rows.clear()
+class ReportCache:
+    """What the Report remembers for one app (the factory builds it; a tool or test may build its own).
+
+    Finished reports by (model, split, dataset states): a page view of an unchanged dataset reads no rows. After a
+    change, `snapshots` (report_rows) re-reads only the rows written since its snapshot of the dataset.
+    """
+
+    def __init__(self, max_reports: int = MEMO_SIZE, snapshots: SnapshotStore | None = None) -> None:
+        self.max_reports = max_reports
+        self.snapshots = snapshots or SnapshotStore()
+        self._reports: OrderedDict[tuple, Report] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Report | None:
+        """The report kept under `key`, if any."""
+        with self._lock:
+            return self._reports.get(key)
+
+    def keep(self, key: tuple, report: Report) -> None:
+        """Keep a report, dropping the oldest beyond `max_reports`."""
+        with self._lock:
+            self._reports[key] = report
+            while len(self._reports) > self.max_reports:
+                self._reports.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every report and row snapshot, as a restart would."""
+        with self._lock:
+            self._reports.clear()
+        self.snapshots.clear()
 
 
 def _validation_hashes(session: Session, validation_dataset_id: int) -> set[str]:
@@ -90,29 +110,26 @@ def build_report(
     dataset_id: int,
     model: str | None = None,
     *,
+    cache: ReportCache,
     settings: Any = None,
     split: str = "train",
     validation_dataset_id: int | None = None,
 ) -> Report:
-    """Validate a dataset for `model` (default from the model table) over the examples of `split`."""
+    """Validate a dataset for `model` (default from the model table) over `split`'s examples, memoized in `cache`."""
     info = resolve_model(model, settings)
     if split not in SPLITS:
         raise Invalid(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.", param="split")
     state = read_state(session, dataset_id)  # before any row is read (see report_rows)
     validation_state = None if validation_dataset_id is None else read_state(session, validation_dataset_id)
-    key = (str(session.get_bind().url), info, split, state, validation_state, table_date())
-    with _memo_lock:
-        cached = _memo.get(key)
+    key = (str(session.get_bind().engine.url), info, split, state, validation_state, table_date())
+    cached = cache.get(key)
     if cached is not None:
         return cached
-    snapshot = current_snapshot(session, state, info, settings)
+    snapshot = current_snapshot(session, cache.snapshots, state, info, settings)
     extra_leaks = set() if validation_dataset_id is None else _validation_hashes(session, validation_dataset_id)
     report = _aggregate(state, info, split, snapshot.groups, extra_leaks, snapshot.exact)
     if report.exact:
-        with _memo_lock:
-            _memo[key] = report
-            while len(_memo) > MEMO_SIZE:
-                _memo.popitem(last=False)
+        cache.keep(key, report)
     return report
 
 
@@ -189,7 +206,7 @@ def stored_problem_clause(code: str):
 
 
 def example_ids_with_problem(
-    session: Session, dataset_id: int, code: str, model: str | None = None, settings: Any = None
+    session: Session, dataset_id: int, code: str, model: str | None = None, settings: Any = None, *, cache: ReportCache
 ) -> list[int]:
     """Ids of the dataset's examples that have problem `code` (for the example list's ?problem= filter)."""
     if code not in CODES:
@@ -202,7 +219,7 @@ def example_ids_with_problem(
         return list(session.scalars(select(T.id).where(base, clause).order_by(T.position, T.id)))
     if code == "over_context_limit":
         info = resolve_model(model, settings)
-        rows = current_snapshot(session, read_state(session, dataset_id), info, settings).rows
+        rows = current_snapshot(session, cache.snapshots, read_state(session, dataset_id), info, settings).rows
         limit = info.context_limit
         return sorted(i for i, row in rows.items() if row[VALID] and row[TOTAL] > limit)
     listed = session.execute(select(T.id, T.content_hash, T.split).where(base).order_by(T.position, T.id)).all()
@@ -216,9 +233,3 @@ def example_ids_with_problem(
         return ids
     leaked = {h for _, h, s in listed if s == "validation"}
     return [i for i, h, s in listed if s != "validation" and h in leaked]
-
-
-def count_by_split(session: Session, dataset_id: int) -> dict[str | None, int]:
-    """How many examples each split holds (None: unassigned, treated as training)."""
-    query = select(T.split, func.count()).where(T.dataset_id == dataset_id).group_by(T.split)
-    return dict(session.execute(query).all())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
 from sqlmodel import Session
 
 from app.datasets.validation.checks import json_loads
@@ -26,12 +26,13 @@ from app.datasets.validation.modeltable import ModelInfo
 from app.datasets.validation.report_groups import CODES, TOTAL, Group, Row, apply_changes, build_groups
 from app.datasets.validation.tokens import count_many
 from app.errors import NotFound
-from app.tables import Dataset, Example
+from app.tables.dataset import DATASETS, EXAMPLES
 
-T = Example.__table__.c
+T = EXAMPLES.c
 FILL_CHUNK = 5_000  # examples recounted per database round trip
 ID_CHUNK = 500  # ids per IN (...): well under SQLite's bound-parameter limit
-# Snapshots kept per process, bounded by their rows: ~36 MB per 100,000 examples (rows and statistics, measured).
+# Snapshots kept per app (SnapshotStore), bounded by their rows: ~36 MB per 100,000 examples (rows and
+# statistics, measured).
 MAX_SNAPSHOT_ROWS = 300_000
 MAX_SNAPSHOTS = 16
 REBUILD_SHARE = 10  # more than 1/10 of the rows changed: rebuilding the statistics beats updating them row by row
@@ -45,7 +46,7 @@ class DatasetState(NamedTuple):
     created_at: datetime
     updated_at: datetime
     rev: int
-    count: int
+    size: int  # how many examples (not `count`: a tuple's method)
     top: int | None
 
 
@@ -60,15 +61,44 @@ class Snapshot:
     exact: bool = True  # False: some token counts are approximations (such a snapshot is not kept)
 
 
-_snapshots: OrderedDict[tuple, Snapshot] = OrderedDict()
-_snapshots_lock = threading.Lock()
-_shared_codes: dict[tuple, tuple] = {}  # one tuple object per distinct set of problem codes
+class SnapshotStore:
+    """The snapshots one app keeps: least recently used dropped first, bounded in number and in rows."""
 
+    def __init__(self, max_snapshots: int = MAX_SNAPSHOTS, max_rows: int = MAX_SNAPSHOT_ROWS) -> None:
+        self.max_snapshots, self.max_rows = max_snapshots, max_rows
+        self._snapshots: OrderedDict[tuple, Snapshot] = OrderedDict()
+        self._lock = threading.Lock()
+        self._codes: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple object per distinct set of codes
 
-def clear() -> None:
-    """Forget every snapshot (the next report of each dataset reads all its rows)."""
-    with _snapshots_lock:
-        _snapshots.clear()
+    def take(self, key: tuple) -> Snapshot | None:
+        """Remove and return the snapshot kept under `key`, if any."""
+        with self._lock:
+            # Taken out while it is updated: a concurrent request for the same dataset reads every row instead.
+            return self._snapshots.pop(key, None)
+
+    def keep(self, key: tuple, snapshot: Snapshot) -> None:
+        """Keep a snapshot as the most recently used, dropping the oldest beyond the bounds."""
+        with self._lock:
+            self._snapshots[key] = snapshot
+            while self._snapshots and (
+                len(self._snapshots) > self.max_snapshots
+                or sum(len(s.rows) for s in self._snapshots.values()) > self.max_rows
+            ):
+                self._snapshots.popitem(last=False)  # least recently used first; a dataset too big alone is not kept
+
+    def kept_keys(self) -> list[tuple]:
+        """The keys of the snapshots kept, least recently used first."""
+        with self._lock:
+            return list(self._snapshots)
+
+    def clear(self) -> None:
+        """Forget every snapshot (the next report of each dataset reads all its rows)."""
+        with self._lock:
+            self._snapshots.clear()
+
+    def shared_codes(self, codes: tuple[str, ...]) -> tuple[str, ...]:
+        """The one tuple object kept for this set of problem codes (rows share it instead of a copy each)."""
+        return self._codes.setdefault(codes, codes)
 
 
 def read_state(session: Session, dataset_id: int) -> DatasetState:
@@ -77,37 +107,38 @@ def read_state(session: Session, dataset_id: int) -> DatasetState:
     Read it before the rows: every row stamped with this rev or less is then visible to the reads that follow.
     Count and max id (from an index) catch changes by writers that touch nothing.
     """
-    d = Dataset.__table__.c
+    d = DATASETS.c
     # A query, not session.get(): an identity-mapped Dataset may predate another session's edit.
     found = session.execute(select(d.name, d.created_at, d.updated_at, d.rev).where(d.id == dataset_id)).one_or_none()
     if found is None:
         raise NotFound(f"Dataset {dataset_id} does not exist.", param="dataset_id")
-    count, top = session.execute(select(func.count(), func.max(T.id)).where(T.dataset_id == dataset_id)).one()
-    return DatasetState(dataset_id, *found, count, top)
+    name, created_at, updated_at, rev = found
+    size, top = session.execute(select(func.count(), func.max(T.id)).where(T.dataset_id == dataset_id)).one()
+    return DatasetState(dataset_id, name, created_at, updated_at, rev, size, top)
 
 
-def current_snapshot(session: Session, state: DatasetState, info: ModelInfo, settings: Any = None) -> Snapshot:
-    """Every example row of the dataset as of `state`, with their statistics per split."""
-    key = (str(session.get_bind().url), state.dataset_id, info.cache_key)
-    with _snapshots_lock:
-        # Taken out while it is updated: a concurrent request for the same dataset reads every row instead.
-        snapshot = _snapshots.pop(key, None)
+def current_snapshot(
+    session: Session, store: SnapshotStore, state: DatasetState, info: ModelInfo, settings: Any = None
+) -> Snapshot:
+    """Every example row of the dataset as of `state`, with their statistics per split, kept in `store`."""
+    key = (str(session.get_bind().engine.url), state.dataset_id, info.cache_key)
+    snapshot = store.take(key)
     previous = None
     if snapshot is not None and snapshot.created_at == state.created_at and snapshot.rev <= state.rev:
         rows, fresh, previous = _catch_up(session, snapshot.rows, state, info.cache_key, snapshot.rev)
     else:
         rows = {r[0]: r[1:] for r in _read(session, info.cache_key, state.dataset_id)}
         fresh = list(rows)
-    _share_codes(rows, fresh)
+    _share_codes(store, rows, fresh)
     exact = fill_counts(session, rows, [i for i in fresh if rows[i][TOTAL] is None], info, settings)
-    if previous is None or len(previous) * REBUILD_SHARE > len(rows):
+    if snapshot is None or previous is None or len(previous) * REBUILD_SHARE > len(rows):
         groups = build_groups(rows)
     else:
         groups = snapshot.groups
         apply_changes(groups, ((old, rows.get(i)) for i, old in previous.items()))
     current = Snapshot(state.created_at, state.rev, rows, groups, exact)
     if exact:
-        _keep(key, current)
+        store.keep(key, current)
     return current
 
 
@@ -121,7 +152,7 @@ def _catch_up(session: Session, rows: dict, state: DatasetState, key: str, since
         previous[r[0]] = rows.get(r[0])
         rows[r[0]] = r[1:]
         fresh.append(r[0])
-    if len(rows) != state.count:
+    if len(rows) != state.size:
         # Rows were deleted (or added by a writer that neither stamps nor counts): the id list says which.
         present = _ids(session, state.dataset_id)
         for gone in [i for i in rows if i not in present]:
@@ -136,16 +167,7 @@ def _catch_up(session: Session, rows: dict, state: DatasetState, key: str, since
     return rows, fresh, previous
 
 
-def _keep(key: tuple, snapshot: Snapshot) -> None:
-    with _snapshots_lock:
-        _snapshots[key] = snapshot
-        while _snapshots and (
-            len(_snapshots) > MAX_SNAPSHOTS or sum(len(s.rows) for s in _snapshots.values()) > MAX_SNAPSHOT_ROWS
-        ):
-            _snapshots.popitem(last=False)  # least recently used first; a dataset too big alone is not kept
-
-
-def _share_codes(rows: dict, ids: list[int]) -> None:
+def _share_codes(store: SnapshotStore, rows: dict, ids: list[int]) -> None:
     """Replace the stored problems of the rows read with the tuple of their distinct codes (None: no problem)."""
     for i in ids:
         row = rows[i]
@@ -155,7 +177,7 @@ def _share_codes(rows: dict, ids: list[int]) -> None:
         if isinstance(problems, str | bytes):
             problems = json.loads(problems)
         codes = tuple(sorted({p["code"] for p in problems if isinstance(p, dict) and "code" in p})) or None
-        rows[i] = (*row[:CODES], _shared_codes.setdefault(codes, codes) if codes else None)
+        rows[i] = (*row[:CODES], store.shared_codes(codes) if codes else None)
 
 
 def _read(session: Session, key: str, dataset_id: int, *, since: int | None = None, ids: list[int] | None = None):
@@ -180,7 +202,7 @@ def _read(session: Session, key: str, dataset_id: int, *, since: int | None = No
         if ids is not None:
             sql += " AND id IN ({})".format(",".join("?" * len(ids)))
             params.extend(ids)
-        return connection.connection.driver_connection.execute(sql, params).fetchall()
+        return _driver(connection).execute(sql, params).fetchall()
     counts = T.token_counts[key]
     query = select(
         T.id,
@@ -198,6 +220,14 @@ def _read(session: Session, key: str, dataset_id: int, *, since: int | None = No
     if ids is not None:
         query = query.where(T.id.in_(ids))
     return [tuple(r) for r in connection.execute(query)]
+
+
+def _driver(connection: Connection) -> Any:
+    """The database driver's own connection (sqlite3's, where this module uses it)."""
+    driver = connection.connection.driver_connection
+    if driver is None:  # only a closed or invalidated connection has none
+        raise RuntimeError("The database connection is closed.")
+    return driver
 
 
 def _ids(session: Session, dataset_id: int) -> set[int]:
@@ -254,7 +284,7 @@ def _load_for_count(session: Session, ids: list[int]) -> list[tuple]:
     )
     return [
         (i, _decode(m), _decode(t), _decode(x), _decode(c), h)
-        for i, m, t, x, c, h in connection.connection.driver_connection.execute(sql, ids)
+        for i, m, t, x, c, h in _driver(connection).execute(sql, ids)
     ]
 
 
@@ -273,7 +303,7 @@ def _store_counts(session: Session, updates: list[tuple[int, str, str]]) -> None
         connection.exec_driver_sql(sql, [(c, i, h) for i, h, c in updates])
     else:
         statement = (
-            update(Example.__table__)
+            update(EXAMPLES)
             .where(and_(T.id == bindparam("b_id"), T.content_hash == bindparam("b_hash")))
             .values(token_counts=bindparam("b_counts"))
         )

@@ -22,6 +22,8 @@ from typing import Any
 import tiktoken
 
 from app.datasets.validation.modeltable import ModelInfo, resolve_model
+from app.engine.catalog import list_base_models
+from app.engine.tokenizer import count_chat_tokens
 from app.errors import DomainError
 
 TOKENS_PER_MESSAGE = 3
@@ -61,7 +63,6 @@ _SPECS: dict[str, dict[str, Any]] = {
         "special_tokens": {ENDOFTEXT: 199999, ENDOFPROMPT: 200018},
     },
 }
-ENCODING_NAMES = tuple(_SPECS)
 
 _lock = threading.Lock()
 _encodings: dict[str, tiktoken.Encoding] = {}
@@ -238,15 +239,11 @@ def _approximate(record: Any) -> TokenCounts:
 def count_local(settings: Any, model: str, record: Any) -> TokenCounts:
     """Exact counts with a local model's own tokenizer and chat template (app.engine.tokenizer).
 
-    The engine is imported lazily so validation never imports torch. Without it, or for an example its chat
-    template cannot render (the format checks report why), o200k_base stands in and the counts are marked inexact.
+    The tokenizer loads transformers only when it is first used. Without it, or for an example its chat template
+    cannot render (the format checks report why), o200k_base stands in and the counts are marked inexact.
     """
     messages = record.get("messages") if isinstance(record, dict) else record
     if not isinstance(messages, list):
-        return _approximate(record)
-    try:
-        from app.engine.tokenizer import count_chat_tokens
-    except ImportError:
         return _approximate(record)
     try:
         result = count_chat_tokens(settings, model, [m for m in messages if isinstance(m, dict)])
@@ -259,10 +256,6 @@ def count_local(settings: Any, model: str, record: Any) -> TokenCounts:
 
 def local_model_ready(settings: Any, model: str) -> bool:
     """Whether a local model's tokenizer can be loaded now, without a long first-use conversion."""
-    try:
-        from app.engine.catalog import list_base_models
-    except ImportError:
-        return False
     return any(m.name == model and m.cached for m in list_base_models(settings))
 
 
