@@ -18,6 +18,8 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.datasets.snapshots import get_snapshot, snapshot_dataset, write_snapshot
+from app.datasets.validation import check_record
+from app.datasets.validation.launch import launch_check
 from app.errors import Invalid
 from app.jobs.events import add_event
 from app.providers.registry import get_provider
@@ -82,13 +84,13 @@ def _check_metadata(metadata: dict | None) -> None:
             )
 
 
-def _dataset_check(session: Session, settings: Settings, request: JobRequest, model: str) -> dict[str, Any] | None:
+def _dataset_check(
+    session: Session, settings: Settings, request: JobRequest, dataset_id: int, model: str
+) -> dict[str, Any] | None:
     """The validation report's launch check: refusals stop the launch, warnings need accepting. The estimate."""
-    from app.datasets.validation.launch import launch_check
-
     check = launch_check(
         session,
-        request.dataset_id,
+        dataset_id,
         model,
         validation_dataset_id=request.validation_dataset_id,
         split="train",
@@ -115,8 +117,6 @@ def _dataset_check(session: Session, settings: Settings, request: JobRequest, mo
 
 def _file_snapshot(session: Session, settings: Settings, file_id: str, kind: str) -> tuple[Snapshot, dict | None]:
     """Snapshot an uploaded /v1 file's valid lines; the error OpenAI would fail the job with, if any."""
-    from app.datasets.validation import check_record
-
     upload = session.get(UploadedFile, file_id)
     if upload is None or upload.deleted_at is not None:
         param = "training_file" if kind == "train" else "validation_file"
@@ -163,20 +163,23 @@ def _file_snapshot(session: Session, settings: Settings, file_id: str, kind: str
     return snap, error
 
 
-def _training_source(session: Session, settings: Settings, request: JobRequest, model: str):
+def _training_source(
+    session: Session, settings: Settings, request: JobRequest, model: str
+) -> tuple[Snapshot, dict[str, Any] | None, dict | None]:
     """(training snapshot, estimate, failure error) for the request's one training source."""
     given = [x for x in (request.dataset_id, request.training_snapshot, request.training_file) if x is not None]
     if len(given) != 1:
         raise Invalid(
             "Give exactly one training source: dataset_id, training_snapshot or training_file.", param="training_file"
         )
-    if request.training_file:
+    if request.training_file is not None:
         snap, error = _file_snapshot(session, settings, request.training_file, "train")
         return snap, {"n_examples": snap.n_examples}, error
-    if request.training_snapshot:
+    if request.training_snapshot is not None:
         snap = get_snapshot(session, request.training_snapshot)
         return snap, {"n_examples": snap.n_examples}, None
-    estimate = _dataset_check(session, settings, request, model)
+    assert request.dataset_id is not None  # exactly one source was given, and it is this one
+    estimate = _dataset_check(session, settings, request, request.dataset_id, model)
     return snapshot_dataset(session, settings, request.dataset_id, "train"), estimate, None
 
 
@@ -230,7 +233,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest) -> Job
         estimate=estimate,
     )
     if error:
-        job.status, job.error, job.finished_at = JobStatus.failed.value, error, utcnow()
+        job.status, job.error, job.finished_at = JobStatus.failed, error, utcnow()
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}", commit=False)

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from app.jobs import forms as job_form
 from app.jobs import monitoring
+from app.jobs.jobs import get_job
 from app.web.rendering import SessionDep, render
 
 router = APIRouter(tags=["jobs"])
@@ -57,7 +58,7 @@ def job_page(request: Request, job_id: str, session: SessionDep):
 @router.get("/jobs/{job_id}/results.csv", include_in_schema=False)
 def job_results_csv(request: Request, job_id: str, session: SessionDep):
     """The job's metrics as a CSV file (OpenAI's result file columns), streamed."""
-    job_form.get_job_or_404(session, job_id)
+    get_job(session, job_id)
     body = monitoring.iter_results_csv(request.app.state.engine, job_id)
     headers = {"Content-Disposition": f'attachment; filename="{job_id}-results.csv"'}
     return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
