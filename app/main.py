@@ -11,7 +11,8 @@ from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
 from app.datasets.validation.report import ReportCache
-from app.jobs import event_notify
+from app.jobs.event_notify import EventNotifier
+from app.jobs.monitoring import EventFeed
 from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
 from app.tables.db import make_engine
 from app.web.http_errors import install_error_handlers
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings)
+    notifier = EventNotifier(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 worker.stop()
-            event_notify.stop_listeners()
+            notifier.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.event_feed = EventFeed(engine, notifier)
     app.state.templates = make_templates()
     app.state.secret_key = load_secret_key(settings)
     app.state.auth = AuthState(settings, engine)

@@ -29,15 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import Session, col, select  # noqa: E402
 
-from app.jobs import event_notify, jobs  # noqa: E402
+from app.jobs import jobs  # noqa: E402
+from app.jobs.event_notify import POLL_SECONDS, EventNotifier  # noqa: E402
 from app.tables import Job, JobEvent, JobStatus  # noqa: E402
 from app.tables.db import make_engine  # noqa: E402
 from app.tables.migrate import upgrade  # noqa: E402
 from tests.conftest import free_port, make_settings  # noqa: E402
 from tests.pg_cluster import ThrowawayCluster  # noqa: E402
 from tests.support.builders import make_dataset  # noqa: E402
-
-TERMINAL = [s.value for s in JobStatus if s.is_terminal]
 
 
 def template_job(settings, engine) -> Job:
@@ -46,7 +45,7 @@ def template_job(settings, engine) -> Job:
         job = jobs.create_job(
             session, settings, jobs.JobRequest(dataset_id=make_dataset(session).id, hyperparameters={"n_epochs": 1})
         )
-        job.status = JobStatus.cancelled.value  # the template itself is not run
+        job.status = JobStatus.cancelled  # the template itself is not run
         session.add(job)
         session.commit()
         return job
@@ -90,8 +89,9 @@ def start_workers(settings, k: int, step_seconds: float) -> list[subprocess.Pope
     return workers
 
 
-async def watch(engine, job_ids: list[str], notify: bool, latencies: list[float]) -> None:
-    """Follow every job's events until all are terminal, recording creation-to-arrival of each event."""
+async def watch(engine, notifier: EventNotifier | None, job_ids: list[str], latencies: list[float]) -> None:
+    """Follow every job's events until all are terminal, recording creation-to-arrival of each event; woken by
+    the notifier, or by polling when there is none."""
 
     def read(job_id: str, after: int) -> tuple[list[tuple[int, float]], bool]:
         with Session(engine) as session:
@@ -100,17 +100,17 @@ async def watch(engine, job_ids: list[str], notify: bool, latencies: list[float]
                 .where(JobEvent.job_id == job_id, col(JobEvent.seq) > after)
                 .order_by(col(JobEvent.seq))
             ).all()
-            done = session.get(Job, job_id).status in TERMINAL
+            done = session.get(Job, job_id).status.is_terminal
         return [(seq, created.timestamp()) for seq, created in rows], done
 
     async def follow(job_id: str) -> None:
         after = (await asyncio.to_thread(read, job_id, 0))[0]
         after = after[-1][0] if after else 0  # only events from now on count
         while True:
-            if notify:
-                await event_notify.wait_for_new_events(engine, job_id, after, 5.0)
+            if notifier is not None:
+                await notifier.wait_for_new_events(job_id, after, 5.0)
             else:
-                await asyncio.sleep(event_notify.POLL_SECONDS)
+                await asyncio.sleep(POLL_SECONDS)
             rows, done = await asyncio.to_thread(read, job_id, after)
             now = time.time()
             latencies.extend(now - created for _, created in rows)
@@ -136,13 +136,14 @@ def one_round(cluster: ThrowawayCluster, root: Path, k: int, n_jobs: int, step_s
     workers = start_workers(settings, k, step_seconds)
     notify_lat: list[float] = []
     poll_lat: list[float] = []
+    notifier = EventNotifier(engine)
     try:
-        event_notify.listener_for(engine).wait_ready(10)
+        notifier.listener().wait_ready(10)
         started = time.monotonic()
         made = enqueue(engine, template, n_jobs)
         watchers = [
-            threading.Thread(target=asyncio.run, args=(watch(engine, made, notify, out),))
-            for notify, out in ((True, notify_lat), (False, poll_lat))
+            threading.Thread(target=asyncio.run, args=(watch(engine, waker, made, out),))
+            for waker, out in ((notifier, notify_lat), (None, poll_lat))
         ]
         for t in watchers:
             t.start()
@@ -151,13 +152,13 @@ def one_round(cluster: ThrowawayCluster, root: Path, k: int, n_jobs: int, step_s
         elapsed = time.monotonic() - started
         with Session(engine) as session:
             rows = session.exec(select(Job.status, Job.attempts).where(col(Job.id).in_(made))).all()
-        assert all(s == JobStatus.succeeded.value and a == 1 for s, a in rows), rows
+        assert all(s == JobStatus.succeeded and a == 1 for s, a in rows), rows
     finally:
         for worker in workers:
             worker.terminate()
         for worker in workers:
             worker.wait(timeout=30)
-        event_notify.stop_listeners()
+        notifier.stop()
         engine.dispose()
     return {
         "workers": k,

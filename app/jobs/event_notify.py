@@ -1,10 +1,10 @@
 """Waiting for a job's new events: LISTEN/NOTIFY on PostgreSQL, polling on SQLite.
 
 On PostgreSQL a trigger (migration pg09) sends `NOTIFY tuneboard_events, '<job id>'` when a job event is inserted
-or a job's status changes, at commit, whichever process wrote it. Each web process keeps one listener per
-database: a background thread with its own psycopg connection doing LISTEN, which wakes the asyncio waiters of
-that job through `loop.call_soon_threadsafe`. A hundred open event streams thus cost one connection and one
-thread, and learn of an event within milliseconds instead of a poll interval.
+or a job's status changes, at commit, whichever process wrote it. Each app keeps one listener (in the
+EventNotifier its factory builds): a background thread with its own psycopg connection doing LISTEN, which wakes
+the asyncio waiters of that job through `loop.call_soon_threadsafe`. A hundred open event streams thus cost one
+connection and one thread, and learn of an event within milliseconds instead of a poll interval.
 
 If the listening connection is lost, waiters fall back to polling until it is back, so nothing is missed.
 """
@@ -12,7 +12,6 @@ If the listening connection is lost, waiters fall back to polling until it is ba
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from contextlib import contextmanager, suppress
 
 import anyio.to_thread
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from app.tables import JobEvent
 
@@ -91,11 +90,11 @@ class Listener:
                 waiters = list(self._waiters.get(job_id, ()))
         for loop, event in waiters:
             # RuntimeError: that loop has closed; its waiter is about to unregister.
-            with contextlib.suppress(RuntimeError):
+            with suppress(RuntimeError):
                 loop.call_soon_threadsafe(event.set)
 
     def _run(self) -> None:
-        import psycopg
+        import psycopg  # only a PostgreSQL deployment needs the driver, and only once a stream waits
 
         backoff = 0.5
         while not self._stop.is_set():
@@ -118,65 +117,66 @@ class Listener:
             backoff = min(backoff * 2, 10.0)
 
 
-# One listener per database per process, made on first use (the per-process resource the design asks for).
-_listeners: dict[str, Listener] = {}
-_listeners_lock = threading.Lock()
-
-
 def conninfo(engine: Engine) -> str:
     """The libpq connection string of a PostgreSQL engine (psycopg takes the plain postgresql:// URL)."""
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def listener_for(engine: Engine) -> Listener:
-    """This process's listener for the engine's database, started on first use."""
-    key = conninfo(engine)
-    with _listeners_lock:
-        listener = _listeners.get(key)
-        if listener is None:
-            listener = _listeners[key] = Listener(key).start()
-        return listener
-
-
-def stop_listeners() -> None:
-    """Stop every listener of this process (the app's shutdown, and tests)."""
-    with _listeners_lock:
-        listeners = list(_listeners.values())
-        _listeners.clear()
-    for listener in listeners:
-        listener.stop()
-
-
-def uses_notify(engine: Engine) -> bool:
-    """Whether new events are announced (PostgreSQL) rather than found by polling (SQLite)."""
-    return engine.dialect.name == "postgresql"
-
-
 def has_events_after(engine: Engine, job_id: str, after_seq: int) -> bool:
     """Whether the job has an event with a seq above after_seq."""
     with Session(engine) as session:
-        newest = session.exec(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id)).one()
+        newest = session.exec(select(func.max(JobEvent.seq)).where(col(JobEvent.job_id) == job_id)).one()
     return newest is not None and newest > after_seq
 
 
-async def wait_for_new_events(engine: Engine, job_id: str, after_seq: int, timeout: float) -> None:
-    """Return when the job may have events after `after_seq` (or a new status), or after `timeout` seconds.
+class EventNotifier:
+    """How one app (or worker) learns that a job has news: its one listener on PostgreSQL, a short poll on SQLite.
 
-    The caller re-reads afterwards; an early return only costs it one read.
+    The app factory builds one per app and stops it at shutdown; the listener starts on first use.
     """
-    timeout = max(0.0, timeout)
-    if not uses_notify(engine):
-        await asyncio.sleep(min(POLL_SECONDS, timeout))
-        return
-    listener = listener_for(engine)
-    if not listener.ready:
-        # First use in this process (connecting takes milliseconds) or the connection is down: poll.
-        await anyio.to_thread.run_sync(listener.wait_ready, min(POLL_SECONDS, timeout))
-        return
-    event = asyncio.Event()
-    with listener.watch(job_id, asyncio.get_running_loop(), event):
-        # An event committed between the caller's read and watch() was announced to nobody: look once.
-        if await anyio.to_thread.run_sync(has_events_after, engine, job_id, after_seq):
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._listener: Listener | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def uses_notify(self) -> bool:
+        """Whether new events are announced (PostgreSQL) rather than found by polling (SQLite)."""
+        return self.engine.dialect.name == "postgresql"
+
+    def listener(self) -> Listener:
+        """The listener for this database, started on first use."""
+        with self._lock:
+            if self._listener is None:
+                self._listener = Listener(conninfo(self.engine)).start()
+            return self._listener
+
+    def stop(self) -> None:
+        """Stop the listener, if one was started (the app's shutdown, and tests)."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+
+    async def wait_for_new_events(self, job_id: str, after_seq: int, timeout: float) -> None:
+        """Return when the job may have events after `after_seq` (or a new status), or after `timeout` seconds.
+
+        The caller re-reads afterwards; an early return only costs it one read.
+        """
+        timeout = max(0.0, timeout)
+        if not self.uses_notify:
+            await asyncio.sleep(min(POLL_SECONDS, timeout))
             return
-        with suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+        listener = self.listener()
+        if not listener.ready:
+            # First use (connecting takes milliseconds) or the connection is down: poll.
+            await anyio.to_thread.run_sync(listener.wait_ready, min(POLL_SECONDS, timeout))
+            return
+        event = asyncio.Event()
+        with listener.watch(job_id, asyncio.get_running_loop(), event):
+            # An event committed between the caller's read and watch() was announced to nobody: look once.
+            if await anyio.to_thread.run_sync(has_events_after, self.engine, job_id, after_seq):
+                return
+            with suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)

@@ -95,9 +95,12 @@ def record_checkpoint(
         return cp
 
 
-def _require_job(session: Session, job_id: str) -> None:
-    if session.get(Job, job_id) is None:
+def get_job(session: Session, job_id: str) -> Job:
+    """A job by id, or NotFound (the jobs service's `get_job`; here so that event reads can check the job)."""
+    job = session.get(Job, job_id)
+    if job is None:
         raise NotFound(f"No fine-tuning job with id {job_id!r}.", code="job_not_found", param="job_id")
+    return job
 
 
 def list_events(
@@ -110,7 +113,7 @@ def list_events(
     newest_first: bool = False,
 ) -> list[JobEvent]:
     """A job's events, oldest first (or newest first), optionally only those after/before a seq."""
-    _require_job(session, job_id)
+    get_job(session, job_id)
     query = select(JobEvent).where(JobEvent.job_id == job_id)
     if after_seq is not None:
         query = query.where(col(JobEvent.seq) > after_seq)
@@ -138,7 +141,7 @@ def events_page(
 
 def list_checkpoints(session: Session, job_id: str, *, newest_first: bool = True) -> list[Checkpoint]:
     """A job's checkpoints, newest step first (as OpenAI lists them)."""
-    _require_job(session, job_id)
+    get_job(session, job_id)
     step = col(Checkpoint.step_number)
     query = select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(step.desc() if newest_first else step)
     return list(session.exec(query))

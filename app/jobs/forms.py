@@ -4,25 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.config import Settings
+from app.datasets.validation.launch import launch_check
+from app.datasets.validation.modeltable import default_model, load_table
+from app.datasets.validation.report import ReportCache
+from app.engine.catalog import list_base_models
 from app.errors import Forbidden, Invalid, NotFound
 from app.jobs import monitoring
+from app.jobs.jobs import (
+    JobRequest,
+    cancel_job,
+    create_job,
+    delete_tuned_model,
+    get_job,
+    list_checkpoints,
+    list_jobs,
+    rerun_job,
+)
+from app.providers.base import HYPERPARAMETERS
+from app.providers.registry import provider_names
 from app.settings.store import OPENAI_API_KEY, destructive_actions_enabled, get_value
-from app.tables import Dataset, Job, JobStatus
+from app.tables import Dataset, Job, JobStatus, Snapshot, TunedModel
 
-HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 PAID_PROVIDERS = ("openai",)
 LIST_LIMIT = 100
-
-
-def get_job_or_404(session: Session, job_id: str) -> Job:
-    """The job, or NotFound."""
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"No fine-tuning job with id {job_id!r}.", code="job_not_found", param="job_id")
-    return job
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -34,10 +41,6 @@ def _int_or_none(value: Any) -> int | None:
 
 def jobs_overview(session: Session, *, status: str = "", provider: str = "", dataset_id: str = "") -> dict:
     """The jobs list context: filtered jobs (via the jobs service), dataset names and whether any job is live."""
-    from app.jobs.jobs import list_jobs
-
-    if status and status not in {s.value for s in JobStatus}:
-        raise Invalid(f"Unknown status {status!r}.", param="status")
     jobs, has_more = list_jobs(
         session,
         status=status or None,
@@ -54,26 +57,16 @@ def jobs_overview(session: Session, *, status: str = "", provider: str = "", dat
         "datasets": datasets,
         "dataset_names": {d.id: d.name for d in datasets},
         "filters": {"status": status, "provider": provider, "dataset_id": dataset_id},
-        "statuses": [s.value for s in JobStatus],
-        "providers": _provider_names(),
-        "active": any(not JobStatus(j.status).is_terminal for j in jobs),
+        "statuses": list(JobStatus),
+        "providers": provider_names(),
+        "active": any(not j.status.is_terminal for j in jobs),
     }
-
-
-def _provider_names() -> list[str]:
-    from app.providers.registry import provider_names
-
-    return provider_names()
 
 
 def base_models(settings: Settings, provider: str) -> list[str]:
     """Base models offered for a provider: the local engine's catalog, or the model table's OpenAI models."""
     if provider == "local":
-        from app.engine.catalog import list_base_models
-
         return [m.name for m in list_base_models(settings)]
-    from app.datasets.validation.modeltable import load_table
-
     return [m["name"] for m in load_table()["models"] if m.get("provider") == provider]
 
 
@@ -133,19 +126,17 @@ def job_request_fields(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def launch_preview(session: Session, settings: Settings, values: dict[str, Any]) -> dict[str, Any] | None:
+def launch_preview(
+    session: Session, settings: Settings, values: dict[str, Any], report_cache: ReportCache | None = None
+) -> dict[str, Any] | None:
     """The validation report's launch check for the form's values: estimate, refusals and warnings."""
     dataset_id = _int_or_none(values.get("dataset_id"))
     if dataset_id is None:
         return None
     try:
         fields = job_request_fields(values)
-        from app.datasets.validation.launch import launch_check
-
         model = fields["model"] or (settings.default_base_model if fields["provider"] == "local" else "")
         if not model:
-            from app.datasets.validation.modeltable import default_model
-
             model = default_model()
         check = launch_check(
             session,
@@ -154,11 +145,10 @@ def launch_preview(session: Session, settings: Settings, values: dict[str, Any])
             validation_dataset_id=fields["validation_dataset_id"],
             split="train",
             settings=settings,
+            cache=report_cache,
         )
     except (Invalid, NotFound) as exc:
         return {"error": exc.message, "estimate": None, "refusals": [], "warnings": []}
-    except ImportError:
-        return None  # the launch check arrives with the validation report; the form still works without it
     details = check.as_dict()
     return {
         "error": None,
@@ -168,15 +158,17 @@ def launch_preview(session: Session, settings: Settings, values: dict[str, Any])
     }
 
 
-def form_context(session: Session, settings: Settings, values: dict[str, Any]) -> dict[str, Any]:
+def form_context(
+    session: Session, settings: Settings, values: dict[str, Any], report_cache: ReportCache | None = None
+) -> dict[str, Any]:
     """Everything the new fine-tune form shows for the given values."""
     values = form_values(values, settings)
     provider = values["provider"]
     return {
         "values": values,
-        "preview": launch_preview(session, settings, values),
+        "preview": launch_preview(session, settings, values, report_cache),
         "datasets": session.exec(select(Dataset).order_by(Dataset.name)).all(),
-        "providers": _provider_names(),
+        "providers": provider_names(),
         "base_models": base_models(settings, provider),
         "paid": provider in PAID_PROVIDERS,
         "openai_ready": bool(get_value(session, OPENAI_API_KEY) or settings.openai_api_key),
@@ -187,10 +179,10 @@ def _ticked(value: Any) -> bool:
     return value in ("on", "1", "true", "yes")
 
 
-def launch(session: Session, settings: Settings, values: dict[str, Any]) -> Job:
+def launch(
+    session: Session, settings: Settings, values: dict[str, Any], report_cache: ReportCache | None = None
+) -> Job:
     """Create the job; a paid provider needs the "I understand this costs money" box ticked."""
-    from app.jobs.jobs import JobRequest, create_job
-
     values = form_values(values, settings)
     fields = job_request_fields(values)
     if fields["provider"] in PAID_PROVIDERS and not _ticked(values.get("confirm_paid")):
@@ -199,12 +191,13 @@ def launch(session: Session, settings: Settings, values: dict[str, Any]) -> Job:
             param="confirm_paid",
             code="confirmation_required",
         )
-    return create_job(session, settings, JobRequest(**fields, accept_warnings=_ticked(values.get("accept_warnings"))))
+    request = JobRequest(**fields, accept_warnings=_ticked(values.get("accept_warnings")))
+    return create_job(session, settings, request, report_cache)
 
 
 def job_page_context(session: Session, job_id: str) -> dict[str, Any]:
     """The job page: summary, recent events, metrics series, checkpoints and whether actions are allowed."""
-    job = get_job_or_404(session, job_id)
+    job = get_job(session, job_id)
     events = monitoring.recent_events(session, job_id)
     return {
         "job": job,
@@ -212,7 +205,7 @@ def job_page_context(session: Session, job_id: str) -> dict[str, Any]:
         "events": events,
         "after_seq": events[-1].seq if events else 0,
         "points": monitoring.metric_series(session, job_id),
-        "checkpoints": monitoring.job_checkpoints(session, job_id),
+        "checkpoints": list_checkpoints(session, job_id),
         "destructive": destructive_actions_enabled(session),
     }
 
@@ -225,26 +218,19 @@ def require_destructive(session: Session) -> None:
 
 def cancel(session: Session, settings: Settings, job_id: str) -> Job:
     """Cancel a job through the jobs service (maintenance switch permitting)."""
-    from app.jobs.jobs import cancel_job
-
-    get_job_or_404(session, job_id)
+    get_job(session, job_id)
     require_destructive(session)
     return cancel_job(session, job_id)
 
 
 def rerun(session: Session, settings: Settings, job_id: str) -> Job:
     """A new job with the same settings."""
-    from app.jobs.jobs import rerun_job
-
-    get_job_or_404(session, job_id)
     return rerun_job(session, settings, job_id)
 
 
 def delete_job_model(session: Session, settings: Settings, job_id: str) -> None:
     """Delete the tuned model a job produced (maintenance switch permitting)."""
-    from app.jobs.jobs import delete_tuned_model
-
-    job = get_job_or_404(session, job_id)
+    job = get_job(session, job_id)
     require_destructive(session)
     if not job.fine_tuned_model:
         raise Invalid("This job has no tuned model to delete.", param="job_id")
@@ -253,10 +239,6 @@ def delete_job_model(session: Session, settings: Settings, job_id: str) -> None:
 
 def tuned_models_view(session: Session) -> list[dict[str, Any]]:
     """Tuned models (not deleted), newest first, with their job, base model, dataset and snapshot."""
-    from sqlmodel import col
-
-    from app.tables import Snapshot, TunedModel
-
     rows = session.exec(
         select(TunedModel).where(col(TunedModel.deleted_at).is_(None)).order_by(col(TunedModel.created_at).desc())
     ).all()
@@ -271,7 +253,5 @@ def tuned_models_view(session: Session) -> list[dict[str, Any]]:
 
 def delete_model(session: Session, settings: Settings, model_id: str) -> None:
     """Delete a tuned model by id (maintenance switch permitting)."""
-    from app.jobs.jobs import delete_tuned_model
-
     require_destructive(session)
     delete_tuned_model(session, settings, model_id)

@@ -2,7 +2,7 @@
 
 Public seam (see docs/architecture.md):
 - create_job(session, settings, JobRequest) -> Job            (app/jobs/launch.py)
-- get_job(session, job_id) -> Job                              NotFound("job_not_found")
+- get_job(session, job_id) -> Job                              NotFound("job_not_found") (app/jobs/events.py)
 - list_jobs(session, *, status, provider, dataset_id, after, limit, metadata) -> (jobs newest first, has_more)
 - cancel_job(session, job_id) -> Job                           queued: cancelled now; running: flagged, the
                                                                worker ends it within 5 s (local) or asks the provider
@@ -22,49 +22,37 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.errors import Invalid, NotFound
-from app.jobs.events import (
-    add_event,
-    events_page,
-    latest_checkpoint,
-    list_checkpoints,
-    list_events,
-    record_checkpoint,
-    record_event,
-)
-from app.jobs.launch import MIN_EXAMPLES, JobRequest, create_job
+from app.jobs.events import add_event, events_page, get_job, list_checkpoints, list_events, record_event
+from app.jobs.launch import JobRequest, create_job
 from app.jobs.openai_import import import_openai_jobs
-from app.providers.base import fine_tuned_model_name
+from app.providers.registry import get_provider, provider_class
 from app.tables import Job, JobStatus, TunedModel
 from app.tables.common import utcnow
 
 __all__ = [
-    "MIN_EXAMPLES",
     "JobRequest",
     "cancel_job",
     "create_job",
     "delete_tuned_model",
     "events_page",
-    "fine_tuned_model_name",
     "get_job",
     "import_openai_jobs",
-    "latest_checkpoint",
     "list_checkpoints",
     "list_events",
     "list_jobs",
-    "record_checkpoint",
     "record_event",
     "rerun_job",
 ]
 
-_WAITING = (JobStatus.validating_files.value, JobStatus.queued.value)
+_WAITING = (JobStatus.validating_files, JobStatus.queued)
 
 
-def get_job(session: Session, job_id: str) -> Job:
-    """A job by id, or NotFound."""
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"No fine-tuning job with id {job_id!r}.", code="job_not_found", param="job_id")
-    return job
+def _status_filter(value: str) -> JobStatus:
+    """A status filter as JobStatus; Invalid names the parameter when there is no such status."""
+    try:
+        return JobStatus(value)
+    except ValueError:
+        raise Invalid(f"Unknown status {value!r}.", param="status") from None
 
 
 def list_jobs(
@@ -82,13 +70,11 @@ def list_jobs(
         raise Invalid("limit must be between 1 and 1000.", param="limit")
     query = select(Job)
     if status:
-        if status not in JobStatus.__members__:
-            raise Invalid(f"Unknown status {status!r}.", param="status")
-        query = query.where(Job.status == status)
+        query = query.where(col(Job.status) == _status_filter(status))
     if provider:
-        query = query.where(Job.provider == provider)
+        query = query.where(col(Job.provider) == provider)
     if dataset_id is not None:
-        query = query.where(Job.dataset_id == dataset_id)
+        query = query.where(col(Job.dataset_id) == dataset_id)
     for key, value in (metadata or {}).items():
         query = query.where(col(Job.metadata_)[key].as_string() == value)
     if after:
@@ -105,7 +91,7 @@ def list_jobs(
 def cancel_job(session: Session, job_id: str) -> Job:
     """Cancel a job: a waiting one at once; a running one is flagged and its worker stops it (or tells OpenAI)."""
     job = get_job(session, job_id)
-    if job.job_status.is_terminal:
+    if job.status.is_terminal:
         # 400, not 409: OpenAI answers a cancel of an ended job with a 400 invalid_request_error.
         raise Invalid(
             f"Job {job_id} has already {job.status}; it cannot be cancelled.",
@@ -116,15 +102,15 @@ def cancel_job(session: Session, job_id: str) -> Job:
     # Conditional update: a worker may claim the job between our read and this write.
     taken = session.exec(
         update(Job)
-        .where(Job.id == job_id, col(Job.status).in_(_WAITING))
-        .values(status=JobStatus.cancelled.value, finished_at=now, updated_at=now, cancel_requested=True)
+        .where(col(Job.id) == job_id, col(Job.status).in_(_WAITING))
+        .values(status=JobStatus.cancelled, finished_at=now, updated_at=now, cancel_requested=True)
     )
     if taken.rowcount:
         add_event(session, job_id, "Job cancelled before it started.", commit=False)
     else:
         session.exec(
             update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.running.value)
+            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.running)
             .values(cancel_requested=True, updated_at=now)
         )
         add_event(session, job_id, "Cancellation requested.", commit=False)
@@ -141,18 +127,16 @@ def rerun_job(session: Session, settings: Settings, job_id: str, provider: str |
     requested = dict(
         (method.get(method.get("type", "supervised")) or {}).get("hyperparameters") or old.hyperparameters or {}
     )
-    switching = provider is not None and provider != old.provider
-    if switching:
-        from app.providers.registry import provider_class
-
-        allowed = provider_class(provider).hyperparameter_names
+    switch_to = provider if provider is not None and provider != old.provider else None
+    if switch_to is not None:
+        allowed = provider_class(switch_to).hyperparameter_names
         requested = {k: v for k, v in requested.items() if k in allowed}
     request = JobRequest(
         training_snapshot=old.training_snapshot_id,
         validation_snapshot=old.validation_snapshot_id,
         use_validation_split=False,
         provider=provider or old.provider,
-        model=None if switching else old.model,
+        model=None if switch_to is not None else old.model,
         hyperparameters=requested,
         suffix=old.suffix,
         seed=old.seed,
@@ -182,8 +166,6 @@ def delete_tuned_model(session: Session, settings: Settings, model_id: str, **pr
         if model.path:
             shutil.rmtree(settings.data_dir / model.path, ignore_errors=True)
     else:
-        from app.providers.registry import get_provider
-
         get_provider(model.provider, settings, **provider_options).delete_model(model_id)
     model.deleted_at = utcnow()
     session.add(model)

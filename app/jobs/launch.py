@@ -18,6 +18,9 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.datasets.snapshots import get_snapshot, snapshot_dataset, write_snapshot
+from app.datasets.validation import check_record
+from app.datasets.validation.launch import launch_check
+from app.datasets.validation.report import ReportCache
 from app.errors import Invalid
 from app.jobs.events import add_event
 from app.providers.registry import get_provider
@@ -82,17 +85,23 @@ def _check_metadata(metadata: dict | None) -> None:
             )
 
 
-def _dataset_check(session: Session, settings: Settings, request: JobRequest, model: str) -> dict[str, Any] | None:
+def _dataset_check(
+    session: Session,
+    settings: Settings,
+    request: JobRequest,
+    dataset_id: int,
+    model: str,
+    report_cache: ReportCache | None = None,
+) -> dict[str, Any] | None:
     """The validation report's launch check: refusals stop the launch, warnings need accepting. The estimate."""
-    from app.datasets.validation.launch import launch_check
-
     check = launch_check(
         session,
-        request.dataset_id,
+        dataset_id,
         model,
         validation_dataset_id=request.validation_dataset_id,
         split="train",
         settings=settings,
+        cache=report_cache,
     )
     details = check.as_dict()
     if check.refusals:
@@ -115,8 +124,6 @@ def _dataset_check(session: Session, settings: Settings, request: JobRequest, mo
 
 def _file_snapshot(session: Session, settings: Settings, file_id: str, kind: str) -> tuple[Snapshot, dict | None]:
     """Snapshot an uploaded /v1 file's valid lines; the error OpenAI would fail the job with, if any."""
-    from app.datasets.validation import check_record
-
     upload = session.get(UploadedFile, file_id)
     if upload is None or upload.deleted_at is not None:
         param = "training_file" if kind == "train" else "validation_file"
@@ -163,20 +170,23 @@ def _file_snapshot(session: Session, settings: Settings, file_id: str, kind: str
     return snap, error
 
 
-def _training_source(session: Session, settings: Settings, request: JobRequest, model: str):
+def _training_source(
+    session: Session, settings: Settings, request: JobRequest, model: str, report_cache: ReportCache | None
+) -> tuple[Snapshot, dict[str, Any] | None, dict | None]:
     """(training snapshot, estimate, failure error) for the request's one training source."""
     given = [x for x in (request.dataset_id, request.training_snapshot, request.training_file) if x is not None]
     if len(given) != 1:
         raise Invalid(
             "Give exactly one training source: dataset_id, training_snapshot or training_file.", param="training_file"
         )
-    if request.training_file:
+    if request.training_file is not None:
         snap, error = _file_snapshot(session, settings, request.training_file, "train")
         return snap, {"n_examples": snap.n_examples}, error
-    if request.training_snapshot:
+    if request.training_snapshot is not None:
         snap = get_snapshot(session, request.training_snapshot)
         return snap, {"n_examples": snap.n_examples}, None
-    estimate = _dataset_check(session, settings, request, model)
+    assert request.dataset_id is not None  # exactly one source was given, and it is this one
+    estimate = _dataset_check(session, settings, request, request.dataset_id, model, report_cache)
     return snapshot_dataset(session, settings, request.dataset_id, "train"), estimate, None
 
 
@@ -198,8 +208,12 @@ def _validation_source(session: Session, settings: Settings, request: JobRequest
     return snapshot_dataset(session, settings, source, "all", kind="validation"), None
 
 
-def create_job(session: Session, settings: Settings, request: JobRequest) -> Job:
-    """Check a launch, write its snapshots, and queue the job (or store it failed, for a bad /v1 file)."""
+def create_job(
+    session: Session, settings: Settings, request: JobRequest, report_cache: ReportCache | None = None
+) -> Job:
+    """Check a launch, write its snapshots, and queue the job (or store it failed, for a bad /v1 file).
+
+    `report_cache` is the app's: the launch check then reuses what the dataset's report already read."""
     provider = get_provider(request.provider, settings)
     model = request.model or (settings.default_base_model if request.provider == "local" else DEFAULT_OPENAI_MODEL)
     method_type, hyper = _method_parts(request)
@@ -209,7 +223,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest) -> Job
     if request.seed is not None and not (isinstance(request.seed, int) and 0 <= request.seed <= 2**31 - 1):
         raise Invalid("seed must be an integer between 0 and 2147483647.", param="seed")
     _check_metadata(request.metadata)
-    train, estimate, error = _training_source(session, settings, request, model)
+    train, estimate, error = _training_source(session, settings, request, model, report_cache)
     valid, valid_error = _validation_source(session, settings, request)
     error = error or valid_error
     session.flush()  # the snapshot rows first: the job refers to them
@@ -230,7 +244,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest) -> Job
         estimate=estimate,
     )
     if error:
-        job.status, job.error, job.finished_at = JobStatus.failed.value, error, utcnow()
+        job.status, job.error, job.finished_at = JobStatus.failed, error, utcnow()
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}", commit=False)

@@ -12,7 +12,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from app.config import Settings
+from app.datasets.validation.modeltable import load_table
+from app.engine.inference import ModelRef
 from app.errors import NotFound
+from app.providers.local import model_names
+from app.settings.store import OPENAI_API_KEY, get_value
 from app.tables import Checkpoint, Job, TunedModel
 from app.tables.common import unix
 
@@ -41,17 +45,8 @@ class ResolvedModel:
     base_model: str | None = None
 
 
-def _base_names(settings: Settings) -> list[str]:
-    from app.providers.local import model_names
-
-    return model_names(settings)
-
-
 def _openai_base_names(session: Session, settings: Settings) -> list[str]:
     """OpenAI's fine-tunable chat models from the model table, offered only when an OpenAI key is set."""
-    from app.datasets.validation.modeltable import load_table
-    from app.settings.store import OPENAI_API_KEY, get_value
-
     if not settings.openai_api_key and not get_value(session, OPENAI_API_KEY):
         return []
     return [e["name"] for e in load_table()["models"] if e.get("provider", "openai") == "openai"]
@@ -61,7 +56,7 @@ def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
     """Base models first (local, then OpenAI's when a key is set), then tuned models and checkpoints, newest first."""
     out = [
         ModelInfo(id=name, kind="base", owned_by="tuneboard", created=0, base_model=None)
-        for name in _base_names(settings)
+        for name in model_names(settings)
     ]
     out += [
         ModelInfo(id=name, kind="openai", owned_by="openai", created=0, base_model=name)
@@ -83,7 +78,9 @@ def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
             )
         )
     rows = session.exec(
-        select(Checkpoint, Job).join(Job, Job.id == Checkpoint.job_id).order_by(col(Checkpoint.created_at).desc())
+        select(Checkpoint, Job)
+        .join(Job, col(Job.id) == col(Checkpoint.job_id))
+        .order_by(col(Checkpoint.created_at).desc())
     )
     for cp, job in rows:
         if job.provider == "local" and not cp.path:
@@ -103,9 +100,7 @@ def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
 
 def resolve_model(session: Session, settings: Settings, model_id: str) -> ResolvedModel:
     """Find a model by id and say how to chat with it; NotFound when there is no such model."""
-    from app.engine.inference import ModelRef
-
-    if model_id in _base_names(settings):
+    if model_id in model_names(settings):
         return ResolvedModel(model_id, "base", "local", ModelRef(name=model_id, base_model=model_id), model_id)
     tuned = session.get(TunedModel, model_id)
     if tuned is not None and tuned.deleted_at is None:
@@ -116,8 +111,8 @@ def resolve_model(session: Session, settings: Settings, model_id: str) -> Resolv
             return ResolvedModel(model_id, "tuned", "local", ref, tuned.base_model)
     row = session.exec(
         select(Checkpoint, Job)
-        .join(Job, Job.id == Checkpoint.job_id)
-        .where(Checkpoint.fine_tuned_model_checkpoint == model_id)
+        .join(Job, col(Job.id) == col(Checkpoint.job_id))
+        .where(col(Checkpoint.fine_tuned_model_checkpoint) == model_id)
     ).first()
     if row is not None:
         cp, job = row

@@ -1,11 +1,12 @@
-"""Live monitoring: a job's summary, its metrics series, event batches for the SSE stream, and the waiting seam."""
+"""Live monitoring: a job's summary, its metrics series, event batches for the SSE stream, and the waiting seam
+(EventFeed, one per app)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +14,10 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
-from app.jobs import event_notify
-from app.tables import Checkpoint, Dataset, Job, JobEvent, JobStatus
+from app.jobs.event_notify import EventNotifier
+from app.tables import Dataset, Job, JobEvent, JobStatus
 
 # SQLite has no change notifications, so streams poll; one shared probe per job per interval makes 0.1 s cheap.
 POLL_SECONDS = 0.1
@@ -92,7 +93,9 @@ def metric_point(event: JobEvent) -> dict[str, Any] | None:
 def metric_series(session: Session, job_id: str) -> list[dict[str, Any]]:
     """Every metrics point of a job, in step order."""
     rows = session.exec(
-        select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics").order_by(JobEvent.seq)
+        select(JobEvent)
+        .where(col(JobEvent.job_id) == job_id, col(JobEvent.type) == "metrics")
+        .order_by(col(JobEvent.seq))
     ).all()
     return [p for p in (metric_point(e) for e in rows) if p is not None]
 
@@ -100,22 +103,26 @@ def metric_series(session: Session, job_id: str) -> list[dict[str, Any]]:
 def job_summary(session: Session, job: Job, now: datetime | None = None) -> JobSummary:
     """The summary of a job: latest step of N, elapsed time, projected finish and estimate vs actual."""
     now = now or datetime.now(UTC)
-    status = JobStatus(job.status)
+    status = job.status
     summary = JobSummary(job=job, status=status)
     last = session.exec(
-        select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.type == "metrics").order_by(JobEvent.seq.desc())
+        select(JobEvent)
+        .where(col(JobEvent.job_id) == job.id, col(JobEvent.type) == "metrics")
+        .order_by(col(JobEvent.seq).desc())
     ).first()
     point = metric_point(last) if last is not None else None
     if point:
         summary.step, summary.total_steps = point.get("step"), point.get("total_steps")
+    summary.estimated_finish = _aware(job.estimated_finish)
     started, finished = _aware(job.started_at), _aware(job.finished_at)
     if started:
-        summary.elapsed_seconds = max(0.0, ((finished or now) - started).total_seconds())
-    summary.estimated_finish = _aware(job.estimated_finish)
-    if summary.estimated_finish is None and not status.is_terminal and started and summary.step and summary.total_steps:
-        # Linear projection from the steps done so far, until the worker reports its own estimate.
-        per_step = summary.elapsed_seconds / summary.step
-        summary.estimated_finish = datetime.fromtimestamp(started.timestamp() + per_step * summary.total_steps, UTC)
+        elapsed = max(0.0, ((finished or now) - started).total_seconds())
+        summary.elapsed_seconds = elapsed
+        if summary.estimated_finish is None and not status.is_terminal and summary.step and summary.total_steps:
+            # Linear projection from the steps done so far, until the worker reports its own estimate.
+            per_step = elapsed / summary.step
+            finish_at = started.timestamp() + per_step * summary.total_steps
+            summary.estimated_finish = datetime.fromtimestamp(finish_at, UTC)
     for attr, target in (("dataset_id", "dataset_name"), ("validation_dataset_id", "validation_dataset_name")):
         ds_id = getattr(job, attr)
         if ds_id is not None:
@@ -159,7 +166,7 @@ def _estimated_seconds(job: Job, est: dict[str, Any]) -> float | None:
 def recent_events(session: Session, job_id: str, limit: int = 500) -> list[JobEvent]:
     """The newest `limit` events of a job, oldest first (what the page shows before the stream takes over)."""
     rows = session.exec(
-        select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq.desc()).limit(limit)
+        select(JobEvent).where(col(JobEvent.job_id) == job_id).order_by(col(JobEvent.seq).desc()).limit(limit)
     ).all()
     return list(reversed(rows))
 
@@ -168,7 +175,7 @@ def current_status(engine: Engine, job_id: str) -> JobStatus | None:
     """The job's status right now, or None when it does not exist."""
     with Session(engine) as session:
         job = session.get(Job, job_id)
-        return JobStatus(job.status) if job else None
+        return job.status if job else None
 
 
 def read_batch(engine: Engine, job_id: str, after_seq: int) -> EventBatch | None:
@@ -177,16 +184,16 @@ def read_batch(engine: Engine, job_id: str, after_seq: int) -> EventBatch | None
         job = session.get(Job, job_id)
         if job is None:
             return None
-        status = JobStatus(job.status)
+        status = job.status
         events = session.exec(
             select(JobEvent)
-            .where(JobEvent.job_id == job_id, JobEvent.seq > after_seq)
-            .order_by(JobEvent.seq)
+            .where(col(JobEvent.job_id) == job_id, col(JobEvent.seq) > after_seq)
+            .order_by(col(JobEvent.seq))
             .limit(BATCH_LIMIT)
         ).all()
         session.expunge_all()
-    last = events[-1].seq if events else after_seq
-    return EventBatch(events=list(events), status=status, last_seq=last)
+    last = events[-1].seq if events else None
+    return EventBatch(events=list(events), status=status, last_seq=after_seq if last is None else last)
 
 
 def _probe(engine: Engine, job_id: str) -> tuple[int, JobStatus] | None:
@@ -194,17 +201,17 @@ def _probe(engine: Engine, job_id: str) -> tuple[int, JobStatus] | None:
         job = session.get(Job, job_id)
         if job is None:
             return None
-        return last_seq(session, job_id), JobStatus(job.status)
+        return last_seq(session, job_id), job.status
 
 
 class _Shared:
-    """Results shared by every stream of this process for POLL_SECONDS, so 100 watchers cost one query, not 100."""
+    """Answers shared by every stream of one app for POLL_SECONDS, so 100 watchers cost one query, not 100."""
 
     def __init__(self) -> None:
         self.values: dict[tuple, tuple[float, Any]] = {}
         self.locks: dict[tuple, anyio.Lock] = {}
 
-    async def get(self, key: tuple, compute, *args, newer_than: float = 0.0) -> Any:
+    async def get(self, key: tuple, compute: Callable[..., Any], *args: Any, newer_than: float = 0.0) -> Any:
         """compute(*args), or its answer from the last POLL_SECONDS if that was computed after `newer_than`."""
         hit = self.values.get(key)
         if hit and time.monotonic() - hit[0] < POLL_SECONDS and hit[0] >= newer_than:
@@ -224,46 +231,50 @@ class _Shared:
             return value
 
 
-_shared = _Shared()
+class EventFeed:
+    """The one place that waits for a job's new events, for every live stream of one app (built by its factory).
 
-
-async def wait_for_events(
-    engine: Engine, job_id: str, after_seq: int, timeout: float, known_status: JobStatus | None = None
-) -> EventBatch | None:
-    """Wait until the job has events after `after_seq`, its status differs from `known_status`, or it is
-    terminal, or `timeout` passes.
-
-    The one place that waits for new events: on SQLite it polls every POLL_SECONDS, one cheap query per job shared
-    by all of this process's streams (the waiting itself stays on the event loop, so watchers hold no threads);
-    on PostgreSQL it sleeps until LISTEN/NOTIFY says the job has news (app/jobs/event_notify.py).
+    On SQLite it polls every POLL_SECONDS, one cheap query per job shared by all of the app's streams (the waiting
+    itself stays on the event loop, so watchers hold no threads); on PostgreSQL it sleeps until LISTEN/NOTIFY says
+    the job has news (app/jobs/event_notify.py).
     """
-    deadline = time.monotonic() + timeout
-    woken_at = 0.0
-    notified = event_notify.uses_notify(engine)
-    while True:
-        probe = await _shared.get(("probe", id(engine), job_id), _probe, engine, job_id, newer_than=woken_at)
-        if probe is None:
-            return None
-        newest, status = probe
-        if (
-            newest > after_seq
-            or status.is_terminal
-            or time.monotonic() >= deadline
-            or (known_status is not None and status != known_status)
-        ):
-            return await _shared.get(
-                ("batch", id(engine), job_id, after_seq), read_batch, engine, job_id, after_seq, newer_than=woken_at
-            )
-        # SQLite: a short sleep (polling). PostgreSQL: until NOTIFY announces this job's news; answers cached
-        # before the wake-up are then too old to trust.
-        await event_notify.wait_for_new_events(engine, job_id, after_seq, deadline - time.monotonic())
-        if notified:
-            woken_at = time.monotonic()
+
+    def __init__(self, engine: Engine, notifier: EventNotifier):
+        self.engine = engine
+        self.notifier = notifier
+        self._shared = _Shared()
+
+    async def wait_for_events(
+        self, job_id: str, after_seq: int, timeout: float, known_status: JobStatus | None = None
+    ) -> EventBatch | None:
+        """Wait until the job has events after `after_seq`, its status differs from `known_status`, or it is
+        terminal, or `timeout` passes; then its new events and status (None when the job is gone)."""
+        deadline = time.monotonic() + timeout
+        woken_at = 0.0
+        while True:
+            probe = await self._shared.get(("probe", job_id), _probe, self.engine, job_id, newer_than=woken_at)
+            if probe is None:
+                return None
+            newest, status = probe
+            if (
+                newest > after_seq
+                or status.is_terminal
+                or time.monotonic() >= deadline
+                or (known_status is not None and status != known_status)
+            ):
+                return await self._shared.get(
+                    ("batch", job_id, after_seq), read_batch, self.engine, job_id, after_seq, newer_than=woken_at
+                )
+            # SQLite: a short sleep (polling). PostgreSQL: until NOTIFY announces this job's news; answers cached
+            # before the wake-up are then too old to trust.
+            await self.notifier.wait_for_new_events(job_id, after_seq, deadline - time.monotonic())
+            if self.notifier.uses_notify:
+                woken_at = time.monotonic()
 
 
 def last_seq(session: Session, job_id: str) -> int:
     """The highest event sequence number of a job (0 when it has none)."""
-    return session.exec(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id)).one() or 0
+    return session.exec(select(func.max(JobEvent.seq)).where(col(JobEvent.job_id) == job_id)).one() or 0
 
 
 def iter_results_csv(engine: Engine, job_id: str, batch: int = 1000) -> Iterator[str]:
@@ -272,8 +283,8 @@ def iter_results_csv(engine: Engine, job_id: str, batch: int = 1000) -> Iterator
     yield "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n"
     query = (
         select(JobEvent)
-        .where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
-        .order_by(JobEvent.seq)
+        .where(col(JobEvent.job_id) == job_id, col(JobEvent.type) == "metrics")
+        .order_by(col(JobEvent.seq))
         .execution_options(yield_per=batch)
     )
     with Session(engine) as session:
@@ -296,17 +307,3 @@ def iter_results_csv(engine: Engine, job_id: str, batch: int = 1000) -> Iterator
                 out.seek(0)
                 out.truncate()
         yield out.getvalue()
-
-
-def results_csv(session: Session, job_id: str) -> str:
-    """The whole result file as one string (small jobs, tests)."""
-    return "".join(iter_results_csv(session.get_bind(), job_id))
-
-
-def job_checkpoints(session: Session, job_id: str) -> list[Checkpoint]:
-    """A job's checkpoints, newest step first."""
-    return list(
-        session.exec(
-            select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step_number.desc())
-        ).all()
-    )

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.jobs.events import add_event
+from app.providers.openai import OpenAIProvider
 from app.tables import Job, JobStatus, TunedModel
 
 
@@ -22,22 +23,20 @@ def import_openai_jobs(session: Session, settings: Settings, **provider_options:
     Finished jobs come with their events and tuned model; unfinished ones are left `running` without a
     heartbeat, so the next free worker takes them over and follows them (re-polling, never starting them).
     """
-    from app.providers.registry import get_provider
-
     provider_options.setdefault("engine", session.get_bind())
-    provider = get_provider("openai", settings, **provider_options)
+    provider = OpenAIProvider(settings, **provider_options)
     known = set(session.exec(select(Job.provider_job_id).where(Job.provider == "openai")))
     added = 0
     for remote in provider.list_remote_jobs():
         if remote["id"] in known:
             continue
         status = remote["_status"]
-        terminal = JobStatus(status.status).is_terminal
+        terminal = status.status.is_terminal
         job = Job(
             provider="openai",
             provider_job_id=remote["id"],
             model=remote["model"],
-            status=status.status if terminal else JobStatus.running.value,
+            status=status.status if terminal else JobStatus.running,
             fine_tuned_model=status.fine_tuned_model,
             hyperparameters=status.hyperparameters or {},
             method=remote.get("method")
@@ -72,7 +71,7 @@ def import_openai_jobs(session: Session, settings: Settings, **provider_options:
                     commit=False,
                 )
             if (
-                status.status == JobStatus.succeeded.value
+                status.status == JobStatus.succeeded
                 and status.fine_tuned_model
                 and session.get(TunedModel, status.fine_tuned_model) is None
             ):

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
 
 from app.jobs.events import add_event
 from app.tables import Job, JobEvent, JobStatus, TunedModel
@@ -21,8 +21,14 @@ from app.tables.common import utcnow
 from app.tables.db import is_sqlite, session_scope
 from app.tables.worker import WorkerRow
 
-RUNNING = JobStatus.running.value
 MAX_ATTEMPTS = 3
+# What a worker's writes are conditional on: the job is still its own and still running (see the docstring).
+_RUNNING = col(Job.status) == JobStatus.running
+
+
+def _owned(job_id: str, worker_id: str) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a job that this worker still owns and runs."""
+    return col(Job.id) == job_id, col(Job.worker_id) == worker_id, _RUNNING
 
 
 def claim_next(
@@ -40,30 +46,30 @@ def claim_next(
     """
     now = utcnow()
     values = {
-        "status": RUNNING,
+        "status": JobStatus.running,
         "worker_id": worker_id,
         "heartbeat_at": now,
         "updated_at": now,
-        "attempts": Job.attempts + 1,
+        "attempts": col(Job.attempts) + 1,
     }
     eager = [p for p in providers if p not in patient]
     waited = now - timedelta(seconds=patience_seconds)
     wanted = col(Job.provider).in_(eager) | (col(Job.provider).in_(patient) & (col(Job.updated_at) < waited))
+    queued = col(Job.status) == JobStatus.queued
+    job_id: str | None
     with session_scope(engine) as session:
-        pick = sa_select(Job.id).where(Job.status == JobStatus.queued.value, wanted)
-        pick = pick.order_by(col(Job.created_at), col(Job.id)).limit(1)
+        pick = select(col(Job.id)).where(queued, wanted).order_by(col(Job.created_at), col(Job.id)).limit(1)
         if is_sqlite(engine):
             # SQLite serialises writers: the sub-select and the update happen under one write lock, and the
             # status condition makes a lost race update nothing.
-            stmt = update(Job).where(Job.id == pick.scalar_subquery(), Job.status == JobStatus.queued.value)
-            result = session.exec(stmt.values(**values).returning(Job.id))
-            job_id = result.scalar_one_or_none()
+            stmt = update(Job).where(col(Job.id) == pick.scalar_subquery(), queued)
+            job_id = session.exec(stmt.values(**values).returning(col(Job.id))).scalar_one_or_none()
         else:
-            job_id = session.exec(pick.with_for_update(skip_locked=True)).scalar_one_or_none()
+            job_id = session.exec(pick.with_for_update(skip_locked=True)).one_or_none()
             if job_id is not None:
-                session.exec(update(Job).where(Job.id == job_id).values(**values))
+                session.exec(update(Job).where(col(Job.id) == job_id).values(**values))
         if job_id is not None:
-            session.exec(update(Job).where(Job.id == job_id, col(Job.started_at).is_(None)).values(started_at=now))
+            session.exec(update(Job).where(col(Job.id) == job_id, col(Job.started_at).is_(None)).values(started_at=now))
     return job_id
 
 
@@ -71,13 +77,10 @@ def take_over_stale(engine: Engine, worker_id: str, providers: list[str], timeou
     """Take one running job whose worker stopped heartbeating; its id, or None."""
     cutoff = utcnow() - timedelta(seconds=timeout_seconds)
     with session_scope(engine) as session:
+        silent = (col(Job.heartbeat_at) < cutoff) | col(Job.heartbeat_at).is_(None)
         stale = (
-            sa_select(Job.id, Job.worker_id)
-            .where(
-                Job.status == RUNNING,
-                col(Job.provider).in_(providers),
-                (col(Job.heartbeat_at) < cutoff) | col(Job.heartbeat_at).is_(None),
-            )
+            select(col(Job.id), col(Job.worker_id))
+            .where(_RUNNING, col(Job.provider).in_(providers), silent)
             .order_by(col(Job.created_at))
             .limit(1)
         )
@@ -86,39 +89,31 @@ def take_over_stale(engine: Engine, worker_id: str, providers: list[str], timeou
         row = session.exec(stale).first()
         if row is None:
             return None
+        job_id, old_worker = row
         now = utcnow()
         # Same cutoff condition again: if the old worker heartbeated meanwhile, nothing changes.
         result = session.exec(
             update(Job)
-            .where(
-                Job.id == row.id,
-                Job.status == RUNNING,
-                col(Job.worker_id).is_not_distinct_from(row.worker_id),
-                (col(Job.heartbeat_at) < cutoff) | col(Job.heartbeat_at).is_(None),
-            )
-            .values(worker_id=worker_id, heartbeat_at=now, updated_at=now, attempts=Job.attempts + 1)
+            .where(col(Job.id) == job_id, _RUNNING, col(Job.worker_id).is_not_distinct_from(old_worker), silent)
+            .values(worker_id=worker_id, heartbeat_at=now, updated_at=now, attempts=col(Job.attempts) + 1)
         )
         if not result.rowcount:
             return None
         add_event(
             session,
-            row.id,
+            job_id,
             "The worker running this job stopped responding; another worker took it over.",
             level="warn",
             commit=False,
         )
-        return row.id
+        return job_id
 
 
 def heartbeat(engine: Engine, job_id: str, worker_id: str) -> tuple[bool, bool]:
     """Mark the job alive. Returns (still ours, cancel requested)."""
     with session_scope(engine) as session:
-        result = session.exec(
-            update(Job)
-            .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == RUNNING)
-            .values(heartbeat_at=utcnow())
-        )
-        cancel = session.exec(sa_select(Job.cancel_requested).where(Job.id == job_id)).scalar()
+        result = session.exec(update(Job).where(*_owned(job_id, worker_id)).values(heartbeat_at=utcnow()))
+        cancel = session.exec(select(col(Job.cancel_requested)).where(col(Job.id) == job_id)).first()
     return bool(result.rowcount), bool(cancel)
 
 
@@ -126,9 +121,7 @@ def update_owned(engine: Engine, job_id: str, worker_id: str, **values: Any) -> 
     """Set columns of a job this worker still owns; False when it lost the job."""
     values["updated_at"] = utcnow()
     with session_scope(engine) as session:
-        result = session.exec(
-            update(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == RUNNING).values(**values)
-        )
+        result = session.exec(update(Job).where(*_owned(job_id, worker_id)).values(**values))
     return bool(result.rowcount)
 
 
@@ -137,13 +130,13 @@ def release(engine: Engine, job_id: str, worker_id: str) -> None:
     with session_scope(engine) as session:
         session.exec(
             update(Job)
-            .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == RUNNING)
+            .where(*_owned(job_id, worker_id))
             .values(
-                status=JobStatus.queued.value,
+                status=JobStatus.queued,
                 worker_id=None,
                 heartbeat_at=None,
                 updated_at=utcnow(),
-                attempts=Job.attempts - 1,
+                attempts=col(Job.attempts) - 1,
             )
         )  # a graceful hand-back is not a failed attempt
 
@@ -152,7 +145,7 @@ def finish(
     engine: Engine,
     job_id: str,
     worker_id: str,
-    status: str,
+    status: JobStatus,
     *,
     error: dict | None = None,
     fine_tuned_model: str | None = None,
@@ -176,31 +169,28 @@ def finish(
     if result_files:
         values["result_files"] = result_files
     with session_scope(engine) as session:
-        result = session.exec(
-            update(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == RUNNING).values(**values)
-        )
+        result = session.exec(update(Job).where(*_owned(job_id, worker_id)).values(**values))
         if not result.rowcount:
             return False
-        job = session.get(Job, job_id)
-        if (
-            status == JobStatus.succeeded.value
-            and fine_tuned_model
-            and session.get(TunedModel, fine_tuned_model) is None
-        ):
+        job = session.get_one(Job, job_id)  # the update above just matched it
+        if status == JobStatus.succeeded and fine_tuned_model and session.get(TunedModel, fine_tuned_model) is None:
             session.add(
                 TunedModel(
                     id=fine_tuned_model, job_id=job_id, provider=job.provider, base_model=job.model, path=model_path
                 )
             )
-        if status == JobStatus.succeeded.value:
+        if status == JobStatus.succeeded:
             closing, level = "The job has successfully completed", "info"
-        elif status == JobStatus.cancelled.value:
+        elif status == JobStatus.cancelled:
             closing, level = "The job was cancelled.", "info"
         else:
             closing, level = f"The job failed: {(error or {}).get('message') or 'no reason given.'}", "error"
         last = session.exec(
-            sa_select(JobEvent.message).where(JobEvent.job_id == job_id).order_by(col(JobEvent.seq).desc()).limit(1)
-        ).scalar()
+            select(col(JobEvent.message))
+            .where(col(JobEvent.job_id) == job_id)
+            .order_by(col(JobEvent.seq).desc())
+            .limit(1)
+        ).first()
         if last != closing:  # the provider may have said it already (OpenAI and the engine both do)
             add_event(session, job_id, closing, level=level, commit=False)
     return True
@@ -224,7 +214,7 @@ def register_worker(engine: Engine, worker_id: str, providers: list[str], gpu: b
 def touch_worker(engine: Engine, worker_id: str) -> bool:
     """Mark a worker alive now; False when its row is gone (cleaned up as stale), so it should register again."""
     with session_scope(engine) as session:
-        result = session.exec(update(WorkerRow).where(WorkerRow.id == worker_id).values(seen_at=utcnow()))
+        result = session.exec(update(WorkerRow).where(col(WorkerRow.id) == worker_id).values(seen_at=utcnow()))
     return bool(result.rowcount)
 
 
@@ -240,14 +230,8 @@ def live_workers(engine: Engine, timeout_seconds: float) -> list[WorkerRow]:
     """Workers seen within timeout_seconds, oldest first (others crashed or lost their host)."""
     cutoff = utcnow() - timedelta(seconds=timeout_seconds)
     with session_scope(engine) as session:
-        rows = (
-            session.exec(
-                sa_select(WorkerRow).where(col(WorkerRow.seen_at) >= cutoff).order_by(col(WorkerRow.started_at))
-            )
-            .scalars()
-            .all()
-        )
-        return list(rows)
+        query = select(WorkerRow).where(col(WorkerRow.seen_at) >= cutoff).order_by(col(WorkerRow.started_at))
+        return list(session.exec(query).all())
 
 
 def gpu_worker_serves(engine: Engine, provider: str, timeout_seconds: float) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -136,17 +135,18 @@ def completion_id() -> str:
     return f"chatcmpl-{secrets.token_hex(12)}"
 
 
-def stream_completion(session: Session, settings: Settings, request: ChatCompletionRequest) -> Iterator[str]:
-    """Server-sent `chat.completion.chunk` events ending with `data: [DONE]` (errors before the first byte raise)."""
+def stream_completion(session: Session, settings: Settings, request: ChatCompletionRequest) -> Iterator[Any]:
+    """The data of the server-sent events: `chat.completion.chunk` bodies, then "[DONE]"; the route encodes them
+    (app/web/sse.py). Errors before the first chunk raise."""
     chunks = _start(session, settings, request)
     include_usage = bool((request.stream_options or {}).get("include_usage"))
     return _sse(chunks, request.model, include_usage)
 
 
-def _sse(chunks: Iterator[Any], model: str, include_usage: bool) -> Iterator[str]:
+def _sse(chunks: Iterator[Any], model: str, include_usage: bool) -> Iterator[Any]:
     ident, created = completion_id(), int(time.time())
 
-    def event(choices: list, usage: Any = None, with_usage: bool = include_usage) -> str:
+    def event(choices: list, usage: Any = None, with_usage: bool = include_usage) -> dict[str, Any]:
         body = {
             "id": ident,
             "object": "chat.completion.chunk",
@@ -157,7 +157,7 @@ def _sse(chunks: Iterator[Any], model: str, include_usage: bool) -> Iterator[str
         }
         if with_usage:
             body["usage"] = usage
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        return body
 
     def choice(delta: dict, finish: str | None = None) -> list:
         return [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
@@ -173,9 +173,9 @@ def _sse(chunks: Iterator[Any], model: str, include_usage: bool) -> Iterator[str
     except DomainError as exc:
         # Headers are gone by now: report the failure as OpenAI does inside a stream, then end it.
         error = {"message": exc.message, "type": "server_error", "param": exc.param, "code": exc.code}
-        yield f"data: {json.dumps({'error': error})}\n\n"
+        yield {"error": error}
         return
     yield event(choice({}, finish or "stop"))
     if include_usage:
         yield event([], usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
-    yield "data: [DONE]\n\n"
+    yield "[DONE]"

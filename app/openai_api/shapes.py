@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from app.errors import Invalid
+from app.providers.base import HYPERPARAMETERS
 from app.tables.common import unix
 
 T = TypeVar("T")
 
 ORGANIZATION_ID = "org-tuneboard"
-OPENAI_HYPERPARAMETERS = ("batch_size", "learning_rate_multiplier", "n_epochs")
+# OpenAI's job objects list the hyperparameters in alphabetical order.
+OPENAI_HYPERPARAMETERS = tuple(sorted(HYPERPARAMETERS))
 CHECKPOINT_METRICS = (
     "step",
     "train_loss",

@@ -57,14 +57,9 @@ def parse_chat_request(body: Any) -> ChatRequest:
     return ChatRequest(model=model, messages=history, params=params)
 
 
-def sse(data: Any, event: str | None = None) -> str:
-    """One server-sent event carrying JSON."""
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-def stream_reply(engine: Engine, settings: Settings, body: Any) -> Iterator[str]:
-    """The reply as SSE: `data: {"text"}` per token, then `event: done` (finish_reason, usage) or `event: error`.
+def stream_reply(engine: Engine, settings: Settings, body: Any) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """The reply as server-sent events (name, data): `{"text"}` per token, then `done` (finish_reason, usage) or
+    `error`; the route encodes them (app/web/sse.py).
 
     Blocking (the model generates in this thread): the router runs it in a worker thread.
     """
@@ -78,13 +73,13 @@ def stream_reply(engine: Engine, settings: Settings, body: Any) -> Iterator[str]
         with Session(engine) as session:
             for chunk in stream_chat(session, settings, request.model, request.messages, params):
                 if chunk.text:
-                    yield sse({"text": chunk.text})
+                    yield None, {"text": chunk.text}
                 if chunk.finish_reason:
-                    yield sse({"finish_reason": chunk.finish_reason, "usage": chunk.usage}, event="done")
+                    yield "done", {"finish_reason": chunk.finish_reason, "usage": chunk.usage}
                     return
-        yield sse({"finish_reason": "stop", "usage": None}, event="done")
+        yield "done", {"finish_reason": "stop", "usage": None}
     except DomainError as exc:
-        yield sse({"message": exc.message, "code": exc.code}, event="error")
+        yield "error", {"message": exc.message, "code": exc.code}
 
 
 def example_record(messages_json: str, reply: str | None, system: str = "", column: int = 0) -> dict[str, Any]:

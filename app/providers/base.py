@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.errors import Invalid
+from app.tables import JobStatus
 
+#: The hyperparameters every provider accepts, in the order the job form shows them (the one definition).
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 _LIMITS: dict[str, tuple[type, float, float]] = {
     "n_epochs": (int, 1, 50),
@@ -52,7 +54,7 @@ class JobSpec:
 class RemoteStatus:
     """A provider job's state as the provider reports it (OpenAI's job object, reduced)."""
 
-    status: str
+    status: JobStatus
     fine_tuned_model: str | None = None
     trained_tokens: int | None = None
     error: dict[str, Any] | None = None
@@ -120,7 +122,7 @@ class JobOutcome(Exception):
 
     def __init__(
         self,
-        status: str,
+        status: JobStatus | str,
         *,
         error: dict | None = None,
         fine_tuned_model: str | None = None,
@@ -130,7 +132,7 @@ class JobOutcome(Exception):
     ):
         super().__init__(status)
         self.model_path = model_path
-        self.status = status
+        self.status = JobStatus(status)  # refuses a status that does not exist
         self.error = error
         self.fine_tuned_model = fine_tuned_model
         self.trained_tokens = trained_tokens
@@ -178,6 +180,10 @@ def normalize_hyperparameters(values: dict[str, Any] | None, allowed: tuple[str,
     for key in allowed:
         out.setdefault(key, "auto")
     return out
+
+
+# A remote job has checkpoints to list only while it runs and once it succeeded.
+_HAS_CHECKPOINTS = (JobStatus.running, JobStatus.succeeded)
 
 
 class Provider(ABC):
@@ -259,7 +265,7 @@ class Provider(ABC):
                         ev.message, level=ev.level, type=ev.type, data=ev.data, event_id=ev.id, created_at=ev.created_at
                     )
                     last_event = ev.id
-                if status.status in ("running", "succeeded") or status.fine_tuned_model:
+                if status.status in _HAS_CHECKPOINTS or status.fine_tuned_model:
                     checkpoints = self.list_checkpoints(provider_job_id)
             except ProviderError as exc:
                 # Any call of a poll round may meet an outage: the whole round is retried (events and checkpoints
@@ -270,7 +276,7 @@ class Provider(ABC):
                 if ctx.wait(self.poll_seconds):
                     return
                 continue
-            if status.status in ("running", "succeeded") or status.fine_tuned_model:
+            if status.status in _HAS_CHECKPOINTS or status.fine_tuned_model:
                 for cp in checkpoints:
                     if cp.id not in seen_checkpoints:
                         seen_checkpoints.add(cp.id)
@@ -282,7 +288,7 @@ class Provider(ABC):
             }
             if fields:
                 ctx.update(**fields)
-            if status.status in ("succeeded", "failed", "cancelled"):
+            if status.status.is_terminal:
                 raise JobOutcome(
                     status.status,
                     error=status.error,

@@ -10,9 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session
 
 from app.providers.base import JobContext, Provider, ProviderError, RemoteCheckpoint, RemoteEvent, RemoteStatus
+from app.tables import JobStatus
+from app.tables.settings_store import OPENAI_API_KEY, OPENAI_BASE_URL, get_value
+
+if TYPE_CHECKING:
+    from openai import OpenAI
 
 log = logging.getLogger("tuneboard.providers.openai")
 
@@ -59,7 +66,7 @@ class OpenAIProvider(Provider):
         self.poll_seconds = poll_seconds
         self.retry_seconds = retry_seconds
         self.timeout = timeout
-        self._client = None
+        self._client: OpenAI | None = None
 
     # -- client and errors --------------------------------------------------------------------------------------
     def api_key(self) -> str | None:
@@ -69,10 +76,6 @@ class OpenAIProvider(Provider):
         if self.settings.openai_api_key:
             return self.settings.openai_api_key.get_secret_value()
         if self.engine is not None:
-            from sqlmodel import Session
-
-            from app.tables.settings_store import OPENAI_API_KEY, get_value
-
             with Session(self.engine) as session:
                 return get_value(session, OPENAI_API_KEY) or None
         return None
@@ -83,10 +86,6 @@ class OpenAIProvider(Provider):
         if self._base_url:
             return self._base_url
         if self.engine is not None:
-            from sqlmodel import Session
-
-            from app.tables.settings_store import OPENAI_BASE_URL, get_value
-
             with Session(self.engine) as session:
                 saved = get_value(session, OPENAI_BASE_URL)
             if saved:
@@ -94,7 +93,7 @@ class OpenAIProvider(Provider):
         return self.settings.openai_base_url
 
     @property
-    def client(self):
+    def client(self) -> OpenAI:
         """The SDK client, built on first use."""
         if self._client is None:
             key = self.api_key()
@@ -104,7 +103,7 @@ class OpenAIProvider(Provider):
                     "or run this job on the local engine.",
                     code="missing_api_key",
                 )
-            from openai import OpenAI
+            from openai import OpenAI  # the SDK loads only when a job or chat needs it
 
             self._client = OpenAI(
                 api_key=key,
@@ -330,7 +329,7 @@ def _status(job: Any) -> RemoteStatus:
         hyper = job.hyperparameters.model_dump(exclude_none=True)
     error = job.error.model_dump() if getattr(job, "error", None) is not None else None
     return RemoteStatus(
-        status=job.status,
+        status=JobStatus(job.status),
         fine_tuned_model=job.fine_tuned_model,
         trained_tokens=job.trained_tokens,
         error=error if error and error.get("message") else None,

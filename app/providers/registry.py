@@ -1,42 +1,35 @@
-"""Provider name → class. The only place that knows which providers exist; SDKs load lazily behind it."""
+"""Provider name → class. The only place that knows which providers exist.
+
+Importing the provider modules is cheap: each loads its SDK (openai) or engine (torch, in a subprocess) only when
+a job or a chat needs it.
+"""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from app.config import Settings
 from app.errors import Invalid
 from app.providers.base import Provider
+from app.providers.local import LocalProvider
+from app.providers.openai import OpenAIProvider
 
-# Module paths, not classes: importing app.providers.openai pulls in the SDK, which the server should not pay
-# for at start.
-_PROVIDERS: dict[str, str | type[Provider]] = {
-    "local": "app.providers.local:LocalProvider",
-    "openai": "app.providers.openai:OpenAIProvider",
-}
+PROVIDERS: Mapping[str, type[Provider]] = MappingProxyType({"local": LocalProvider, "openai": OpenAIProvider})
 
 
 def provider_names() -> list[str]:
-    """Every registered provider name."""
-    return list(_PROVIDERS)
-
-
-def register_provider(name: str, cls: type[Provider] | str) -> None:
-    """Add or replace a provider (tests register fakes this way)."""
-    _PROVIDERS[name] = cls
+    """Every provider name."""
+    return list(PROVIDERS)
 
 
 def provider_class(name: str) -> type[Provider]:
-    """The class registered under name; Invalid when there is none."""
-    target = _PROVIDERS.get(name)
-    if target is None:
-        raise Invalid(f"Unknown provider {name!r}; choose one of: {', '.join(_PROVIDERS)}.", param="provider")
-    if isinstance(target, str):
-        module, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(module), attr)
-        _PROVIDERS[name] = target
-    return target
+    """The class of the provider called name; Invalid when there is none."""
+    cls = PROVIDERS.get(name)
+    if cls is None:
+        raise Invalid(f"Unknown provider {name!r}; choose one of: {', '.join(PROVIDERS)}.", param="provider")
+    return cls
 
 
 def get_provider(name: str, settings: Settings, **options: Any) -> Provider:

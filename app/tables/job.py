@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String
-from sqlmodel import Field, SQLModel
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import AutoString, Field, SQLModel
 
 from app.tables.common import json_field, new_id, utcnow
 
@@ -24,6 +26,21 @@ class JobStatus(enum.StrEnum):
     def is_terminal(self) -> bool:
         """Whether the job has ended and will never change status again."""
         return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+class JobStatusColumn(TypeDecorator[JobStatus]):
+    """A job status stored as its plain string (the column stays VARCHAR(40)), read back as JobStatus."""
+
+    impl = AutoString
+    cache_ok = True
+
+    def process_bind_param(self, value: JobStatus | str | None, dialect: Dialect) -> str | None:
+        """The status's string; an unknown status is refused before it reaches the database."""
+        return None if value is None else JobStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
+        """The stored string as JobStatus."""
+        return None if value is None else JobStatus(value)
 
 
 def _ts() -> Any:
@@ -56,7 +73,9 @@ class Job(SQLModel, table=True):
     id: str = Field(default_factory=lambda: new_id("ftjob"), primary_key=True, max_length=64)
     provider: str = Field(default="local", max_length=40)
     provider_job_id: str | None = Field(default=None, max_length=200)
-    status: str = Field(default=JobStatus.queued.value, max_length=40)
+    status: JobStatus = Field(
+        default=JobStatus.queued, sa_column=Column(JobStatusColumn(40), nullable=False, default=JobStatus.queued)
+    )
     model: str = Field(max_length=200)
     fine_tuned_model: str | None = Field(default=None, max_length=300)
     method: Any = json_field(None)  # {"type": "supervised", "supervised": {"hyperparameters": {...}}}
@@ -91,11 +110,6 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = _ts()
     estimated_finish: datetime | None = _ts()
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
-
-    @property
-    def job_status(self) -> JobStatus:
-        """The status as the enum."""
-        return JobStatus(self.status)
 
 
 class JobEvent(SQLModel, table=True):

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from app.config import Settings
 from app.jobs import queue as job_queue
 from app.jobs.events import record_checkpoint, record_event
 from app.providers.base import JobSpec
+from app.tables import Job
 
 log = logging.getLogger("tuneboard.worker")
 
@@ -77,10 +79,6 @@ class WorkerJobContext:
             self._done.wait(check)
 
     def _read_cancel(self) -> bool:
-        from sqlmodel import Session
-
-        from app.tables import Job
-
         with Session(self.engine) as session:
             job = session.get(Job, self.spec.job_id)
             return bool(job and job.cancel_requested)
@@ -98,10 +96,6 @@ class WorkerJobContext:
     def should_stop(self) -> bool:
         """Whether the provider should stop now: cancel, lost job, or worker shutdown."""
         return self._cancel.is_set() or self._lost.is_set() or self._shutdown.is_set()
-
-    def stopping_for_shutdown(self) -> bool:
-        """Whether the worker is shutting down (the job goes back to the queue)."""
-        return self._shutdown.is_set() or self._lost.is_set()
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to seconds, waking early to stop; True when the job should stop (lost or shutting down)."""

@@ -105,7 +105,7 @@ class Worker:
             self.engine, self.worker_id, self.providers, self.settings.heartbeat_timeout_seconds
         )
         if job_id is None:
-            patient = ()
+            patient: tuple[str, ...] = ()
             if (
                 not self.gpu
                 and "local" in self.providers
@@ -127,7 +127,7 @@ class Worker:
     def run_job(self, job_id: str) -> None:
         """Run a job this worker has claimed, until it ends or the worker stops."""
         with Session(self.engine, expire_on_commit=False) as session:
-            job = session.get(Job, job_id)
+            job = session.get_one(Job, job_id)  # claimed by this worker a moment ago
             spec = self._spec(session, job)
             attempts, provider_name = job.attempts, job.provider
         provider = self.provider(provider_name)
@@ -138,7 +138,7 @@ class Worker:
                 self.engine,
                 job_id,
                 self.worker_id,
-                JobStatus.failed.value,
+                JobStatus.failed,
                 error={
                     "code": "interrupted",
                     "param": None,
@@ -171,7 +171,7 @@ class Worker:
                     self.engine,
                     job_id,
                     self.worker_id,
-                    JobStatus.failed.value,
+                    JobStatus.failed,
                     error={"code": exc.code, "message": exc.message, "param": exc.param},
                 )
                 return
@@ -181,7 +181,7 @@ class Worker:
                     self.engine,
                     job_id,
                     self.worker_id,
-                    JobStatus.failed.value,
+                    JobStatus.failed,
                     error={
                         "code": "internal_error",
                         "param": None,

@@ -95,7 +95,7 @@ def _stop(process: subprocess.Popen) -> None:
 def _assert_recovered(engine, job_id: str) -> Job:
     """The job ended (never stuck in running), ran one attempt at a time, and says plainly what happened."""
     job = wait_for(
-        lambda: (j := _job(engine, job_id)).job_status.is_terminal and j,
+        lambda: (j := _job(engine, job_id)).status.is_terminal and j,
         timeout=180,
         what="the job to end after the restart",
     )

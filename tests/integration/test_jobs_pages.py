@@ -15,7 +15,7 @@ from app.tables.common import utcnow
 
 
 def make_job(session: Session, status=JobStatus.running, **fields) -> Job:
-    job = Job(model="tiny-llama", status=status.value, started_at=utcnow() - timedelta(seconds=90), **fields)
+    job = Job(model="tiny-llama", status=status, started_at=utcnow() - timedelta(seconds=90), **fields)
     session.add(job)
     session.commit()
     return job

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from app.settings.store import DESTRUCTIVE_ACTIONS, set_value
-from app.tables import Dataset, Job, Snapshot, TunedModel
+from app.tables import Dataset, Job, JobStatus, Snapshot, TunedModel
 
 MODEL_ID = "ft:tiny-llama:demo:ftjob-abc"
 
@@ -19,7 +19,7 @@ def seed(session: Session) -> TunedModel:
     session.commit()
     job = Job(
         model="tiny-llama",
-        status="succeeded",
+        status=JobStatus.succeeded,
         dataset_id=ds.id,
         training_snapshot_id=snap.id,
         fine_tuned_model=MODEL_ID,

@@ -53,7 +53,7 @@ def test_only_a_job_whose_heartbeat_is_stale_is_taken_over(session, settings, en
     assert job_queue.take_over_stale(engine, "second", ["local"], timeout_seconds=30) == job_id
     # The first worker has lost it: its heartbeat and its writes no longer land.
     assert job_queue.heartbeat(engine, job_id, "first") == (False, False)
-    assert not job_queue.finish(engine, job_id, "first", JobStatus.succeeded.value)
+    assert not job_queue.finish(engine, job_id, "first", JobStatus.succeeded)
     assert job_queue.heartbeat(engine, job_id, "second") == (True, False)
 
 

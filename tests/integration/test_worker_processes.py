@@ -81,7 +81,7 @@ def test_a_job_whose_worker_died_is_taken_over_and_resumed_from_its_checkpoint(s
         assert job_now(engine, job_id).status == JobStatus.running
         second = start_worker(settings, "--heartbeat-timeout", "1.0", step_seconds=0.02)
         try:
-            wait_for(lambda: job_now(engine, job_id).job_status.is_terminal, 60, "the job to end")
+            wait_for(lambda: job_now(engine, job_id).status.is_terminal, 60, "the job to end")
         finally:
             stop(second)
     finally:

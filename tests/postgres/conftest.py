@@ -33,15 +33,6 @@ def _admin(cluster):
     return psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True)
 
 
-@pytest.fixture(autouse=True)
-def _stop_event_listeners():
-    """Each test's LISTEN connections end with it (a listener is per process and per database)."""
-    yield
-    from app.jobs.event_notify import stop_listeners
-
-    stop_listeners()
-
-
 @pytest.fixture(scope="session")
 def pg_template(pg_cluster, tmp_path_factory) -> str:
     """The name of a migrated database that each test's database is cloned from."""

@@ -6,13 +6,22 @@ import asyncio
 import threading
 import time
 
+import pytest
 from sqlalchemy import update
 from sqlmodel import Session
 
-from app.jobs import event_notify
+from app.jobs.event_notify import POLL_SECONDS, EventNotifier
 from app.jobs.events import record_event
 from app.tables import Job, JobStatus
 from tests.support.waiting import wait_for
+
+
+@pytest.fixture
+def notifier(engine):
+    """The test database's notifier, as an app builds it; its LISTEN connection ends with the test."""
+    made = EventNotifier(engine)
+    yield made
+    made.stop()
 
 
 def make_job(engine) -> str:
@@ -23,16 +32,16 @@ def make_job(engine) -> str:
         return job.id
 
 
-def wait_timed(engine, job_id: str, timeout: float, when_watched) -> tuple[float, float]:
+def wait_timed(notifier: EventNotifier, job_id: str, timeout: float, when_watched) -> tuple[float, float]:
     """Run wait_for_new_events once the listener is up; `when_watched()` runs in a thread once it waits.
 
     Returns (seconds the wait took, seconds between when_watched's commit and the waiter waking).
     """
-    event_notify.listener_for(engine).wait_ready(10)
+    notifier.listener().wait_ready(10)
     done_at: list[float] = []
 
     def act() -> None:
-        listener = event_notify.listener_for(engine)
+        listener = notifier.listener()
         wait_for(lambda: listener.watchers(job_id), 10, "the waiter to start watching")
         when_watched()
         done_at.append(time.monotonic())
@@ -41,7 +50,7 @@ def wait_timed(engine, job_id: str, timeout: float, when_watched) -> tuple[float
         thread = threading.Thread(target=act)
         thread.start()
         started = time.monotonic()
-        await event_notify.wait_for_new_events(engine, job_id, after_seq=0, timeout=timeout)
+        await notifier.wait_for_new_events(job_id, after_seq=0, timeout=timeout)
         woke = time.monotonic()
         await asyncio.to_thread(thread.join)
         return started, woke
@@ -50,44 +59,44 @@ def wait_timed(engine, job_id: str, timeout: float, when_watched) -> tuple[float
     return woke - started, woke - done_at[0] if done_at else float("nan")
 
 
-def test_an_event_recorded_in_another_connection_wakes_the_waiter_within_a_second(engine):
+def test_an_event_recorded_in_another_connection_wakes_the_waiter_within_a_second(engine, notifier):
     job_id = make_job(engine)
-    took, latency = wait_timed(engine, job_id, 10, lambda: record_event(engine, job_id, "Step 1/8"))
+    took, latency = wait_timed(notifier, job_id, 10, lambda: record_event(engine, job_id, "Step 1/8"))
     assert took < 5 and latency < 1.0
 
 
-def test_a_status_change_without_an_event_also_wakes_the_waiter(engine):
+def test_a_status_change_without_an_event_also_wakes_the_waiter(engine, notifier):
     job_id = make_job(engine)
 
     def start_running() -> None:
         with Session(engine) as session:
-            session.exec(update(Job).where(Job.id == job_id).values(status=JobStatus.running.value))
+            session.exec(update(Job).where(Job.id == job_id).values(status=JobStatus.running))
             session.commit()
 
-    took, latency = wait_timed(engine, job_id, 10, start_running)
+    took, latency = wait_timed(notifier, job_id, 10, start_running)
     assert took < 5 and latency < 1.0
 
 
-def test_another_jobs_event_does_not_wake_the_waiter(engine):
+def test_another_jobs_event_does_not_wake_the_waiter(engine, notifier):
     watched, other = make_job(engine), make_job(engine)
-    took, _ = wait_timed(engine, watched, 0.8, lambda: record_event(engine, other, "elsewhere"))
+    took, _ = wait_timed(notifier, watched, 0.8, lambda: record_event(engine, other, "elsewhere"))
     assert took >= 0.75  # it slept through the other job's event until its own timeout
 
 
-def test_an_event_committed_before_the_wait_began_returns_at_once(engine):
+def test_an_event_committed_before_the_wait_began_returns_at_once(engine, notifier):
     job_id = make_job(engine)
     record_event(engine, job_id, "already there")
-    event_notify.listener_for(engine).wait_ready(10)
+    notifier.listener().wait_ready(10)
     started = time.monotonic()
-    asyncio.run(event_notify.wait_for_new_events(engine, job_id, after_seq=0, timeout=10))
+    asyncio.run(notifier.wait_for_new_events(job_id, after_seq=0, timeout=10))
     assert time.monotonic() - started < 1.0
 
 
-def test_a_listener_that_lost_its_connection_reconnects_and_waiters_poll_meanwhile(engine, pg_cluster):
+def test_a_listener_that_lost_its_connection_reconnects_and_waiters_poll_meanwhile(engine, notifier, pg_cluster):
     import psycopg
 
     job_id = make_job(engine)
-    listener = event_notify.listener_for(engine)
+    listener = notifier.listener()
     assert listener.wait_ready(10)
     database = engine.url.database
     with psycopg.connect(
@@ -99,10 +108,10 @@ def test_a_listener_that_lost_its_connection_reconnects_and_waiters_poll_meanwhi
         )
     wait_for(lambda: not listener.ready, 10, "the listener to notice")
     started = time.monotonic()
-    asyncio.run(event_notify.wait_for_new_events(engine, job_id, after_seq=0, timeout=10))
+    asyncio.run(notifier.wait_for_new_events(job_id, after_seq=0, timeout=10))
     assert time.monotonic() - started < 1.0  # a short poll, not the whole timeout
     assert listener.wait_ready(10)
-    _took, latency = wait_timed(engine, job_id, 10, lambda: record_event(engine, job_id, "after the reconnect"))
+    _took, latency = wait_timed(notifier, job_id, 10, lambda: record_event(engine, job_id, "after the reconnect"))
     assert latency < 1.0
 
 
@@ -114,11 +123,12 @@ def test_on_sqlite_the_waiter_falls_back_to_one_short_poll(tmp_path):
     sqlite = make_settings(tmp_path / "sqlite")
     upgrade(sqlite)
     lite = make_engine(sqlite)
+    polling = EventNotifier(lite)
     try:
         started = time.monotonic()
-        asyncio.run(event_notify.wait_for_new_events(lite, make_job(lite), after_seq=0, timeout=10))
+        asyncio.run(polling.wait_for_new_events(make_job(lite), after_seq=0, timeout=10))
         took = time.monotonic() - started
     finally:
         lite.dispose()
-    assert event_notify.POLL_SECONDS * 0.9 <= took < 2
-    assert not event_notify.uses_notify(lite)
+    assert POLL_SECONDS * 0.9 <= took < 2
+    assert not polling.uses_notify

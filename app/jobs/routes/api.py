@@ -41,7 +41,9 @@ def _metadata(request: Request) -> dict[str, str] | None:
 @router.post("/jobs", status_code=201)
 def create(body: JobCreate, request: Request, session: SessionDep):
     """Launch a job from a dataset (or a snapshot)."""
-    job = jobs.create_job(session, request.app.state.settings, jobs.JobRequest(**body.model_dump()))
+    job = jobs.create_job(
+        session, request.app.state.settings, jobs.JobRequest(**body.model_dump()), request.app.state.report_cache
+    )
     return job_dict(job)
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from app.jobs import forms as job_form
 from app.jobs import monitoring
+from app.jobs.jobs import get_job
 from app.web.rendering import SessionDep, render
 
 router = APIRouter(tags=["jobs"])
@@ -25,7 +26,9 @@ def jobs_list(request: Request, session: SessionDep, status: str = "", provider:
 @router.get("/jobs/new", include_in_schema=False)
 def new_job(request: Request, session: SessionDep, dataset_id: int | None = None):
     """The "New fine-tune" form, preselecting a dataset."""
-    ctx = job_form.form_context(session, request.app.state.settings, {"dataset_id": dataset_id})
+    ctx = job_form.form_context(
+        session, request.app.state.settings, {"dataset_id": dataset_id}, request.app.state.report_cache
+    )
     return render(request, "jobs/new.html", ctx)
 
 
@@ -33,7 +36,7 @@ def new_job(request: Request, session: SessionDep, dataset_id: int | None = None
 async def new_job_estimate(request: Request, session: SessionDep):
     """The estimate panel for the form's current values (htmx refreshes it when inputs change)."""
     values = dict(await request.form())
-    ctx = job_form.form_context(session, request.app.state.settings, values)
+    ctx = job_form.form_context(session, request.app.state.settings, values, request.app.state.report_cache)
     return render(request, "jobs/_estimate.html", ctx)
 
 
@@ -41,7 +44,7 @@ async def new_job_estimate(request: Request, session: SessionDep):
 async def launch_job(request: Request, session: SessionDep):
     """Create the job from the form and go to its page; refusals come back as a message, losing nothing."""
     values = dict(await request.form())
-    job = job_form.launch(session, request.app.state.settings, values)
+    job = job_form.launch(session, request.app.state.settings, values, request.app.state.report_cache)
     if request.headers.get("hx-request"):
         return Response(status_code=204, headers={"HX-Redirect": f"/jobs/{job.id}"})
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
@@ -57,7 +60,7 @@ def job_page(request: Request, job_id: str, session: SessionDep):
 @router.get("/jobs/{job_id}/results.csv", include_in_schema=False)
 def job_results_csv(request: Request, job_id: str, session: SessionDep):
     """The job's metrics as a CSV file (OpenAI's result file columns), streamed."""
-    job_form.get_job_or_404(session, job_id)
+    get_job(session, job_id)
     body = monitoring.iter_results_csv(request.app.state.engine, job_id)
     headers = {"Content-Disposition": f'attachment; filename="{job_id}-results.csv"'}
     return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)

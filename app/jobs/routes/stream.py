@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
+from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from app.errors import NotFound
 from app.jobs import monitoring
 from app.settings.store import destructive_actions_enabled
 from app.tables import Job, JobEvent
+from app.web.sse import sse_message
 
 router = APIRouter(tags=["jobs"])
 
 HEARTBEAT_SECONDS = 15.0
-
-
-def sse_message(data: str, event: str | None = None, event_id: int | None = None) -> str:
-    """One SSE message; every line of data gets its own `data:` field so multi-line HTML survives."""
-    lines = []
-    if event:
-        lines.append(f"event: {event}")
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines.extend(f"data: {line}" for line in (data.splitlines() or [""]))
-    return "\n".join(lines) + "\n\n"
 
 
 def _start_seq(last_event_id: str | None, after: int | None) -> int:
@@ -59,13 +49,14 @@ async def job_event_stream(
 async def _stream(request: Request, job_id: str, after_seq: int) -> AsyncIterator[str]:
     # A disconnecting browser only ends this generator (Starlette cancels it); the job itself is never touched.
     engine = request.app.state.engine
+    feed: monitoring.EventFeed = request.app.state.event_feed
     templates = request.app.state.templates
     yield "retry: 2000\n\n"
     yield sse_message(await _summary_html(request, job_id), event="summary")
     status = await anyio.to_thread.run_sync(monitoring.current_status, engine, job_id)
     last_sent = time.monotonic()
     while True:
-        batch = await monitoring.wait_for_events(engine, job_id, after_seq, HEARTBEAT_SECONDS, status)
+        batch = await feed.wait_for_events(job_id, after_seq, HEARTBEAT_SECONDS, status)
         if batch is None:
             yield sse_message("gone", event="end")
             return
@@ -88,12 +79,12 @@ async def _stream(request: Request, job_id: str, after_seq: int) -> AsyncIterato
         last_sent = time.monotonic()
 
 
-def _event_messages(templates, event: JobEvent) -> str:
+def _event_messages(templates: Jinja2Templates, event: JobEvent) -> str:
     html = templates.get_template("jobs/_event.html").render(event=event)
     out = sse_message(html, event="log", event_id=event.seq)
     point = monitoring.metric_point(event)
     if point is not None:
-        out += sse_message(json.dumps(point), event="metrics", event_id=event.seq)
+        out += sse_message(point, event="metrics", event_id=event.seq)
     return out
 
 

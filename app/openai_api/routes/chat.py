@@ -7,6 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from app.openai_api import chat as v1_chat
 from app.web.rendering import SessionDep
+from app.web.sse import sse_message
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
@@ -16,6 +17,6 @@ def create_chat_completion(request: Request, session: SessionDep, body: v1_chat.
     """A chat completion from a base model, a tuned model or a checkpoint."""
     settings = request.app.state.settings
     if body.stream:
-        events = v1_chat.stream_completion(session, settings, body)
+        events = (sse_message(data) for data in v1_chat.stream_completion(session, settings, body))
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     return v1_chat.create_completion(session, settings, body)

@@ -34,7 +34,12 @@ class FineTuningJobCreate(BaseModel):
 def create_job(request: Request, session: SessionDep, body: FineTuningJobCreate):
     """Create a fine-tuning job on the local engine from uploaded files."""
     fields = body.model_dump(include=set(FineTuningJobCreate.model_fields), exclude_none=True)
-    job = jobs.create_job(session, request.app.state.settings, jobs.JobRequest(provider="local", **fields))
+    job = jobs.create_job(
+        session,
+        request.app.state.settings,
+        jobs.JobRequest(provider="local", **fields),
+        request.app.state.report_cache,
+    )
     return openai_shapes.fine_tuning_job(job)
 
 

@@ -12,6 +12,7 @@ from starlette.concurrency import iterate_in_threadpool
 from app.errors import Invalid
 from app.playground import conversations, playground
 from app.web.rendering import SessionDep, render
+from app.web.sse import sse_message
 
 router = APIRouter(tags=["playground"])
 
@@ -56,7 +57,8 @@ async def chat(request: Request):
         body = await request.json()
     except ValueError:
         body = None
-    stream = playground.stream_reply(request.app.state.engine, request.app.state.settings, body)
+    replies = playground.stream_reply(request.app.state.engine, request.app.state.settings, body)
+    stream = (sse_message(data, event) for event, data in replies)
     return StreamingResponse(
         iterate_in_threadpool(stream),
         media_type="text/event-stream",
