@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
+from app.engine.inference import ChatEngine
 from app.jobs import event_notify
 from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
 from app.tables.db import make_engine
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings)
+    chat_engine = ChatEngine(settings)  # cheap: models load with the first chat, and close() frees them
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if worker is not None:
                 worker.stop()
             event_notify.stop_listeners()
+            chat_engine.close()
             engine.dispose()
 
     app = FastAPI(
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.chat_engine = chat_engine
     app.state.templates = make_templates()
     app.state.secret_key = load_secret_key(settings)
     app.state.auth = AuthState(settings, engine)

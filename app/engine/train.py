@@ -19,7 +19,7 @@ def run_training(spec: p.TrainSpec | dict, emit: p.Emit, should_stop: Callable[[
     """Train as the spec says, reporting through emit(); returns "succeeded", "cancelled" or "failed"."""
     try:
         spec = spec if isinstance(spec, p.TrainSpec) else p.TrainSpec.from_dict(spec)
-        _hf.prepare()
+        _hf.prepare(spec.engine_spin)
         # torch, transformers and peft load here, after prepare() set their environment.
         from app.engine.training_run import train
 

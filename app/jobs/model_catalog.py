@@ -103,7 +103,7 @@ def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
 
 def resolve_model(session: Session, settings: Settings, model_id: str) -> ResolvedModel:
     """Find a model by id and say how to chat with it; NotFound when there is no such model."""
-    from app.engine.inference import ModelRef
+    from app.engine.chat_types import ModelRef
 
     if model_id in _base_names(settings):
         return ResolvedModel(model_id, "base", "local", ModelRef(name=model_id, base_model=model_id), model_id)

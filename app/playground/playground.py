@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.config import Settings
+from app.engine.inference import ChatEngine
 from app.errors import DomainError, Invalid
 from app.playground.conversations import clean_messages, clean_params, column_history
 from app.tables import Dataset, Example
@@ -61,14 +62,14 @@ def sse(data: Any, event: str | None = None) -> str:
     return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def stream_reply(engine: Engine, settings: Settings, body: Any) -> Iterator[str]:
+def stream_reply(engine: Engine, settings: Settings, chat_engine: ChatEngine, body: Any) -> Iterator[str]:
     """The reply as SSE: `data: {"text"}` per token, then `event: done` (finish_reason, usage) or `event: error`.
 
     Blocking (the model generates in this thread): the router runs it in a worker thread.
     """
     try:
         request = parse_chat_request(body)
-        from app.engine.inference import ChatParams
+        from app.engine.chat_types import ChatParams
         from app.playground.chat import stream_chat
 
         params = ChatParams(
@@ -77,7 +78,7 @@ def stream_reply(engine: Engine, settings: Settings, body: Any) -> Iterator[str]
             max_tokens=request.params["max_tokens"],
         )
         with Session(engine) as session:
-            for chunk in stream_chat(session, settings, request.model, request.messages, params):
+            for chunk in stream_chat(session, settings, chat_engine, request.model, request.messages, params):
                 if chunk.text:
                     yield sse({"text": chunk.text})
                 if chunk.finish_reason:

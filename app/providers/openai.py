@@ -290,7 +290,7 @@ class OpenAIProvider(Provider):
 
     def stream_chat(self, model: Any, messages: list[dict], params: Any) -> Iterator[Any]:
         """Stream a chat completion as app.engine.inference.ChatChunk objects (usage on the last one)."""
-        from app.engine.inference import ChatChunk
+        from app.engine.chat_types import ChatChunk
 
         kwargs: dict[str, Any] = {
             "model": str(getattr(model, "name", model)),

@@ -55,7 +55,8 @@ async def chat(request: Request):
         body = await request.json()
     except ValueError:
         body = None
-    stream = playground.stream_reply(request.app.state.engine, request.app.state.settings, body)
+    state = request.app.state
+    stream = playground.stream_reply(state.engine, state.settings, state.chat_engine, body)
     return StreamingResponse(
         iterate_in_threadpool(stream),
         media_type="text/event-stream",
