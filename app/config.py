@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineSpin = Literal["auto", "on", "off"]
+_SPIN_DIGITS = {"0": "off", "1": "on"}
 
 
 class Settings(BaseSettings):
@@ -80,25 +83,31 @@ class Settings(BaseSettings):
         default=5, description="Failed login attempts allowed per client per minute."
     )
     log_level: str = Field(default="info", description="Logging level of the server and worker.")
-    engine_spin: Literal["auto", "0", "1"] = Field(
+    engine_spin: EngineSpin = Field(
         "auto",
         description="CPU threads of the local engine's chat decoding: auto = a second thread only while other "
-        "processes leave the cores free; 0 = one thread, OpenMP threads sleep at once (busy shared machines); "
-        "1 = always every thread (a dedicated machine). Read from TUNEBOARD_ENGINE_SPIN by the engine itself, "
-        "before torch loads (app/engine/_hf.py).",
+        "processes leave the cores free; off (or 0) = one thread, OpenMP threads sleep at once (busy shared "
+        "machines, training included); on (or 1) = always every thread (a dedicated machine). Takes effect "
+        "before torch loads, so a change needs a restart.",
     )
-    engine_quantize: Literal["0", "1"] = Field(
-        "1",
-        description="1: the local engine serves chat from 4-bit weights (exact float32 rescoring of the top "
-        "candidates, LoRA adapters applied unmerged in float32); 0: float32 weights, slower, bit-for-bit the "
+    engine_quantize: bool = Field(
+        True,
+        description="true/1: the local engine serves chat from 4-bit weights (exact float32 rescoring of the top "
+        "candidates, LoRA adapters applied unmerged in float32); false/0: float32 weights, slower, bit-for-bit the "
         "training maths. Applies to models loaded after it changes.",
     )
-    engine_native: Literal["0", "1"] = Field(
-        "1",
-        description="1: chat decoding runs the small steps between matmuls (norms, rotary embedding, attention, "
-        "SwiGLU) in a C library built once with the machine's C compiler into DATA_DIR/kernels (about 1.5x the "
-        "tokens/s on 2 cores); without a compiler it falls back by itself. 0: torch ops only.",
+    engine_native: bool = Field(
+        True,
+        description="true/1: chat decoding runs the small steps between matmuls (norms, rotary embedding, "
+        "attention, SwiGLU) in a C library built once with the machine's C compiler into DATA_DIR/kernels (about "
+        "1.5x the tokens/s on 2 cores); without a compiler it falls back by itself. false/0: torch ops only.",
     )
+
+    @field_validator("engine_spin", mode="before")
+    @classmethod
+    def _spin_from_digits(cls, value: Any) -> Any:
+        """TUNEBOARD_ENGINE_SPIN=0/1 (the older spelling) means off/on."""
+        return _SPIN_DIGITS.get(str(value).strip().lower(), value) if isinstance(value, str | int) else value
 
     @property
     def resolved_database_url(self) -> str:

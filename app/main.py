@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
 from app.datasets.validation.report import ReportCache
+from app.engine.inference import ChatEngine
 from app.jobs.event_notify import EventNotifier
 from app.jobs.monitoring import EventFeed
 from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings)
     notifier = EventNotifier(engine)
+    chat_engine = ChatEngine(settings)  # cheap: models load with the first chat, and close() frees them
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if worker is not None:
                 worker.stop()
             notifier.stop()
+            chat_engine.close()
             engine.dispose()
 
     app = FastAPI(
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.event_feed = EventFeed(engine, notifier)
+    app.state.chat_engine = chat_engine
     app.state.templates = make_templates()
     app.state.secret_key = load_secret_key(settings)
     app.state.auth = AuthState(settings, engine)

@@ -31,32 +31,32 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "tuneboard-bench"))
     args = parser.parse_args()
-    from app.engine import _hf
-
-    _hf.prepare()  # before torch loads (the engine's OpenMP settings)
-    import torch
-
     from app.config import Settings
-    from app.engine import cpu_share
+    from app.engine import _hf
     from app.engine.catalog import SMOLLM2
-    from app.engine.inference import ChatParams, ModelRef, get_model, stream_chat
+    from app.engine.chat_types import ChatParams, ModelRef
+    from app.engine.inference import ChatEngine
     from app.engine.tokenizer import render_chat
 
     settings = Settings(data_dir=Path(args.data_dir))
+    chat_engine = ChatEngine(settings)
+    _hf.prepare(settings.engine_spin)  # offline and quiet before torch loads (ChatEngine set the OpenMP policy)
+    import torch
+
     ref = ModelRef(SMOLLM2, SMOLLM2)
     started = time.perf_counter()
-    loaded = get_model(settings, ref)
+    loaded = chat_engine.get_model(ref)
     print(f"load: {time.perf_counter() - started:.2f} s (threads={torch.get_num_threads()})")
     # Ignore EOS so every run decodes the same number of tokens.
     params = ChatParams(temperature=0, max_tokens=args.tokens)
     # Decode rate is measured past the first token; short replies (EOS) still count their own rate.
-    list(stream_chat(settings, ref, [{"role": "user", "content": "Hi"}], ChatParams(temperature=0, max_tokens=8)))
+    list(chat_engine.stream_chat(ref, [{"role": "user", "content": "Hi"}], ChatParams(temperature=0, max_tokens=8)))
     ttfts, rates = [], []
     for prompt in PROMPTS:
         messages = [{"role": "user", "content": prompt}]
         t0 = time.perf_counter()
         first = None
-        for chunk in stream_chat(settings, ref, messages, params):
+        for chunk in chat_engine.stream_chat(ref, messages, params):
             if first is None and chunk.text:
                 first = time.perf_counter() - t0
             last = chunk
@@ -68,7 +68,7 @@ def main() -> None:
         # Decoding uses both cores only while other processes leave them free: say what it saw.
         print(
             f"engine: ttft={first * 1000:.0f} ms, {n} tokens, decode {rate:.1f} tokens/s "
-            f"(load {os.getloadavg()[0]:.2f}, other processes {cpu_share.shared.others_busy():.2f} cores)"
+            f"(load {os.getloadavg()[0]:.2f}, other processes {chat_engine.cores.others_busy():.2f} cores)"
         )
     from transformers import AutoModelForCausalLM
 
@@ -89,7 +89,7 @@ def main() -> None:
         n = out.shape[1] - ids["input_ids"].shape[1]
         base_rates.append(n / (time.perf_counter() - t0))
     print(f"baseline generate(): {statistics.median(base_rates):.1f} tokens/s")
-    if loaded.lean is not None:
+    if loaded.decoder is not None:
         # Quality of the served (quantized) weights: teacher-forced top-1 agreement with the float32 HF forward.
         agree = total = 0
         with torch.inference_mode():
@@ -100,12 +100,12 @@ def main() -> None:
                 )["input_ids"]
                 full = model.generate(torch.tensor([ids]), max_new_tokens=args.tokens, do_sample=False)[0].tolist()
                 reference = model(torch.tensor([full])).logits[0, len(ids) - 1 : -1].argmax(-1).tolist()
-                cache = loaded.lean.new_cache(len(full))
-                logits = loaded.lean.forward(ids, cache)
+                cache = loaded.decoder.new_cache(len(full))
+                logits = loaded.decoder.forward(ids, cache)
                 for position, token in enumerate(full[len(ids) :]):
                     agree += int(torch.argmax(logits)) == reference[position]
                     total += 1
-                    logits = loaded.lean.forward([token], cache)
+                    logits = loaded.decoder.forward([token], cache)
         print(f"served weights pick the float32 greedy token at {agree}/{total} positions (teacher-forced)")
     print(
         f"ttft_ms={statistics.median(ttfts) * 1000:.0f} tokens_per_s={statistics.median(rates):.1f} "

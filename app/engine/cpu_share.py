@@ -1,7 +1,7 @@
 """How many threads one decode step should use: more than one only while no other process wants the cores.
 
 Why: a decoded token is ~600 small torch calls; a second OpenMP thread speeds up its matmuls ~1.5x only if that
-thread is already awake (a short spin, GOMP_SPINCOUNT, set in _hf.prepare) and has a core to itself. When another
+thread is already awake (a short spin, GOMP_SPINCOUNT, set in _hf.set_spin) and has a core to itself. When another
 process (a training job, another request's process) is busy, each parallel matmul waits for a descheduled thread
 and decoding collapses (87 -> 7 tokens/s measured), so the step falls back to one thread, which never waits.
 The other processes' load is read from /proc/stat over a short window, minus this process's own CPU time.
@@ -77,6 +77,3 @@ class CoreShare:
             return 1
         free = available - self.others_busy() + _BUSY_SLACK  # -inf before the first window: one thread
         return max(1, min(int(free), available, MAX_DECODE_THREADS)) if free > 1 else 1
-
-
-shared = CoreShare()  # one view of the machine for every conversation of this process

@@ -1,12 +1,14 @@
-"""A leaner CPU training path for PEFT LoRA models: bf16 frozen weights, a fused LoRA forward, per-example
-attention and a chunked LM-head loss.
+"""The CPU training path for PEFT LoRA models: bf16 frozen weights, a fused LoRA forward, per-example attention
+and a chunked LM-head loss.
 
 Why: on a 2-core CPU a packed training row spent a third of its time outside the big matmuls. Autocast re-cast
 every frozen float32 weight to bf16 at every forward; PEFT's LoRA forward round-trips bf16 activations through
 float32 and scales and adds full-width outputs; a packed row's block-diagonal mask made SDPA compute (and mask
 away) attention between examples that never see each other; and the head's float32 logits (tens of MB) were
 written, re-read and re-faulted several times per row. The model and its adapters stay PEFT's own, so
-checkpoints, resume and inference with adapters are unchanged."""
+checkpoints, resume and inference with adapters are unchanged.
+
+Importing this module loads torch, transformers and peft: call _hf.prepare() first (train.run_training does)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import functools
 
 import torch
 import torch.nn.functional as F
+from peft.tuners.lora.layer import Linear as LoraLinear
+from transformers import AttentionInterface
 
 ATTENTION = "tuneboard_packed"  # the attention implementation name this module registers with transformers
 MATH_ATTENTION_MAX = 512  # longer examples use SDPA's flash kernel: the plain path stores L x L scores per head
@@ -80,7 +84,7 @@ def _causal_bias(length: int, dtype) -> torch.Tensor:
     return torch.full((length, length), float("-inf"), dtype=dtype).triu(1)
 
 
-def _lean_lora_forward(layer, x, *args, **kwargs):
+def _fused_lora_forward(layer, x, *args, **kwargs):
     """base(x) + B(A(x) * scaling) with the add fused into B's matmul and the scaling on the rank-r activations."""
     base = layer.base_layer
     lora_a = layer.lora_A["default"].weight
@@ -92,11 +96,9 @@ def _lean_lora_forward(layer, x, *args, **kwargs):
 
 
 def _plain_lora_linear(layer) -> bool:
-    """Whether a PEFT LoRA layer is the vanilla case the lean forward reproduces (one adapter, no dropout/DoRA)."""
-    from peft.tuners.lora.layer import Linear
-
+    """Whether a PEFT LoRA layer is the vanilla case the fused forward reproduces (one adapter, no dropout/DoRA)."""
     return (
-        isinstance(layer, Linear)
+        isinstance(layer, LoraLinear)
         and isinstance(layer.base_layer, torch.nn.Linear)
         and list(layer.lora_A.keys()) == ["default"]
         and list(layer.active_adapters) == ["default"]
@@ -117,19 +119,17 @@ def supports_packed_attention(model) -> bool:
 
 
 def prepare(model, dtype) -> bool:
-    """Switch a PEFT LoRA model to the lean path for CPU training; True when rows must pass `packed_lengths`.
+    """Switch a PEFT LoRA model to the CPU training path; True when rows must pass `packed_lengths`.
 
     dtype is the autocast dtype (None: float32 throughout, weights left as they are).
     """
-    from transformers import AttentionInterface
-
     inner = model.get_base_model()
     for module in inner.modules():
         if _plain_lora_linear(module):
             if dtype is not None:
                 # Frozen, so only ever read by autocast in bf16: store it that way once (halves its memory too).
                 module.base_layer.to(dtype)
-            module.forward = _lean_lora_forward.__get__(module)
+            module.forward = _fused_lora_forward.__get__(module)
     if not supports_packed_attention(inner):
         return False
     AttentionInterface.register(ATTENTION, packed_attention)

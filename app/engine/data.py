@@ -53,7 +53,7 @@ def read_jsonl(path: Path) -> list[dict]:
                 continue
             try:
                 record = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise DataError(f"Line {number} of {path.name} is not valid JSON ({exc.msg}).") from None
             messages = record.get("messages") if isinstance(record, dict) else None
             if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
@@ -142,7 +142,10 @@ def pack(examples: list[Example], row_tokens: int) -> list[tuple[list[int], list
     Positions restart at 0 for each example, which makes the attention mask block-diagonal: no example sees
     another, and no padding is ever computed.
     """
-    rows, ids, pos, trained = [], [], [], []
+    rows: list[tuple[list[int], list[int], list[bool]]] = []
+    ids: list[int] = []
+    pos: list[int] = []
+    trained: list[bool] = []
     for example in sorted(examples, key=lambda e: -len(e.input_ids)):
         if ids and len(ids) + len(example.input_ids) > row_tokens:
             rows.append((ids, pos, trained))

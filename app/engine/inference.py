@@ -1,67 +1,249 @@
-"""Streaming chat with a base model, a tuned adapter or a checkpoint: KV cache, greedy or top-p, stop strings."""
+"""Streaming chat with a base model, a tuned adapter or a checkpoint: KV cache, greedy or top-p, stop strings.
+
+A ChatEngine holds the loaded models for as long as the app lives (app.state.chat_engine; a bench or a test builds
+its own). Importing this module, or building an engine, loads no torch: the first chat does.
+"""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from app.engine import _hf, native
+from app.engine.catalog import resolve_base_model
+from app.engine.chat_types import ChatChunk, ChatParams, ModelRef
+from app.engine.cpu_share import CoreShare
+from app.engine.tokenizer import load_tokenizer, render_chat
 from app.errors import Invalid, NotFound
 
 if TYPE_CHECKING:  # the engine runs without pydantic (e.g. on a bare GPU box): settings is duck-typed
     from app.config import Settings
+    from app.engine.cpu_decoder import LlamaDecoder
 
 CACHE_SIZE = 3  # loaded models kept in memory; the compare view needs two at once
+# One load at a time in the whole process, whichever engine asks: transformers' meta-device init and
+# quantize_dynamic are not safe to run concurrently (two cold models in the compare view crashed with meta tensors).
+_load_lock = threading.Lock()
 
-
-@dataclass(frozen=True)
-class ModelRef:
-    """What to chat with: a base model name and, for a tuned model or checkpoint, its adapter directory."""
-
-    name: str
-    base_model: str
-    adapter_path: Path | None = None
+Step = Callable[[list[int]], Any]  # token ids in (the prompt, then one at a time), next-token logits out
 
 
 @dataclass
-class ChatParams:
-    """Sampling parameters, as in OpenAI's chat completions."""
+class LoadedModel:
+    """A model ready to chat: its tokenizer, end-of-turn ids, context length and what computes its logits."""
 
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 256
-    stop: list[str] | str | None = None
-    seed: int | None = None
-
-
-@dataclass
-class ChatChunk:
-    """A text delta; the last chunk carries finish_reason ("stop"/"length") and usage."""
-
-    text: str
-    finish_reason: str | None = None
-    usage: dict | None = None
-
-
-@dataclass
-class _Loaded:
-    model: object  # the Hugging Face model, for architectures the lean path does not cover (else None)
-    tokenizer: object
+    model: Any  # the Hugging Face model, for architectures the CPU decoder does not cover (else None)
+    tokenizer: Any
     eos_ids: frozenset[int]
     max_positions: int
-    lean: object = None  # app.engine.cpu_decoder.LeanLlama when the model is Llama-shaped
+    decoder: LlamaDecoder | None = None  # the CPU decoder when the model is Llama-shaped
 
 
-_cache: OrderedDict[tuple, _Loaded] = OrderedDict()
-_cache_lock = threading.Lock()
-_key_locks: dict[tuple, threading.Lock] = {}
+class ChatEngine:
+    """The models loaded for chat (the last CACHE_SIZE used) and this process's view of its CPU cores.
+
+    Cheap to build: nothing loads before the first chat. close() (or leaving a `with` block) frees the models.
+    """
+
+    def __init__(self, settings: Settings, cache_size: int = CACHE_SIZE):
+        # OpenMP reads its variables once, when torch loads: set them now, before anything can load it.
+        _hf.set_spin(settings.engine_spin)
+        self.settings = settings
+        self.cache_size = cache_size
+        self.cores = CoreShare()  # one view of the machine for every conversation of this engine
+        self._cache: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._key_locks: dict[tuple, threading.Lock] = {}
+
+    def __enter__(self) -> ChatEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free every loaded model (replies still streaming keep theirs until they end)."""
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every loaded model (after deleting a model, or in tests)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    def get_model(self, ref: ModelRef) -> LoadedModel:
+        """A loaded model from the LRU, loading it (once, even with concurrent callers) when missing."""
+        key = _cache_key(ref)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._cache_lock:
+                if key in self._cache:
+                    return self._cache[key]
+            with _load_lock:
+                loaded = self._load(ref)
+            with self._cache_lock:
+                self._cache[key] = loaded
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+                self._key_locks.pop(key, None)
+        return loaded
+
+    def _load(self, ref: ModelRef) -> LoadedModel:
+        _hf.prepare(self.settings.engine_spin)
+        # torch, transformers and peft load with the first chat, not with the server.
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from app.engine import cpu_decoder
+
+        path = resolve_base_model(self.settings, ref.base_model)
+        quantize = self.settings.engine_quantize
+        kernels = native.load(Path(self.settings.data_dir) / "kernels") if self.settings.engine_native else None
+        decoder = None
+        with _hf.quiet():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            if ref.adapter_path is not None:
+                from peft import PeftModel
+
+                peft_model = PeftModel.from_pretrained(model, str(ref.adapter_path))
+                if quantize and cpu_decoder.supports(model):
+                    # Quantized base + exact unmerged LoRA (a merged 4-bit weight would round the update away).
+                    with torch.no_grad():
+                        base = peft_model.get_base_model()
+                        decoder = cpu_decoder.LlamaDecoder(base, cpu_decoder.QUANTIZED, kernels)
+                # Merge in float32 so served weights equal base + LoRA delta; merged means no extra matmuls per token.
+                model = peft_model.merge_and_unload()
+        model.eval()
+        if decoder is None and cpu_decoder.supports(model):
+            # Decoding one token reads every weight: 4/8-bit weights are less memory traffic, and the decoder's loop
+            # drops the per-module overhead that dominated the HF forward (bench/README.md).
+            with torch.no_grad():
+                decoder = cpu_decoder.LlamaDecoder(model, cpu_decoder.QUANTIZED if quantize else "fp32", kernels)
+        elif decoder is None and quantize:
+            from torch.ao.quantization import quantize_dynamic
+
+            with _hf.quiet():
+                model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        tokenizer = load_tokenizer(path)
+        eos = {tokenizer.eos_token_id}
+        generation_eos = getattr(model.generation_config, "eos_token_id", None)
+        eos.update(generation_eos if isinstance(generation_eos, list) else [generation_eos])
+        eos.discard(None)
+        max_positions = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        # The CPU decoder keeps its own copies of the weights: the HF model is not needed any more.
+        return LoadedModel(None if decoder else model, tokenizer, frozenset(eos), max_positions, decoder)
+
+    def _decoder_steps(self, decoder: LlamaDecoder, expected: int) -> Step:
+        """The CPU decoder's step function, on as many threads as the engine_spin setting and the machine allow."""
+        import torch
+
+        cache = decoder.new_cache(expected)
+        spin, cores = self.settings.engine_spin, self.cores
+
+        def step(ids: list[int]):
+            if spin == "on":
+                return decoder.forward(ids, cache)
+            # One token is ~600 tiny ops: a second thread pays only while it spins on a core of its own; with another
+            # process busy, waiting for it costs more than the core gains (cpu_share), for a prompt's larger matmuls
+            # too. omp_set_num_threads is per calling thread, so this stays local to this conversation.
+            threads = torch.get_num_threads()
+            with cores.decoding():
+                torch.set_num_threads(1 if spin == "off" else cores.threads(threads))
+                try:
+                    return decoder.forward(ids, cache)
+                finally:
+                    torch.set_num_threads(threads)
+
+        return step
+
+    def stream_chat(
+        self,
+        ref: ModelRef,
+        messages: list[dict],
+        params: ChatParams | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[ChatChunk]:
+        """Yield the assistant's reply as text deltas, then a final chunk with finish_reason and usage."""
+        _hf.prepare(self.settings.engine_spin)
+        import torch
+
+        params = params or ChatParams()
+        if not messages:
+            raise Invalid("A chat needs at least one message.", param="messages")
+        if params.max_tokens < 1:
+            raise Invalid("max_tokens must be at least 1.", param="max_tokens")
+        loaded = self.get_model(ref)
+        tokenizer, model = loaded.tokenizer, loaded.model
+        prompt = render_chat(tokenizer, messages, add_generation_prompt=True)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        room = loaded.max_positions - len(prompt_ids)
+        if room < 1:
+            raise Invalid(
+                f"The conversation is {len(prompt_ids)} tokens long; {ref.name} reads at most {loaded.max_positions}.",
+                code="context_length_exceeded",
+                param="messages",
+            )
+        max_tokens = min(params.max_tokens, room)
+        stops = _stop_list(params.stop)
+        generator = None
+        if params.seed is not None:
+            generator = torch.Generator().manual_seed(params.seed)
+
+        generated: list[int] = []
+        detokenizer = _Detokenizer(tokenizer)
+        text = ""
+        emitted = 0
+        finish = "length"
+        by_string = False
+        if loaded.decoder is not None:
+            step = self._decoder_steps(loaded.decoder, len(prompt_ids) + max_tokens)
+        else:
+            step = _hf_steps(model)
+        next_ids = prompt_ids
+        for _ in range(max_tokens):
+            if should_stop is not None and should_stop():
+                finish = "stop"
+                break
+            # Grad mode is thread-local and this generator may resume on another worker thread: scope it per step.
+            with torch.inference_mode():
+                token = _next_token(step(next_ids), params, generator)
+            if token in loaded.eos_ids:
+                finish = "stop"
+                break
+            generated.append(token)
+            next_ids = [token]
+            text = detokenizer.add(token)
+            hits = [i for i in (text.find(s, max(0, emitted - len(s))) for s in stops) if i >= 0]
+            if hits:
+                if min(hits) > emitted:
+                    yield ChatChunk(text[emitted : min(hits)])
+                finish, by_string = "stop", True
+                break
+            safe = len(text) - _held_back(text, stops)
+            if safe > emitted:
+                yield ChatChunk(text[emitted:safe])
+                emitted = safe
+        if not by_string and generated:
+            # Flush what was held back for a stop string that never came (minus a dangling partial character).
+            tail = text[emitted:].rstrip("\ufffd")
+            if tail:
+                yield ChatChunk(tail)
+        usage = {
+            "prompt_tokens": len(prompt_ids),
+            "completion_tokens": len(generated),
+            "total_tokens": len(prompt_ids) + len(generated),
+        }
+        yield ChatChunk("", finish_reason=finish, usage=usage)
 
 
-def _cache_key(settings: Settings, ref: ModelRef) -> tuple:
+def _cache_key(ref: ModelRef) -> tuple:
     adapter = None
     if ref.adapter_path is not None:
         weights = Path(ref.adapter_path) / "adapter_model.safetensors"
@@ -69,93 +251,7 @@ def _cache_key(settings: Settings, ref: ModelRef) -> tuple:
             raise NotFound(f"The adapter of {ref.name} is missing at {ref.adapter_path}.", code="model_not_found")
         # A rewritten adapter (same path, new file) must not be served from the old cache entry.
         adapter = (str(Path(ref.adapter_path).resolve()), weights.stat().st_mtime_ns)
-    return (str(settings.data_dir.resolve()), ref.base_model, adapter)
-
-
-def _load(settings: Settings, ref: ModelRef) -> _Loaded:
-    from app.engine import _hf
-
-    _hf.prepare()
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from app.engine.catalog import resolve_base_model
-    from app.engine.tokenizer import load_tokenizer
-
-    path = resolve_base_model(settings, ref.base_model)
-    from app.engine import cpu_decoder as lean
-
-    quantize = getattr(settings, "engine_quantize", "1") != "0"  # Settings reads TUNEBOARD_ENGINE_QUANTIZE
-    kernels = None
-    if getattr(settings, "engine_native", "1") != "0":
-        from app.engine import native
-
-        kernels = native.load(Path(settings.data_dir) / "kernels")
-    lean_model = None
-    with _hf.quiet():
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        if ref.adapter_path is not None:
-            from peft import PeftModel
-
-            peft_model = PeftModel.from_pretrained(model, str(ref.adapter_path))
-            if quantize and lean.supports(model):
-                # Quantized base + exact unmerged LoRA (a merged 4-bit weight would round the update away).
-                with torch.no_grad():
-                    lean_model = lean.LeanLlama(peft_model.get_base_model(), lean.QUANTIZED, kernels)
-            # Merge in float32 so served weights equal base + LoRA delta; merged means no extra matmuls per token.
-            model = peft_model.merge_and_unload()
-    model.eval()
-    if lean_model is None and lean.supports(model):
-        # Decoding one token reads every weight: 4/8-bit weights are less memory traffic, and the lean loop drops
-        # the per-module overhead that dominated the HF forward (bench/README.md).
-        with torch.no_grad():
-            lean_model = lean.LeanLlama(model, lean.QUANTIZED if quantize else "fp32", kernels)
-    elif lean_model is None and quantize:
-        from torch.ao.quantization import quantize_dynamic
-
-        with _hf.quiet():
-            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    tokenizer = load_tokenizer(path)
-    eos = {tokenizer.eos_token_id}
-    generation_eos = getattr(model.generation_config, "eos_token_id", None)
-    eos.update(generation_eos if isinstance(generation_eos, list) else [generation_eos])
-    eos.discard(None)
-    max_positions = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
-    # The lean path keeps its own copies of the weights: the HF model is not needed any more.
-    return _Loaded(None if lean_model else model, tokenizer, frozenset(eos), max_positions, lean_model)
-
-
-_load_lock = threading.Lock()
-
-
-def get_model(settings: Settings, ref: ModelRef) -> _Loaded:
-    """A loaded model from the LRU, loading it (once, even with concurrent callers) when missing."""
-    key = _cache_key(settings, ref)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-        key_lock = _key_locks.setdefault(key, threading.Lock())
-    with key_lock:
-        with _cache_lock:
-            if key in _cache:
-                return _cache[key]
-        # One load at a time across all models: transformers' meta-device init and quantize_dynamic are not
-        # safe to run concurrently (two cold models in the compare view crashed with meta tensors).
-        with _load_lock:
-            loaded = _load(settings, ref)
-        with _cache_lock:
-            _cache[key] = loaded
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
-            _key_locks.pop(key, None)
-    return loaded
-
-
-def clear_cache() -> None:
-    """Forget every loaded model (tests, or after deleting a model)."""
-    with _cache_lock:
-        _cache.clear()
+    return (ref.base_model, adapter)
 
 
 def _stop_list(stop) -> list[str]:
@@ -221,33 +317,7 @@ def _next_token(logits, params: ChatParams, generator) -> int:
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-def _lean_steps(loaded: _Loaded, expected: int) -> Callable[[list[int]], object]:
-    """A step function: token ids in (the prompt, then one at a time), next-token logits out."""
-    import torch
-
-    from app.engine import cpu_share
-
-    cache = loaded.lean.new_cache(expected)
-    policy = os.environ.get("TUNEBOARD_ENGINE_SPIN", "auto")  # see _hf.prepare
-
-    def step(ids: list[int]):
-        if policy == "1":
-            return loaded.lean.forward(ids, cache)
-        # One token is ~600 tiny ops: a second thread pays only while it spins on a core of its own; with another
-        # process busy, waiting for it costs more than the core gains (cpu_share), for a prompt's larger matmuls
-        # too. omp_set_num_threads is per calling thread, so this stays local to this conversation.
-        threads = torch.get_num_threads()
-        with cpu_share.shared.decoding():
-            torch.set_num_threads(1 if policy == "0" else cpu_share.shared.threads(threads))
-            try:
-                return loaded.lean.forward(ids, cache)
-            finally:
-                torch.set_num_threads(threads)
-
-    return step
-
-
-def _hf_steps(model) -> Callable[[list[int]], object]:
+def _hf_steps(model) -> Step:
     import torch
     from transformers import DynamicCache
 
@@ -258,84 +328,3 @@ def _hf_steps(model) -> Callable[[list[int]], object]:
         return out.logits[0, -1]
 
     return step
-
-
-def stream_chat(
-    settings: Settings,
-    ref: ModelRef,
-    messages: list[dict],
-    params: ChatParams | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> Iterator[ChatChunk]:
-    """Yield the assistant's reply as text deltas, then a final chunk with finish_reason and usage."""
-    from app.engine import _hf
-
-    _hf.prepare()
-    import torch
-
-    from app.engine.tokenizer import render_chat
-
-    params = params or ChatParams()
-    if not messages:
-        raise Invalid("A chat needs at least one message.", param="messages")
-    if params.max_tokens < 1:
-        raise Invalid("max_tokens must be at least 1.", param="max_tokens")
-    loaded = get_model(settings, ref)
-    tokenizer, model = loaded.tokenizer, loaded.model
-    prompt = render_chat(tokenizer, messages, add_generation_prompt=True)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    room = loaded.max_positions - len(prompt_ids)
-    if room < 1:
-        raise Invalid(
-            f"The conversation is {len(prompt_ids)} tokens long; {ref.name} reads at most {loaded.max_positions}.",
-            code="context_length_exceeded",
-            param="messages",
-        )
-    max_tokens = min(params.max_tokens, room)
-    stops = _stop_list(params.stop)
-    generator = None
-    if params.seed is not None:
-        generator = torch.Generator().manual_seed(params.seed)
-
-    generated: list[int] = []
-    detokenizer = _Detokenizer(tokenizer)
-    text = ""
-    emitted = 0
-    finish = "length"
-    by_string = False
-    step = _lean_steps(loaded, len(prompt_ids) + max_tokens) if loaded.lean else _hf_steps(model)
-    next_ids = prompt_ids
-    for _ in range(max_tokens):
-        if should_stop is not None and should_stop():
-            finish = "stop"
-            break
-        # Grad mode is thread-local and this generator may resume on another worker thread: scope it per step.
-        with torch.inference_mode():
-            token = _next_token(step(next_ids), params, generator)
-        if token in loaded.eos_ids:
-            finish = "stop"
-            break
-        generated.append(token)
-        next_ids = [token]
-        text = detokenizer.add(token)
-        hits = [i for i in (text.find(s, max(0, emitted - len(s))) for s in stops) if i >= 0]
-        if hits:
-            if min(hits) > emitted:
-                yield ChatChunk(text[emitted : min(hits)])
-            finish, by_string = "stop", True
-            break
-        safe = len(text) - _held_back(text, stops)
-        if safe > emitted:
-            yield ChatChunk(text[emitted:safe])
-            emitted = safe
-    if not by_string and generated:
-        # Flush what was held back for a stop string that never came (minus a dangling partial character).
-        tail = text[emitted:].rstrip("\ufffd")
-        if tail:
-            yield ChatChunk(tail)
-    usage = {
-        "prompt_tokens": len(prompt_ids),
-        "completion_tokens": len(generated),
-        "total_tokens": len(prompt_ids) + len(generated),
-    }
-    yield ChatChunk("", finish_reason=finish, usage=usage)

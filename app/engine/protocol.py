@@ -5,7 +5,8 @@ SPEC.json (written by the parent, read by the child):
      "validation_file" (abs or null), "output_dir" (abs: checkpoints/, adapter/, result.csv are written here),
      "hyperparameters": {"n_epochs", "batch_size", "learning_rate_multiplier", "lora_rank"} (number or "auto"),
      "seed" (int or null), "resume_from": {"checkpoint_dir", "step"} or null, "data_dir",
-     "local_models" {name: path}, "device": "auto" | "cpu" | "cuda"}
+     "local_models" {name: path}, "device": "auto" | "cpu" | "cuda",
+     "engine_spin": "auto" | "on" | "off" (how idle OpenMP threads wait: Settings.engine_spin; default "auto")}
 
 stdout, one JSON object per line, flushed after each:
     {"kind": "event", "level": "info"|"warn"|"error", "type": "message"|"metrics", "message": str, "data": dict|null}
@@ -28,7 +29,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from app.config import EngineSpin
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -70,6 +74,7 @@ class TrainSpec:
     resume_from: dict | None = None
     local_models: dict[str, str] = field(default_factory=dict)
     device: str = "auto"
+    engine_spin: EngineSpin = "auto"
 
     def to_json(self) -> str:
         """The spec as SPEC.json text."""

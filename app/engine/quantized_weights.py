@@ -1,4 +1,4 @@
-"""Weight formats of the lean decoder: float32, weight-only int8 and 4-bit groups, with an unmerged LoRA delta.
+"""Weight formats of the CPU chat decoder: float32, weight-only int8 and 4-bit groups, with an unmerged LoRA delta.
 
 Each linear takes its input in `input_dtype` and returns its kernel's own output dtype (bf16 for the quantized
 kernels): the decoder promotes to float32 only where the maths needs it, instead of after every matmul.
@@ -6,8 +6,19 @@ kernels): the decoder promotes to float32 only where the maths needs it, instead
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
+
+
+class Linear(Protocol):
+    """What the decoder calls: y = x @ W.T, x in `input_dtype`."""
+
+    input_dtype: torch.dtype
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 class Float32Linear:
@@ -63,7 +74,7 @@ class WithLoRA:
     """A quantized base linear plus an exact float32 low-rank delta: rounding a merged weight to 4 bits would erase
     the small LoRA update (it is far below one quantization step), so the adapter is applied unmerged."""
 
-    def __init__(self, base, down: torch.Tensor, up: torch.Tensor):
+    def __init__(self, base: Linear, down: torch.Tensor, up: torch.Tensor):
         self.base, self.down, self.up = base, down.contiguous(), up.contiguous()
         self.input_dtype = base.input_dtype
 
@@ -84,10 +95,10 @@ def lora_pairs(modules, row_scales: list[float], scaling_key: str = "default"):
     return torch.cat(downs), torch.block_diag(*ups)
 
 
-KINDS = {"fp32": Float32Linear, "w8": Int8Linear, "w4": Int4Linear}
+KINDS: dict[str, Callable[[torch.Tensor], Linear]] = {"fp32": Float32Linear, "w8": Int8Linear, "w4": Int4Linear}
 
 
-def make(kind: str, weight: torch.Tensor):
+def make(kind: str, weight: torch.Tensor) -> Linear:
     """The linear of that kind, falling back where a kernel refuses the shape."""
     if kind == "w4" and weight.shape[1] % Int4Linear.GROUP:
         kind = "w8"

@@ -6,6 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from app.engine import _hf
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -55,8 +57,6 @@ def build_tiny_model(directory: Path, *, seed: int = 0) -> Path:
     directory = Path(directory)
     if (directory / _MARKER).exists():
         return directory
-    from app.engine import _hf
-
     _hf.prepare()
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM

@@ -6,12 +6,10 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from app.engine import _hf
+from app.engine.catalog import ModelSettings, resolve_base_model
 from app.errors import Invalid
-
-if TYPE_CHECKING:  # the engine runs without pydantic (e.g. on a bare GPU box): settings is duck-typed
-    from app.config import Settings
 
 _tokenizers: dict[str, object] = {}
 _lock = threading.Lock()
@@ -32,8 +30,6 @@ def load_tokenizer(path: Path):
     with _lock:
         tokenizer = _tokenizers.get(key)
         if tokenizer is None:
-            from app.engine import _hf
-
             _hf.prepare()
             from transformers import AutoTokenizer
 
@@ -106,10 +102,8 @@ def encode_chat(tokenizer, messages: list[dict]) -> EncodedChat:
     return EncodedChat(list(encoded["input_ids"]), assistant, trained)
 
 
-def count_chat_tokens(settings: Settings, model_name: str, messages: list[dict]) -> dict:
+def count_chat_tokens(settings: ModelSettings, model_name: str, messages: list[dict]) -> dict:
     """Token counts of a chat for a local model: {"total", "assistant", "trained"}."""
-    from app.engine.catalog import resolve_base_model
-
     tokenizer = load_tokenizer(resolve_base_model(settings, model_name))
     encoded = encode_chat(tokenizer, messages)
     return {"total": len(encoded.input_ids), "assistant": sum(encoded.assistant), "trained": sum(encoded.trained)}

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from app.engine import protocol as p
+from app.engine.train import run_training
 
 GRACE_SECONDS = 4.0  # SIGTERM must end the process within 5 s even if a step is slow
 
@@ -35,11 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, TypeError) as exc:
         emit(p.error_line(p.ERROR_INVALID_SPEC, f"Cannot read the job spec {argv[0]}: {exc}"))
         return p.EXIT_FAILED
-    from app.engine import _hf
-
-    _hf.prepare()  # before torch loads: offline hub, a short OpenMP spin (GOMP_SPINCOUNT)
-    from app.engine.train import run_training
-
     status = run_training(spec, emit, stop.is_set)
     if status == "cancelled":
         return p.EXIT_CANCELLED

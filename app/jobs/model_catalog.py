@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.datasets.validation.modeltable import load_table
-from app.engine.inference import ModelRef
+from app.engine.chat_types import ModelRef
 from app.errors import NotFound
 from app.providers.local import model_names
 from app.settings.store import OPENAI_API_KEY, get_value
@@ -35,7 +35,7 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """What chat needs: the provider name and its reference (local: an app.engine.inference.ModelRef; openai: the
+    """What chat needs: the provider name and its reference (local: an app.engine.chat_types.ModelRef; openai: the
     model id)."""
 
     id: str

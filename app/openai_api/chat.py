@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from app.config import Settings
-from app.engine.inference import ChatParams
+from app.engine.chat_types import ChatChunk, ChatParams
+from app.engine.inference import ChatEngine
 from app.errors import DomainError, Invalid
 from app.playground.chat import stream_chat
 
@@ -57,7 +58,8 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     """OpenAI messages as plain role/content pairs the engine's chat template understands."""
     out = []
     for index, message in enumerate(messages):
-        role = ROLES.get(message.get("role"))
+        raw_role = message.get("role")
+        role = ROLES.get(raw_role) if isinstance(raw_role, str) else None
         if role is None:
             raise Invalid(
                 f"Invalid value for 'role': {message.get('role')!r}. Use system, developer, user, assistant or tool.",
@@ -67,7 +69,7 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-def chat_params(request: ChatCompletionRequest):
+def chat_params(request: ChatCompletionRequest) -> ChatParams:
     """The engine's ChatParams for a request, after OpenAI's own parameter checks."""
     if request.stream_options is not None and not request.stream:
         raise Invalid(
@@ -78,15 +80,16 @@ def chat_params(request: ChatCompletionRequest):
     stop = [request.stop] if isinstance(request.stop, str) else request.stop
     if stop is not None and len(stop) > MAX_STOP:
         raise Invalid(f"stop may hold at most {MAX_STOP} sequences.", code="invalid_value", param="stop")
-    values = {
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "max_tokens": request.max_completion_tokens or request.max_tokens,
-        "stop": stop or None,
-        "seed": request.seed,
-    }
+    params = ChatParams(stop=stop or None, seed=request.seed)
     # Unset values keep the engine's defaults rather than overriding them with None.
-    return ChatParams(**{k: v for k, v in values.items() if v is not None})
+    if request.temperature is not None:
+        params.temperature = request.temperature
+    if request.top_p is not None:
+        params.top_p = request.top_p
+    max_tokens = request.max_completion_tokens or request.max_tokens
+    if max_tokens is not None:
+        params.max_tokens = max_tokens
+    return params
 
 
 def _usage(raw: Any) -> dict[str, int] | None:
@@ -97,18 +100,23 @@ def _usage(raw: Any) -> dict[str, int] | None:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _start(session: Session, settings: Settings, request: ChatCompletionRequest) -> Iterator[Any]:
+def _start(
+    session: Session, settings: Settings, chat_engine: ChatEngine, request: ChatCompletionRequest
+) -> Iterator[ChatChunk]:
     params = chat_params(request)
-    chunks = iter(stream_chat(session, settings, request.model, normalize_messages(request.messages), params))
+    messages = normalize_messages(request.messages)
+    chunks = iter(stream_chat(session, settings, chat_engine, request.model, messages, params))
     # Pull the first chunk now, so an unknown model or a bad request fails with a status code, not mid-stream.
     first = next(chunks, None)
     return chunks if first is None else chain([first], chunks)
 
 
-def create_completion(session: Session, settings: Settings, request: ChatCompletionRequest) -> dict[str, Any]:
+def create_completion(
+    session: Session, settings: Settings, chat_engine: ChatEngine, request: ChatCompletionRequest
+) -> dict[str, Any]:
     """A whole `chat.completion` object."""
     text, finish, usage = [], None, None
-    for chunk in _start(session, settings, request):
+    for chunk in _start(session, settings, chat_engine, request):
         text.append(chunk.text or "")
         finish = chunk.finish_reason or finish
         usage = _usage(chunk.usage) or usage
@@ -135,15 +143,17 @@ def completion_id() -> str:
     return f"chatcmpl-{secrets.token_hex(12)}"
 
 
-def stream_completion(session: Session, settings: Settings, request: ChatCompletionRequest) -> Iterator[Any]:
+def stream_completion(
+    session: Session, settings: Settings, chat_engine: ChatEngine, request: ChatCompletionRequest
+) -> Iterator[Any]:
     """The data of the server-sent events: `chat.completion.chunk` bodies, then "[DONE]"; the route encodes them
     (app/web/sse.py). Errors before the first chunk raise."""
-    chunks = _start(session, settings, request)
+    chunks = _start(session, settings, chat_engine, request)
     include_usage = bool((request.stream_options or {}).get("include_usage"))
     return _sse(chunks, request.model, include_usage)
 
 
-def _sse(chunks: Iterator[Any], model: str, include_usage: bool) -> Iterator[Any]:
+def _sse(chunks: Iterator[ChatChunk], model: str, include_usage: bool) -> Iterator[Any]:
     ident, created = completion_id(), int(time.time())
 
     def event(choices: list, usage: Any = None, with_usage: bool = include_usage) -> dict[str, Any]:

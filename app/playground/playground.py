@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.datasets.examples import add_example
-from app.engine.inference import ChatParams
+from app.engine.chat_types import ChatParams
+from app.engine.inference import ChatEngine
 from app.errors import DomainError, Invalid
 from app.jobs.model_catalog import ModelInfo, list_models
 from app.playground.chat import stream_chat
@@ -57,7 +58,9 @@ def parse_chat_request(body: Any) -> ChatRequest:
     return ChatRequest(model=model, messages=history, params=params)
 
 
-def stream_reply(engine: Engine, settings: Settings, body: Any) -> Iterator[tuple[str | None, dict[str, Any]]]:
+def stream_reply(
+    engine: Engine, settings: Settings, chat_engine: ChatEngine, body: Any
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
     """The reply as server-sent events (name, data): `{"text"}` per token, then `done` (finish_reason, usage) or
     `error`; the route encodes them (app/web/sse.py).
 
@@ -71,7 +74,7 @@ def stream_reply(engine: Engine, settings: Settings, body: Any) -> Iterator[tupl
             max_tokens=request.params["max_tokens"],
         )
         with Session(engine) as session:
-            for chunk in stream_chat(session, settings, request.model, request.messages, params):
+            for chunk in stream_chat(session, settings, chat_engine, request.model, request.messages, params):
                 if chunk.text:
                     yield None, {"text": chunk.text}
                 if chunk.finish_reason:

@@ -238,7 +238,7 @@ class Provider(ABC):
 
     @abstractmethod
     def stream_chat(self, model: Any, messages: list[dict], params: Any) -> Iterator[Any]:
-        """Chat with a model, yielding `app.engine.inference.ChatChunk`-shaped chunks as they come."""
+        """Chat with a model, yielding `app.engine.chat_types.ChatChunk`-shaped chunks as they come."""
 
     def run(self, ctx: JobContext) -> None:
         """Drive a job until it ends: start it (unless a recovered job already has a provider id), then poll.

@@ -17,8 +17,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.engine.catalog import list_base_models
+from app.engine.chat_types import ChatChunk, ChatParams, ModelRef
 from app.errors import Invalid
 from app.providers.base import (
     HYPERPARAMETERS,
@@ -32,32 +34,38 @@ from app.providers.base import (
     fine_tuned_model_name,
 )
 
+if TYPE_CHECKING:
+    from app.engine.inference import ChatEngine
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 TERM_GRACE_SECONDS = 5.0
 
 
 def model_names(settings: Any) -> list[str]:
-    """Names of the local base models: the engine's catalog, else the default plus registered directories."""
-    try:
-        from app.engine.catalog import list_base_models
-    except ImportError:  # engine not installed yet
-        return [settings.default_base_model, *settings.local_models]
-    names = []
-    for item in list_base_models(settings):
-        names.append(item if isinstance(item, str) else getattr(item, "name", None) or getattr(item, "id", str(item)))
-    return names
+    """Names of the local base models, from the engine's catalog."""
+    return [item.name for item in list_base_models(settings)]
 
 
 class LocalProvider(Provider):
-    """LoRA fine-tuning on this machine. Options: `command` (argv prefix of the trainer), `device`."""
+    """LoRA fine-tuning on this machine. Options: `command` (argv prefix of the trainer), `device`, and for chat
+    the app's `chat_engine` (app.engine.inference.ChatEngine)."""
 
     name = "local"
     hyperparameter_names = (*HYPERPARAMETERS, "lora_rank")
 
-    def __init__(self, settings: Any, *, command: list[str] | None = None, device: str = "auto", **options: Any):
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        command: list[str] | None = None,
+        device: str = "auto",
+        chat_engine: ChatEngine | None = None,
+        **options: Any,
+    ):
         super().__init__(settings, **options)
         self.command = command or [sys.executable, "-m", "app.engine.train_main"]
         self.device = device
+        self.chat_engine = chat_engine
 
     def check_parameters(self, model: str, hyperparameters: dict | None, method_type: str = "supervised") -> dict:
         """Refuse unknown base models; otherwise the common checks plus lora_rank."""
@@ -93,11 +101,11 @@ class LocalProvider(Provider):
     def delete_model(self, model_id: str) -> None:
         """Local adapters are deleted by app.jobs.jobs.delete_tuned_model."""
 
-    def stream_chat(self, model: Any, messages: list[dict], params: Any) -> Iterator[Any]:
-        """Chat through the local inference engine (model is an app.engine.inference.ModelRef)."""
-        from app.engine.inference import stream_chat
-
-        return stream_chat(self.settings, model, messages, params)
+    def stream_chat(self, model: ModelRef, messages: list[dict], params: ChatParams | None) -> Iterator[ChatChunk]:
+        """Chat through the app's chat engine, which keeps the loaded models."""
+        if self.chat_engine is None:
+            raise ProviderError("This local provider was made without a chat engine.", code="engine_unavailable")
+        return self.chat_engine.stream_chat(model, messages, params)
 
     # -- training ----------------------------------------------------------------------------------------------
     def _write_spec(self, ctx: JobContext, out: Path) -> Path:
@@ -116,6 +124,7 @@ class LocalProvider(Provider):
             "data_dir": str(self.settings.data_dir.resolve()),
             "local_models": {k: str(v) for k, v in self.settings.local_models.items()},
             "device": self.device,
+            "engine_spin": self.settings.engine_spin,
         }
         path = out / "spec.json"
         path.write_text(json.dumps(body, indent=2))
@@ -148,14 +157,17 @@ class LocalProvider(Provider):
             if child.poll() is None:
                 child.kill()
                 child.wait()
-            child.stdout.close()
+            if child.stdout is not None:
+                child.stdout.close()
             stderr.close()
 
     def _relay(self, ctx: JobContext, child: subprocess.Popen, out: Path) -> None:
         lines: queue.Queue[bytes | None] = queue.Queue()
+        stdout = child.stdout
+        assert stdout is not None  # started with stdout=PIPE
 
         def read() -> None:
-            for raw in child.stdout:
+            for raw in stdout:
                 lines.put(raw)
             lines.put(None)
 

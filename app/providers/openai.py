@@ -288,8 +288,8 @@ class OpenAIProvider(Provider):
         return self.poll(provider_job_id, None)[1]
 
     def stream_chat(self, model: Any, messages: list[dict], params: Any) -> Iterator[Any]:
-        """Stream a chat completion as app.engine.inference.ChatChunk objects (usage on the last one)."""
-        from app.engine.inference import ChatChunk
+        """Stream a chat completion as app.engine.chat_types.ChatChunk objects (usage on the last one)."""
+        from app.engine.chat_types import ChatChunk
 
         kwargs: dict[str, Any] = {
             "model": str(getattr(model, "name", model)),

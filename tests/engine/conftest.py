@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from app.engine.inference import ChatEngine
 from app.engine.testing import build_tiny_model
 from tests.conftest import make_settings
 
@@ -23,6 +25,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def tiny_settings(tmp_path: Path, tiny_model_dir: Path):
     """Settings with a private data dir and the tiny model registered (the engine needs no database)."""
     return make_settings(tmp_path / "data", local_models={TINY: tiny_model_dir})
+
+
+@pytest.fixture
+def tiny_chat(tiny_settings) -> Iterator[ChatEngine]:
+    """A chat engine of its own (no model loaded yet) on the tiny-model settings, closed after the test."""
+    with ChatEngine(tiny_settings) as engine:
+        yield engine
 
 
 def chat(user: str, answer: str, **extra) -> dict:

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from app.engine import inference
-from app.engine.inference import ChatParams, ModelRef, stream_chat
+from app.engine.chat_types import ChatParams, ModelRef
 from app.engine.train import run_training
 from app.errors import Invalid
 from tests.engine.conftest import TINY, make_spec
@@ -16,14 +16,14 @@ from tests.engine.conftest import TINY, make_spec
 HELLO = [{"role": "user", "content": "Tell me about the quick brown fox"}]
 
 
-def _run(settings, params, ref=None, messages=HELLO):
-    chunks = list(stream_chat(settings, ref or ModelRef(TINY, TINY), messages, params))
+def _run(chat_engine, params, ref=None, messages=HELLO):
+    chunks = list(chat_engine.stream_chat(ref or ModelRef(TINY, TINY), messages, params))
     return "".join(c.text for c in chunks), chunks
 
 
-def test_greedy_decoding_is_deterministic_and_ends_with_usage(tiny_settings):
-    text1, chunks = _run(tiny_settings, ChatParams(temperature=0, max_tokens=12))
-    text2, _ = _run(tiny_settings, ChatParams(temperature=0, max_tokens=12))
+def test_greedy_decoding_is_deterministic_and_ends_with_usage(tiny_chat):
+    text1, chunks = _run(tiny_chat, ChatParams(temperature=0, max_tokens=12))
+    text2, _ = _run(tiny_chat, ChatParams(temperature=0, max_tokens=12))
     final = chunks[-1]
     assert text1 == text2
     assert final.finish_reason in ("stop", "length") and all(c.finish_reason is None for c in chunks[:-1])
@@ -34,32 +34,32 @@ def test_greedy_decoding_is_deterministic_and_ends_with_usage(tiny_settings):
         assert usage["completion_tokens"] == 12
 
 
-def test_max_tokens_caps_the_completion_and_reports_length(tiny_settings):
-    _, chunks = _run(tiny_settings, ChatParams(temperature=1.0, max_tokens=3, seed=1))
+def test_max_tokens_caps_the_completion_and_reports_length(tiny_chat):
+    _, chunks = _run(tiny_chat, ChatParams(temperature=1.0, max_tokens=3, seed=1))
     assert chunks[-1].usage["completion_tokens"] <= 3
     assert chunks[-1].finish_reason == ("length" if chunks[-1].usage["completion_tokens"] == 3 else "stop")
 
 
-def test_the_same_seed_samples_the_same_reply(tiny_settings):
-    first, _ = _run(tiny_settings, ChatParams(temperature=0.9, top_p=0.8, max_tokens=16, seed=42))
-    second, _ = _run(tiny_settings, ChatParams(temperature=0.9, top_p=0.8, max_tokens=16, seed=42))
+def test_the_same_seed_samples_the_same_reply(tiny_chat):
+    first, _ = _run(tiny_chat, ChatParams(temperature=0.9, top_p=0.8, max_tokens=16, seed=42))
+    second, _ = _run(tiny_chat, ChatParams(temperature=0.9, top_p=0.8, max_tokens=16, seed=42))
     assert first == second
 
 
-def test_a_stop_string_cuts_the_reply_before_it(tiny_settings):
-    full, _ = _run(tiny_settings, ChatParams(temperature=1.0, max_tokens=40, seed=3))
+def test_a_stop_string_cuts_the_reply_before_it(tiny_chat):
+    full, _ = _run(tiny_chat, ChatParams(temperature=1.0, max_tokens=40, seed=3))
     visible = [i for i, ch in enumerate(full) if i > 2 and not ch.isspace() and ch != "\ufffd"]
     if not visible:
         pytest.skip("the random model produced no usable text for this seed")
     cut = visible[len(visible) // 2]
     stop = full[cut : cut + 2]
-    text, chunks = _run(tiny_settings, ChatParams(temperature=1.0, max_tokens=40, seed=3, stop=[stop]))
+    text, chunks = _run(tiny_chat, ChatParams(temperature=1.0, max_tokens=40, seed=3, stop=[stop]))
     assert text == full[: full.find(stop)]
     assert chunks[-1].finish_reason == "stop"
 
 
-def test_streamed_deltas_never_split_a_multibyte_character(tiny_settings):
-    text, chunks = _run(tiny_settings, ChatParams(temperature=1.5, max_tokens=48, seed=5))
+def test_streamed_deltas_never_split_a_multibyte_character(tiny_chat):
+    text, chunks = _run(tiny_chat, ChatParams(temperature=1.5, max_tokens=48, seed=5))
     for chunk in chunks[:-1]:
         assert "\ufffd" not in chunk.text or "\ufffd" in text.rstrip("\ufffd")
 
@@ -80,25 +80,28 @@ def test_the_streamed_text_equals_decoding_the_whole_reply_at_once(tiny_model_di
         assert streamed.rstrip("\ufffd") == whole.rstrip("\ufffd")
 
 
-def test_a_conversation_longer_than_the_context_is_refused_clearly(tiny_settings):
+def test_a_conversation_longer_than_the_context_is_refused_clearly(tiny_chat):
     long = [{"role": "user", "content": "fox " * 3000}]
     with pytest.raises(Invalid) as info:
-        list(stream_chat(tiny_settings, ModelRef(TINY, TINY), long, ChatParams(max_tokens=4)))
+        list(tiny_chat.stream_chat(ModelRef(TINY, TINY), long, ChatParams(max_tokens=4)))
     assert info.value.code == "context_length_exceeded"
 
 
-def test_loaded_models_are_reused_from_the_cache(tiny_settings):
+def test_loaded_models_are_reused_from_the_cache_until_the_engine_closes(tiny_chat):
     ref = ModelRef(TINY, TINY)
-    assert inference.get_model(tiny_settings, ref) is inference.get_model(tiny_settings, ref)
+    loaded = tiny_chat.get_model(ref)
+    assert tiny_chat.get_model(ref) is loaded
+    tiny_chat.close()
+    assert tiny_chat.get_model(ref) is not loaded
 
 
-def test_two_threads_chatting_at_once_get_the_same_replies_as_one_at_a_time(tiny_settings):
+def test_two_threads_chatting_at_once_get_the_same_replies_as_one_at_a_time(tiny_chat):
     params = ChatParams(temperature=0, max_tokens=10)
-    expected, _ = _run(tiny_settings, params)
+    expected, _ = _run(tiny_chat, params)
     results = []
 
     def worker():
-        results.append(_run(tiny_settings, params)[0])
+        results.append(_run(tiny_chat, params)[0])
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
@@ -108,7 +111,7 @@ def test_two_threads_chatting_at_once_get_the_same_replies_as_one_at_a_time(tiny
     assert results == [expected, expected]
 
 
-def test_a_trained_adapter_is_served_merged_and_differs_from_the_base(tiny_settings, tmp_path):
+def test_a_trained_adapter_is_served_merged_and_differs_from_the_base(tiny_settings, tiny_chat, tmp_path):
     spec = make_spec(
         tiny_settings,
         tmp_path,
@@ -118,7 +121,7 @@ def test_a_trained_adapter_is_served_merged_and_differs_from_the_base(tiny_setti
     adapter = tmp_path / "out" / "adapter"
     prompt = [{"role": "user", "content": "add 3 and 3"}]
     params = ChatParams(temperature=0, max_tokens=8)
-    base, _ = _run(tiny_settings, params, messages=prompt)
-    tuned, chunks = _run(tiny_settings, params, ModelRef("ft:tiny", TINY, adapter), messages=prompt)
+    base, _ = _run(tiny_chat, params, messages=prompt)
+    tuned, chunks = _run(tiny_chat, params, ModelRef("ft:tiny", TINY, adapter), messages=prompt)
     assert chunks[-1].finish_reason in ("stop", "length")
     assert tuned != base

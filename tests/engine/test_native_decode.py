@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from app.engine import native
 from app.engine._hf import quiet
-from app.engine.cpu_decoder import QUANTIZED, LeanLlama
+from app.engine.cpu_decoder import QUANTIZED, LlamaDecoder
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11]
 N = 24
@@ -31,26 +31,26 @@ def kernels(tmp_path_factory):
     return library
 
 
-def _decode(lean: LeanLlama, prompt: list[int], tokens: list[int]) -> list[torch.Tensor]:
+def _decode(decoder: LlamaDecoder, prompt: list[int], tokens: list[int]) -> list[torch.Tensor]:
     """Logits after the prompt and after each of `tokens` fed one at a time (teacher-forced)."""
-    cache = lean.new_cache(len(prompt) + len(tokens))
-    logits = [lean.forward(prompt, cache)]
-    logits += [lean.forward([token], cache) for token in tokens]
+    cache = decoder.new_cache(len(prompt) + len(tokens))
+    logits = [decoder.forward(prompt, cache)]
+    logits += [decoder.forward([token], cache) for token in tokens]
     return logits
 
 
-def _greedy(lean: LeanLlama, prompt: list[int], n: int) -> list[int]:
-    cache = lean.new_cache(len(prompt) + n)
-    logits, tokens = lean.forward(prompt, cache), []
+def _greedy(decoder: LlamaDecoder, prompt: list[int], n: int) -> list[int]:
+    cache = decoder.new_cache(len(prompt) + n)
+    logits, tokens = decoder.forward(prompt, cache), []
     for _ in range(n):
         tokens.append(int(torch.argmax(logits)))
-        logits = lean.forward([tokens[-1]], cache)
+        logits = decoder.forward([tokens[-1]], cache)
     return tokens
 
 
 def test_float32_native_decoding_matches_the_hf_forward(hf_model, kernels):
-    lean = LeanLlama(hf_model, "fp32", kernels)
-    assert lean.kernels is kernels
+    decoder = LlamaDecoder(hf_model, "fp32", kernels)
+    assert decoder.kernels is kernels
     with torch.inference_mode():
         expected = hf_model.generate(
             torch.tensor([PROMPT]),
@@ -60,8 +60,8 @@ def test_float32_native_decoding_matches_the_hf_forward(hf_model, kernels):
             eos_token_id=None,
             pad_token_id=0,
         )[0, len(PROMPT) :].tolist()
-        tokens = _greedy(lean, PROMPT, N)
-        logits = _decode(lean, PROMPT, tokens)
+        tokens = _greedy(decoder, PROMPT, N)
+        logits = _decode(decoder, PROMPT, tokens)
         reference = hf_model(torch.tensor([PROMPT + tokens])).logits[0, len(PROMPT) - 1 :]
     assert tokens == expected
     assert torch.allclose(torch.stack(logits), reference, atol=1e-4, rtol=1e-4)
@@ -69,29 +69,29 @@ def test_float32_native_decoding_matches_the_hf_forward(hf_model, kernels):
 
 def test_quantized_native_decoding_matches_the_torch_decode(hf_model, kernels):
     with torch.inference_mode():
-        plain = LeanLlama(hf_model, QUANTIZED)
+        plain = LlamaDecoder(hf_model, QUANTIZED)
         tokens = _greedy(plain, PROMPT, N)
         expected = _decode(plain, PROMPT, tokens)
-        native_lean = LeanLlama(hf_model, QUANTIZED, kernels)
-        assert _greedy(native_lean, PROMPT, N) == tokens
-        got = _decode(native_lean, PROMPT, tokens)
+        native_decoder = LlamaDecoder(hf_model, QUANTIZED, kernels)
+        assert _greedy(native_decoder, PROMPT, N) == tokens
+        got = _decode(native_decoder, PROMPT, tokens)
     # bf16 matmul inputs: a sum in another order can round one input element differently, nothing more.
     for a, b in zip(expected, got, strict=True):
         assert float((a - b).norm() / a.norm()) < 1e-2
 
 
 def test_native_decoding_follows_the_cache_when_it_grows(hf_model, kernels):
-    lean = LeanLlama(hf_model, "fp32", kernels)
+    decoder = LlamaDecoder(hf_model, "fp32", kernels)
     with torch.inference_mode():
-        cache = lean.new_cache(0)
+        cache = decoder.new_cache(0)
         first = cache.keys.shape[2]
         follow = [t % 300 + 1 for t in range(first + 8)]
-        lean.forward(PROMPT, cache)
+        decoder.forward(PROMPT, cache)
         for token in follow[:-1]:
-            lean.forward([token], cache)
-        logits = lean.forward(follow[-1:], cache)
+            decoder.forward([token], cache)
+        logits = decoder.forward(follow[-1:], cache)
         direct = hf_model(torch.tensor([PROMPT + follow])).logits[0, -1]
-    assert cache.keys.shape[2] > first and cache.native.scores.numel() >= lean.n_heads * cache.length
+    assert cache.keys.shape[2] > first and cache.native.scores.numel() >= decoder.n_heads * cache.length
     assert torch.allclose(logits, direct, atol=1e-4, rtol=1e-4)
 
 
@@ -106,7 +106,7 @@ def test_an_unmerged_adapter_decodes_natively_like_the_merged_model(tiny_model_d
             if "lora_B" in name:
                 parameter.normal_(0, 0.05)  # a fresh adapter's B is zero: give it an effect to get right
     with torch.inference_mode():
-        unmerged = LeanLlama(peft_model.get_base_model(), "fp32", kernels)
+        unmerged = LlamaDecoder(peft_model.get_base_model(), "fp32", kernels)
         tokens = _greedy(unmerged, PROMPT, 12)
         got = _decode(unmerged, PROMPT, tokens)
         with quiet():
@@ -132,8 +132,8 @@ def test_without_a_working_compiler_the_torch_path_stays(tmp_path, monkeypatch, 
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     assert native.load(tmp_path / "kernels") is None
     assert not list((tmp_path / "kernels").glob("*.so"))
-    lean = LeanLlama(hf_model, "fp32", None)
-    assert lean.new_cache(4).native is None
+    decoder = LlamaDecoder(hf_model, "fp32", None)
+    assert decoder.new_cache(4).native is None
 
 
 def test_two_conversations_decode_at_once_like_one_at_a_time(hf_model, kernels):
@@ -141,11 +141,11 @@ def test_two_conversations_decode_at_once_like_one_at_a_time(hf_model, kernels):
     The second prompt is long enough to grow the shared rope tables while the first conversation decodes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    lean = LeanLlama(hf_model, QUANTIZED, kernels)
+    decoder = LlamaDecoder(hf_model, QUANTIZED, kernels)
     prompts = [PROMPT, [(7 * i) % 300 + 1 for i in range(300)]]
     with torch.inference_mode():
-        alone = [_greedy(lean, prompt, 16) for prompt in prompts]
-        fresh = LeanLlama(hf_model, QUANTIZED, kernels)  # rope tables not yet grown, as in a new process
+        alone = [_greedy(decoder, prompt, 16) for prompt in prompts]
+        fresh = LlamaDecoder(hf_model, QUANTIZED, kernels)  # rope tables not yet grown, as in a new process
 
         def run(prompt):
             with torch.inference_mode():

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from app.engine.catalog import SMOLLM2
-from app.engine.inference import ChatParams, ModelRef, stream_chat
+from app.engine.chat_types import ChatParams, ModelRef
+from app.engine.inference import ChatEngine
 from app.engine.train import run_training
 from tests.engine.conftest import make_spec
 
@@ -70,32 +71,34 @@ def _shows_behaviour(text: str) -> bool:
     return isinstance(value, dict) and set(value) == {"answer", "confidence"}
 
 
-def _answers(settings, ref):
+def _answers(chat_engine: ChatEngine, ref: ModelRef) -> list[str]:
     params = ChatParams(temperature=0, max_tokens=40)
     return [
-        "".join(c.text for c in stream_chat(settings, ref, [{"role": "user", "content": q}], params)) for q in HELD_OUT
+        "".join(c.text for c in chat_engine.stream_chat(ref, [{"role": "user", "content": q}], params))
+        for q in HELD_OUT
     ]
 
 
 def test_default_settings_teach_smollm2_to_answer_as_a_json_object(settings, tmp_path):
-    base = ModelRef(SMOLLM2, SMOLLM2)
-    assert not any(_shows_behaviour(text) for text in _answers(settings, base))
-    records = [
-        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": _reply(a, i)}]}
-        for i, (q, a) in enumerate(FACTS)
-    ]
-    spec = make_spec(
-        settings,
-        tmp_path,
-        train_records=records,
-        base_model=SMOLLM2,
-        hyperparameters=dict.fromkeys(("n_epochs", "batch_size", "learning_rate_multiplier", "lora_rank"), "auto"),
-        seed=None,
-        local_models={},
-    )
-    lines = []
-    assert run_training(spec, lines.append) == "succeeded", lines[-1]
-    adapter = next(line for line in lines if line["kind"] == "result")["adapter_path"]
-    tuned = _answers(settings, ModelRef("ft:smollm2:json", SMOLLM2, adapter))
+    with ChatEngine(settings) as chat_engine:
+        base = ModelRef(SMOLLM2, SMOLLM2)
+        assert not any(_shows_behaviour(text) for text in _answers(chat_engine, base))
+        records = [
+            {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": _reply(a, i)}]}
+            for i, (q, a) in enumerate(FACTS)
+        ]
+        spec = make_spec(
+            settings,
+            tmp_path,
+            train_records=records,
+            base_model=SMOLLM2,
+            hyperparameters=dict.fromkeys(("n_epochs", "batch_size", "learning_rate_multiplier", "lora_rank"), "auto"),
+            seed=None,
+            local_models={},
+        )
+        lines = []
+        assert run_training(spec, lines.append) == "succeeded", lines[-1]
+        adapter = next(line for line in lines if line["kind"] == "result")["adapter_path"]
+        tuned = _answers(chat_engine, ModelRef("ft:smollm2:json", SMOLLM2, adapter))
     shown = sum(_shows_behaviour(text) for text in tuned)
     assert shown >= len(HELD_OUT) * 2 // 3 + 1, tuned

@@ -175,7 +175,7 @@ def test_right_padded_length_buckets_score_exactly_like_packed_rows(tiny_model_d
     import torch
 
     from app.engine.data import Example, pack
-    from app.engine.train import Stepper, load_lora_model, token_buckets
+    from app.engine.lora_model import Stepper, load_lora_model, token_buckets
 
     rng = random.Random(0)
     examples = []

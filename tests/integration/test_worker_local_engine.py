@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from app.engine.chat_types import ChatParams
 from app.main import create_app
 from app.playground.chat import stream_chat
 from tests.conftest import API_KEY, make_settings
@@ -57,12 +58,11 @@ def test_the_embedded_worker_tunes_the_tiny_model_and_its_model_and_checkpoints_
         assert messages.count("The job has successfully completed") == 1
         with Session(app.state.engine) as session:
             for model in (done["fine_tuned_model"], checkpoints[-1]["fine_tuned_model_checkpoint"]):
-                from app.engine.inference import ChatParams
-
                 chunks = list(
                     stream_chat(
                         session,
                         settings,
+                        app.state.chat_engine,
                         model,
                         [{"role": "user", "content": "hi"}],
                         ChatParams(max_tokens=5, temperature=0),

@@ -15,8 +15,8 @@ router = APIRouter(prefix="/v1", tags=["v1"])
 @router.post("/chat/completions")
 def create_chat_completion(request: Request, session: SessionDep, body: v1_chat.ChatCompletionRequest):
     """A chat completion from a base model, a tuned model or a checkpoint."""
-    settings = request.app.state.settings
+    settings, chat_engine = request.app.state.settings, request.app.state.chat_engine
     if body.stream:
-        events = (sse_message(data) for data in v1_chat.stream_completion(session, settings, body))
+        events = (sse_message(data) for data in v1_chat.stream_completion(session, settings, chat_engine, body))
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    return v1_chat.create_completion(session, settings, body)
+    return v1_chat.create_completion(session, settings, chat_engine, body)

@@ -57,7 +57,8 @@ async def chat(request: Request):
         body = await request.json()
     except ValueError:
         body = None
-    replies = playground.stream_reply(request.app.state.engine, request.app.state.settings, body)
+    state = request.app.state
+    replies = playground.stream_reply(state.engine, state.settings, state.chat_engine, body)
     stream = (sse_message(data, event) for event, data in replies)
     return StreamingResponse(
         iterate_in_threadpool(stream),

@@ -1,4 +1,4 @@
-"""The lean CPU training path computes what PEFT's forward with a packed-row mask computes, loss and gradients."""
+"""The CPU training path computes what PEFT's forward with a packed-row mask computes, loss and gradients."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _model_with_trained_adapters(model_dir):
     """A LoRA model whose B matrices are not zero, so the adapters change the loss and A gets gradients."""
     import torch
 
-    from app.engine.train import load_lora_model
+    from app.engine.lora_model import load_lora_model
 
     model = load_lora_model(model_dir, 4, "cpu", 1)
     generator = torch.Generator().manual_seed(5)
@@ -53,43 +53,43 @@ def test_segment_lengths_follow_the_restarting_positions():
         assert sum(segment_lengths(positions)) == len(ids)
 
 
-def test_lean_path_matches_peft_with_a_packed_mask_in_loss_and_gradients(tiny_model_dir):
-    from app.engine import cpu_training as lora_fast
-    from app.engine.train import Stepper
+def test_the_cpu_training_path_matches_peft_with_a_packed_mask_in_loss_and_gradients(tiny_model_dir):
+    from app.engine import cpu_training
+    from app.engine.lora_model import Stepper
 
     rows = pack(_examples(7), 64)
     assert any(len(segment_lengths(row[1])) > 1 for row in rows)  # rows really hold several examples
     reference = Stepper(_model_with_trained_adapters(tiny_model_dir), "cpu", None)
-    lean_model = _model_with_trained_adapters(tiny_model_dir)
-    assert lora_fast.prepare(lean_model, None)
-    lean = Stepper(lean_model, "cpu", None, lean=True)
+    packed_model = _model_with_trained_adapters(tiny_model_dir)
+    assert cpu_training.prepare(packed_model, None)
+    packed = Stepper(packed_model, "cpu", None, packed=True)
     ref_loss, ref_grads = _loss_and_grads(reference, rows)
-    lean_loss, lean_grads = _loss_and_grads(lean, rows)
-    assert lean_loss == pytest.approx(ref_loss, rel=1e-5)
-    assert ref_grads.keys() == lean_grads.keys()
+    packed_loss, packed_grads = _loss_and_grads(packed, rows)
+    assert packed_loss == pytest.approx(ref_loss, rel=1e-5)
+    assert ref_grads.keys() == packed_grads.keys()
     for name, grad in ref_grads.items():
         assert grad.abs().sum() > 0, name
-        assert (lean_grads[name] - grad).abs().max() <= 1e-4 * grad.abs().max() + 1e-7, name
+        assert (packed_grads[name] - grad).abs().max() <= 1e-4 * grad.abs().max() + 1e-7, name
 
 
-def test_lean_path_keeps_peft_adapter_names_and_float32_adapters_under_bf16(tiny_model_dir):
+def test_the_cpu_training_path_keeps_peft_adapter_names_and_float32_adapters_under_bf16(tiny_model_dir):
     import torch
 
-    from app.engine import cpu_training as lora_fast
-    from app.engine.train import load_lora_model
+    from app.engine import cpu_training
+    from app.engine.lora_model import load_lora_model
 
     model = load_lora_model(tiny_model_dir, 4, "cpu", 1)
     before = sorted(model.state_dict())
-    lora_fast.prepare(model, torch.bfloat16)
+    cpu_training.prepare(model, torch.bfloat16)
     assert sorted(model.state_dict()) == before
     trainable = [q for q in model.parameters() if q.requires_grad]
     assert trainable and all(q.dtype == torch.float32 for q in trainable)
     frozen_linear = model.get_base_model().model.layers[0].mlp.up_proj.base_layer
     assert frozen_linear.weight.dtype == torch.bfloat16
     stepper_rows = pack(_examples(3), 64)
-    from app.engine.train import Stepper
+    from app.engine.lora_model import Stepper
 
-    stepper = Stepper(model, "cpu", torch.bfloat16, lean=True)
+    stepper = Stepper(model, "cpu", torch.bfloat16, packed=True)
     loss, n, _ = stepper.row_loss(*stepper_rows[0])
     loss.backward()
     assert n > 0 and torch.isfinite(loss)
@@ -99,9 +99,9 @@ def test_lean_path_keeps_peft_adapter_names_and_float32_adapters_under_bf16(tiny
 def test_chunked_head_loss_matches_cross_entropy_and_argmax_with_ties(monkeypatch):
     import torch
 
-    from app.engine import cpu_training as lora_fast
+    from app.engine import cpu_training
 
-    monkeypatch.setattr(lora_fast, "HEAD_CHUNK", 16)  # several chunks, the last one partial
+    monkeypatch.setattr(cpu_training, "HEAD_CHUNK", 16)  # several chunks, the last one partial
     generator = torch.Generator().manual_seed(3)
     weight = torch.randn(50, 8, generator=generator)
     weight[7] = weight[3]  # two vocabulary rows tie everywhere: argmax picks 3, never 7
@@ -117,10 +117,12 @@ def test_chunked_head_loss_matches_cross_entropy_and_argmax_with_ties(monkeypatc
     (expected_grad,) = torch.autograd.grad(expected_loss, hidden)
     expected_correct = int((logits.argmax(-1) == targets).sum())
 
-    loss, correct = lora_fast.head_loss(hidden, weight, targets)
+    loss, correct = cpu_training.head_loss(hidden, weight, targets)
     (grad,) = torch.autograd.grad(loss * 0.5, hidden)
     assert float(loss.detach()) == pytest.approx(float(expected_loss.detach()), rel=1e-5)
     assert int(correct) == expected_correct == 40 - 10 - 2 + int((targets[:10] == logits.argmax(-1)[:10]).sum())
     assert torch.allclose(grad, expected_grad * 0.5, atol=1e-5)
     with torch.no_grad():
-        assert float(lora_fast.head_loss(hidden, weight, targets)[0]) == pytest.approx(float(loss.detach()), rel=1e-6)
+        assert float(cpu_training.head_loss(hidden, weight, targets)[0]) == pytest.approx(
+            float(loss.detach()), rel=1e-6
+        )

@@ -1,4 +1,4 @@
-"""The lean decoder against the Hugging Face forward on the tiny model: same greedy tokens, close logits."""
+"""The CPU chat decoder against the Hugging Face forward on the tiny model: same greedy tokens, close logits."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
-from app.engine.cpu_decoder import QUANTIZED, RESCORED, Head, LeanLlama, supports
+from app.engine.cpu_decoder import QUANTIZED, RESCORED, Head, LlamaDecoder, supports
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11]
 N = 24
@@ -19,18 +19,18 @@ def hf_model(tiny_model_dir):
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
 
 
-def _greedy(lean: LeanLlama, prompt: list[int], n: int) -> tuple[list[int], list[torch.Tensor]]:
-    cache = lean.new_cache(len(prompt) + n)
-    logits = lean.forward(prompt, cache)
+def _greedy(decoder: LlamaDecoder, prompt: list[int], n: int) -> tuple[list[int], list[torch.Tensor]]:
+    cache = decoder.new_cache(len(prompt) + n)
+    logits = decoder.forward(prompt, cache)
     tokens, all_logits = [], [logits]
     for _ in range(n):
         tokens.append(int(torch.argmax(logits)))
-        logits = lean.forward([tokens[-1]], cache)
+        logits = decoder.forward([tokens[-1]], cache)
         all_logits.append(logits)
     return tokens, all_logits
 
 
-def test_the_lean_float32_path_makes_the_same_greedy_tokens_as_the_hf_forward(hf_model):
+def test_the_decoder_float32_path_makes_the_same_greedy_tokens_as_the_hf_forward(hf_model):
     assert supports(hf_model)
     with torch.inference_mode():
         expected = hf_model.generate(
@@ -41,22 +41,22 @@ def test_the_lean_float32_path_makes_the_same_greedy_tokens_as_the_hf_forward(hf
             eos_token_id=None,
             pad_token_id=0,
         )[0, len(PROMPT) :].tolist()
-        tokens, logits = _greedy(LeanLlama(hf_model, "fp32"), PROMPT, N)
+        tokens, logits = _greedy(LlamaDecoder(hf_model, "fp32"), PROMPT, N)
         reference = hf_model(torch.tensor([PROMPT + tokens])).logits[0, len(PROMPT) - 1 :]
     assert tokens == expected
     assert torch.allclose(torch.stack(logits), reference, atol=1e-4, rtol=1e-4)
 
 
 def test_the_kv_cache_grows_when_a_reply_outlasts_its_first_allocation(hf_model):
-    lean = LeanLlama(hf_model, "fp32")
+    decoder = LlamaDecoder(hf_model, "fp32")
     with torch.inference_mode():
-        cache = lean.new_cache(0)
+        cache = decoder.new_cache(0)
         first = cache.keys.shape[2]
         follow = [t % 300 + 1 for t in range(first)]
-        lean.forward(PROMPT, cache)
+        decoder.forward(PROMPT, cache)
         for token in follow[:-1]:
-            lean.forward([token], cache)
-        logits = lean.forward(follow[-1:], cache)
+            decoder.forward([token], cache)
+        logits = decoder.forward(follow[-1:], cache)
         direct = hf_model(torch.tensor([PROMPT + follow])).logits[0, -1]
     assert cache.length == len(PROMPT) + first and cache.keys.shape[2] > first
     assert torch.allclose(logits, direct, atol=1e-4, rtol=1e-4)
@@ -64,8 +64,8 @@ def test_the_kv_cache_grows_when_a_reply_outlasts_its_first_allocation(hf_model)
 
 def test_quantized_weights_stay_close_to_float32(hf_model):
     with torch.inference_mode():
-        _, exact = _greedy(LeanLlama(hf_model, "fp32"), PROMPT, 4)
-        _, quantized = _greedy(LeanLlama(hf_model, QUANTIZED), PROMPT, 4)
+        _, exact = _greedy(LlamaDecoder(hf_model, "fp32"), PROMPT, 4)
+        _, quantized = _greedy(LlamaDecoder(hf_model, QUANTIZED), PROMPT, 4)
     # Random Gaussian weights are the worst case for 4 bits (~10% here; real SmolLM2 logits move ~4%, and a broken
     # scale or zero point gives ~100%): the bound catches bugs, the bench measures quality on the real model.
     for a, b in zip(exact, quantized, strict=True):
@@ -84,14 +84,14 @@ def test_the_4bit_head_gives_its_top_candidates_exact_float32_logits():
 
 
 def test_decoding_on_two_threads_gives_the_same_tokens_and_restores_the_thread_count(hf_model):
-    lean = LeanLlama(hf_model, QUANTIZED)
+    decoder = LlamaDecoder(hf_model, QUANTIZED)
     before = torch.get_num_threads()
     try:
         with torch.inference_mode():
             torch.set_num_threads(1)
-            single, _ = _greedy(lean, PROMPT, 8)
+            single, _ = _greedy(decoder, PROMPT, 8)
             torch.set_num_threads(2)
-            double, _ = _greedy(lean, PROMPT, 8)
+            double, _ = _greedy(decoder, PROMPT, 8)
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
