@@ -22,7 +22,7 @@ from app.tables.settings_store import MAINTENANCE, get_value, set_value
 
 MAINTENANCE_DISABLED = "maintenance_disabled"
 HOW_TO_TURN_ON = (
-    "Turn maintenance on on the settings page (/settings#maintenance), with PUT /api/settings/maintenance "
+    "To allow it, turn maintenance on in Settings (/settings#maintenance), with PUT /api/settings/maintenance "
     '{"enabled": true}, or by starting Tuneboard with TUNEBOARD_MAINTENANCE=1.'
 )
 
