@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     default_base_model: str = Field(
         default="SmolLM2-135M-Instruct", description="Base model preselected for new local fine-tuning jobs."
     )
+    maintenance: bool | None = Field(
+        default=None,
+        description="The maintenance switch: while it is off, cancelling jobs and deleting tuned models, checkpoints "
+        "and files is refused everywhere (dashboard, /api, /v1); listing and reading never are. 1/true turns it on, "
+        "0/false off, each time Tuneboard starts (the settings page and PUT /api/settings/maintenance can change it "
+        "until the next start); unset keeps the value stored in the database, which is off on a new installation.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=30000, description="How long a SQLite write waits for another process's lock before giving up (ms)."
     )
@@ -108,6 +115,12 @@ class Settings(BaseSettings):
     def _spin_from_digits(cls, value: Any) -> Any:
         """TUNEBOARD_ENGINE_SPIN=0/1 (the older spelling) means off/on."""
         return _SPIN_DIGITS.get(str(value).strip().lower(), value) if isinstance(value, str | int) else value
+
+    @field_validator("maintenance", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """TUNEBOARD_MAINTENANCE= (empty) means unset: the stored value stands."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def resolved_database_url(self) -> str:

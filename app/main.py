@@ -15,6 +15,7 @@ from app.engine.inference import ChatEngine
 from app.jobs.event_notify import EventNotifier
 from app.jobs.monitoring import EventFeed
 from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
+from app.settings.maintenance import apply_configured_maintenance
 from app.tables.db import make_engine
 from app.web.http_errors import install_error_handlers
 from app.web.rendering import STATIC, make_templates
@@ -37,6 +38,7 @@ ROUTER_MODULES = [
     "app.playground.routes.pages",
     "app.jobs.routes.models",
     "app.settings.routes.pages",
+    "app.settings.routes.api",
     "app.openai_api.routes.files",
     "app.openai_api.routes.jobs",
     "app.openai_api.routes.models",
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if new_key:
             # Printed once, never logged again: only its hash is stored.
             print(f"\nTuneboard generated an API key for /api and /v1 (shown only now):\n  {new_key}\n", flush=True)
+        apply_configured_maintenance(settings, engine)  # TUNEBOARD_MAINTENANCE, when given, wins at each start
         worker = None
         if settings.embedded_worker:
             worker = EmbeddedWorker(settings, engine)

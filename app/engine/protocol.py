@@ -4,7 +4,7 @@ SPEC.json (written by the parent, read by the child):
     {"job_id", "base_model", "fine_tuned_model" ("ft:<base>:<suffix>:<job id>"), "train_file" (abs JSONL),
      "validation_file" (abs or null), "output_dir" (abs: checkpoints/, adapter/, result.csv are written here),
      "hyperparameters": {"n_epochs", "batch_size", "learning_rate_multiplier", "lora_rank"} (number or "auto"),
-     "seed" (int or null), "resume_from": {"checkpoint_dir", "step"} or null, "data_dir",
+     "seed" (int or null), "resume_from": {"checkpoint_dir", "step", "reported_step"} or null, "data_dir",
      "local_models" {name: path}, "device": "auto" | "cpu" | "cuda",
      "engine_spin": "auto" | "on" | "off" (how idle OpenMP threads wait: Settings.engine_spin; default "auto")}
 
@@ -16,6 +16,10 @@ stdout, one JSON object per line, flushed after each:
     {"kind": "result", "adapter_path": abs, "trained_tokens": int, "result_file": abs csv}
     {"kind": "error", "code": str, "message": str}                                   (then exit code 1)
 Anything else on stdout/stderr is diagnostics; a parent should ignore lines that are not JSON objects.
+
+Resuming: training goes on from the checkpoint's "step"; the steps up to "reported_step" (the last step whose
+metrics the parent already recorded, an earlier attempt having run past the checkpoint) are trained again but not
+reported again, and result.csv keeps its rows up to the checkpoint's step, so every step is reported once.
 
 Exit codes: 0 success, 1 failure (an error line was printed), 143 stopped by SIGTERM (at a step boundary).
 Metrics data: {step, total_steps, train_loss, train_mean_token_accuracy, valid_loss, valid_mean_token_accuracy};

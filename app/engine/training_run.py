@@ -91,6 +91,9 @@ class TrainingRun:
         self.out_dir = Path(spec.output_dir)
         self.result_file = self.out_dir / "result.csv"
         self.checkpoint = Path(spec.resume_from["checkpoint_dir"]) if spec.resume_from else None
+        # An earlier attempt may have run (and reported) past its last checkpoint: those steps are trained again
+        # from the checkpoint but not reported twice.
+        self.reported_step = int((spec.resume_from or {}).get("reported_step") or 0)
         self.step = 0
         self.last_metrics: dict[str, Any] = {}
 
@@ -98,10 +101,9 @@ class TrainingRun:
         """Prepare, train every remaining step (reporting, evaluating and checkpointing as due), then finish."""
         self._prepare_data()
         self._prepare_model()
-        with self.result_file.open("a" if self.checkpoint else "w", newline="") as handle:
+        self._start_result_file()
+        with self.result_file.open("a", newline="") as handle:
             results = csv.writer(handle)
-            if not self.checkpoint:
-                results.writerow(p.RESULT_COLUMNS)
             self.emit(p.event("Fine-tuning job started"))
             started = time.monotonic()
             for epoch, batch, epoch_end in self._remaining_batches():
@@ -181,7 +183,10 @@ class TrainingRun:
         if self.checkpoint is not None:
             restore_adapter(self.model, self.optimizer, self.checkpoint)
             self.step = int((spec.resume_from or {}).get("step") or state.get("step") or 0)
-            self.emit(p.event(f"Resumed from the checkpoint at step {self.step}."))
+            again = ""
+            if self.reported_step > self.step:
+                again = f" Steps {self.step + 1}-{self.reported_step} run again and are not reported twice."
+            self.emit(p.event(f"Resumed from the checkpoint at step {self.step}.{again}"))
         self.row_tokens = CPU_ROW_TOKENS
         if self.cuda:
             big = torch.cuda.get_device_properties(0).total_memory >= 20 * 2**30
@@ -189,6 +194,24 @@ class TrainingRun:
         packed = False if self.cuda else cpu_training.prepare(self.model, dtype)  # CUDA keeps PEFT's own forward
         self.stepper = Stepper(self.model, device, dtype, packed)
         self.model.train()
+
+    def _start_result_file(self) -> None:
+        """A fresh result.csv, or on resume the rows up to the checkpoint's step (later ones are trained again)."""
+        kept: list[list[str]] = []
+        if self.checkpoint is not None and self.result_file.exists():
+            seen: set[int] = set()
+            with self.result_file.open(newline="") as handle:
+                for row in csv.reader(handle):
+                    step = int(row[0]) if row and row[0].isdigit() else None
+                    if step is not None and step <= self.step and step not in seen:
+                        seen.add(step)
+                        kept.append(row)
+        partial = self.result_file.with_name(self.result_file.name + ".tmp")
+        with partial.open("w", newline="") as handle:
+            results = csv.writer(handle)
+            results.writerow(p.RESULT_COLUMNS)
+            results.writerows(kept)
+        partial.replace(self.result_file)  # a kill mid-write leaves the old file, never half a one
 
     # -- the loop --------------------------------------------------------------------------------------------------
     def _remaining_batches(self) -> Iterator[tuple[int, list[int], bool]]:
@@ -252,8 +275,9 @@ class TrainingRun:
         }
         metrics["valid_loss"], metrics["valid_mean_token_accuracy"] = self._evaluate(evaluate_now, epoch_end)
         self.last_metrics = metrics
-        self.emit(p.event(f"Step {step}/{self.total_steps}: training loss={metrics['train_loss']:.4f}"))
-        self.emit(p.metrics_event(metrics))
+        if step > self.reported_step:
+            self.emit(p.event(f"Step {step}/{self.total_steps}: training loss={metrics['train_loss']:.4f}"))
+            self.emit(p.metrics_event(metrics))
         return metrics
 
     def _evaluate(self, evaluate_now: bool, epoch_end: bool) -> tuple[float | None, float | None]:

@@ -151,3 +151,15 @@ def latest_checkpoint(session: Session, job_id: str) -> Checkpoint | None:
     """The checkpoint with the highest step, or None."""
     rows = list_checkpoints(session, job_id)
     return rows[0] if rows else None
+
+
+def last_reported_step(session: Session, job_id: str) -> int:
+    """The step of the job's latest metrics event (0 when none): how far its attempts have reported."""
+    last = session.exec(
+        select(JobEvent)
+        .where(JobEvent.job_id == job_id, col(JobEvent.type) == "metrics")
+        .order_by(col(JobEvent.seq).desc())
+    ).first()
+    data = last.data if last is not None and isinstance(last.data, dict) else {}
+    step = data.get("step")
+    return step if isinstance(step, int) else 0

@@ -11,7 +11,7 @@ from app.datasets.validation.launch import launch_check
 from app.datasets.validation.modeltable import default_model, load_table
 from app.datasets.validation.report import ReportCache
 from app.engine.catalog import list_base_models
-from app.errors import Forbidden, Invalid, NotFound
+from app.errors import Invalid, NotFound
 from app.jobs import monitoring
 from app.jobs.jobs import (
     JobRequest,
@@ -25,7 +25,8 @@ from app.jobs.jobs import (
 )
 from app.providers.base import HYPERPARAMETERS
 from app.providers.registry import provider_names
-from app.settings.store import OPENAI_API_KEY, destructive_actions_enabled, get_value
+from app.settings.maintenance import maintenance_enabled
+from app.settings.store import OPENAI_API_KEY, get_value
 from app.tables import Dataset, Job, JobStatus, Snapshot, TunedModel
 
 PAID_PROVIDERS = ("openai",)
@@ -206,20 +207,12 @@ def job_page_context(session: Session, job_id: str) -> dict[str, Any]:
         "after_seq": events[-1].seq if events else 0,
         "points": monitoring.metric_series(session, job_id),
         "checkpoints": list_checkpoints(session, job_id),
-        "destructive": destructive_actions_enabled(session),
+        "maintenance": maintenance_enabled(session),
     }
 
 
-def require_destructive(session: Session) -> None:
-    """Refuse when the settings page switched destructive actions off."""
-    if not destructive_actions_enabled(session):
-        raise Forbidden("Destructive actions are switched off on the settings page.", code="destructive_disabled")
-
-
 def cancel(session: Session, settings: Settings, job_id: str) -> Job:
-    """Cancel a job through the jobs service (maintenance switch permitting)."""
-    get_job(session, job_id)
-    require_destructive(session)
+    """Cancel a job through the jobs service (which refuses while maintenance is off)."""
     return cancel_job(session, job_id)
 
 
@@ -229,9 +222,8 @@ def rerun(session: Session, settings: Settings, job_id: str) -> Job:
 
 
 def delete_job_model(session: Session, settings: Settings, job_id: str) -> None:
-    """Delete the tuned model a job produced (maintenance switch permitting)."""
+    """Delete the tuned model a job produced (the jobs service refuses while maintenance is off)."""
     job = get_job(session, job_id)
-    require_destructive(session)
     if not job.fine_tuned_model:
         raise Invalid("This job has no tuned model to delete.", param="job_id")
     delete_tuned_model(session, settings, job.fine_tuned_model)
@@ -252,6 +244,5 @@ def tuned_models_view(session: Session) -> list[dict[str, Any]]:
 
 
 def delete_model(session: Session, settings: Settings, model_id: str) -> None:
-    """Delete a tuned model by id (maintenance switch permitting)."""
-    require_destructive(session)
+    """Delete a tuned model by id (the jobs service refuses while maintenance is off)."""
     delete_tuned_model(session, settings, model_id)

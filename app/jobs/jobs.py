@@ -5,10 +5,11 @@ Public seam (see docs/architecture.md):
 - get_job(session, job_id) -> Job                              NotFound("job_not_found") (app/jobs/events.py)
 - list_jobs(session, *, status, provider, dataset_id, after, limit, metadata) -> (jobs newest first, has_more)
 - cancel_job(session, job_id) -> Job                           queued: cancelled now; running: flagged, the
-                                                               worker ends it within 5 s (local) or asks the provider
+                                                               worker ends it within 5 s (local) or asks the provider;
+                                                               Forbidden("maintenance_disabled") while it is off
 - rerun_job(session, settings, job_id) -> Job                  same snapshots and settings, queued anew
 - list_events / events_page / list_checkpoints / record_event  (app/jobs/events.py)
-- delete_tuned_model(session, settings, model_id) -> str
+- delete_tuned_model(session, settings, model_id) -> str      Forbidden("maintenance_disabled") while maintenance is off
 - import_openai_jobs(session, settings) -> int                 (app/jobs/openai_import.py)
 """
 
@@ -26,6 +27,7 @@ from app.jobs.events import add_event, events_page, get_job, list_checkpoints, l
 from app.jobs.launch import JobRequest, create_job
 from app.jobs.openai_import import import_openai_jobs
 from app.providers.registry import get_provider, provider_class
+from app.settings.maintenance import require_maintenance
 from app.tables import Job, JobStatus, TunedModel
 from app.tables.common import utcnow
 
@@ -89,8 +91,10 @@ def list_jobs(
 
 
 def cancel_job(session: Session, job_id: str) -> Job:
-    """Cancel a job: a waiting one at once; a running one is flagged and its worker stops it (or tells OpenAI)."""
+    """Cancel a job: a waiting one at once; a running one is flagged and its worker stops it (or tells OpenAI).
+    Refused while the maintenance switch is off."""
     job = get_job(session, job_id)
+    require_maintenance(session, f"Cancelling job {job_id}")
     if job.status.is_terminal:
         # 400, not 409: OpenAI answers a cancel of an ended job with a 400 invalid_request_error.
         raise Invalid(
@@ -160,8 +164,10 @@ def get_tuned_model(session: Session, model_id: str) -> TunedModel:
 
 
 def delete_tuned_model(session: Session, settings: Settings, model_id: str, **provider_options: Any) -> str:
-    """Delete a tuned model: its adapter files (local) or the provider's model (OpenAI). Returns its id."""
+    """Delete a tuned model: its adapter files (local) or the provider's model (OpenAI). Returns its id.
+    Refused while the maintenance switch is off."""
     model = get_tuned_model(session, model_id)
+    require_maintenance(session, f"Deleting model {model_id}")
     if model.provider == "local":
         if model.path:
             shutil.rmtree(settings.data_dir / model.path, ignore_errors=True)

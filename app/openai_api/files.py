@@ -13,6 +13,7 @@ from app.config import Settings
 from app.datasets.datasets import create_dataset
 from app.datasets.importer import RejectedLine, import_jsonl
 from app.errors import DomainError, Invalid, NotFound
+from app.settings.maintenance import require_maintenance
 from app.tables import UploadedFile
 from app.tables.common import utcnow
 
@@ -136,6 +137,7 @@ def file_content(session: Session, settings: Settings, file_id: str) -> tuple[Pa
 def delete_file(session: Session, settings: Settings, file_id: str) -> UploadedFile:
     """Delete a file's bytes; the dataset it became stays in the dashboard, and jobs keep their snapshots."""
     row = get_file(session, file_id)
+    require_maintenance(session, f"Deleting file {file_id}")
     row.deleted_at = utcnow()
     session.add(row)
     session.commit()

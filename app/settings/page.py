@@ -1,4 +1,4 @@
-"""The settings page's domain: OpenAI connection, the destructive-actions switch, and API keys."""
+"""The settings page's domain: OpenAI connection, the maintenance switch, and API keys."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from sqlmodel import Session, col, select
 from app.config import Settings
 from app.errors import Invalid, NotFound
 from app.settings.auth import create_api_key
+from app.settings.maintenance import maintenance_enabled
 from app.settings.store import (
-    DESTRUCTIVE_ACTIONS,
     OPENAI_API_KEY,
     OPENAI_BASE_URL,
-    destructive_actions_enabled,
     get_value,
     set_value,
 )
@@ -28,7 +27,8 @@ class SettingsView:
     openai_key_masked: str
     openai_key_source: str  # "settings page" | "environment" | ""
     openai_base_url: str
-    destructive_enabled: bool
+    maintenance_enabled: bool
+    maintenance_env: bool | None  # TUNEBOARD_MAINTENANCE, written as the stored value at each start when given
     api_keys: list[ApiKey]
     env_api_key: bool
 
@@ -43,7 +43,8 @@ def settings_view(session: Session, settings: Settings) -> SettingsView:
         openai_key_masked=_mask(key),
         openai_key_source=source,
         openai_base_url=base_url,
-        destructive_enabled=destructive_actions_enabled(session),
+        maintenance_enabled=maintenance_enabled(session),
+        maintenance_env=settings.maintenance,
         api_keys=list_api_keys(session),
         env_api_key=settings.api_key is not None,
     )
@@ -69,11 +70,6 @@ def save_openai(session: Session, api_key: str | None, base_url: str | None, cle
     elif key:
         set_value(session, OPENAI_API_KEY, key)
     set_value(session, OPENAI_BASE_URL, url or None)
-
-
-def set_destructive(session: Session, enabled: bool) -> None:
-    """Turn cancel/delete actions on or off everywhere (the maintenance switch)."""
-    set_value(session, DESTRUCTIVE_ACTIONS, bool(enabled))
 
 
 def list_api_keys(session: Session) -> list[ApiKey]:

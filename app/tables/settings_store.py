@@ -13,7 +13,9 @@ from app.tables.common import json_field, new_id, utcnow
 # Keys of AppSetting rows that more than one area reads (the OpenAI provider reads the first two).
 OPENAI_API_KEY = "openai_api_key"
 OPENAI_BASE_URL = "openai_base_url"
-DESTRUCTIVE_ACTIONS = "destructive_actions_enabled"
+# The maintenance switch (app/settings/maintenance.py). The key keeps the name it had when the switch was called
+# "destructive actions", so that an installation's stored choice carries over; no stored value reads as off.
+MAINTENANCE = "destructive_actions_enabled"
 
 
 class AppSetting(SQLModel, table=True):

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.jobs import queue as job_queue
-from app.jobs.events import latest_checkpoint, record_event
+from app.jobs.events import last_reported_step, latest_checkpoint, record_event
 from app.providers.base import JobOutcome, JobSpec, Provider, ProviderError
 from app.providers.registry import get_provider, provider_names
 from app.tables import Job, JobStatus, Snapshot
@@ -201,7 +201,13 @@ class Worker:
         if job.provider == "local":
             cp = latest_checkpoint(session, job.id)
             if cp is not None and cp.path:
-                resume = {"checkpoint_dir": str(self.settings.data_dir / cp.path), "step": cp.step_number}
+                # reported_step: an earlier attempt may have run past the checkpoint; the trainer runs those steps
+                # again without reporting them twice.
+                resume = {
+                    "checkpoint_dir": str(self.settings.data_dir / cp.path),
+                    "step": cp.step_number,
+                    "reported_step": last_reported_step(session, job.id),
+                }
         method = job.method or {}
         return JobSpec(
             job_id=job.id,

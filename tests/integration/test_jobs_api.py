@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.jobs.model_catalog import resolve_model
+from app.settings.maintenance import set_maintenance
 from app.tables import Example
 from app.worker.loop import Worker
 from tests.conftest import API_KEY
@@ -45,6 +46,7 @@ def test_a_job_launched_through_the_api_runs_and_its_model_can_be_listed_resolve
     resolved = resolve_model(session, settings, done["fine_tuned_model"])
     adapter = resolved.ref.adapter_path
     assert resolved.provider == "local" and adapter.is_dir() and resolved.ref.base_model == "tiny-llama"
+    set_maintenance(session, True)  # deleting needs the maintenance switch on
     deleted = api.delete(f"/api/models/{done['fine_tuned_model']}")
     assert deleted.json() == {"id": done["fine_tuned_model"], "object": "model", "deleted": True}
     assert not adapter.exists()

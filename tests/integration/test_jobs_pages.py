@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from app.settings.store import DESTRUCTIVE_ACTIONS, set_value
+from app.settings.store import MAINTENANCE, set_value
 from app.tables import Checkpoint, Dataset, Job, JobEvent, JobStatus, TunedModel
 from app.tables.common import utcnow
 
@@ -41,6 +41,7 @@ def add_metrics(session: Session, job_id: str, steps: int, total: int) -> None:
 
 
 def test_running_job_page_shows_progress_log_and_connects_to_its_stream(client, session):
+    set_value(session, MAINTENANCE, True)  # the cancel button shows only while maintenance is on
     job = make_job(session, hyperparameters={"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 2.0})
     add_metrics(session, job.id, steps=3, total=12)
     session.add(JobEvent(job_id=job.id, message="<b>tokenizer</b> loaded"))
@@ -66,6 +67,7 @@ def test_job_page_embeds_the_metrics_series_for_the_chart(client, session):
 
 
 def test_finished_job_page_does_not_stream_and_compares_estimate_with_actual(client, session):
+    set_value(session, MAINTENANCE, True)  # the delete button shows only while maintenance is on
     job = make_job(
         session,
         status=JobStatus.succeeded,
@@ -128,13 +130,13 @@ def test_jobs_list_filters_by_dataset(client, session):
     assert mine.id in html and other.id not in html
 
 
-def test_cancel_flags_a_running_job_and_is_refused_when_destructive_actions_are_off(client, session):
+def test_cancel_flags_a_running_job_and_is_refused_when_maintenance_is_off(client, session):
     job = make_job(session)
-    set_value(session, DESTRUCTIVE_ACTIONS, False)
+    set_value(session, MAINTENANCE, False)
     refused = client.post(f"/jobs/{job.id}/cancel", headers={"HX-Request": "true"})
     assert refused.status_code == 403 and "switched off" in refused.text
     assert "Cancel job" not in client.get(f"/jobs/{job.id}").text
-    set_value(session, DESTRUCTIVE_ACTIONS, True)
+    set_value(session, MAINTENANCE, True)
     client.post(f"/jobs/{job.id}/cancel", headers={"HX-Request": "true"})
     session.expire_all()
     assert session.get(Job, job.id).cancel_requested is True
@@ -144,10 +146,10 @@ def test_deleting_the_tuned_model_is_hidden_and_refused_while_switched_off(clien
     job = make_job(session, status=JobStatus.succeeded, finished_at=utcnow(), fine_tuned_model="ft:tiny:x:1")
     session.add(TunedModel(id="ft:tiny:x:1", job_id=job.id, base_model="tiny-llama"))
     session.commit()
-    set_value(session, DESTRUCTIVE_ACTIONS, False)
+    set_value(session, MAINTENANCE, False)
     assert "Delete tuned model" not in client.get(f"/jobs/{job.id}").text
     assert client.post(f"/jobs/{job.id}/delete-model").status_code == 403
-    set_value(session, DESTRUCTIVE_ACTIONS, True)
+    set_value(session, MAINTENANCE, True)
     response = client.post(f"/jobs/{job.id}/delete-model", follow_redirects=False)
     assert response.status_code == 303
     session.expire_all()

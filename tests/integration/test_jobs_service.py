@@ -12,6 +12,7 @@ from app.datasets.snapshots import snapshot_path
 from app.errors import Invalid, NotFound
 from app.jobs import jobs
 from app.jobs.queue import claim_next
+from app.settings.maintenance import set_maintenance
 from app.tables import Example, Job, JobStatus, Snapshot
 from tests.support.builders import chat, make_dataset
 from tests.support.jobs_fixtures import settings, tiny_model  # noqa: F401
@@ -89,6 +90,7 @@ def test_jobs_list_newest_first_with_cursor_filters_and_metadata(session, settin
 
 
 def test_cancelling_a_queued_job_ends_it_and_a_finished_job_cannot_be_cancelled(session, settings):
+    set_maintenance(session, True)  # cancel and delete need the maintenance switch on
     job = launch(session, settings, make_dataset(session))
     assert jobs.cancel_job(session, job.id).status == JobStatus.cancelled
     with pytest.raises(Invalid) as refused:
@@ -99,6 +101,7 @@ def test_cancelling_a_queued_job_ends_it_and_a_finished_job_cannot_be_cancelled(
 
 
 def test_cancelling_a_running_job_flags_it_for_its_worker(session, settings, engine):
+    set_maintenance(session, True)
     job = launch(session, settings, make_dataset(session))
     assert claim_next(engine, "w1", ["local"]) == job.id
     session.expire_all()

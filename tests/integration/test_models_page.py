@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from app.settings.store import DESTRUCTIVE_ACTIONS, set_value
+from app.settings.store import MAINTENANCE, set_value
 from app.tables import Dataset, Job, JobStatus, Snapshot, TunedModel
 
 MODEL_ID = "ft:tiny-llama:demo:ftjob-abc"
@@ -43,11 +43,11 @@ def test_models_page_lists_tuned_models_with_job_dataset_snapshot_and_chat_links
 
 def test_delete_is_hidden_and_refused_while_switched_off_and_works_when_on(client, session):
     seed(session)
-    set_value(session, DESTRUCTIVE_ACTIONS, False)
+    set_value(session, MAINTENANCE, False)
     html = client.get("/models").text
     assert ">Delete</button>" not in html
     assert client.post(f"/models/{MODEL_ID}/delete").status_code == 403
-    set_value(session, DESTRUCTIVE_ACTIONS, True)
+    set_value(session, MAINTENANCE, True)
     assert client.post(f"/models/{MODEL_ID}/delete", follow_redirects=False).status_code == 303
     assert MODEL_ID not in client.get("/models").text
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from app.jobs import jobs
 from app.jobs.queue import claim_next
 from app.providers.registry import get_provider
+from app.settings.maintenance import set_maintenance
 from app.tables import Checkpoint, Job, JobEvent, JobStatus, TunedModel
 from app.worker.loop import Worker
 from tests.conftest import LiveServer, free_port
@@ -143,6 +144,7 @@ def test_cancel_is_passed_to_openai_and_reflected_when_it_confirms(session, sett
             "the job to run at OpenAI",
         )
         with Session(engine, expire_on_commit=False) as s:
+            set_maintenance(s, True)  # cancel needs the maintenance switch on
             jobs.cancel_job(s, job_id)
         thread.join(timeout=10)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from app.settings import store as app_settings
+from app.settings.maintenance import maintenance_enabled
 
 
 def test_openai_key_is_stored_and_shown_back_only_as_its_last_four_characters(client, session):
@@ -34,11 +35,11 @@ def test_bad_base_url_is_refused_with_a_clear_message(client):
 
 def test_maintenance_switch_turns_destructive_actions_off_and_on(client, session):
     client.post("/settings/destructive", data={})
-    assert app_settings.destructive_actions_enabled(session) is False
+    assert maintenance_enabled(session) is False
     assert 'name="enabled" value="on" checked' not in client.get("/settings").text
     client.post("/settings/destructive", data={"enabled": "on"})
     session.expire_all()
-    assert app_settings.destructive_actions_enabled(session) is True
+    assert maintenance_enabled(session) is True
 
 
 def test_created_api_key_is_shown_once_works_and_stops_working_when_revoked(app, client):

@@ -49,8 +49,11 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model):
-    # No worker here: jobs stay queued, so listing, paging and cancelling see stable states.
-    settings = make_settings(tmp_path_factory.mktemp("v1") / "data", local_models={"tiny-llama": tiny_model})
+    # No worker here: jobs stay queued, so listing, paging and cancelling see stable states. Maintenance on: these
+    # tests cancel jobs and delete files (tests/integration/test_maintenance.py covers the switch off).
+    settings = make_settings(
+        tmp_path_factory.mktemp("v1") / "data", local_models={"tiny-llama": tiny_model}, maintenance=True
+    )
     upgrade(settings)
     with LiveServer(create_app(settings), free_port()) as live:
         live.settings = settings

@@ -83,8 +83,13 @@ def tiny_server(tmp_path):
     from app.engine.testing import build_tiny_model
 
     tiny = build_tiny_model(tmp_path / "tiny-llama")
+    # maintenance: the workflow cancels a job and deletes its model, which the maintenance switch must allow.
     settings = make_settings(
-        tmp_path / "data", embedded_worker=True, worker_poll_seconds=0.1, local_models={"tiny-llama": tiny}
+        tmp_path / "data",
+        embedded_worker=True,
+        worker_poll_seconds=0.1,
+        local_models={"tiny-llama": tiny},
+        maintenance=True,
     )
     upgrade(settings)
     with LiveServer(create_app(settings), free_port()) as server:

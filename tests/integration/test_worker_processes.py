@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import Session, select
 
 from app.jobs import jobs
+from app.settings.maintenance import set_maintenance
 from app.tables import Checkpoint, Job, JobEvent, JobStatus, TunedModel
 from tests.support import processes
 from tests.support.builders import make_dataset
@@ -103,6 +104,7 @@ def test_cancel_stops_a_running_local_job_within_five_seconds(session, settings,
     try:
         wait_for(lambda: any(m.startswith("Step 2/") for m in messages(engine, job_id)), 60, "training to run")
         with Session(engine, expire_on_commit=False) as s:
+            set_maintenance(s, True)  # cancel needs the maintenance switch on
             jobs.cancel_job(s, job_id)
         asked = time.monotonic()
         wait_for(lambda: job_now(engine, job_id).status == JobStatus.cancelled, 5, "the job to be cancelled")

@@ -84,7 +84,8 @@ def get(job_id: str, session: SessionDep):
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel(job_id: str, session: SessionDep):
-    """Cancel a job (a running one stops within seconds; OpenAI's when OpenAI confirms)."""
+    """Cancel a job (a running one stops within seconds; OpenAI's when OpenAI confirms); 403 maintenance_disabled
+    while maintenance is off."""
     return job_dict(jobs.cancel_job(session, job_id))
 
 
@@ -117,6 +118,7 @@ def models(request: Request, session: SessionDep):
 
 @router.delete("/models/{model_id:path}")
 def delete_model(model_id: str, request: Request, session: SessionDep):
-    """Delete a tuned model (its adapter, or the model at OpenAI)."""
+    """Delete a tuned model (its adapter, or the model at OpenAI); 403 maintenance_disabled while maintenance is
+    off."""
     deleted = jobs.delete_tuned_model(session, request.app.state.settings, model_id, engine=session.get_bind())
     return {"id": deleted, "object": "model", "deleted": True}

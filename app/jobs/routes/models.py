@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
 
 from app.jobs import forms as job_form
-from app.settings.store import destructive_actions_enabled
-from app.web.rendering import SessionDep, render
+from app.settings.maintenance import maintenance_enabled
+from app.web.rendering import SessionDep, redirect, render
 
 router = APIRouter(tags=["models"])
 
@@ -15,12 +14,12 @@ router = APIRouter(tags=["models"])
 @router.get("/models", include_in_schema=False)
 def models_page(request: Request, session: SessionDep):
     """Every tuned model that was not deleted."""
-    ctx = {"rows": job_form.tuned_models_view(session), "destructive": destructive_actions_enabled(session)}
+    ctx = {"rows": job_form.tuned_models_view(session), "maintenance": maintenance_enabled(session)}
     return render(request, "models/index.html", ctx)
 
 
 @router.post("/models/{model_id:path}/delete", include_in_schema=False)
 def delete_model(request: Request, model_id: str, session: SessionDep):
-    """Delete a tuned model (guarded by the maintenance switch)."""
+    """Delete a tuned model (refused while maintenance is off: a flash message from an htmx request)."""
     job_form.delete_model(session, request.app.state.settings, model_id)
-    return RedirectResponse("/models", status_code=303)
+    return redirect(request, "/models")

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from app.jobs import forms as job_form
 from app.jobs import monitoring
 from app.jobs.jobs import get_job
-from app.web.rendering import SessionDep, render
+from app.web.rendering import SessionDep, redirect, render
 
 router = APIRouter(tags=["jobs"])
 
@@ -68,7 +68,7 @@ def job_results_csv(request: Request, job_id: str, session: SessionDep):
 
 @router.post("/jobs/{job_id}/cancel", include_in_schema=False)
 def cancel(request: Request, job_id: str, session: SessionDep):
-    """Ask the job to stop (refused while destructive actions are switched off)."""
+    """Ask the job to stop (refused while maintenance is off)."""
     job_form.cancel(session, request.app.state.settings, job_id)
     ctx = job_form.job_page_context(session, job_id)
     return render(request, "jobs/detail.html", ctx, partial="jobs/_summary.html")
@@ -85,7 +85,7 @@ def rerun(request: Request, job_id: str, session: SessionDep):
 def delete_model(
     request: Request, job_id: str, session: SessionDep, next_url: Annotated[str, Query(alias="next")] = ""
 ):
-    """Delete the job's tuned model (guarded by the maintenance switch)."""
+    """Delete the job's tuned model (refused while maintenance is off: a flash message from an htmx request)."""
     job_form.delete_job_model(session, request.app.state.settings, job_id)
     target = next_url if next_url.startswith("/") and not next_url.startswith("//") else f"/jobs/{job_id}"
-    return RedirectResponse(target, status_code=303)
+    return redirect(request, target)

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from app.errors import NotFound
 from app.jobs import monitoring
-from app.settings.store import destructive_actions_enabled
+from app.settings.maintenance import maintenance_enabled
 from app.tables import Job, JobEvent
 from app.web.sse import sse_message
 
@@ -95,8 +95,8 @@ async def _summary_html(request: Request, job_id: str) -> str:
             if job is None:
                 return ""
             summary = monitoring.job_summary(session, job)
-            destructive = destructive_actions_enabled(session)
+            maintenance = maintenance_enabled(session)
             template = request.app.state.templates.get_template("jobs/_summary.html")
-            return template.render(summary=summary, destructive=destructive)
+            return template.render(summary=summary, maintenance=maintenance)
 
     return await anyio.to_thread.run_sync(render)

@@ -59,7 +59,8 @@ def retrieve_job(session: SessionDep, job_id: str):
 
 @router.post("/{job_id}/cancel")
 def cancel_job(session: SessionDep, job_id: str):
-    """Cancel a job: at once when waiting, within seconds when running."""
+    """Cancel a job: at once when waiting, within seconds when running (403 maintenance_disabled while
+    maintenance is off)."""
     return openai_shapes.fine_tuning_job(jobs.cancel_job(session, job_id))
 
 

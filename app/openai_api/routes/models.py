@@ -28,5 +28,6 @@ def retrieve_model(request: Request, session: SessionDep, model_id: str):
 
 @router.delete("/{model_id:path}")
 def delete_model(request: Request, session: SessionDep, model_id: str):
-    """Delete a tuned model's adapter; base models cannot be deleted."""
+    """Delete a tuned model's adapter; base models cannot be deleted (403 maintenance_disabled while maintenance
+    is off)."""
     return openai_shapes.model_deleted(jobs.delete_tuned_model(session, request.app.state.settings, model_id))

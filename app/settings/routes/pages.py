@@ -1,4 +1,4 @@
-"""The settings page: OpenAI connection, the destructive-actions switch, API keys."""
+"""The settings page: OpenAI connection, the maintenance switch, API keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse
 from sqlmodel import Session
 
 from app.settings import page as settings_page
+from app.settings.maintenance import set_maintenance
 from app.web.rendering import SessionDep, render
 
 router = APIRouter(tags=["settings"])
@@ -33,9 +34,9 @@ def save_openai(
 
 
 @router.post("/settings/destructive", include_in_schema=False)
-def save_destructive(session: SessionDep, enabled: str = Form("")):
-    """Turn destructive actions on or off."""
-    settings_page.set_destructive(session, enabled == "on")
+def save_maintenance(session: SessionDep, enabled: str = Form("")):
+    """Turn the maintenance switch on or off (the URL keeps the switch's former name)."""
+    set_maintenance(session, enabled == "on")
     return RedirectResponse("/settings?saved=maintenance", status_code=303)
 
 
