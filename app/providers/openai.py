@@ -71,10 +71,10 @@ class OpenAIProvider(Provider):
         if self.engine is not None:
             from sqlmodel import Session
 
-            from app.tables.settings_store import OPENAI_API_KEY, get_value
+            from app.tables.settings_store import OPENAI_API_KEY, get_secret, load_secret_key
 
             with Session(self.engine) as session:
-                return get_value(session, OPENAI_API_KEY) or None
+                return get_secret(session, OPENAI_API_KEY, load_secret_key(self.settings))
         return None
 
     @property
