@@ -12,7 +12,10 @@ from app.tables.settings_store import (
     DESTRUCTIVE_ACTIONS,
     OPENAI_API_KEY,
     OPENAI_BASE_URL,
+    get_secret,
     get_value,
+    is_encrypted,
+    set_secret,
     set_value,
 )
 
@@ -20,12 +23,30 @@ __all__ = [
     "DESTRUCTIVE_ACTIONS",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
+    "SECRET_SETTINGS",
     "destructive_actions_enabled",
+    "encrypt_clear_secrets",
+    "get_secret",
     "get_value",
+    "set_secret",
     "set_value",
 ]
+
+# Stored settings that are secrets: kept encrypted with the installation's secret key.
+SECRET_SETTINGS = (OPENAI_API_KEY,)
 
 
 def destructive_actions_enabled(session: Session) -> bool:
     """The maintenance switch: whether cancel/delete buttons and endpoints are allowed."""
     return bool(get_value(session, DESTRUCTIVE_ACTIONS, True))
+
+
+def encrypt_clear_secrets(session: Session, secret_key: str) -> int:
+    """Encrypt secrets stored in clear by an older version (run at start); how many there were."""
+    done = 0
+    for key in SECRET_SETTINGS:
+        value = get_value(session, key)
+        if value and not is_encrypted(value):
+            set_secret(session, key, str(value), secret_key)
+            done += 1
+    return done
