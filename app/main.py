@@ -11,8 +11,12 @@ from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
 from app.jobs import event_notify
-from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
-from app.tables.db import make_engine
+from app.settings.auth import AuthState, ensure_api_key
+from app.settings.store import encrypt_clear_secrets
+from app.settings.throttle import LoginThrottle
+from app.tables.db import make_engine, make_private_dir, session_scope
+from app.tables.settings_store import load_secret_key
+from app.web.forwarding import NetworkPolicy
 from app.web.http_errors import install_error_handlers
 from app.web.rendering import ROOT, make_templates
 from app.web.security import SecurityMiddleware, guard
@@ -44,11 +48,19 @@ ROUTER_MODULES = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build a Tuneboard application. The database must already be migrated (`tuneboard migrate`)."""
     settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     engine = make_engine(settings)
+    secret_key = load_secret_key(settings)
+    auth = AuthState(settings, engine, secret_key)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Here, not only in the CLI: `uvicorn app.asgi:app --host 0.0.0.0` starts the app the same way.
+        refusal = None if settings.binds_loopback_only else auth.network_refusal()
+        if refusal:
+            raise RuntimeError(f"Refusing to serve on {settings.host}: {refusal}")
+        with session_scope(engine) as session:
+            encrypt_clear_secrets(session, secret_key)
         new_key = ensure_api_key(settings, engine)
         if new_key:
             # Printed once, never logged again: only its hash is stored.
@@ -81,10 +93,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.templates = make_templates()
-    app.state.secret_key = load_secret_key(settings)
-    app.state.auth = AuthState(settings, engine)
-    app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
-    app.add_middleware(SecurityMiddleware)
+    app.state.secret_key = secret_key
+    app.state.auth = auth
+    app.state.login_throttle = LoginThrottle(
+        settings.login_attempts_per_minute, settings.login_global_attempts_per_minute, settings.login_max_delay_seconds
+    )
+    app.add_middleware(
+        SecurityMiddleware, network=NetworkPolicy.from_settings(settings), secret_key=secret_key, auth=auth
+    )
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
