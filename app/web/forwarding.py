@@ -34,34 +34,37 @@ def host_name(value: str) -> str:
     return name if _HOST_NAME.match(name) else ""
 
 
-def _as_host_name(entry: str) -> str:
-    # Settings may list IPv6 addresses bare ('::1'); Host headers bracket them.
-    entry = entry.strip().lower()
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # An address as written in a Host header or a socket name; an IPv4-mapped IPv6 address (a dual-stack bind)
+    # counts as the IPv4 address it carries.
     try:
-        if ipaddress.ip_address(entry).version == 6:
-            return f"[{entry}]"
+        ip = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
-        pass
-    return host_name(entry) or entry
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _as_host_name(entry: str) -> str:
+    # Settings and socket names give IPv6 addresses bare ('::1'); Host headers bracket them.
+    ip = _ip(entry)
+    if ip is not None:
+        return f"[{ip}]" if ip.version == 6 else str(ip)
+    return host_name(entry) or entry.strip().lower()
 
 
 def is_loopback(address: str) -> bool:
     """Whether an address (IP, bracketed or not) is a loopback one; names other than 'localhost' are not."""
     if address == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    ip = _ip(address)
+    return ip is not None and ip.is_loopback
 
 
 def is_ip(address: str) -> bool:
     """Whether the text is an IP address (bracketed IPv6 included)."""
-    try:
-        ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    return _ip(address) is not None
 
 
 @dataclass(frozen=True)
@@ -98,17 +101,12 @@ class NetworkPolicy:
             return False
         if name in self.allowed_hosts:
             return True
-        return bool(local_address) and is_ip(name) and _as_host_name(str(local_address)) == name
+        return bool(local_address) and is_ip(name) and _as_host_name(str(local_address)) == _as_host_name(name)
 
     def trusts(self, address: str | None) -> bool:
         """Whether the address is one of the configured reverse proxies."""
-        if not address or not self.trusted_proxies:
-            return False
-        try:
-            ip = ipaddress.ip_address(address.strip("[]"))
-        except ValueError:
-            return False
-        return any(ip in network for network in self.trusted_proxies)
+        ip = _ip(address) if address and self.trusted_proxies else None
+        return ip is not None and any(ip in network for network in self.trusted_proxies)
 
     def apply_forwarded(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
         """Believe a trusted proxy's X-Forwarded-For/-Proto (rewriting the scope's client and scheme); the key

@@ -4,6 +4,7 @@ tokens, requests from another origin. Each was possible before and is refused no
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +13,7 @@ from app.config import Settings
 from app.main import create_app
 from app.settings import store as app_settings
 from app.tables.migrate import upgrade
+from app.web.forwarding import NetworkPolicy, is_loopback
 from tests.conftest import csrf_token, make_settings
 from tests.security.routes import dashboard_state_changing
 
@@ -166,3 +168,12 @@ def test_every_state_changing_dashboard_route_refuses_a_foreign_origin(app, clie
         if response.status_code != 403 or "another site" not in response.text:
             wrong.append(f"{case} -> {response.status_code}")
     assert wrong == []
+
+
+def test_a_dual_stack_server_sees_ipv4_loopback_and_its_own_addresses_as_such():
+    # Bound to '::', a connection from 127.0.0.1 arrives as ::ffff:127.0.0.1.
+    network = NetworkPolicy.from_settings(make_settings(Path("unused"), host="::", trusted_proxies=["10.0.0.0/8"]))
+    assert is_loopback("::ffff:127.0.0.1") and not is_loopback("::ffff:192.0.2.1")
+    assert network.host_allowed("192.0.2.1:8000", "::ffff:192.0.2.1")
+    assert not network.host_allowed("attacker.example:8000", "::ffff:192.0.2.1")
+    assert network.trusts("::ffff:10.1.2.3") and not network.trusts("192.0.2.1")
