@@ -63,21 +63,24 @@ def _safe_url(settings: Settings) -> str:
 
 
 def _serve(settings: Settings) -> int:
-    if not settings.binds_loopback_only and not settings.password:
+    if not settings.binds_loopback_only:
         from app.settings.auth import AuthState
         from app.tables.db import make_engine
         from app.tables.migrate import upgrade
+        from app.tables.settings_store import load_secret_key
 
         upgrade(settings)
         engine = make_engine(settings)
-        if not AuthState(settings, engine).password_required() and sys.stdin.isatty():
+        secret_key = load_secret_key(settings)
+        if (
+            not settings.password
+            and sys.stdin.isatty()
+            and not AuthState(settings, engine, secret_key).password_required()
+        ):
             _ask_for_password(engine)
-        if not AuthState(settings, engine).password_required():
-            print(
-                f"Refusing to serve on {settings.host}: anyone on the network could reach the dashboard.\n"
-                "Set a password first (TUNEBOARD_PASSWORD=...), or bind to 127.0.0.1.",
-                file=sys.stderr,
-            )
+        refusal = AuthState(settings, engine, secret_key).network_refusal()
+        if refusal:
+            print(f"Refusing to serve on {settings.host}: {refusal}", file=sys.stderr)
             return 2
     import uvicorn
 
@@ -87,7 +90,16 @@ def _serve(settings: Settings) -> int:
     upgrade(settings)
     app = create_app(settings)
     print(f"Tuneboard is serving at http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=5)
+    # The app itself believes X-Forwarded-* from TUNEBOARD_TRUSTED_PROXIES only; uvicorn's own handling would trust
+    # any local process (127.0.0.1) to name the client, which the login throttle must not.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,
+    )
     return 0
 
 
@@ -95,10 +107,10 @@ def _ask_for_password(engine) -> None:
     """First run on a network interface: let the person at the terminal choose the dashboard password."""
     import getpass
 
-    from app.settings.auth import store_password
+    from app.settings.auth import MIN_PASSWORD_LENGTH, store_password
 
     print("Tuneboard will listen on the network, so the dashboard needs a password.")
-    first = getpass.getpass("Choose a password (8+ characters): ")
+    first = getpass.getpass(f"Choose a password ({MIN_PASSWORD_LENGTH}+ characters): ")
     if first and first == getpass.getpass("Repeat it: "):
         try:
             store_password(engine, first)

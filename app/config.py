@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A list setting read from the environment as comma-separated values ("a.example, b.example").
+CommaList = Annotated[list[str], NoDecode]
 
 EngineSpin = Literal["auto", "on", "off"]
 _SPIN_DIGITS = {"0": "off", "1": "on"}
@@ -55,7 +58,10 @@ class Settings(BaseSettings):
         description="Dashboard password. Required when binding to anything but loopback.",
     )
     secret_key: SecretStr | None = Field(
-        default=None, description="Key that signs session cookies; generated and kept in data_dir when unset."
+        default=None,
+        description="Key that signs session cookies and CSRF tokens and encrypts stored secrets (the OpenAI key "
+        "saved on the settings page); generated once and kept in data_dir/secret_key (mode 0600) when unset. Web "
+        "and worker processes must share it (the same value here, or the same data_dir).",
     )
     openai_api_key: SecretStr | None = Field(
         default=None,
@@ -87,7 +93,33 @@ class Settings(BaseSettings):
         default=30000, description="How long a SQLite write waits for another process's lock before giving up (ms)."
     )
     login_attempts_per_minute: int = Field(
-        default=5, description="Failed login attempts allowed per client per minute."
+        default=5,
+        description="Failed logins per client per minute answered without delay; beyond that each further attempt "
+        "from that client waits longer (1 s, 2 s, 4 s … up to login_max_delay_seconds) before its password is "
+        "checked. Attempts from one client are checked one at a time; the right password is never refused.",
+    )
+    login_global_attempts_per_minute: int = Field(
+        default=60,
+        description="Failed logins per minute from all clients together answered without delay; beyond that every "
+        "attempt waits longer too (up to a third of login_max_delay_seconds), so many addresses cannot share out "
+        "the guessing, yet the owner is only slowed, never locked out.",
+    )
+    login_max_delay_seconds: float = Field(
+        default=30.0, description="The longest a login attempt from one client is delayed after repeated failures."
+    )
+    allowed_hosts: CommaList = Field(
+        default_factory=list,
+        description="Host names (comma-separated) the server answers to, besides the loopback names (127.0.0.1, "
+        "localhost, [::1]) and the host it is bound to; any other Host header is refused with 400, which defeats "
+        "DNS rebinding. Add the name people type in the browser (e.g. tuneboard.example.com). '*' answers any "
+        "host (not recommended).",
+    )
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR, comma-separated) of reverse proxies in front of Tuneboard. Only "
+        "requests from these have their X-Forwarded-For (the client address, for the login throttle) and "
+        "X-Forwarded-Proto (https: the cookies get Secure, the same-origin check expects https) believed. "
+        "Empty: forwarded headers are ignored.",
     )
     log_level: str = Field(default="info", description="Logging level of the server and worker.")
     engine_spin: EngineSpin = Field(
@@ -121,6 +153,23 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         """TUNEBOARD_MAINTENANCE= (empty) means unset: the stored value stands."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8)") from None
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,9 +14,13 @@ from app.datasets.validation.report import ReportCache
 from app.engine.inference import ChatEngine
 from app.jobs.event_notify import EventNotifier
 from app.jobs.monitoring import EventFeed
-from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
+from app.settings.auth import AuthState, ensure_api_key
 from app.settings.maintenance import apply_configured_maintenance
-from app.tables.db import make_engine
+from app.settings.store import encrypt_clear_secrets
+from app.settings.throttle import LoginThrottle
+from app.tables.db import make_engine, make_private_dir, session_scope
+from app.tables.settings_store import load_secret_key
+from app.web.forwarding import NetworkPolicy
 from app.web.http_errors import install_error_handlers
 from app.web.rendering import STATIC, make_templates
 from app.web.security import SecurityMiddleware, guard
@@ -49,13 +53,21 @@ ROUTER_MODULES = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build a Tuneboard application. The database must already be migrated (`tuneboard migrate`)."""
     settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     engine = make_engine(settings)
     notifier = EventNotifier(engine)
     chat_engine = ChatEngine(settings)  # cheap: models load with the first chat, and close() frees them
+    secret_key = load_secret_key(settings)
+    auth = AuthState(settings, engine, secret_key)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Here, not only in the CLI: `uvicorn app.asgi:app --host 0.0.0.0` starts the app the same way.
+        refusal = None if settings.binds_loopback_only else auth.network_refusal()
+        if refusal:
+            raise RuntimeError(f"Refusing to serve on {settings.host}: {refusal}")
+        with session_scope(engine) as session:
+            encrypt_clear_secrets(session, secret_key)
         new_key = ensure_api_key(settings, engine)
         if new_key:
             # Printed once, never logged again: only its hash is stored.
@@ -92,11 +104,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.event_feed = EventFeed(engine, notifier)
     app.state.chat_engine = chat_engine
     app.state.templates = make_templates()
-    app.state.secret_key = load_secret_key(settings)
-    app.state.auth = AuthState(settings, engine)
-    app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
+    app.state.secret_key = secret_key
+    app.state.auth = auth
+    app.state.login_throttle = LoginThrottle(
+        settings.login_attempts_per_minute, settings.login_global_attempts_per_minute, settings.login_max_delay_seconds
+    )
     app.state.report_cache = ReportCache()
-    app.add_middleware(SecurityMiddleware)
+    app.add_middleware(
+        SecurityMiddleware, network=NetworkPolicy.from_settings(settings), secret_key=secret_key, auth=auth
+    )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -23,8 +24,15 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def make_settings(data_dir: Path, **overrides) -> Settings:
-    """Settings for a test: a private data dir, a known API key, no embedded worker unless asked."""
-    values = {"data_dir": data_dir, "embedded_worker": False, "api_key": API_KEY, "secret_key": "s" * 40}
+    """Settings for a test: a private data dir, a known API key, no embedded worker unless asked; the TestClient's
+    host name (testserver) is among the allowed hosts."""
+    values = {
+        "data_dir": data_dir,
+        "embedded_worker": False,
+        "api_key": API_KEY,
+        "secret_key": "s" * 40,
+        "allowed_hosts": ["testserver"],
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -71,13 +79,20 @@ def app(settings: Settings):
     return create_app(settings)
 
 
+def csrf_token(client) -> str:
+    """Open the login page (every page carries the token in a <meta> tag, as app.js reads it) and return the token
+    for the browser id cookie the client now holds."""
+    html = client.get("/login").text
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert found, html[:300]
+    return found.group(1)
+
+
 def browser_client(app) -> TestClient:
-    """A TestClient that behaves like a browser tab: it holds the CSRF cookie and sends the token header."""
+    """A TestClient that behaves like a browser tab: it holds the browser id cookie and sends the CSRF header."""
     client = TestClient(app)
     client.__enter__()
-    response = client.get("/healthz")
-    token = response.cookies.get("tb_csrf") or client.cookies.get("tb_csrf")
-    client.headers["X-CSRF-Token"] = token
+    client.headers["X-CSRF-Token"] = csrf_token(client)
     return client
 
 

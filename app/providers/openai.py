@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from app.providers.base import JobContext, Provider, ProviderError, RemoteCheckpoint, RemoteEvent, RemoteStatus
 from app.tables import JobStatus
-from app.tables.settings_store import OPENAI_API_KEY, OPENAI_BASE_URL, get_value
+from app.tables.settings_store import OPENAI_API_KEY, OPENAI_BASE_URL, get_secret, get_value, load_secret_key
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -77,7 +77,7 @@ class OpenAIProvider(Provider):
             return self.settings.openai_api_key.get_secret_value()
         if self.engine is not None:
             with Session(self.engine) as session:
-                return get_value(session, OPENAI_API_KEY) or None
+                return get_secret(session, OPENAI_API_KEY, load_secret_key(self.settings))
         return None
 
     @property

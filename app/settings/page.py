@@ -14,7 +14,9 @@ from app.settings.maintenance import maintenance_enabled
 from app.settings.store import (
     OPENAI_API_KEY,
     OPENAI_BASE_URL,
+    get_secret,
     get_value,
+    set_secret,
     set_value,
 )
 from app.tables import ApiKey
@@ -33,9 +35,9 @@ class SettingsView:
     env_api_key: bool
 
 
-def settings_view(session: Session, settings: Settings) -> SettingsView:
+def settings_view(session: Session, settings: Settings, secret_key: str) -> SettingsView:
     """The page's current values."""
-    stored = get_value(session, OPENAI_API_KEY)
+    stored = get_secret(session, OPENAI_API_KEY, secret_key)
     env_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     key, source = (stored, "settings page") if stored else (env_key, "environment" if env_key else "")
     base_url = get_value(session, OPENAI_BASE_URL) or settings.openai_base_url or ""
@@ -57,18 +59,43 @@ def _mask(secret: str | None) -> str:
     return "…" + secret[-4:]
 
 
-def save_openai(session: Session, api_key: str | None, base_url: str | None, clear_key: bool = False) -> None:
-    """Store the OpenAI key (a blank field keeps the current one) and base URL (blank means api.openai.com)."""
+def save_openai(
+    session: Session,
+    settings: Settings,
+    secret_key: str,
+    api_key: str | None,
+    base_url: str | None,
+    clear_key: bool = False,
+) -> None:
+    """Store the OpenAI key (encrypted; a blank field keeps the current one) and base URL (blank: api.openai.com).
+
+    A new base URL needs the key entered again in the same form: the key in force is never sent to an address
+    it was not saved for (a forged or careless change would otherwise hand it to another host).
+    """
     key = (api_key or "").strip()
     if key and (len(key) < 8 or any(c.isspace() for c in key)):
         raise Invalid("That does not look like an API key (no spaces, at least 8 characters).", param="openai_api_key")
     url = (base_url or "").strip()
     if url and not url.startswith(("http://", "https://")):
         raise Invalid("The base URL must start with http:// or https://.", param="openai_base_url")
+    current = get_value(session, OPENAI_BASE_URL) or settings.openai_base_url or ""
+    if url.rstrip("/") != current.strip().rstrip("/"):
+        if settings.openai_api_key:
+            raise Invalid(
+                "The OpenAI key in use comes from the environment (OPENAI_API_KEY): change the base URL there too "
+                "(OPENAI_BASE_URL), so that key is never sent to an address it was not meant for.",
+                param="openai_base_url",
+            )
+        if get_value(session, OPENAI_API_KEY) and not key and not clear_key:
+            raise Invalid(
+                "Enter the API key again to use a new base URL: the stored key is never sent to another address. "
+                "(Or tick “Forget the stored key”.)",
+                param="openai_api_key",
+            )
     if clear_key:
         set_value(session, OPENAI_API_KEY, None)
     elif key:
-        set_value(session, OPENAI_API_KEY, key)
+        set_secret(session, OPENAI_API_KEY, key, secret_key)
     set_value(session, OPENAI_BASE_URL, url or None)
 
 

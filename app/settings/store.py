@@ -7,11 +7,16 @@ The maintenance switch's rule is app/settings/maintenance.py.
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from app.tables.settings_store import (
     MAINTENANCE,
     OPENAI_API_KEY,
     OPENAI_BASE_URL,
+    get_secret,
     get_value,
+    is_encrypted,
+    set_secret,
     set_value,
 )
 
@@ -19,6 +24,24 @@ __all__ = [
     "MAINTENANCE",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
+    "SECRET_SETTINGS",
+    "encrypt_clear_secrets",
+    "get_secret",
     "get_value",
+    "set_secret",
     "set_value",
 ]
+
+# Stored settings that are secrets: kept encrypted with the installation's secret key.
+SECRET_SETTINGS = (OPENAI_API_KEY,)
+
+
+def encrypt_clear_secrets(session: Session, secret_key: str) -> int:
+    """Encrypt secrets stored in clear by an older version (run at start); how many there were."""
+    done = 0
+    for key in SECRET_SETTINGS:
+        value = get_value(session, key)
+        if value and not is_encrypted(value):
+            set_secret(session, key, str(value), secret_key)
+            done += 1
+    return done

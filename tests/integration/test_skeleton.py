@@ -1,6 +1,6 @@
 """The walking skeleton: health, security headers, CSRF and API keys hold from the first commit."""
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, csrf_token
 
 
 def test_healthz_answers_ok_when_database_is_reachable(client):
@@ -49,9 +49,8 @@ def test_state_changing_page_request_without_csrf_token_is_refused(app):
         return {"ok": True}
 
     with TestClient(app) as c:
-        c.get("/")
+        token = csrf_token(c)
         assert c.post("/_probe").status_code == 403
-        token = c.cookies.get("tb_csrf")
         assert c.post("/_probe", headers={"X-CSRF-Token": token}).json() == {"ok": True}
         assert c.post("/_probe", data={"csrf_token": token}).json() == {"ok": True}
 

@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.tables.migrate import upgrade
-from app.web.security import CSRF_COOKIE, SECURITY_HEADERS
-from tests.conftest import API_KEY, make_settings
+from app.web.security import BROWSER_COOKIE, SECURITY_HEADERS
+from tests.conftest import API_KEY, csrf_token, make_settings
 from tests.security.routes import all_cases, bearer_routes, dashboard_pages, dashboard_state_changing
 
 PASSWORD = "route-guard password 1"
@@ -29,7 +29,7 @@ def browser(app):
     """A browser that visited the dashboard (it holds the CSRF cookie) but sends no token: a forged request."""
     with TestClient(app) as client:
         client.get("/healthz")
-        assert client.cookies.get(CSRF_COOKIE)
+        assert client.cookies.get(BROWSER_COOKIE)
         yield client
 
 
@@ -119,8 +119,7 @@ def test_every_dashboard_page_needs_a_login_when_a_password_is_set(protected_app
 def test_every_state_changing_dashboard_route_needs_a_login_when_a_password_is_set(protected_app):
     cases = [c for c in dashboard_state_changing(protected_app) if c.template not in ("/login",)]
     with TestClient(protected_app) as client:
-        client.get("/login")
-        client.headers["X-CSRF-Token"] = client.cookies.get(CSRF_COOKIE)
+        client.headers["X-CSRF-Token"] = csrf_token(client)
         assert _refusals(client, cases, 401) == []
 
 

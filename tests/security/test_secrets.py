@@ -23,7 +23,7 @@ from app.main import create_app
 from app.tables import Job, JobStatus
 from app.tables.migrate import upgrade
 from app.worker.loop import Worker
-from tests.conftest import API_KEY, LiveServer, free_port, make_settings
+from tests.conftest import API_KEY, LiveServer, csrf_token, free_port, make_settings
 from tests.security.routes import all_cases
 from tests.support.fake_openai import FakeOpenAIState, make_app
 
@@ -86,14 +86,15 @@ class Site:
 
 def _log_in(client: httpx.Client) -> list[str]:
     """Log in like a browser (a wrong password first); returns the bodies seen."""
+    client.headers["X-CSRF-Token"] = csrf_token(client)
     seen = [client.get("/login").text]
-    client.headers["X-CSRF-Token"] = client.cookies["tb_csrf"]
     wrong = client.post("/login", data={"password": PASSWORD[:-1], "next": "/"})
     assert wrong.status_code == 401
     seen += [wrong.text, str(wrong.headers)]
     right = client.post("/login", data={"password": PASSWORD, "next": "/"}, follow_redirects=False)
     assert right.status_code == 303, right.text
     seen += [right.text, str(right.headers)]
+    client.headers["X-CSRF-Token"] = csrf_token(client)  # logging in gave the browser a new id, so a new token
     return seen
 
 
@@ -126,8 +127,14 @@ def site(tmp_path_factory) -> Iterator[Site]:
     propagate = {name: logger.propagate for name, logger in uvicorn_loggers.items()}
     fake_openai = LiveServer(make_app(FakeOpenAIState()), free_port())
     try:
+        # The stand-in's address comes from the environment setting, as the environment's key does: the settings
+        # page refuses to point that key at another address.
         settings = make_settings(
-            tmp_path_factory.mktemp("secrets") / "data", password=PASSWORD, openai_api_key=ENV_KEY, log_level="debug"
+            tmp_path_factory.mktemp("secrets") / "data",
+            password=PASSWORD,
+            openai_api_key=ENV_KEY,
+            openai_base_url=fake_openai.url + "/v1",
+            log_level="debug",
         )
         upgrade(settings)
         app = create_app(settings)

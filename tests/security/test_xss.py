@@ -14,7 +14,7 @@ from app.main import create_app
 from app.tables import Checkpoint, Conversation, Job, JobEvent, JobStatus, TunedModel
 from app.tables.common import utcnow
 from app.tables.migrate import upgrade
-from tests.conftest import API_KEY, make_settings
+from tests.conftest import API_KEY, csrf_token, make_settings
 from tests.security.escaping import PAYLOADS, injections, sse_data
 from tests.security.routes import all_cases
 
@@ -153,8 +153,7 @@ def site(tmp_path_factory):
         TestClient(app, headers={"Authorization": f"Bearer {API_KEY}"}) as api,
         TestClient(app, raise_server_exceptions=False) as client,
     ):
-        client.get("/healthz")
-        client.headers["X-CSRF-Token"] = client.cookies.get("tb_csrf")
+        client.headers["X-CSRF-Token"] = csrf_token(client)
         ids = _seed_datasets(api)
         ids.update(_seed_job(app.state.engine, ids["dataset_id"]))
         # File names: a dashboard import and /v1 uploads, each named after payloads.

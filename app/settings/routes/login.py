@@ -6,9 +6,10 @@ from urllib.parse import urlparse
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from app.web.rendering import render
-from app.web.security import SESSION_COOKIE, SESSION_MAX_AGE, session_serializer
+from app.web.security import end_session, start_session
 
 router = APIRouter(tags=["auth"], include_in_schema=False)
 
@@ -27,36 +28,26 @@ def login_page(request: Request, next: str = "/"):
 
 
 @router.post("/login")
-def login(request: Request, password: str = Form(""), next: str = Form("/")):
-    """Check the password (rate-limited per client) and set the signed session cookie."""
+async def login(request: Request, password: str = Form(""), next: str = Form("/")):
+    """Check the password (after the throttle's delay, if any) and start a session bound to a new browser id."""
     auth = request.app.state.auth
-    throttle = request.app.state.login_throttle
-    client = request.client.host if request.client else "unknown"
-    if throttle.blocked(client):
-        context = {"next": _safe_next(next), "error": "Too many failed attempts. Wait a minute and try again."}
-        return render(request, "auth/login.html", context, status_code=429)
-    if not auth.check_password(password):
-        throttle.failed(client)
+    async with request.app.state.login_throttle.attempt(request.state.client_key) as attempt:
+        # scrypt takes tens of milliseconds: off the event loop.
+        attempt.ok = await run_in_threadpool(auth.check_password, password)
+    if not attempt.ok:
         return render(
             request, "auth/login.html", {"next": _safe_next(next), "error": "Wrong password."}, status_code=401
         )
-    throttle.succeeded(client)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    token = session_serializer(request.app.state.secret_key).dumps({"user": "admin"})
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=SESSION_MAX_AGE,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    start_session(request, response)
     return response
 
 
 @router.post("/logout")
-def logout():
-    """Forget the session."""
+def logout(request: Request):
+    """End this session everywhere: the cookie goes, and a copy of it no longer works either."""
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
+    ended = end_session(request, response)
+    if ended:
+        request.app.state.auth.revoke_session(ended)
     return response

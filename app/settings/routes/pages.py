@@ -14,7 +14,7 @@ router = APIRouter(tags=["settings"])
 
 
 def _page(request: Request, session: Session, **extra: object):
-    view = settings_page.settings_view(session, request.app.state.settings)
+    view = settings_page.settings_view(session, request.app.state.settings, request.app.state.secret_key)
     return render(request, "settings/index.html", {"view": view, **extra}, partial="settings/_keys.html")
 
 
@@ -26,10 +26,17 @@ def settings_index(request: Request, session: SessionDep, saved: str = ""):
 
 @router.post("/settings/openai", include_in_schema=False)
 def save_openai(
-    session: SessionDep, openai_api_key: str = Form(""), openai_base_url: str = Form(""), clear_key: str = Form("")
+    request: Request,
+    session: SessionDep,
+    openai_api_key: str = Form(""),
+    openai_base_url: str = Form(""),
+    clear_key: str = Form(""),
 ):
     """Store the OpenAI key and base URL."""
-    settings_page.save_openai(session, openai_api_key, openai_base_url, clear_key=clear_key == "on")
+    state = request.app.state
+    settings_page.save_openai(
+        session, state.settings, state.secret_key, openai_api_key, openai_base_url, clear_key=clear_key == "on"
+    )
     return RedirectResponse("/settings?saved=openai", status_code=303)
 
 
