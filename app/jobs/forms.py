@@ -27,6 +27,7 @@ from app.providers.base import HYPERPARAMETERS
 from app.providers.registry import provider_names
 from app.settings.store import OPENAI_API_KEY, destructive_actions_enabled, get_value
 from app.tables import Dataset, Job, JobStatus, Snapshot, TunedModel
+from app.tables.common import fits_db_int
 
 PAID_PROVIDERS = ("openai",)
 LIST_LIMIT = 100
@@ -34,9 +35,10 @@ LIST_LIMIT = 100
 
 def _int_or_none(value: Any) -> int | None:
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+    return number if number is None or fits_db_int(number) else None  # too large to be any row's id
 
 
 def jobs_overview(session: Session, *, status: str = "", provider: str = "", dataset_id: str = "") -> dict:
