@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -14,7 +13,7 @@ from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
 from app.tables.dataset import Example
-from app.web.api_types import DbId, Offset
+from app.web.api_types import DbId, Offset, UtcDateTime
 from app.web.rendering import SessionDep
 from app.web.streamed_upload import StreamedUpload
 
@@ -42,8 +41,8 @@ class DatasetOut(BaseModel):
     id: int
     name: str
     description: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     counts: Counts
 
 
