@@ -168,3 +168,16 @@ def test_ids_too_large_for_the_database_in_dashboard_forms_are_refused_or_ignore
     assert browser.post("/jobs/new/estimate", data={"dataset_id": huge}).status_code == 200
     launch = browser.post("/jobs", data={"dataset_id": huge}, headers=htmx)
     assert launch.status_code == 400 and "Choose a dataset" in launch.text
+
+
+@pytest.mark.parametrize(
+    "method",
+    [{"type": []}, {"type": {"a": 1}}, {"type": "supervised", "supervised": {"hyperparameters": [1]}}],
+)
+def test_a_method_of_the_wrong_shape_is_refused_on_both_job_apis(api, session, method):
+    dataset = make_dataset(session)
+    response = api.post("/api/jobs", json={"dataset_id": dataset.id, "model": TINY, "method": method})
+    assert response.status_code == 400, response.text
+    assert response.json()["param"].startswith("method")
+    v1 = api.post("/v1/fine_tuning/jobs", json={"model": TINY, "training_file": "file-x", "method": method})
+    assert _v1_error(v1).startswith(("method must look like", "hyperparameters must be"))
