@@ -50,3 +50,30 @@ class Unauthorized(DomainError):
     """No valid credentials."""
 
     code = "invalid_api_key"
+
+
+class Upstream(DomainError):
+    """Something Tuneboard relies on (OpenAI, a model) refused or failed; `retryable` says trying later may work."""
+
+    code = "provider_error"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        details: Any = None,
+        retryable: bool | None = None,
+    ):
+        super().__init__(message, code=code, param=param, details=details)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class Unavailable(Upstream):
+    """Something Tuneboard relies on cannot be reached or is overloaded right now: trying again later may work."""
+
+    code = "provider_unavailable"
+    retryable = True

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, func, insert, literal, select
 from sqlmodel import Session, col
 
 from app.errors import Invalid, NotFound
-from app.tables.common import stored_id, utcnow
+from app.tables.common import fits_db_int, stored_id, utcnow
 from app.tables.dataset import DATASETS, EXAMPLES, Dataset
 
 # Columns copied verbatim when a dataset or an example is duplicated (everything but id, dataset_id, timestamps).
@@ -107,7 +107,7 @@ def create_dataset(session: Session, name: str, description: str = "") -> Datase
 
 def get_dataset(session: Session, id: int) -> Dataset:
     """The dataset with this id, or NotFound."""
-    dataset = session.get(Dataset, id)
+    dataset = session.get(Dataset, id) if fits_db_int(id) else None
     if dataset is None:
         raise NotFound(f"No dataset with id {id}.", code="dataset_not_found", param="dataset_id")
     return dataset

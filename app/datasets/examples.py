@@ -16,7 +16,7 @@ from app.datasets.datasets import big_cache, copy_examples_sql, get_dataset, tou
 from app.datasets.forms import check_form, record_from_form
 from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
 from app.errors import Conflict, Invalid, NotFound
-from app.tables.common import stored_id, utcnow
+from app.tables.common import fits_db_int, stored_id, utcnow
 from app.tables.dataset import EXAMPLES, SPLITS, Dataset, Example
 
 __all__ = [
@@ -94,7 +94,7 @@ def record_parts(record: Any) -> dict[str, Any]:
 
 def get_example(session: Session, example_id: int) -> Example:
     """The example with this id, or NotFound."""
-    example = session.get(Example, example_id)
+    example = session.get(Example, example_id) if fits_db_int(example_id) else None
     if example is None:
         raise NotFound(f"No example with id {example_id}.", code="example_not_found", param="example_id")
     return example

@@ -28,6 +28,7 @@ from app.providers.registry import provider_names
 from app.settings.maintenance import maintenance_enabled
 from app.settings.store import OPENAI_API_KEY, get_value
 from app.tables import Dataset, Job, JobStatus, Snapshot, TunedModel
+from app.tables.common import fits_db_int
 
 PAID_PROVIDERS = ("openai",)
 LIST_LIMIT = 100
@@ -35,9 +36,10 @@ LIST_LIMIT = 100
 
 def _int_or_none(value: Any) -> int | None:
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+    return number if number is None or fits_db_int(number) else None  # too large to be any row's id
 
 
 def jobs_overview(session: Session, *, status: str = "", provider: str = "", dataset_id: str = "") -> dict:

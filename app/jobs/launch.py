@@ -62,13 +62,16 @@ class JobRequest:
 def _method_parts(request: JobRequest) -> tuple[str, dict[str, Any]]:
     if not request.method:
         return "supervised", dict(request.hyperparameters or {})
-    if not isinstance(request.method, dict) or "type" not in request.method:
+    if not isinstance(request.method, dict) or not isinstance(request.method.get("type"), str):
         raise Invalid(
             'method must look like {"type": "supervised", "supervised": {"hyperparameters": {...}}}.', param="method"
         )
     kind = request.method["type"]
     body = request.method.get(kind) or {}
-    hyper = dict(body.get("hyperparameters") or {}) if isinstance(body, dict) else {}
+    given = body.get("hyperparameters") if isinstance(body, dict) else None
+    if not isinstance(given, dict | None):
+        raise Invalid("hyperparameters must be an object of names and values.", param=f"method.{kind}.hyperparameters")
+    hyper = dict(given or {})
     hyper.update(request.hyperparameters or {})
     return kind, hyper
 

@@ -19,6 +19,7 @@ from app.playground.chat import stream_chat
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 MAX_STOP = 4
+_JSON_TYPES = {list: "list", dict: "object", int: "number", float: "number", bool: "boolean"}
 
 
 class ChatCompletionRequest(BaseModel):
@@ -36,7 +37,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
     n: int | None = 1
-    seed: int | None = None
+    # OpenAI's documented range (a 64-bit integer); torch seeds from it too.
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
 
 
 def _text(content: Any, index: int) -> str:
@@ -61,8 +63,10 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
         raw_role = message.get("role")
         role = ROLES.get(raw_role) if isinstance(raw_role, str) else None
         if role is None:
+            # Only a string is shown back: a list or object may be huge, or nested too deep to print.
+            shown = repr(raw_role)[:80] if isinstance(raw_role, str | None) else f"a {_JSON_TYPES.get(type(raw_role))}"
             raise Invalid(
-                f"Invalid value for 'role': {message.get('role')!r}. Use system, developer, user, assistant or tool.",
+                f"Invalid value for 'role': {shown}. Use system, developer, user, assistant or tool.",
                 param=f"messages[{index}].role",
             )
         out.append({"role": role, "content": _text(message.get("content"), index)})

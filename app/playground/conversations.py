@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlmodel import Session
@@ -28,19 +29,42 @@ def get_conversation(session: Session, conversation_id: str) -> Conversation:
 def clean_params(raw: Any) -> dict[str, Any]:
     """System message and sampling parameters, checked against their ranges."""
     raw = raw if isinstance(raw, dict) else {}
-    out: dict[str, Any] = {"system": str(raw.get("system") or "")[:20000]}
+    system = raw.get("system")
+    out: dict[str, Any] = {"system": system[:20000] if isinstance(system, str) else ""}
     for key, (low, high) in PARAM_LIMITS.items():
         value = raw.get(key, DEFAULT_PARAMS[key])
         if value in (None, ""):
             value = DEFAULT_PARAMS[key]
-        try:
-            number = int(value) if key == "max_tokens" else float(value)
-        except (TypeError, ValueError):
-            raise Invalid(f"{key} must be a number; got {value!r}.", param=key) from None
-        if not low <= number <= high:
-            raise Invalid(f"{key} must be between {low} and {high}; got {number}.", param=key)
-        out[key] = number
+        out[key] = _number(key, value, low, high)
     return out
+
+
+_JSON_NAMES = {list: "array", dict: "object"}
+
+
+def _number(key: str, value: Any, low: float, high: float) -> int | float:
+    # JSON may carry Infinity, NaN, 1e400 (infinite) and 400-digit integers; int() of the first overflows and NaN
+    # fails every comparison, so the range check is written to refuse them all. Lists and objects are not echoed.
+    number: float | None = None
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        except ValueError:
+            number = None
+    if number is None:
+        shown = (
+            repr(value)[:80]
+            if isinstance(value, str | bool)
+            else "a JSON array"
+            if isinstance(value, list)
+            else "a JSON object"
+        )
+        raise Invalid(f"{key} must be a number; got {shown}.", param=key)
+    if not low <= number <= high:
+        raise Invalid(f"{key} must be between {low} and {high}; got {str(value)[:80]}.", param=key)
+    return int(number) if key == "max_tokens" else number
 
 
 def clean_messages(raw: Any, n_columns: int = MAX_COLUMNS) -> list[dict[str, Any]]:
@@ -65,14 +89,16 @@ def clean_messages(raw: Any, n_columns: int = MAX_COLUMNS) -> list[dict[str, Any
 
 def clean_models(raw: Any) -> list[str]:
     """One to three model ids."""
-    models = [str(m).strip() for m in (raw or []) if str(m).strip()] if isinstance(raw, list) else []
+    models = [m.strip() for m in raw if isinstance(m, str) and m.strip()] if isinstance(raw, list) else []
     if not 1 <= len(models) <= MAX_COLUMNS:
         raise Invalid(f"Pick between 1 and {MAX_COLUMNS} models.", param="models")
     return models
 
 
-def save_conversation(session: Session, conversation_id: str | None, data: dict[str, Any]) -> Conversation:
+def save_conversation(session: Session, conversation_id: str | None, data: Any) -> Conversation:
     """Create or replace a conversation from the playground's state (models, params, messages)."""
+    if not isinstance(data, dict):
+        raise Invalid("Send the conversation as a JSON object.")
     models = clean_models(data.get("models"))
     params = clean_params(data.get("params"))
     messages = clean_messages(data.get("messages"), len(models))

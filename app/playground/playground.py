@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from app.jobs.model_catalog import ModelInfo, list_models
 from app.playground.chat import stream_chat
 from app.playground.conversations import clean_messages, clean_params, column_history
 from app.tables import Dataset, Example
+
+log = logging.getLogger("tuneboard.playground")
 
 KIND_LABELS = {"base": "Base models", "tuned": "Tuned models", "checkpoint": "Checkpoints", "openai": "OpenAI models"}
 
@@ -44,7 +47,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
     """The browser's JSON: {model, column, params, messages}; the model sees only its own column's replies."""
     if not isinstance(body, dict):
         raise Invalid("Send a JSON object.")
-    model = str(body.get("model") or "").strip()
+    model = body.get("model")
+    model = model.strip() if isinstance(model, str) else ""
     if not model:
         raise Invalid("Pick a model first.", param="model")
     params = clean_params(body.get("params"))
@@ -83,13 +87,21 @@ def stream_reply(
         yield "done", {"finish_reason": "stop", "usage": None}
     except DomainError as exc:
         yield "error", {"message": exc.message, "code": exc.code}
+    except Exception:
+        # The response started with a 200 already: an `error` event is the only way left to tell the browser,
+        # which otherwise sees the stream just stop. The traceback goes to the log.
+        log.exception("the playground chat failed")
+        yield (
+            "error",
+            {"message": "Tuneboard failed while answering; the server's log says why.", "code": "internal_error"},
+        )
 
 
 def example_record(messages_json: str, reply: str | None, system: str = "", column: int = 0) -> dict[str, Any]:
     """A training example from the playground: system message, the turns of one column, the last reply edited."""
     try:
         raw = json.loads(messages_json or "[]")
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # malformed, or nested deeper than json can recurse
         raise Invalid("The conversation could not be read; reload the page and try again.", param="messages") from None
     history = column_history(clean_messages(raw), column, system or "")
     if not any(m["role"] == "assistant" for m in history):

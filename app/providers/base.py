@@ -6,12 +6,13 @@ which it reports events, checkpoints and the outcome; the context writes them in
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.errors import Invalid
+from app.errors import Invalid, Upstream
 from app.tables import JobStatus
 
 #: The hyperparameters every provider accepts, in the order the job form shows them (the one definition).
@@ -139,17 +140,16 @@ class JobOutcome(Exception):
         self.result_files = result_files or []
 
 
-class ProviderError(Exception):
-    """A refusal or failure from a provider, worded for people; `code` is stable, `retryable` says try later."""
+class ProviderError(Upstream):
+    """A refusal or failure from a provider, worded for people; `code` is stable, `retryable` says try later.
+
+    An Upstream domain error: a web request that meets one answers 502 (503 when retryable) with this message.
+    """
 
     def __init__(
         self, message: str, *, code: str = "provider_error", retryable: bool = False, param: str | None = None
     ):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.retryable = retryable
-        self.param = param
+        super().__init__(message, code=code, param=param, retryable=retryable)
 
 
 def normalize_hyperparameters(values: dict[str, Any] | None, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -167,15 +167,23 @@ def normalize_hyperparameters(values: dict[str, Any] | None, allowed: tuple[str,
         kind, low, high = _LIMITS[key]
         try:
             number = kind(value) if not isinstance(value, bool) else None
+            if number is not None and kind is int and float(value) != number:
+                number = None  # 2.5 epochs: not an integer
         except (TypeError, ValueError):
             number = None
-        if number is None or (kind is int and float(value) != int(float(value))):
+        except OverflowError:
+            # JSON's 1e400 is infinite, and int() of it overflows, as float() of a 400-digit integer does: both are
+            # far outside every range.
+            number = math.inf
+        if number is None:
             raise Invalid(
-                f'{key} must be "auto" or a{"n integer" if kind is int else " number"}, not {value!r}.',
+                f'{key} must be "auto" or a{"n integer" if kind is int else " number"}, not {value!r:.80}.',
                 param=f"hyperparameters.{key}",
             )
         if not low <= number <= high:
-            raise Invalid(f"{key} must be between {low:g} and {high:g}; got {value}.", param=f"hyperparameters.{key}")
+            raise Invalid(
+                f"{key} must be between {low:g} and {high:g}; got {number:g}.", param=f"hyperparameters.{key}"
+            )
         out[key] = number
     for key in allowed:
         out.setdefault(key, "auto")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,51 +118,8 @@ class OpenAIProvider(Provider):
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         """Call the SDK, turning its exceptions into ProviderError with plain words."""
-        import openai
-
-        try:
+        with _translated(what):
             return fn(*args, **kwargs)
-        except openai.AuthenticationError as exc:
-            raise ProviderError(
-                "OpenAI rejected the API key (it is invalid or was revoked). Check it on the settings page.",
-                code="invalid_api_key",
-            ) from exc
-        except openai.PermissionDeniedError as exc:
-            raise ProviderError(NO_PERMISSION.format(detail=_message(exc)), code="fine_tuning_not_permitted") from exc
-        except openai.RateLimitError as exc:
-            raise ProviderError(
-                f"OpenAI is rate limiting requests ({_message(exc)}).", code="rate_limited", retryable=True
-            ) from exc
-        except (openai.InternalServerError, openai.APIConnectionError) as exc:
-            raise ProviderError(
-                f"OpenAI could not be reached or failed while trying to {what} ({_message(exc)}).",
-                code="provider_unavailable",
-                retryable=True,
-            ) from exc
-        except openai.NotFoundError as exc:
-            raise ProviderError(f"OpenAI does not know it: {_message(exc)}", code="not_found") from exc
-        except openai.BadRequestError as exc:
-            code, message = _code(exc), _message(exc)
-            if code in ("model_not_available", "invalid_model") or ("fine-tun" in message and "model" in message):
-                raise ProviderError(
-                    f"OpenAI cannot fine-tune this model: {message}", code="model_not_fine_tunable", param="model"
-                ) from exc
-            if what.startswith("upload") or "file" in (getattr(exc, "param", None) or "") or "file" in message:
-                raise ProviderError(
-                    f"OpenAI rejected the training file: {message}",
-                    code="invalid_file",
-                    param=getattr(exc, "param", None),
-                ) from exc
-            raise ProviderError(
-                f"OpenAI refused to {what}: {message}",
-                code=code or "invalid_request",
-                param=getattr(exc, "param", None),
-            ) from exc
-        except openai.APIStatusError as exc:
-            raise ProviderError(
-                f"OpenAI answered {exc.status_code} while trying to {what}: {_message(exc)}",
-                code=_code(exc) or "provider_error",
-            ) from exc
 
     def _retrying(self, ctx: JobContext | None, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         """_call, retrying rate limits and server errors with growing pauses (the job keeps going)."""
@@ -255,9 +213,9 @@ class OpenAIProvider(Provider):
     def list_checkpoints(self, provider_job_id: str) -> list[RemoteCheckpoint]:
         """The job's checkpoints, every page."""
         out = []
-        for cp in self._call(
-            "list checkpoints", self.client.fine_tuning.jobs.checkpoints.list, provider_job_id, limit=100
-        ):
+        with _translated("list checkpoints"):  # later pages are fetched while iterating
+            pages = list(self.client.fine_tuning.jobs.checkpoints.list(provider_job_id, limit=100))
+        for cp in pages:
             metrics = cp.metrics.model_dump(exclude_none=True) if cp.metrics is not None else {}
             out.append(
                 RemoteCheckpoint(
@@ -280,7 +238,9 @@ class OpenAIProvider(Provider):
 
     def list_remote_jobs(self) -> Iterator[dict[str, Any]]:
         """Every fine-tuning job of the account (all pages), as plain dicts."""
-        for job in self._call("list jobs", self.client.fine_tuning.jobs.list, limit=100):
+        with _translated("list jobs"):  # later pages are fetched while iterating
+            jobs = list(self.client.fine_tuning.jobs.list(limit=100))
+        for job in jobs:
             yield job.model_dump() | {"_status": _status(job)}
 
     def list_remote_events(self, provider_job_id: str) -> list[RemoteEvent]:
@@ -303,7 +263,7 @@ class OpenAIProvider(Provider):
                 kwargs["max_completion_tokens" if key == "max_tokens" else key] = value
         stream = self._call("chat", self.client.chat.completions.create, **kwargs)
         finish = None
-        for chunk in stream:
+        for chunk in _translated_stream("chat", stream):
             if chunk.choices:
                 choice = chunk.choices[0]
                 finish = choice.finish_reason or finish
@@ -318,6 +278,83 @@ class OpenAIProvider(Provider):
                 yield ChatChunk(text="", finish_reason=finish or "stop", usage=usage)
                 return
         yield ChatChunk(text="", finish_reason=finish or "stop")
+
+
+def _translated_stream(what: str, stream: Any) -> Iterator[Any]:
+    """A stream's items; a failure while reading it raises ProviderError, as a failed call does."""
+    iterator = iter(stream)
+    while True:
+        with _translated(what):
+            item = next(iterator, _END)
+        if item is _END:
+            return
+        yield item
+
+
+_END = object()
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """SDK exceptions raised inside, as ProviderError with plain words (calls, and reading pages and streams)."""
+    import httpx
+    import openai
+
+    try:
+        yield
+    except openai.AuthenticationError as exc:
+        raise ProviderError(
+            "OpenAI rejected the API key (it is invalid or was revoked). Check it on the settings page.",
+            code="invalid_api_key",
+        ) from exc
+    except openai.PermissionDeniedError as exc:
+        raise ProviderError(NO_PERMISSION.format(detail=_message(exc)), code="fine_tuning_not_permitted") from exc
+    except openai.RateLimitError as exc:
+        raise ProviderError(
+            f"OpenAI is rate limiting requests ({_message(exc)}).", code="rate_limited", retryable=True
+        ) from exc
+    except (openai.InternalServerError, openai.APIConnectionError) as exc:
+        raise ProviderError(
+            f"OpenAI could not be reached or failed while trying to {what} ({_message(exc)}).",
+            code="provider_unavailable",
+            retryable=True,
+        ) from exc
+    except openai.NotFoundError as exc:
+        raise ProviderError(f"OpenAI does not know it: {_message(exc)}", code="not_found") from exc
+    except openai.BadRequestError as exc:
+        code, message = _code(exc), _message(exc)
+        if code in ("model_not_available", "invalid_model") or ("fine-tun" in message and "model" in message):
+            raise ProviderError(
+                f"OpenAI cannot fine-tune this model: {message}", code="model_not_fine_tunable", param="model"
+            ) from exc
+        if what.startswith("upload") or "file" in (getattr(exc, "param", None) or "") or "file" in message:
+            raise ProviderError(
+                f"OpenAI rejected the training file: {message}",
+                code="invalid_file",
+                param=getattr(exc, "param", None),
+            ) from exc
+        raise ProviderError(
+            f"OpenAI refused to {what}: {message}",
+            code=code or "invalid_request",
+            param=getattr(exc, "param", None),
+        ) from exc
+    except openai.APIStatusError as exc:
+        raise ProviderError(
+            f"OpenAI answered {exc.status_code} while trying to {what}: {_message(exc)}",
+            code=_code(exc) or "provider_error",
+        ) from exc
+    except openai.APIError as exc:
+        # Neither a status nor a connection error: OpenAI reported a failure inside a stream it had started.
+        raise ProviderError(
+            f"OpenAI failed while trying to {what} ({_message(exc)}).", code="provider_unavailable", retryable=True
+        ) from exc
+    except httpx.HTTPError as exc:
+        # The SDK wraps errors of the requests it makes, not those of reading a stream's body afterwards.
+        raise ProviderError(
+            f"The connection to OpenAI broke while trying to {what} ({exc}).",
+            code="provider_unavailable",
+            retryable=True,
+        ) from exc
 
 
 def _status(job: Any) -> RemoteStatus:

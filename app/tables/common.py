@@ -9,6 +9,15 @@ from typing import Any, Protocol
 from sqlalchemy import JSON, Column
 from sqlmodel import Field
 
+# The largest integer the database stores (SQLite's INTEGER, PostgreSQL's bigint): the drivers refuse a larger Python
+# int with an error of their own, so ids, offsets and cursors from outside are bounded to it before they are queried.
+MAX_DB_INT = 2**63 - 1
+
+
+def fits_db_int(value: int) -> bool:
+    """Whether an integer from outside can be queried (larger ones name no row)."""
+    return -MAX_DB_INT - 1 <= value <= MAX_DB_INT
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""

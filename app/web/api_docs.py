@@ -1,26 +1,13 @@
 """The API reference at /docs and its /openapi.json, behind the same guard as every page, served offline."""
 
-from typing import Any
-
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.utils import get_openapi
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+
+from app.web.openapi import build_openapi
 
 router = APIRouter(include_in_schema=False)
 
 SWAGGER = "/static/vendor/swagger-ui-5.35.0"
-
-
-def build_openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with the bearer key declared so 'Authorize' works in the reference page."""
-    if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        schema.setdefault("components", {})["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "TUNEBOARD_API_KEY or a key from Settings"}
-        }
-        schema["security"] = [{"bearer": []}]
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 @router.get("/openapi.json")

@@ -1,5 +1,7 @@
 """Liveness: answers 200 when the database is reachable."""
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -9,7 +11,12 @@ from app.web.rendering import SessionDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The database cannot be reached.", "content": {"application/json": {}}}
+}
+
+
+@router.get("/healthz", responses=UNAVAILABLE)
 def healthz(session: SessionDep):
     """200 and {"status": "ok"} when a trivial query succeeds; 503 otherwise."""
     try:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
+from app.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized, Unavailable, Upstream
 from app.web.rendering import is_htmx
 from app.web.security import LoginRequired, check_api_key, is_api_path
 
@@ -79,12 +79,16 @@ STATUS_OF_ERROR: dict[type[DomainError], int] = {
     Invalid: 400,
     Forbidden: 403,
     Unauthorized: 401,
+    Upstream: 502,
+    Unavailable: 503,
     DomainError: 400,
 }
 
 
 def status_of(error: DomainError) -> int:
     """The HTTP status for a domain error."""
+    if isinstance(error, Upstream) and error.retryable:
+        return STATUS_OF_ERROR[Unavailable]  # a provider's passing failure (rate limit, outage): try again later
     for cls in type(error).__mro__:
         if cls in STATUS_OF_ERROR:
             return STATUS_OF_ERROR[cls]

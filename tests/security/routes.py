@@ -10,6 +10,8 @@ from fastapi.routing import APIRoute
 from app.web.security import OPEN_PATHS, is_api_path
 
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+# Thirty digits: more than SQLite's INTEGER (or PostgreSQL's bigint) can hold.
+HUGE = "1" + "0" * 29
 _PARAM = re.compile(r"\{[^}]+\}")
 # "1" matches both int and str convertors, so the route under test is the one matched.
 DUMMY = "1"
@@ -65,3 +67,29 @@ def dashboard_pages(app) -> list[RouteCase]:
     return [
         c for c in all_cases(app) if c.method == "GET" and not is_api_path(c.url) and not c.url.startswith(OPEN_PATHS)
     ]
+
+
+def _int_fields(dependant):
+    """(where, name) of every int path and query parameter of a route, its dependencies' included."""
+    for where, fields in (("path", dependant.path_params), ("query", dependant.query_params)):
+        for field in fields:
+            if field.field_info.annotation in (int, int | None):
+                yield where, field.name
+    for sub in dependant.dependencies:
+        yield from _int_fields(sub)
+
+
+def huge_int_cases(app) -> list[tuple[RouteCase, str]]:
+    """Every route with an int path or query parameter, once per such parameter set to HUGE: (case, parameter)."""
+    cases = []
+    for route, path in _route_entries(app):
+        if not isinstance(route, APIRoute):
+            continue
+        for where, name in _int_fields(route.dependant):
+            if where == "path":
+                url = _PARAM.sub(DUMMY, path.replace("{" + name + "}", HUGE))
+            else:
+                url = f"{_PARAM.sub(DUMMY, path)}?{name}={HUGE}"
+            for method in sorted(route.methods - {"HEAD"}):
+                cases.append((RouteCase(method, path, url, True), name))
+    return cases

@@ -9,7 +9,15 @@ from app.main import create_app
 from app.tables.migrate import upgrade
 from app.web.security import BROWSER_COOKIE, SECURITY_HEADERS
 from tests.conftest import API_KEY, csrf_token, make_settings
-from tests.security.routes import all_cases, bearer_routes, dashboard_pages, dashboard_state_changing
+from tests.security.routes import (
+    HUGE,
+    all_cases,
+    bearer_routes,
+    dashboard_pages,
+    dashboard_state_changing,
+    huge_int_cases,
+)
+from tests.support.builders import make_dataset
 
 PASSWORD = "route-guard password 1"
 
@@ -156,6 +164,27 @@ def test_every_response_carries_the_security_headers(app):
 def test_no_get_route_answers_an_unknown_id_with_a_server_error(app):
     errors = [f"{case} -> {r.status_code}" for case, r in _get_every_route(app) if r.status_code >= 500]
     assert errors == []
+
+
+def test_no_route_answers_an_id_or_offset_beyond_the_database_s_integers_with_a_server_error(app, client, session):
+    # Dataset 1 and its example 1 exist, so an offset or cursor reaches the query instead of stopping at a 404.
+    make_dataset(session, n_train=1)
+    cases = huge_int_cases(app)
+    assert {name for _, name in cases} >= {"dataset_id", "example_id", "offset", "after_seq", "key_id"}
+    client.headers["Authorization"] = f"Bearer {API_KEY}"
+    client.headers["X-CSRF-Token"] = csrf_token(client)  # so dashboard forms reach their validation, not the guard
+    wrong = []
+    for case, name in cases:
+        try:
+            response = client.request(case.method, case.url, follow_redirects=False)
+        except Exception as exc:  # the browser client re-raises what the server raised
+            wrong.append(f"{case} with {name}={HUGE[:4]}… -> {type(exc).__name__}: {exc}")
+            continue
+        if not 400 <= response.status_code < 500:
+            wrong.append(f"{case} with {name}={HUGE[:4]}… -> {response.status_code}")
+        elif case.url.startswith("/api/") and response.json().get("param") not in (f"path.{name}", f"query.{name}"):
+            wrong.append(f"{case}: the refusal does not name {name}: {response.text[:200]}")
+    assert wrong == [], "\n".join(wrong)
 
 
 def test_a_server_error_response_still_carries_the_security_headers(app):

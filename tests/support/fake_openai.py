@@ -3,7 +3,7 @@
 Served by a real uvicorn (tests.conftest.LiveServer) so the real SDK talks HTTP to it. Each retrieve of a job
 moves it one stage on: validating_files → running (events, a checkpoint) → succeeded (or failed). Switches:
 `fail_times(status, n)` answers the next n requests with 429/500, `deny_fine_tuning`, `fail_jobs`,
-`not_fine_tunable` (a set of model names).
+`not_fine_tunable` (a set of model names), `chat_fails_after` (words a chat streams before an error).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class FakeOpenAIState:
     deny_fine_tuning: bool = False
     fail_jobs: bool = False
     hold_running: bool = False
+    chat_fails_after: int | None = None  # a chat stream reports an error after this many words, then stops
     not_fine_tunable: set[str] = field(default_factory=set)
     requests: list[str] = field(default_factory=list)
     counter: Any = field(default_factory=lambda: itertools.count(1))
@@ -212,7 +213,15 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
         words = ["Hello", " from", " ", body["model"]]
 
         def stream():
-            for word in words:
+            for index, word in enumerate(words):
+                if index == state.chat_fails_after:
+                    # How OpenAI reports a failure once a stream has started: an `error` object as the data.
+                    failure = {
+                        "message": "The server had an error while processing your request.",
+                        "type": "server_error",
+                    }
+                    yield f"data: {json.dumps({'error': failure})}\n\n"
+                    return
                 chunk = {
                     "id": "chatcmpl-1",
                     "object": "chat.completion.chunk",

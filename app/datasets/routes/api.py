@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -14,6 +13,7 @@ from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
 from app.tables.dataset import Example
+from app.web.api_types import DbId, Offset, UtcDateTime
 from app.web.rendering import SessionDep
 from app.web.streamed_upload import StreamedUpload
 
@@ -41,8 +41,8 @@ class DatasetOut(BaseModel):
     id: int
     name: str
     description: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     counts: Counts
 
 
@@ -118,20 +118,20 @@ def list_datasets(session: SessionDep):
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: int, session: SessionDep):
+def get_dataset(dataset_id: DbId, session: SessionDep):
     """One dataset with its counts."""
     return dataset_out(ds.summarize(session, ds.get_dataset(session, dataset_id)))
 
 
 @router.patch("/datasets/{dataset_id}", response_model=DatasetOut)
-def update_dataset(dataset_id: int, body: DatasetPatch, session: SessionDep):
+def update_dataset(dataset_id: DbId, body: DatasetPatch, session: SessionDep):
     """Rename a dataset or change its description."""
     dataset = ds.update_dataset(session, dataset_id, name=body.name, description=body.description)
     return dataset_out(ds.summarize(session, dataset))
 
 
 @router.delete("/datasets/{dataset_id}", status_code=204)
-def delete_dataset(dataset_id: int, session: SessionDep):
+def delete_dataset(dataset_id: DbId, session: SessionDep):
     """Delete a dataset and all its examples."""
     ds.delete_dataset(session, dataset_id)
     return Response(status_code=204)
@@ -157,7 +157,7 @@ _UPLOAD_BODY = {
 
 @router.post("/datasets/{dataset_id}/import", response_model=ImportOut, openapi_extra=_UPLOAD_BODY)
 async def import_file(
-    request: Request, dataset_id: int, session: SessionDep, format: Literal["auto", "jsonl", "csv"] = "auto"
+    request: Request, dataset_id: DbId, session: SessionDep, format: Literal["auto", "jsonl", "csv"] = "auto"
 ):
     """Import a JSONL (or CSV: system,user,assistant) file, multipart field `file`; every rejected line is listed."""
     upload = StreamedUpload(request, "file")
@@ -172,9 +172,9 @@ async def import_file(
 
 @router.get("/datasets/{dataset_id}/examples", response_model=ExamplesPage)
 def list_examples(
-    dataset_id: int,
+    dataset_id: DbId,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     q: str | None = None,
     split: Literal["train", "validation", "none"] | None = None,
@@ -187,7 +187,7 @@ def list_examples(
 
 
 @router.post("/datasets/{dataset_id}/examples", status_code=201)
-def add_example(dataset_id: int, body: ExampleIn, session: SessionDep) -> dict[str, Any]:
+def add_example(dataset_id: DbId, body: ExampleIn, session: SessionDep) -> dict[str, Any]:
     """Add one example (it is stored even if invalid, and flagged with its problems)."""
     return example_out(ex.add_example(session, dataset_id, body.record(), split=body.split, note=body.note))
 
@@ -199,7 +199,7 @@ def add_example(dataset_id: int, body: ExampleIn, session: SessionDep) -> dict[s
 )
 def export(
     request: Request,
-    dataset_id: int,
+    dataset_id: DbId,
     session: SessionDep,
     split: Literal["all", "train", "validation"] = "all",
     only_valid: bool = True,
@@ -212,13 +212,13 @@ def export(
 
 
 @router.get("/examples/{example_id}")
-def get_example(example_id: int, session: SessionDep) -> dict[str, Any]:
+def get_example(example_id: DbId, session: SessionDep) -> dict[str, Any]:
     """One example."""
     return example_out(ex.get_example(session, example_id))
 
 
 @router.put("/examples/{example_id}")
-def update_example(example_id: int, body: ExampleUpdate, session: SessionDep) -> dict[str, Any]:
+def update_example(example_id: DbId, body: ExampleUpdate, session: SessionDep) -> dict[str, Any]:
     """Replace an example; `version` must be the current one (409 otherwise)."""
     fields = body.model_fields_set
     example = ex.update_example(
@@ -233,7 +233,7 @@ def update_example(example_id: int, body: ExampleUpdate, session: SessionDep) ->
 
 
 @router.delete("/examples/{example_id}", status_code=204)
-def delete_example(example_id: int, session: SessionDep):
+def delete_example(example_id: DbId, session: SessionDep):
     """Delete an example."""
     ex.delete_example(session, example_id)
     return Response(status_code=204)

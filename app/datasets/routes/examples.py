@@ -9,6 +9,7 @@ from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets.forms import ROLES, editor_rows, top_level_texts
 from app.tables.dataset import Example
+from app.web.api_types import DbId
 from app.web.rendering import SessionDep, is_htmx, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -37,13 +38,13 @@ def _editor(request: Request, session: Session, dataset_id: int, example: Exampl
 
 
 @router.get("/datasets/{dataset_id}/examples/new")
-def new_example(request: Request, session: SessionDep, dataset_id: int):
+def new_example(request: Request, session: SessionDep, dataset_id: DbId):
     """An empty editor (system, user, assistant) for a new example."""
     return _editor(request, session, dataset_id, None)
 
 
 @router.post("/datasets/{dataset_id}/examples")
-async def create_example(request: Request, session: SessionDep, dataset_id: int):
+async def create_example(request: Request, session: SessionDep, dataset_id: DbId):
     """Save a new example from the editor and open it."""
     form = await request.form()
     example = ex.add_example(
@@ -57,14 +58,14 @@ async def create_example(request: Request, session: SessionDep, dataset_id: int)
 
 
 @router.get("/examples/{example_id}")
-def edit_example(request: Request, session: SessionDep, example_id: int):
+def edit_example(request: Request, session: SessionDep, example_id: DbId):
     """The editor for one example."""
     example = ex.get_example(session, example_id)
     return _editor(request, session, example.dataset_id, example)
 
 
 @router.post("/examples/{example_id}")
-async def save_example(request: Request, session: SessionDep, example_id: int):
+async def save_example(request: Request, session: SessionDep, example_id: DbId):
     """Save the editor; a stale version is refused (409) and the person's text stays in the page."""
     form = await request.form()
     version = str(form.get("version") or "")
@@ -87,26 +88,26 @@ async def _check(request: Request):
 
 
 @router.post("/examples/{example_id}/check")
-async def check_existing(request: Request, example_id: int):
+async def check_existing(request: Request, example_id: DbId):
     """Live validation of the editor's current text (nothing is saved)."""
     return await _check(request)
 
 
 @router.post("/datasets/{dataset_id}/examples/check")
-async def check_new(request: Request, dataset_id: int):
+async def check_new(request: Request, dataset_id: DbId):
     """Live validation of a new example's text (nothing is saved)."""
     return await _check(request)
 
 
 @router.post("/examples/{example_id}/duplicate")
-def duplicate_example(request: Request, session: SessionDep, example_id: int):
+def duplicate_example(request: Request, session: SessionDep, example_id: DbId):
     """Copy an example (placed right after it) and open the copy."""
     copy = ex.duplicate_example(session, example_id)
     return redirect(request, f"/examples/{copy.id}")
 
 
 @router.post("/examples/{example_id}/delete")
-def delete_example(request: Request, session: SessionDep, example_id: int):
+def delete_example(request: Request, session: SessionDep, example_id: DbId):
     """Delete an example and go back to its dataset."""
     dataset_id = ex.delete_example(session, example_id)
     return redirect(request, f"/datasets/{dataset_id}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlmodel import Session
 
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
+from app.web.api_types import DbId, DbIdField, Offset, OffsetForm
 from app.web.rendering import SessionDep, is_htmx, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -42,7 +43,7 @@ def create(
 def rename(
     request: Request,
     session: SessionDep,
-    dataset_id: int,
+    dataset_id: DbId,
     name: Annotated[str, Form()] = "",
     description: Annotated[str | None, Form()] = None,
     back: Annotated[str, Form()] = "list",
@@ -57,14 +58,14 @@ def rename(
 
 
 @router.get("/datasets/{dataset_id}/delete")
-def confirm_delete(request: Request, session: SessionDep, dataset_id: int):
+def confirm_delete(request: Request, session: SessionDep, dataset_id: DbId):
     """Ask before deleting (the page a click without JavaScript lands on)."""
     summary = ds.summarize(session, ds.get_dataset(session, dataset_id))
     return render(request, "datasets/delete.html", {"summary": summary})
 
 
 @router.post("/datasets/{dataset_id}/delete")
-def delete(request: Request, session: SessionDep, dataset_id: int):
+def delete(request: Request, session: SessionDep, dataset_id: DbId):
     """Delete a dataset and its examples."""
     name = ds.get_dataset(session, dataset_id).name
     ds.delete_dataset(session, dataset_id)
@@ -74,7 +75,7 @@ def delete(request: Request, session: SessionDep, dataset_id: int):
 
 
 @router.post("/datasets/{dataset_id}/duplicate")
-def duplicate(request: Request, session: SessionDep, dataset_id: int):
+def duplicate(request: Request, session: SessionDep, dataset_id: DbId):
     """Copy a dataset with all its examples."""
     copy = ds.duplicate_dataset(session, dataset_id)
     if is_htmx(request) and "/datasets/" not in request.headers.get("hx-current-url", ""):
@@ -130,12 +131,12 @@ def _body(
 def dataset_page(
     request: Request,
     session: SessionDep,
-    dataset_id: int,
+    dataset_id: DbId,
     q: str = "",
     split: str = "",
     valid: str = "",
     sort: str = "position",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ):
     """One dataset: counts, filters, 50 examples a page, bulk actions, import and export."""
     return _body(request, session, dataset_id, _filters(q, split, valid, sort, offset))
@@ -152,16 +153,16 @@ def _after_post(request: Request, session: Session, dataset_id: int, filters: di
 def bulk(
     request: Request,
     session: SessionDep,
-    dataset_id: int,
+    dataset_id: DbId,
     action: Annotated[str, Form()] = "",
-    ids: Annotated[list[int] | None, Form()] = None,
+    ids: Annotated[list[DbIdField] | None, Form()] = None,
     target_split: Annotated[str, Form()] = "",
     target_dataset: Annotated[str, Form()] = "",
     q: Annotated[str, Form()] = "",
     split: Annotated[str, Form()] = "",
     valid: Annotated[str, Form()] = "",
     sort: Annotated[str, Form()] = "position",
-    offset: Annotated[int, Form()] = 0,
+    offset: OffsetForm = 0,
 ):
     """Delete, set the split of, or copy the selected examples."""
     filters = _filters(q, split, valid, sort, offset)
@@ -173,7 +174,7 @@ def bulk(
 def split_randomly(
     request: Request,
     session: SessionDep,
-    dataset_id: int,
+    dataset_id: DbId,
     percent: Annotated[str, Form()] = "10",
     seed: Annotated[str, Form()] = "0",
 ):
@@ -187,7 +188,7 @@ def split_randomly(
 def import_file(
     request: Request,
     session: SessionDep,
-    dataset_id: int,
+    dataset_id: DbId,
     file: Annotated[UploadFile, File()],
     format: Annotated[str, Form()] = "auto",
 ):
@@ -202,7 +203,7 @@ def import_file(
 
 
 @router.get("/datasets/{dataset_id}/imports/{import_id}/rejected")
-def rejected_lines(request: Request, session: SessionDep, dataset_id: int, import_id: str):
+def rejected_lines(request: Request, session: SessionDep, dataset_id: DbId, import_id: str):
     """Download the raw text of an import's rejected lines."""
     ds.get_dataset(session, dataset_id)
     path = importer.rejected_path(request.app.state.settings, dataset_id, import_id)
@@ -214,7 +215,7 @@ def rejected_lines(request: Request, session: SessionDep, dataset_id: int, impor
 
 
 @router.get("/datasets/{dataset_id}/export")
-def export(request: Request, session: SessionDep, dataset_id: int, split: str = "all", only_valid: bool = True):
+def export(request: Request, session: SessionDep, dataset_id: DbId, split: str = "all", only_valid: bool = True):
     """Download the dataset (or one split) as JSONL."""
     dataset = ds.get_dataset(session, dataset_id)
     exporter.count_exported(session, dataset_id, split, only_valid)  # refuses a bad split before streaming starts

@@ -8,6 +8,7 @@ from app.datasets.validation.chart import histogram_chart
 from app.datasets.validation.checks import CODES
 from app.datasets.validation.modeltable import picker_models
 from app.datasets.validation.report import ReportCache, build_report
+from app.web.api_types import DbId
 from app.web.rendering import SessionDep, render
 
 router = APIRouter()
@@ -23,7 +24,7 @@ def _cache(request: Request) -> ReportCache:
 
 @router.get("/datasets/{dataset_id}/report", include_in_schema=False)
 def report_page(
-    request: Request, dataset_id: int, session: SessionDep, model: str | None = ModelQuery, split: str = SplitQuery
+    request: Request, dataset_id: DbId, session: SessionDep, model: str | None = ModelQuery, split: str = SplitQuery
 ):
     """The Report page; htmx gets only the report fragment when the model picker changes."""
     settings = request.app.state.settings
@@ -39,7 +40,7 @@ def report_page(
 
 @router.get("/api/datasets/{dataset_id}/report", tags=["datasets"])
 def report_api(
-    request: Request, dataset_id: int, session: SessionDep, model: str | None = ModelQuery, split: str = SplitQuery
+    request: Request, dataset_id: DbId, session: SessionDep, model: str | None = ModelQuery, split: str = SplitQuery
 ) -> dict:
     """Validation report of a dataset for one model: problem counts, statistics and the estimate."""
     settings = request.app.state.settings

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.jobs import jobs
 from app.jobs.model_catalog import list_models
 from app.jobs.shapes import checkpoint_dict, event_dict, job_dict
+from app.web.api_types import DbIdField, DbIdQuery, SeqQuery
 from app.web.rendering import SessionDep
 
 router = APIRouter(prefix="/api", tags=["jobs"])
@@ -19,9 +20,9 @@ router = APIRouter(prefix="/api", tags=["jobs"])
 class JobCreate(BaseModel):
     """A launch request (see app.jobs.jobs.JobRequest)."""
 
-    dataset_id: int | None = None
+    dataset_id: DbIdField | None = None
     training_snapshot: str | None = None
-    validation_dataset_id: int | None = None
+    validation_dataset_id: DbIdField | None = None
     use_validation_split: bool = True
     provider: str = "local"
     model: str | None = None
@@ -53,7 +54,7 @@ def list_(
     session: SessionDep,
     status: str | None = None,
     provider: str | None = None,
-    dataset_id: int | None = None,
+    dataset_id: DbIdQuery = None,
     after: str | None = None,
     limit: int = Query(20, ge=1, le=1000),
 ):
@@ -97,7 +98,7 @@ def rerun(job_id: str, request: Request, session: SessionDep, provider: str | No
 
 @router.get("/jobs/{job_id}/events")
 def events(
-    job_id: str, session: SessionDep, after_seq: int | None = None, limit: int | None = Query(None, ge=1, le=10000)
+    job_id: str, session: SessionDep, after_seq: SeqQuery = None, limit: int | None = Query(None, ge=1, le=10000)
 ):
     """Events oldest first, after a seq (how a live view catches up)."""
     rows = jobs.list_events(session, job_id, after_seq=after_seq, limit=limit)

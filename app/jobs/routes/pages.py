@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from app.jobs import forms as job_form
 from app.jobs import monitoring
 from app.jobs.jobs import get_job
+from app.web.api_types import DbIdQuery
 from app.web.rendering import SessionDep, redirect, render
 
 router = APIRouter(tags=["jobs"])
@@ -24,7 +25,7 @@ def jobs_list(request: Request, session: SessionDep, status: str = "", provider:
 
 
 @router.get("/jobs/new", include_in_schema=False)
-def new_job(request: Request, session: SessionDep, dataset_id: int | None = None):
+def new_job(request: Request, session: SessionDep, dataset_id: DbIdQuery = None):
     """The "New fine-tune" form, preselecting a dataset."""
     ctx = job_form.form_context(
         session, request.app.state.settings, {"dataset_id": dataset_id}, request.app.state.report_cache

@@ -15,6 +15,7 @@ from app.errors import NotFound
 from app.jobs import monitoring
 from app.settings.maintenance import maintenance_enabled
 from app.tables import Job, JobEvent
+from app.tables.common import MAX_DB_INT
 from app.web.sse import sse_message
 
 router = APIRouter(tags=["jobs"])
@@ -23,11 +24,12 @@ HEARTBEAT_SECONDS = 15.0
 
 
 def _start_seq(last_event_id: str | None, after: int | None) -> int:
-    # The browser's Last-Event-ID (sent on reconnect) wins over the page's ?after= starting point.
+    # The browser's Last-Event-ID (sent on reconnect) wins over the page's ?after= starting point. A seq beyond
+    # what the database can hold is past every event: clamped, it reads nothing instead of overflowing the driver.
     for raw in (last_event_id, after):
         try:
             if raw is not None and str(raw).strip():
-                return max(0, int(str(raw).strip()))
+                return min(MAX_DB_INT, max(0, int(str(raw).strip())))
         except ValueError:
             continue
     return 0

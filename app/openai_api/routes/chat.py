@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
@@ -12,7 +14,11 @@ from app.web.sse import sse_message
 router = APIRouter(prefix="/v1", tags=["v1"])
 
 
-@router.post("/chat/completions")
+# With `stream: true` the answer is server-sent events: `chat.completion.chunk` objects, then `[DONE]`.
+STREAMED: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/chat/completions", responses=STREAMED)
 def create_chat_completion(request: Request, session: SessionDep, body: v1_chat.ChatCompletionRequest):
     """A chat completion from a base model, a tuned model or a checkpoint."""
     settings, chat_engine = request.app.state.settings, request.app.state.chat_engine

@@ -44,7 +44,11 @@ def retrieve_file(session: SessionDep, file_id: str):
     return openai_shapes.file_object(files.get_file(session, file_id))
 
 
-@router.get("/{file_id}/content")
+@router.get(
+    "/{file_id}/content",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
 def file_content(request: Request, session: SessionDep, file_id: str):
     """The file's bytes exactly as uploaded, streamed from disk."""
     path, row = files.file_content(session, request.app.state.settings, file_id)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 from starlette.concurrency import iterate_in_threadpool
 
-from app.errors import Invalid
 from app.playground import conversations, playground
+from app.web.api_types import DbIdForm
+from app.web.json_body import read_json
 from app.web.rendering import SessionDep, render
 from app.web.sse import sse_message
 
@@ -53,10 +54,7 @@ def compare_page(
 @router.post("/playground/chat", include_in_schema=False)
 async def chat(request: Request):
     """Stream one model's reply as text/event-stream (the model runs in a worker thread)."""
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    body = await read_json(request, "the chat")  # unreadable JSON is refused before the stream starts
     state = request.app.state
     replies = playground.stream_reply(state.engine, state.settings, state.chat_engine, body)
     stream = (sse_message(data, event) for event, data in replies)
@@ -70,29 +68,22 @@ async def chat(request: Request):
 @router.post("/playground/conversations", include_in_schema=False)
 async def save_new(request: Request, session: SessionDep):
     """Store the playground's state as a new conversation; returns its id."""
-    conv = conversations.save_conversation(session, None, await _json(request))
+    conv = conversations.save_conversation(session, None, await read_json(request, "the conversation"))
     return JSONResponse({"id": conv.id}, status_code=201)
 
 
 @router.put("/playground/conversations/{conversation_id}", include_in_schema=False)
 async def save_existing(request: Request, conversation_id: str, session: SessionDep):
     """Replace a stored conversation with the playground's state."""
-    conv = conversations.save_conversation(session, conversation_id, await _json(request))
+    conv = conversations.save_conversation(session, conversation_id, await read_json(request, "the conversation"))
     return JSONResponse({"id": conv.id})
-
-
-async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise Invalid("Send the conversation as JSON.") from None
 
 
 @router.post("/playground/save-example", include_in_schema=False)
 def save_example(
     request: Request,
     session: SessionDep,
-    dataset_id: Annotated[int, Form()],
+    dataset_id: DbIdForm,
     messages: Annotated[str, Form()],
     split: Annotated[str, Form()] = "",
     reply: Annotated[str, Form()] = "",

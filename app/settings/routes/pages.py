@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from app.settings import page as settings_page
 from app.settings.maintenance import set_maintenance
+from app.web.api_types import DbId
 from app.web.rendering import SessionDep, render
 
 router = APIRouter(tags=["settings"])
@@ -55,7 +56,7 @@ def create_key(request: Request, session: SessionDep, name: str = Form("")):
 
 
 @router.post("/settings/api-keys/{key_id}/revoke", include_in_schema=False)
-def revoke_key(request: Request, key_id: int, session: SessionDep):
+def revoke_key(request: Request, key_id: DbId, session: SessionDep):
     """Revoke a key; it stops working at once."""
     settings_page.revoke_api_key(session, key_id)
     request.app.state.auth.forget_cached_keys()
