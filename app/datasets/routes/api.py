@@ -7,12 +7,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
+from app.datasets.limits import Limits
+from app.errors import NotFound
 from app.tables.dataset import Example
 from app.web.rendering import SessionDep
 from app.web.streamed_upload import StreamedUpload
@@ -187,9 +189,12 @@ def list_examples(
 
 
 @router.post("/datasets/{dataset_id}/examples", status_code=201)
-def add_example(dataset_id: int, body: ExampleIn, session: SessionDep) -> dict[str, Any]:
-    """Add one example (it is stored even if invalid, and flagged with its problems)."""
-    return example_out(ex.add_example(session, dataset_id, body.record(), split=body.split, note=body.note))
+def add_example(request: Request, dataset_id: int, body: ExampleIn, session: SessionDep) -> dict[str, Any]:
+    """Add one example (stored even if invalid, flagged with its problems; refused if over the size limits)."""
+    limits = Limits.of(request.app.state.settings)
+    return example_out(
+        ex.add_example(session, dataset_id, body.record(), split=body.split, note=body.note, limits=limits)
+    )
 
 
 @router.get(
@@ -218,7 +223,7 @@ def get_example(example_id: int, session: SessionDep) -> dict[str, Any]:
 
 
 @router.put("/examples/{example_id}")
-def update_example(example_id: int, body: ExampleUpdate, session: SessionDep) -> dict[str, Any]:
+def update_example(request: Request, example_id: int, body: ExampleUpdate, session: SessionDep) -> dict[str, Any]:
     """Replace an example; `version` must be the current one (409 otherwise)."""
     fields = body.model_fields_set
     example = ex.update_example(
@@ -228,6 +233,7 @@ def update_example(example_id: int, body: ExampleUpdate, session: SessionDep) ->
         body.version,
         split=body.split if "split" in fields else ex.KEEP,
         note=body.note if "note" in fields else ex.KEEP,
+        limits=Limits.of(request.app.state.settings),
     )
     return example_out(example)
 
