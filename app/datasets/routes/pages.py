@@ -191,10 +191,11 @@ def import_file(
     file: Annotated[UploadFile, File()],
     format: Annotated[str, Form()] = "auto",
 ):
-    """Import an uploaded JSONL or CSV file; rejected lines are listed and kept for download."""
+    """Import an uploaded JSONL or CSV file; rejected lines are counted, the first listed, all kept for download."""
     settings = request.app.state.settings
-    result = importer.import_file(session, dataset_id, file.file, filename=file.filename or "", kind=format)
-    importer.store_rejected(settings, dataset_id, result)
+    result = importer.import_file(
+        session, dataset_id, file.file, filename=file.filename or "", kind=format, settings=settings
+    )
     if is_htmx(request):
         context = {"dataset": ds.get_dataset(session, dataset_id), "result": result}
         return render(request, "datasets/_import_result.html", context, partial="datasets/_import_result.html")
@@ -211,6 +212,18 @@ def rejected_lines(request: Request, session: SessionDep, dataset_id: int, impor
             request, "error.html", {"status": 404, "message": "Those rejected lines are gone."}, status_code=404
         )
     return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"rejected-lines-{import_id}.jsonl")
+
+
+@router.get("/datasets/{dataset_id}/imports/{import_id}/reasons")
+def rejected_reasons(request: Request, session: SessionDep, dataset_id: int, import_id: str):
+    """Download the list of an import's rejected lines: number, code and message, one JSON object a line."""
+    ds.get_dataset(session, dataset_id)
+    path = importer.reasons_file(request.app.state.settings, dataset_id, import_id)
+    if not path.exists():
+        return render(
+            request, "error.html", {"status": 404, "message": "Those rejected lines are gone."}, status_code=404
+        )
+    return FileResponse(path, media_type="application/jsonl", filename=f"rejected-lines-{import_id}-reasons.jsonl")
 
 
 @router.get("/datasets/{dataset_id}/export")
