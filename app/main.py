@@ -17,6 +17,7 @@ from app.tables.db import make_engine
 from app.web.http_errors import install_error_handlers
 from app.web.rendering import STATIC, make_templates
 from app.web.security import SecurityMiddleware, guard
+from app.web.streamed_upload import UPLOAD_SLACK_BYTES, BodyLimits
 from app.worker.embedded import EmbeddedWorker
 
 # Every module that serves routes, one per line; order matters only where paths overlap.
@@ -87,6 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
     app.state.report_cache = ReportCache()
     app.add_middleware(SecurityMiddleware)
+    app.add_middleware(
+        BodyLimits,
+        idle_timeout=settings.upload_idle_timeout_seconds,
+        max_bytes=settings.max_upload_bytes + UPLOAD_SLACK_BYTES,
+    )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
