@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from app.config import Settings
 from app.datasets.validation.report import ReportCache
 from app.jobs import event_notify
+from app.openai_api.files import recover_interrupted_uploads
 from app.settings.auth import AuthState, LoginThrottle, ensure_api_key, load_secret_key
 from app.tables.db import make_engine
 from app.web.http_errors import install_error_handlers
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         new_key = ensure_api_key(settings, engine)
+        # Uploads a killed server left half-done end as `error` (their half-made datasets removed).
+        recover_interrupted_uploads(settings, engine)
         if new_key:
             # Printed once, never logged again: only its hash is stored.
             print(f"\nTuneboard generated an API key for /api and /v1 (shown only now):\n  {new_key}\n", flush=True)
