@@ -50,8 +50,7 @@ def create_file(session: Session, settings: Settings, stream: BinaryIO, *, filen
     row.path = f"files/{row.id}"
     target = settings.storage_path("files", row.id)
     with target.open("wb") as out:
-        # Held until the import is written: while it is, a restarting server knows the import is alive.
-        fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+        _hold(out)
         try:
             size = _store(stream, out, Limits.of(settings).upload_bytes)
         except BaseException:
@@ -70,6 +69,14 @@ def create_file(session: Session, settings: Settings, stream: BinaryIO, *, filen
         session.commit()
         _import(session, settings, row, target)
     return row
+
+
+def _hold(out: IO[bytes]) -> None:
+    # Held until the import is written: while it is, a server starting on the same data dir knows it is alive.
+    try:
+        fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+    except OSError as exc:  # a file system without locks (some network shares): recovery then judges alone
+        log.warning("cannot lock %s (%s): a restart would take its import for interrupted", out.name, exc)
 
 
 def _store(stream: BinaryIO, out: IO[bytes], limit: int) -> int:
@@ -199,6 +206,8 @@ def _lock(path: Path) -> tuple[bool, IO[bytes] | None]:
     except BlockingIOError:
         handle.close()
         return True, None
+    except OSError:  # no locks on this file system: nobody can hold one
+        pass
     return False, handle
 
 

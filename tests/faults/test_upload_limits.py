@@ -214,7 +214,7 @@ def test_a_trickling_upload_blocks_no_other_write_and_a_stalled_one_is_cut_off(t
         status, result = read_response(sock)
         sock.close()
         assert other.status_code == 201, other.text
-        assert took < 2, f"a write waited {took:.1f} s behind a trickling upload"
+        assert took < 4, f"a write waited {took:.1f} s behind a trickling upload"
         assert (status, result["imported"], result["rejected_count"]) == (200, 300, 0)
 
         # A client that stops sending is cut off after upload_idle_timeout_seconds, with a clear message.
