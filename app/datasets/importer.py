@@ -23,7 +23,15 @@ from app.datasets.datasets import big_cache, get_dataset, touch_dataset
 from app.datasets.import_rows import ROW_FIELDS, parse_line
 from app.datasets.import_stream import CsvReceiver, JsonlReceiver, Prepared, Progress, Receiver
 from app.datasets.limits import Limits
-from app.datasets.rejections import MESSAGES, SAMPLE, RejectedLine, Rejections, raw_path, reasons_path
+from app.datasets.rejections import (
+    MESSAGES,
+    SAMPLE,
+    RejectedLine,
+    Rejections,
+    raw_path,
+    read_reasons,
+    reasons_path,
+)
 from app.errors import Invalid, NotFound
 from app.tables.common import utcnow
 from app.tables.dataset import EXAMPLES, Example
@@ -39,6 +47,7 @@ __all__ = [
     "iter_records",
     "reasons_file",
     "rejected_path",
+    "rejected_reasons",
     "start_import",
     "write_import",
 ]
@@ -265,8 +274,18 @@ def rejected_path(settings: Settings, dataset_id: int, import_id: str) -> Path:
 
 
 def reasons_file(settings: Settings, dataset_id: int, import_id: str) -> Path:
-    """Where an import's rejected lines are listed with their numbers and reasons (JSON lines)."""
+    """Where an import's rejected lines are listed with their numbers and reasons (gzipped JSON lines)."""
     return reasons_path(rejections_folder(settings, dataset_id), _checked(import_id))
+
+
+def rejected_reasons(settings: Settings, dataset_id: int, import_id: str) -> Iterator[bytes]:
+    """An import's rejected lines, `{"line", "code", "message"}` one JSON object a line, for a streamed download.
+
+    NotFound (before anything is streamed) if the import has no such list."""
+    path = reasons_file(settings, dataset_id, import_id)
+    if not path.is_file():
+        raise NotFound("No such import.", code="import_not_found", param="import_id")
+    return read_reasons(path)
 
 
 def iter_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 
 from app.datasets import import_stream
-from app.datasets.importer import import_jsonl, reasons_file, rejected_path
+from app.datasets.importer import import_jsonl, rejected_path, rejected_reasons
 from app.datasets.rejections import SAMPLE, SAMPLE_BYTES, Rejections
 
 
@@ -18,7 +19,7 @@ def test_the_sample_is_bounded_in_lines_and_bytes_and_the_files_hold_everything(
     assert rejections.count == 2 * SAMPLE and len(rejections.sample) == SAMPLE
     assert {len(r.data) for r in rejections.sample} == {SAMPLE_BYTES}
     assert rejections.sample[0].message == "The line is not valid JSON: Expecting value at column 1."
-    reasons = (tmp_path / f"{rejections.import_id}.reasons.jsonl").read_text().splitlines()
+    reasons = gzip.decompress((tmp_path / f"{rejections.import_id}.reasons.jsonl.gz").read_bytes()).splitlines()
     assert [json.loads(t)["line"] for t in reasons] == list(range(1, 2 * SAMPLE + 1))
     raw = (tmp_path / f"{rejections.import_id}.rejected.txt").read_bytes()
     assert raw == (b"y" * (3 * SAMPLE_BYTES) + b"\n") * (2 * SAMPLE)
@@ -44,7 +45,7 @@ def test_an_import_writes_every_rejected_line_in_file_order(session, settings, m
     result = import_jsonl(session, dataset_id, io.BytesIO("\n".join(lines).encode()), settings=settings)
     expected = [n for n, text in enumerate(lines, 1) if text != good]
     assert result.imported == 15 and result.rejected_count == len(expected)
-    listed = reasons_file(settings, dataset_id, result.import_id).read_text().splitlines()
+    listed = b"".join(rejected_reasons(settings, dataset_id, result.import_id)).splitlines()
     assert [json.loads(t)["line"] for t in listed] == expected
     raw = rejected_path(settings, dataset_id, result.import_id).read_bytes()
     assert raw == "".join(lines[n - 1] + "\n" for n in expected).encode()

@@ -205,16 +205,15 @@ def import_out(dataset_id: int, result: importer.ImportResult) -> dict[str, Any]
 
 @router.get(
     "/datasets/{dataset_id}/imports/{import_id}/rejected",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={200: {"content": {"application/jsonl": {}}}},
 )
 def rejected_lines(request: Request, dataset_id: int, import_id: str, session: SessionDep):
     """Every rejected line of an import: `{"line", "code", "message"}`, one JSON object a line, in file order."""
     ds.get_dataset(session, dataset_id)
-    path = importer.reasons_file(request.app.state.settings, dataset_id, import_id)
-    if not path.is_file():
-        raise NotFound("No such import.", code="import_not_found", param="import_id")
-    return FileResponse(path, media_type="application/jsonl", filename=f"rejected-lines-{import_id}.jsonl")
+    chunks = importer.rejected_reasons(request.app.state.settings, dataset_id, import_id)
+    disposition = f'attachment; filename="rejected-lines-{import_id}.jsonl"'
+    return StreamingResponse(chunks, media_type="application/jsonl", headers={"Content-Disposition": disposition})
 
 
 @router.get(

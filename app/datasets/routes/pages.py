@@ -12,6 +12,7 @@ from sqlmodel import Session
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
+from app.errors import NotFound
 from app.web.rendering import SessionDep, is_htmx, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -218,12 +219,14 @@ def rejected_lines(request: Request, session: SessionDep, dataset_id: int, impor
 def rejected_reasons(request: Request, session: SessionDep, dataset_id: int, import_id: str):
     """Download the list of an import's rejected lines: number, code and message, one JSON object a line."""
     ds.get_dataset(session, dataset_id)
-    path = importer.reasons_file(request.app.state.settings, dataset_id, import_id)
-    if not path.exists():
+    try:
+        chunks = importer.rejected_reasons(request.app.state.settings, dataset_id, import_id)
+    except NotFound:
         return render(
             request, "error.html", {"status": 404, "message": "Those rejected lines are gone."}, status_code=404
         )
-    return FileResponse(path, media_type="application/jsonl", filename=f"rejected-lines-{import_id}-reasons.jsonl")
+    disposition = f'attachment; filename="rejected-lines-{import_id}-reasons.jsonl"'
+    return StreamingResponse(chunks, media_type="application/jsonl", headers={"Content-Disposition": disposition})
 
 
 @router.get("/datasets/{dataset_id}/export")
