@@ -89,6 +89,39 @@ class Settings(BaseSettings):
         "0/false off, each time Tuneboard starts (the settings page and PUT /api/settings/maintenance can change it "
         "until the next start); unset keeps the value stored in the database, which is off on a new installation.",
     )
+    # Size limits of uploads and examples (docs/security.md): what is over them is refused with a message that
+    # names the line (imports) or the field (editor, API), never half-stored.
+    max_upload_bytes: int = Field(
+        default=4 * 1024**3,
+        gt=0,
+        description="Largest file an upload may carry (dataset import, /v1/files), in bytes; a request body "
+        "larger than this (plus 1 MiB for the form around the file) is refused with 413.",
+    )
+    max_line_bytes: int = Field(
+        default=2 * 1024**2,
+        gt=0,
+        description="Longest line of an imported JSONL or CSV file, in bytes; a longer line is rejected with its "
+        "number (and the rest of the file imported).",
+    )
+    max_example_bytes: int = Field(
+        default=1024**2,
+        gt=0,
+        description="Largest example, in bytes of its JSON as exported (messages, tools and other fields, "
+        "non-ASCII characters escaped); a larger one is rejected by line in imports and refused by the editor "
+        "and the API.",
+    )
+    max_message_chars: int = Field(
+        default=256_000,
+        gt=0,
+        description="Longest text of one message (its content, or the text parts of a content list), in "
+        "characters; a longer one is rejected by line in imports and refused by the editor and the API.",
+    )
+    upload_idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a request body (an upload above all) may send nothing before it is cut off with 408, "
+        "so a stalled client cannot hold its connection forever.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=30000, description="How long a SQLite write waits for another process's lock before giving up (ms)."
     )

@@ -14,6 +14,7 @@ from app.datasets.validation.report import ReportCache
 from app.engine.inference import ChatEngine
 from app.jobs.event_notify import EventNotifier
 from app.jobs.monitoring import EventFeed
+from app.openai_api.files import recover_interrupted_uploads
 from app.settings.auth import AuthState, ensure_api_key
 from app.settings.maintenance import apply_configured_maintenance
 from app.settings.store import encrypt_clear_secrets
@@ -24,6 +25,7 @@ from app.web.forwarding import NetworkPolicy
 from app.web.http_errors import install_error_handlers
 from app.web.rendering import STATIC, make_templates
 from app.web.security import SecurityMiddleware, guard
+from app.web.streamed_upload import UPLOAD_SLACK_BYTES, BodyLimits
 from app.worker.embedded import EmbeddedWorker
 
 # Every module that serves routes, one per line; order matters only where paths overlap.
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with session_scope(engine) as session:
             encrypt_clear_secrets(session, secret_key)
         new_key = ensure_api_key(settings, engine)
+        # Uploads a killed server left half-done end as `error` (their half-made datasets removed).
+        recover_interrupted_uploads(settings, engine)
         if new_key:
             # Printed once, never logged again: only its hash is stored.
             print(f"\nTuneboard generated an API key for /api and /v1 (shown only now):\n  {new_key}\n", flush=True)
@@ -112,6 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.report_cache = ReportCache()
     app.add_middleware(
         SecurityMiddleware, network=NetworkPolicy.from_settings(settings), secret_key=secret_key, auth=auth
+    )
+    app.add_middleware(
+        BodyLimits,
+        idle_timeout=settings.upload_idle_timeout_seconds,
+        max_bytes=settings.max_upload_bytes + UPLOAD_SLACK_BYTES,
     )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for name in ROUTER_MODULES:

@@ -96,10 +96,17 @@ def _clean_description(description: str | None) -> str:
     return description
 
 
-def create_dataset(session: Session, name: str, description: str = "") -> Dataset:
-    """Create an empty dataset."""
+def new_dataset(session: Session, name: str, description: str = "") -> Dataset:
+    """Add an empty dataset in the caller's transaction (flushed: it has its id)."""
     dataset = Dataset(name=_clean_name(name), description=_clean_description(description))
     session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def create_dataset(session: Session, name: str, description: str = "") -> Dataset:
+    """Create an empty dataset."""
+    dataset = new_dataset(session, name, description)
     session.commit()
     session.refresh(dataset)
     return dataset

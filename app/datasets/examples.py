@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from app.datasets import validation
 from app.datasets.datasets import big_cache, copy_examples_sql, get_dataset, touch_dataset
 from app.datasets.forms import check_form, record_from_form
-from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
+from app.datasets.limits import Limits, refusal
 from app.errors import Conflict, Invalid, NotFound
 from app.tables.common import fits_db_int, stored_id, utcnow
 from app.tables.dataset import EXAMPLES, SPLITS, Dataset, Example
@@ -30,6 +30,7 @@ __all__ = [
     "check_form",
     "delete_example",
     "duplicate_example",
+    "form_version",
     "get_example",
     "list_examples",
     "normalize_split",
@@ -48,6 +49,7 @@ SORTS = {
     "longest": "Most messages first",
 }
 CHUNK = 500  # ids per IN (...) clause: well under SQLite's bound-parameter limit
+DEFAULT_LIMITS = Limits()  # the settings' defaults; routes pass the limits in force
 
 
 @dataclass
@@ -77,19 +79,35 @@ def normalize_split(split: Any) -> str | None:
     return split
 
 
-def record_parts(record: Any) -> dict[str, Any]:
-    """Split a chat record into the Example columns messages / tools / extra (other top-level keys verbatim)."""
+def record_parts(record: Any, limits: Limits | None = None) -> dict[str, Any]:
+    """Split a chat record into the Example columns messages / tools / extra (other top-level keys verbatim).
+
+    What JSON cannot hold (absurd depth, NaN or infinite numbers) is refused with the field it is about; so is
+    what is over `limits` (message and example sizes), when given.
+    """
     if not isinstance(record, dict):
         raise Invalid("An example must be a JSON object with a `messages` list.", param="messages")
     if not isinstance(record.get("messages"), list):
         raise Invalid("An example needs a `messages` list.", param="messages")
-    if nesting_depth_exceeds(record):
-        raise Invalid(f"The example nests lists or objects more than {MAX_JSON_DEPTH} levels deep.", param="messages")
+    refused = refusal(record, limits)
+    if refused is not None:
+        raise Invalid(refused.message, code=refused.code, param=refused.param)
     extra = {k: v for k, v in record.items() if k not in ("messages", "tools")}
     tools = record.get("tools")
     if "tools" in record and tools is None:
         extra["tools"] = None  # an explicit null survives export
     return {"messages": record["messages"], "tools": tools, "extra": extra or None}
+
+
+def form_version(value: Any) -> int | None:
+    """The version a form says it edited: None if missing (a stale save), Invalid if not a whole number."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        return None
+    # ASCII digits only: "²" passes str.isdigit() but int() refuses it.
+    if not (text.isascii() and text.isdigit()):
+        raise Invalid("The version must be a whole number (the one shown in the editor).", param="version")
+    return int(text)
 
 
 def get_example(session: Session, example_id: int) -> Example:
@@ -105,15 +123,24 @@ def _next_position(session: Session, dataset_id: int) -> int:
     return 0 if top is None else top + 1
 
 
-def add_example(session: Session, dataset_id: int, record: Any, split: str | None = None, note: str = "") -> Example:
-    """Append one example (validated, its cached columns filled) to a dataset."""
+def add_example(
+    session: Session,
+    dataset_id: int,
+    record: Any,
+    split: str | None = None,
+    note: str = "",
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Example:
+    """Append one example (validated, its cached columns filled) to a dataset; over `limits` is refused."""
     get_dataset(session, dataset_id)
+    parts = record_parts(record, limits)
     example = Example(
         dataset_id=dataset_id,
         position=_next_position(session, dataset_id),
         split=normalize_split(split),
         note=note or "",
-        **record_parts(record),
+        **parts,
     )
     validation.apply_check(example)
     example.rev = touch_dataset(session, dataset_id)
@@ -124,10 +151,17 @@ def add_example(session: Session, dataset_id: int, record: Any, split: str | Non
 
 
 def update_example(
-    session: Session, example_id: int, record: Any, version: int | None, split: Any = KEEP, note: Any = KEEP
+    session: Session,
+    example_id: int,
+    record: Any,
+    version: int | None,
+    split: Any = KEEP,
+    note: Any = KEEP,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Example:
     """Replace an example's content if `version` is still current; a stale version raises Conflict."""
-    parts = record_parts(record)
+    parts = record_parts(record, limits)
     example = get_example(session, example_id)
     if version is None or int(version) != example.version:
         raise Conflict(

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.datasets import validation
+from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
+from app.datasets.limits import Limits, refusal
+from app.datasets.validation.checks import NonFiniteNumber, strict_json_loads
 from app.errors import Invalid
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -51,17 +54,34 @@ def _get(form: Any, key: str, default: str = "") -> str:
 
 def _parse_json(text: str, what: str, param: str, index: int | None, errors: list[FieldError], want=None):
     try:
-        value = json.loads(text)
+        value = strict_json_loads(text)
+    except NonFiniteNumber as exc:
+        message = f"{what} holds {str(exc)[:40]}, a number JSON cannot carry (NaN, Infinity, or too large)."
+        errors.append(FieldError(param, message, index))
+        return None
     except json.JSONDecodeError as exc:
         errors.append(
             FieldError(param, f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).", index)
         )
+        return None
+    except ValueError as exc:  # such as an integer of more digits than Python converts
+        errors.append(FieldError(param, f"{what} is not usable JSON: {exc}.", index))
+        return None
+    except RecursionError:
+        errors.append(FieldError(param, _too_deep(what), index))
+        return None
+    if nesting_depth_exceeds(value):
+        errors.append(FieldError(param, _too_deep(what), index))
         return None
     if want is not None and not isinstance(value, want):
         kind = "an object {…}" if want is dict else "a list […]"
         errors.append(FieldError(param, f"{what} must be {kind}.", index))
         return None
     return value
+
+
+def _too_deep(what: str) -> str:
+    return f"{what} nests lists or objects more than {MAX_JSON_DEPTH} levels deep."
 
 
 def _parse(form: Any) -> tuple[dict[str, Any], list[FieldError]]:
@@ -125,9 +145,15 @@ def record_from_form(form: Any) -> dict[str, Any]:
     return record
 
 
-def check_form(form: Any) -> FormCheck:
-    """Check the editor form as the person types: JSON boxes, then the validation checks and token counts."""
+def check_form(form: Any, limits: Limits | None = None) -> FormCheck:
+    """Check the editor form as the person types: JSON boxes and size limits, then the validation checks and
+    token counts."""
     record, errors = _parse(form)
+    if not errors:
+        refused = refusal(record, limits)
+        if refused is not None:
+            index = int(refused.param[9:].split("]")[0]) if refused.param.startswith("messages[") else None
+            errors.append(FieldError(refused.param, refused.message, index))
     if errors:
         return FormCheck(record=None, field_errors=errors)
     result = validation.check_record(record)

@@ -9,7 +9,15 @@ import json
 from typing import Any
 
 from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
-from app.datasets.validation.checks import check_record, content_hash, json_encoder, json_loads, search_text
+from app.datasets.limits import Limits, longest_message, stored_size, too_large_text, too_long_text
+from app.datasets.validation.checks import (
+    NonFiniteNumber,
+    check_record,
+    content_hash,
+    json_encoder,
+    search_text,
+    strict_json_loads,
+)
 
 # A prepared row: the example's own column values, in this order (the writer adds dataset, position, stamps).
 ROW_FIELDS = (
@@ -33,7 +41,9 @@ _SEARCH_TEXT = ROW_FIELDS.index("search_text")  # the only column stored as raw 
 def parse_line(text: str) -> tuple[dict[str, Any], None, str] | tuple[None, str, str]:
     """A JSONL line as a record, or (None, code, detail) when it cannot become an example."""
     try:
-        obj = json_loads(text)
+        obj = strict_json_loads(text)
+    except NonFiniteNumber as exc:
+        return None, "non_finite_number", f"found {str(exc)[:40]}"
     except ValueError as exc:
         detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
         return None, "invalid_json", detail
@@ -93,14 +103,36 @@ def prepare_record(record: dict[str, Any]) -> tuple:
     )
 
 
-def prepare_lines(lines: list[bytes], first_number: int) -> tuple[list[tuple], list[tuple[int, str, bytes, str]]]:
+def over_limits(record: dict[str, Any], row: tuple, limits: Limits) -> tuple[str, str] | None:
+    """(code, sentence) when a prepared record is over the message or example size limits, else None."""
+    found = longest_message(record["messages"], limits.message_chars)
+    if found is not None:
+        return "message_too_long", too_long_text(*found, limits)
+    size = stored_size(row[0], row[1], row[2])
+    if size > limits.example_bytes:
+        return "example_too_large", too_large_text(size, limits)
+    return None
+
+
+def line_too_long(limits: Limits) -> str:
+    """The sentence for a line over max_line_bytes."""
+    return f"The line is longer than {limits.line_bytes:,} bytes, the limit (setting max_line_bytes)."
+
+
+def prepare_lines(
+    lines: list[bytes], first_number: int, limits: Limits | None = None
+) -> tuple[list[tuple], list[tuple[int, str, bytes, str]]]:
     """Rows of the good lines (in order) and (line number, code, bytes, detail) of the rejected ones.
 
     `lines` are raw lines without their line ends; blank lines are skipped and count as lines.
     """
+    limits = limits or Limits()
     rows: list[tuple] = []
     rejected: list[tuple[int, str, bytes, str]] = []
     for number, body in enumerate(lines, start=first_number):
+        if len(body) > limits.line_bytes:
+            rejected.append((number, "line_too_long", body, line_too_long(limits)))
+            continue
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -113,12 +145,21 @@ def prepare_lines(lines: list[bytes], first_number: int) -> tuple[list[tuple], l
             _, code, detail = parsed
             rejected.append((number, code, body, detail))
             continue
-        row = prepare_record(parsed[0])
+        record = parsed[0]
+        row = prepare_record(record)
         if "\\u" in text and not _storable(row[_SEARCH_TEXT]):
             # A \ud800-\udfff escape with no partner: valid JSON syntax, but no character UTF-8 (nor the database)
             # can store. Only an escape can make one, so lines without "\u" skip the check.
             rejected.append((number, "invalid_utf8", body, "it escapes an unpaired surrogate (\\ud800-\\udfff)"))
             continue
+        # A message has at most as many characters as its line has bytes, and an example's stored JSON fewer than
+        # four bytes per byte of its line (a two-byte character becomes a six-byte \uXXXX; prompt/completion lines
+        # gain role keys): most lines skip the check.
+        if len(body) > limits.message_chars or 4 * len(body) > limits.example_bytes:
+            problem = over_limits(record, row, limits)
+            if problem is not None:
+                rejected.append((number, problem[0], body, problem[1]))
+                continue
         rows.append(row)
     return rows, rejected
 

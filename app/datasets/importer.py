@@ -1,96 +1,83 @@
-"""Import JSONL (chat or legacy prompt/completion) and CSV into a dataset, streamed, in one transaction.
+"""Import JSONL (chat or legacy prompt/completion) and CSV into a dataset: received first, written in one transaction.
 
 Every line is accounted for: it becomes an example (flagged invalid if its contents are wrong), or it is
-rejected with its line number, a stable code, a plain message and its raw text.
+rejected with its line number, a stable code and a plain message (app.datasets.rejections). The file is read
+and checked as it arrives (app.datasets.import_stream) without any transaction open; the rows are then inserted
+in one transaction, so a failure anywhere leaves the dataset exactly as it was and the write lock is held only
+while rows are inserted, never while a client is still sending.
 """
 
 from __future__ import annotations
 
-import csv
-import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import column, func, insert, select, table
+from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col
 
 from app.config import Settings
 from app.datasets.datasets import big_cache, get_dataset, touch_dataset
-from app.datasets.import_rows import ROW_FIELDS, parse_line, prepare_lines, prepare_record
-from app.datasets.json_limits import MAX_JSON_DEPTH
+from app.datasets.import_rows import ROW_FIELDS, parse_line
+from app.datasets.import_stream import CsvReceiver, JsonlReceiver, Prepared, Progress, Receiver
+from app.datasets.limits import Limits
+from app.datasets.rejections import (
+    MESSAGES,
+    SAMPLE,
+    RejectedLine,
+    Rejections,
+    raw_path,
+    read_reasons,
+    reasons_path,
+)
 from app.errors import Invalid, NotFound
 from app.tables.common import utcnow
 from app.tables.dataset import EXAMPLES, Example
 
 __all__ = [
+    "MESSAGES",
+    "SAMPLE",
     "ImportResult",
     "RejectedLine",
     "import_csv",
     "import_file",
     "import_jsonl",
     "iter_records",
+    "reasons_file",
     "rejected_path",
-    "store_rejected",
+    "rejected_reasons",
+    "start_import",
+    "write_import",
 ]
 
 BATCH = 1000  # rows per executemany: large enough to amortise, small enough to keep memory flat
-PROGRESS_EVERY = 5000
+READ = 1 << 20  # bytes per read of a local file
 # A bigger page cache for the import's connection, for the import only. It mattered most while a content-hash
 # index took inserts at random places (dropped in migration 0003); every index left is appended to in order, and
 # since then the difference is within the shared machine's noise. It stays: it costs memory only while an import
 # runs, and the 500 MB import stays under its memory bound with it (bench/README.md).
 IMPORT_CACHE_KB = 128_000
-CSV_COLUMNS = ("system", "user", "assistant")
-Progress = Callable[[int, int], None]  # (lines read, bytes read)
-
-MESSAGES = {
-    "invalid_utf8": "The line is not valid UTF-8 text.",
-    "invalid_json": "The line is not valid JSON",
-    "not_an_object": "The line is JSON but not an object {…}.",
-    "missing_messages": "The object has no `messages` list (nor `prompt` and `completion`).",
-    "messages_not_a_list": "`messages` is not a list.",
-    "invalid_prompt_completion": "`prompt` and `completion` must both be text.",
-    "too_deep": f"The line nests lists or objects more than {MAX_JSON_DEPTH} levels deep.",
-    "csv_bad_row": "The row does not have exactly the columns system, user, assistant.",
-    "csv_missing_header": "The CSV file needs a header row with the columns system, user, assistant.",
-}
-
-
-@dataclass
-class RejectedLine:
-    """A line that did not become an example. `raw` is its text; `data` its exact bytes."""
-
-    line: int
-    code: str
-    message: str
-    raw: str
-    data: bytes = b""
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON API's shape (without the raw text)."""
-        return {"line": self.line, "code": self.code, "message": self.message}
 
 
 @dataclass
 class ImportResult:
-    """What an import did."""
+    """What an import did: `rejected` holds the first rejected lines, `rejected_count` counts them all."""
 
     imported: int = 0
     rejected: list[RejectedLine] = field(default_factory=list)
+    rejected_count: int = 0
     lines: int = 0
-    import_id: str | None = None  # set once the rejected lines are stored for download
+    import_id: str | None = None  # set when the rejected lines were written to files for download
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON API's shape."""
-        return {"imported": self.imported, "rejected": [r.as_dict() for r in self.rejected]}
-
-
-def _reject(result: ImportResult, number: int, code: str, data: bytes, detail: str = "") -> None:
-    message = MESSAGES[code] + (f": {detail}." if detail else ("" if MESSAGES[code].endswith(".") else "."))
-    raw = data.decode("utf-8", errors="replace")
-    result.rejected.append(RejectedLine(number, code, message, raw, data))
+        return {
+            "imported": self.imported,
+            "rejected": [r.as_dict() for r in self.rejected],
+            "rejected_count": self.rejected_count,
+        }
 
 
 # The example's own values (import_rows), then what every row of one import shares, then its position.
@@ -128,10 +115,6 @@ class _Writer:
         self.rows: list[Any] = []
         self.count = 0
 
-    def add(self, record: dict[str, Any]) -> None:
-        """Check, serialise and queue one parsed record."""
-        self.add_rows([prepare_record(record)])
-
     def add_rows(self, prepared: list[tuple]) -> None:
         """Queue prepared rows, in order; full batches are written at once."""
         shared, start = self.shared, self.position
@@ -152,118 +135,78 @@ class _Writer:
             self.rows = []
 
 
-def _lines(stream: BinaryIO) -> Iterator[bytes]:
-    # Reading in fixed blocks keeps memory flat however long the file (a 500 MB upload is never held whole).
-    first = True
-    for line in iter(stream.readline, b""):
-        if first:
-            first = False
-            if line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-        yield line
-
-
-def _run(session: Session, dataset_id: int, work: Callable[[_Writer, ImportResult], None]) -> ImportResult:
-    get_dataset(session, dataset_id)
-    result = ImportResult()
+def _touch(session: Session, dataset_id: int) -> int:
     try:
-        with big_cache(session, IMPORT_CACHE_KB):
-            # Bumped before any row is written, as the report's change counter asks (app.datasets.datasets).
-            rev = touch_dataset(session, dataset_id)
-            writer = _Writer(session, dataset_id, rev)
-            work(writer, result)
-            writer.flush()
-            result.imported = writer.count
+        return touch_dataset(session, dataset_id)
+    except NoResultFound:  # deleted while its file was arriving
+        raise NotFound(f"No dataset with id {dataset_id}.", code="dataset_not_found", param="dataset_id") from None
+
+
+def write_rows(session: Session, dataset_id: int, prepared: Prepared) -> int:
+    """Insert received rows after a dataset's examples, in the caller's transaction; returns how many."""
+    with big_cache(session, IMPORT_CACHE_KB):
+        # Bumped before any row is written, as the report's change counter asks (app.datasets.datasets).
+        writer = _Writer(session, dataset_id, _touch(session, dataset_id))
+        for rows in prepared.rows.batches():
+            writer.add_rows(rows)
+        writer.flush()
+    return writer.count
+
+
+def write_import(session: Session, dataset_id: int, prepared: Prepared) -> ImportResult:
+    """Write a received file's rows in one transaction (commits); any failure leaves the dataset as it was."""
+    try:
+        imported = write_rows(session, dataset_id, prepared)
         session.commit()
     except BaseException:
-        # One import is one transaction: any failure leaves the dataset exactly as it was.
         session.rollback()
+        prepared.discard()
         raise
-    return result
+    prepared.close()
+    rejections = prepared.rejections
+    return ImportResult(
+        imported=imported,
+        rejected=rejections.sample,
+        rejected_count=rejections.count,
+        lines=prepared.lines,
+        import_id=rejections.import_id,
+    )
 
 
-def import_jsonl(
-    session: Session, dataset_id: int, stream: BinaryIO, *, filename: str = "", progress: Progress | None = None
-) -> ImportResult:
-    """Import a JSONL file (chat or prompt/completion lines) into a dataset, in one transaction."""
-
-    def work(writer: _Writer, result: ImportResult) -> None:
-        def write(lines: list[bytes], first: int) -> None:
-            rows, rejected = prepare_lines(lines, first)
-            for number, code, body, detail in rejected:
-                _reject(result, number, code, body, detail)
-            writer.add_rows(rows)
-
-        read = 0
-        number = 0
-        batch: list[bytes] = []
-        first = 1
-        for number, data in enumerate(_lines(stream), start=1):
-            read += len(data)
-            batch.append(data.rstrip(b"\r\n"))
-            if len(batch) >= BATCH:
-                write(batch, first)
-                batch, first = [], number + 1
-            if progress is not None and number % PROGRESS_EVERY == 0:
-                progress(number, read)
-        if batch:
-            write(batch, first)
-        result.lines = number
-        if progress is not None:
-            progress(number, read)
-
-    return _run(session, dataset_id, work)
+def receiver(
+    kind: str,
+    filename: str = "",
+    *,
+    settings: Settings | None = None,
+    dataset_id: int | None = None,
+    progress: Progress | None = None,
+) -> Receiver:
+    """A receiver for a file's bytes: 'jsonl', 'csv', or 'auto' (from the file name). With settings, its limits
+    apply, rows spool under data_dir/tmp and rejected lines are written under data_dir/imports/<dataset>."""
+    if kind == "auto":
+        kind = "csv" if filename.lower().endswith(".csv") else "jsonl"
+    if kind not in ("jsonl", "csv"):
+        raise Invalid(f"Unknown import format {kind!r}: use 'jsonl' or 'csv'.", param="format")
+    limits = Limits.of(settings) if settings is not None else Limits()
+    folder = rejections_folder(settings, dataset_id) if settings is not None and dataset_id is not None else None
+    spool = settings.data_dir / "tmp" if settings is not None else None
+    cls = CsvReceiver if kind == "csv" else JsonlReceiver
+    return cls(limits, Rejections(folder), spool, progress)
 
 
-def _decoded_lines(stream: BinaryIO, bad: set[int]) -> Iterator[str]:
-    for number, data in enumerate(_lines(stream), start=1):
-        try:
-            yield data.decode("utf-8")
-        except UnicodeDecodeError:
-            bad.add(number)
-            yield data.decode("utf-8", errors="replace")
-
-
-def import_csv(
-    session: Session, dataset_id: int, stream: BinaryIO, *, filename: str = "", progress: Progress | None = None
-) -> ImportResult:
-    """Import a CSV file with the columns system,user,assistant (header row required) into a dataset."""
-
-    def work(writer: _Writer, result: ImportResult) -> None:
-        bad: set[int] = set()
-        reader = csv.reader(_decoded_lines(stream, bad))
-        header = next(reader, None)
-        names = [h.strip().lower() for h in header] if header else []
-        if sorted(names) != sorted(CSV_COLUMNS):
-            raw = ",".join(header or [])
-            raise Invalid(
-                MESSAGES["csv_missing_header"] + f" Found: {raw[:200]!r}.", code="csv_missing_header", param="file"
-            )
-        index = {name: names.index(name) for name in CSV_COLUMNS}
-        last = reader.line_num
-        for row in reader:
-            first, last = last + 1, reader.line_num
-            raw = ",".join(row)
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            if any(n in bad for n in range(first, last + 1)):
-                _reject(result, first, "invalid_utf8", raw.encode("utf-8", errors="replace"))
-                continue
-            if len(row) != len(CSV_COLUMNS):
-                _reject(result, first, "csv_bad_row", raw.encode(), f"found {len(row)} columns")
-                continue
-            cells = {name: row[i] for name, i in index.items()}
-            messages = [{"role": "system", "content": cells["system"]}] if cells["system"].strip() else []
-            messages += [
-                {"role": "user", "content": cells["user"]},
-                {"role": "assistant", "content": cells["assistant"]},
-            ]
-            writer.add({"messages": messages})
-            if progress is not None and last % PROGRESS_EVERY == 0:
-                progress(last, 0)
-        result.lines = last
-
-    return _run(session, dataset_id, work)
+def start_import(
+    session: Session,
+    dataset_id: int,
+    *,
+    filename: str = "",
+    kind: str = "auto",
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> Receiver:
+    """Check that the dataset exists, end that read, and return a receiver for the file (see `receiver`)."""
+    get_dataset(session, dataset_id)
+    session.commit()  # no transaction stays open while the file arrives
+    return receiver(kind, filename, settings=settings, dataset_id=dataset_id, progress=progress)
 
 
 def import_file(
@@ -273,36 +216,76 @@ def import_file(
     *,
     filename: str = "",
     kind: str = "auto",
+    settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:
-    """Import by kind ('jsonl', 'csv', or 'auto' from the file name)."""
-    if kind == "auto":
-        kind = "csv" if filename.lower().endswith(".csv") else "jsonl"
-    if kind == "csv":
-        return import_csv(session, dataset_id, stream, filename=filename, progress=progress)
-    if kind == "jsonl":
-        return import_jsonl(session, dataset_id, stream, filename=filename, progress=progress)
-    raise Invalid(f"Unknown import format {kind!r}: use 'jsonl' or 'csv'.", param="format")
+    """Import a file by kind ('jsonl', 'csv', or 'auto' from the file name): read it, then write its rows."""
+    with start_import(
+        session, dataset_id, filename=filename, kind=kind, settings=settings, progress=progress
+    ) as receiving:
+        while data := stream.read(READ):
+            receiving.feed(data)
+        prepared = receiving.finish()
+    return write_import(session, dataset_id, prepared)
 
 
-def store_rejected(settings: Settings, dataset_id: int, result: ImportResult) -> str | None:
-    """Write the rejected lines' exact bytes to a file for download; returns the import id (None if none)."""
-    if not result.rejected:
-        return None
-    import_id = secrets.token_hex(8)
-    path = rejected_path(settings, dataset_id, import_id)
-    with path.open("wb") as out:
-        for r in result.rejected:
-            out.write(r.data + b"\n")
-    result.import_id = import_id
+def import_jsonl(
+    session: Session,
+    dataset_id: int,
+    stream: BinaryIO,
+    *,
+    filename: str = "",
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a JSONL file (chat or prompt/completion lines) into a dataset, in one transaction."""
+    return import_file(
+        session, dataset_id, stream, filename=filename, kind="jsonl", settings=settings, progress=progress
+    )
+
+
+def import_csv(
+    session: Session,
+    dataset_id: int,
+    stream: BinaryIO,
+    *,
+    filename: str = "",
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a CSV file with the columns system,user,assistant (header row required) into a dataset."""
+    return import_file(session, dataset_id, stream, filename=filename, kind="csv", settings=settings, progress=progress)
+
+
+def rejections_folder(settings: Settings, dataset_id: int) -> Path:
+    """Where a dataset's imports keep their rejected lines."""
+    return settings.data_dir / "imports" / str(int(dataset_id))
+
+
+def _checked(import_id: str) -> str:
+    if not (len(import_id) == 16 and all(c in "0123456789abcdef" for c in import_id)):
+        raise NotFound("No such import.", code="import_not_found")
     return import_id
 
 
 def rejected_path(settings: Settings, dataset_id: int, import_id: str) -> Path:
-    """Where an import's rejected lines are kept."""
-    if not (len(import_id) == 16 and all(c in "0123456789abcdef" for c in import_id)):
-        raise NotFound("No such import.", code="import_not_found")
-    return settings.storage_path("imports", str(int(dataset_id)), f"{import_id}.rejected.txt")
+    """Where an import's rejected lines are kept, byte for byte."""
+    return raw_path(rejections_folder(settings, dataset_id), _checked(import_id))
+
+
+def reasons_file(settings: Settings, dataset_id: int, import_id: str) -> Path:
+    """Where an import's rejected lines are listed with their numbers and reasons (gzipped JSON lines)."""
+    return reasons_path(rejections_folder(settings, dataset_id), _checked(import_id))
+
+
+def rejected_reasons(settings: Settings, dataset_id: int, import_id: str) -> Iterator[bytes]:
+    """An import's rejected lines, `{"line", "code", "message"}` one JSON object a line, for a streamed download.
+
+    NotFound (before anything is streamed) if the import has no such list."""
+    path = reasons_file(settings, dataset_id, import_id)
+    if not path.is_file():
+        raise NotFound("No such import.", code="import_not_found", param="import_id")
+    return read_reasons(path)
 
 
 def iter_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:

@@ -1,15 +1,17 @@
-"""A multipart file field read as a stream while the request body arrives (web layer: it speaks HTTP)."""
+"""A multipart file field read as a stream while the request body arrives, and the limits every request body
+obeys (web layer: it speaks HTTP)."""
 
 from __future__ import annotations
 
-import io
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import anyio.from_thread
-from fastapi import Request
+import anyio
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:  # the library defines its callback TypedDict for type checkers only
     from python_multipart.multipart import MultipartCallbacks
@@ -17,12 +19,13 @@ if TYPE_CHECKING:  # the library defines its callback TypedDict for type checker
 HANDOVER_BYTES = 1 << 20
 
 
-class StreamedUpload(io.RawIOBase):
-    """The file in one field of a multipart request, read (from a worker thread) while the body still arrives.
+class StreamedUpload:
+    """The file in one field of a multipart request, handed over about a megabyte at a time as the body arrives.
 
     FastAPI's form parsing would first copy the whole upload into a temporary file, which takes about as long as
-    a third of the import itself (bench/README.md, "Datasets"). Here the importer reads each received chunk as it
-    comes, so memory stays flat whatever the size and the upload and the import overlap.
+    a third of the import itself (bench/README.md, "Datasets"). Here the importer takes each received piece as it
+    comes (`chunks`), so memory stays flat whatever the size and the upload and the import overlap; no thread
+    waits on the network meanwhile.
     """
 
     def __init__(self, request: Request, field: str):
@@ -45,7 +48,6 @@ class StreamedUpload(io.RawIOBase):
         self._in_file = self._file_done = self._body_done = False
         self._received: list[bytes] = []  # file bytes parsed from the body, not yet handed to the reader
         self._received_bytes = 0
-        self._unread = memoryview(b"")  # handed over, not yet read
 
     async def start(self) -> None:
         """Read the body up to the file's data (its part's headers name the file); 422 if there is no such field."""
@@ -79,7 +81,7 @@ class StreamedUpload(io.RawIOBase):
             ) from None
 
     async def _next_data(self) -> bytes:
-        # A megabyte or so per hand-over: each one costs the two threads a switch.
+        # A megabyte or so per hand-over: each one costs a trip to a worker thread.
         while self._received_bytes < HANDOVER_BYTES and not self._file_done and not self._body_done:
             await self._feed()
         if self._body_done and not self._file_done:
@@ -99,18 +101,10 @@ class StreamedUpload(io.RawIOBase):
         self._received_bytes = 0
         return data
 
-    def readable(self) -> bool:
-        """A readable binary stream (io.BufferedReader wraps it)."""
-        return True
-
-    def readinto(self, buffer) -> int:
-        """Called by the importer's thread: the next bytes of the file (0 at its end)."""
-        if not self._unread:
-            self._unread = memoryview(anyio.from_thread.run(self._next_data))
-        n = min(len(buffer), len(self._unread))
-        buffer[:n] = self._unread[:n]
-        self._unread = self._unread[n:]
-        return n
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The file's bytes, in pieces of about HANDOVER_BYTES, until its end."""
+        while data := await self._next_data():
+            yield data
 
     def _on_part_begin(self) -> None:
         self._disposition = b""
@@ -142,6 +136,67 @@ class StreamedUpload(io.RawIOBase):
         if self._in_file:
             self._in_file, self._file_done = False, True
 
-    def reader(self) -> io.BufferedReader:
-        """A buffered binary file over this upload, for a worker thread (the importer) to read line by line."""
-        return io.BufferedReader(self, buffer_size=1 << 16)
+
+UPLOAD_SLACK_BYTES = 1 << 20  # the multipart form around a file: boundaries, part headers, small fields
+
+
+class BodyLimits:
+    """Every request body obeys two limits (pure ASGI, so forms, files and JSON alike): one that sends nothing
+    for `idle_timeout` seconds is cut off with 408, and one larger than `max_bytes` is refused with 413 (as soon
+    as it is read when its Content-Length says so). The error is raised where the body is read, so each area
+    answers in its own error shape (OpenAI's on /v1, JSON on /api, a page or a flash message on the dashboard).
+    Once the body is complete, waiting for the client to disconnect (a streamed response) has no time limit."""
+
+    def __init__(self, app: ASGIApp, *, idle_timeout: float, max_bytes: int):
+        self.app, self.idle_timeout, self.max_bytes = app, idle_timeout, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        received = 0
+        body_done = False
+
+        async def guarded() -> Message:
+            nonlocal received, body_done
+            if body_done:  # later calls wait for the client to go away (streamed responses): no time limit
+                return await receive()
+            if declared is not None and declared > self.max_bytes:
+                raise _too_large(self.max_bytes)
+            try:
+                with anyio.fail_after(self.idle_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"The request body stopped arriving: nothing came for {self.idle_timeout:g} seconds "
+                    "(setting upload_idle_timeout_seconds). Nothing was saved; send it again.",
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _too_large(self.max_bytes)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
+            return message
+
+        await self.app(scope, guarded, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large(max_bytes: int) -> HTTPException:
+    limit = max_bytes - UPLOAD_SLACK_BYTES
+    return HTTPException(
+        413, f"The request body is larger than the {limit:,}-byte upload limit (setting max_upload_bytes)."
+    )

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from app.datasets import importer
+from app.datasets import import_stream, importer
 from app.main import create_app
 from app.tables import Dataset, Example, UploadedFile
 from app.tables.migrate import upgrade
@@ -135,13 +135,17 @@ def test_a_full_disk_during_a_file_upload_gives_a_clear_message_and_no_file_row(
 
 def test_a_full_disk_during_an_import_gives_a_clear_message_and_imports_nothing(api_client, engine, monkeypatch):
     dataset_id = make_dataset(engine)
-    monkeypatch.setattr(
-        importer,
-        "_lines",
-        lambda stream: iter(ExplodingStream(1200, OSError(errno.ENOSPC, "No space left on device")).readline, None),
-    )
+    real_add = import_stream.RowSpool.add
+
+    def add(spool, rows):  # the disk fills up once a first batch of checked rows has been spooled
+        if spool.count:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_add(spool, rows)
+
+    monkeypatch.setattr(import_stream.RowSpool, "add", add)
+    data = (GOOD + "\n").encode() * 2500
     response = api_client.post(
-        f"/api/datasets/{dataset_id}/import", files={"file": ("a.jsonl", (GOOD + "\n").encode(), "application/jsonl")}
+        f"/api/datasets/{dataset_id}/import", files={"file": ("a.jsonl", data, "application/jsonl")}
     )
     assert count_examples(engine, dataset_id) == 0
     assert response.status_code in (500, 503, 507)

@@ -46,14 +46,19 @@ def test_import_returns_imported_count_and_rejected_lines(api):
     body = response.json()
     assert body["imported"] == 2
     assert body["rejected"] == [{"line": 2, "code": "invalid_json", "message": body["rejected"][0]["message"]}]
+    assert body["rejected_count"] == 1
     assert api.get(f"/api/datasets/{dataset_id}").json()["counts"]["examples"] == 2
+    listed = api.get(body["rejected_url"])
+    assert listed.status_code == 200 and listed.headers["content-type"].startswith("application/jsonl")
+    assert [json.loads(t) for t in listed.text.splitlines()] == body["rejected"]
+    assert api.get(body["rejected_raw_url"]).content == b"not json\n"
 
 
 def test_csv_import_through_the_api(api):
     dataset_id = make(api)
     data = b"system,user,assistant\nBe nice.,Hi,Hello\n"
     body = api.post(f"/api/datasets/{dataset_id}/import?format=csv", files={"file": ("d.csv", data)}).json()
-    assert body == {"imported": 1, "rejected": []}
+    assert body == {"imported": 1, "rejected": [], "rejected_count": 0, "rejected_url": None, "rejected_raw_url": None}
 
 
 def test_examples_list_filters_and_pages(api):

@@ -154,7 +154,13 @@ def test_import_and_export_over_real_http(live_server, settings, engine):
     original = (FIXTURES / "toy_chat_fine_tuning.jsonl").read_bytes()
     with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as http:
         imported = http.post(f"/api/datasets/{dataset_id}/import", files={"file": ("toy.jsonl", original)}).json()
-        assert imported == {"imported": 5, "rejected": []}
+        assert imported == {
+            "imported": 5,
+            "rejected": [],
+            "rejected_count": 0,
+            "rejected_url": None,
+            "rejected_raw_url": None,
+        }
         with http.stream("GET", f"/api/datasets/{dataset_id}/export?only_valid=false") as response:
             lines = list(response.iter_lines())
     assert [json.loads(t) for t in lines] == [json.loads(t) for t in original.decode().splitlines()]

@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app.datasets import importer
+from app.datasets import import_stream, importer
 from app.datasets.datasets import create_dataset, dataset_counts
 from app.datasets.importer import import_csv, import_jsonl
 from app.errors import Invalid
@@ -109,13 +109,13 @@ def test_import_appends_after_existing_examples_in_file_order(session, dataset):
 
 
 def test_a_crash_halfway_leaves_no_half_imported_dataset(session, dataset, monkeypatch):
-    monkeypatch.setattr(importer, "BATCH", 10)
+    monkeypatch.setattr(import_stream, "BATCH", 10)
     data = line(GOOD) * 25 + b"{bad\n"
 
     def explode(lines, _bytes):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(importer, "PROGRESS_EVERY", 20)
+    monkeypatch.setattr(import_stream, "PROGRESS_EVERY", 20)
     with pytest.raises(RuntimeError):
         import_jsonl(session, dataset.id, io.BytesIO(data), progress=explode)
     count = session.execute(select(func.count()).select_from(Example)).scalar_one()
@@ -123,7 +123,7 @@ def test_a_crash_halfway_leaves_no_half_imported_dataset(session, dataset, monke
 
 
 def test_progress_is_reported_with_lines_and_bytes(session, dataset, monkeypatch):
-    monkeypatch.setattr(importer, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(import_stream, "PROGRESS_EVERY", 2)
     seen = []
     run_data = line(GOOD) * 5
     import_jsonl(session, dataset.id, io.BytesIO(run_data), progress=lambda n, b: seen.append((n, b)))
@@ -170,9 +170,9 @@ def test_csv_without_the_expected_header_is_refused_clearly(session, dataset):
 
 
 def test_rejected_lines_are_stored_byte_exact_for_download(settings, session, dataset):
-    result = run(session, dataset, line(GOOD) + b"\xff oops\n" + b"[1]\n")
-    import_id = importer.store_rejected(settings, dataset.id, result)
-    assert importer.rejected_path(settings, dataset.id, import_id).read_bytes() == b"\xff oops\n[1]\n"
+    data = line(GOOD) + b"\xff oops\n" + b"[1]\n"
+    result = import_jsonl(session, dataset.id, io.BytesIO(data), settings=settings)
+    assert importer.rejected_path(settings, dataset.id, result.import_id).read_bytes() == b"\xff oops\n[1]\n"
 
 
 def test_a_line_escaping_an_unpaired_surrogate_is_rejected_and_the_rest_imported(session, dataset):

@@ -102,8 +102,7 @@ def test_search_text_is_the_lower_cased_text_of_every_message(messages):
         '{"messages": [}',
         "[1, 2]",
         '"text"',
-        "NaN",
-        '{"messages": [1e400]}',
+        '{"messages": [1.5e300, -2.5, 1e-400]}',
     ],
 )
 def test_parse_line_agrees_with_json_loads(text):
@@ -117,3 +116,21 @@ def test_parse_line_agrees_with_json_loads(text):
         assert (record, code) == (expected, None)
     else:
         assert (record, code) == (None, "not_an_object")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NaN",
+        '{"messages": [1e400]}',
+        '{"messages": [{"role": "user", "content": "x", "weight": -1E+400}]}',
+        '{"messages": [], "score": Infinity}',
+        '{"messages": [], "score": -Infinity}',
+        '  {"messages": [NaN]}',
+    ],
+)
+def test_parse_line_refuses_numbers_json_cannot_carry(text):
+    # json.loads reads these as NaN or infinity, which an export would write as `Infinity`: not JSON.
+    record, code, detail = parse_line(text)
+    assert (record, code) == (None, "non_finite_number")
+    assert detail.startswith("found ")

@@ -6,12 +6,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
+from app.datasets.limits import Limits
+from app.errors import NotFound
 from app.tables.dataset import Example
 from app.web.api_types import DbId, Offset, UtcDateTime
 from app.web.rendering import SessionDep
@@ -63,9 +65,24 @@ class ExampleUpdate(ExampleIn):
     version: int = Field(description="The version you edited; a stale one is refused with 409.")
 
 
+class RejectedOut(BaseModel):
+    line: int
+    code: str
+    message: str
+
+
 class ImportOut(BaseModel):
-    imported: int
-    rejected: list[dict[str, Any]]
+    imported: int = Field(description="How many lines became examples (valid or flagged invalid).")
+    rejected: list[RejectedOut] = Field(
+        description=f"The first rejected lines (at most {importer.SAMPLE:,}), each with its number and why."
+    )
+    rejected_count: int = Field(description="How many lines were rejected in all.")
+    rejected_url: str | None = Field(
+        description="Every rejected line's number, code and message, one JSON object a line (null if none)."
+    )
+    rejected_raw_url: str | None = Field(
+        description="Every rejected line's exact bytes, one a line, to fix and import again (null if none)."
+    )
 
 
 class ExamplesPage(BaseModel):
@@ -159,15 +176,58 @@ _UPLOAD_BODY = {
 async def import_file(
     request: Request, dataset_id: DbId, session: SessionDep, format: Literal["auto", "jsonl", "csv"] = "auto"
 ):
-    """Import a JSONL (or CSV: system,user,assistant) file, multipart field `file`; every rejected line is listed."""
+    """Import a JSONL (or CSV: system,user,assistant) file, multipart field `file`; every rejected line is counted
+    and listed in the download at `rejected_url`, the first ones in the answer."""
     upload = StreamedUpload(request, "file")
     await upload.start()
-    stream = upload.reader()
-    result = await run_in_threadpool(
-        importer.import_file, session, dataset_id, stream, filename=upload.filename or "", kind=format
+    receiving = await run_in_threadpool(
+        importer.start_import,
+        session,
+        dataset_id,
+        filename=upload.filename or "",
+        kind=format,
+        settings=request.app.state.settings,
     )
-    await upload.finish()
-    return result.as_dict()
+    with receiving:  # read and checked as it arrives, with no transaction open
+        async for data in upload.chunks():
+            await run_in_threadpool(receiving.feed, data)
+        await upload.finish()
+        prepared = await run_in_threadpool(receiving.finish)
+    result = await run_in_threadpool(importer.write_import, session, dataset_id, prepared)
+    return import_out(dataset_id, result)
+
+
+def import_out(dataset_id: int, result: importer.ImportResult) -> dict[str, Any]:
+    """An import's result as the API shows it, with the links to its rejected lines."""
+    base = f"/api/datasets/{dataset_id}/imports/{result.import_id}/rejected" if result.import_id else None
+    return {**result.as_dict(), "rejected_url": base, "rejected_raw_url": f"{base}/raw" if base else None}
+
+
+@router.get(
+    "/datasets/{dataset_id}/imports/{import_id}/rejected",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/jsonl": {}}}},
+)
+def rejected_lines(request: Request, dataset_id: DbId, import_id: str, session: SessionDep):
+    """Every rejected line of an import: `{"line", "code", "message"}`, one JSON object a line, in file order."""
+    ds.get_dataset(session, dataset_id)
+    chunks = importer.rejected_reasons(request.app.state.settings, dataset_id, import_id)
+    disposition = f'attachment; filename="rejected-lines-{import_id}.jsonl"'
+    return StreamingResponse(chunks, media_type="application/jsonl", headers={"Content-Disposition": disposition})
+
+
+@router.get(
+    "/datasets/{dataset_id}/imports/{import_id}/rejected/raw",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def rejected_raw(request: Request, dataset_id: DbId, import_id: str, session: SessionDep):
+    """The exact bytes of an import's rejected lines, one a line, in file order."""
+    ds.get_dataset(session, dataset_id)
+    path = importer.rejected_path(request.app.state.settings, dataset_id, import_id)
+    if not path.is_file():
+        raise NotFound("No such import.", code="import_not_found", param="import_id")
+    return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"rejected-lines-{import_id}.txt")
 
 
 @router.get("/datasets/{dataset_id}/examples", response_model=ExamplesPage)
@@ -187,9 +247,12 @@ def list_examples(
 
 
 @router.post("/datasets/{dataset_id}/examples", status_code=201)
-def add_example(dataset_id: DbId, body: ExampleIn, session: SessionDep) -> dict[str, Any]:
-    """Add one example (it is stored even if invalid, and flagged with its problems)."""
-    return example_out(ex.add_example(session, dataset_id, body.record(), split=body.split, note=body.note))
+def add_example(request: Request, dataset_id: DbId, body: ExampleIn, session: SessionDep) -> dict[str, Any]:
+    """Add one example (stored even if invalid, flagged with its problems; refused if over the size limits)."""
+    limits = Limits.of(request.app.state.settings)
+    return example_out(
+        ex.add_example(session, dataset_id, body.record(), split=body.split, note=body.note, limits=limits)
+    )
 
 
 @router.get(
@@ -218,7 +281,7 @@ def get_example(example_id: DbId, session: SessionDep) -> dict[str, Any]:
 
 
 @router.put("/examples/{example_id}")
-def update_example(example_id: DbId, body: ExampleUpdate, session: SessionDep) -> dict[str, Any]:
+def update_example(request: Request, example_id: DbId, body: ExampleUpdate, session: SessionDep) -> dict[str, Any]:
     """Replace an example; `version` must be the current one (409 otherwise)."""
     fields = body.model_fields_set
     example = ex.update_example(
@@ -228,6 +291,7 @@ def update_example(example_id: DbId, body: ExampleUpdate, session: SessionDep) -
         body.version,
         split=body.split if "split" in fields else ex.KEEP,
         note=body.note if "note" in fields else ex.KEEP,
+        limits=Limits.of(request.app.state.settings),
     )
     return example_out(example)
 

@@ -8,6 +8,7 @@ from sqlmodel import Session
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets.forms import ROLES, editor_rows, top_level_texts
+from app.datasets.limits import Limits
 from app.tables.dataset import Example
 from app.web.api_types import DbId
 from app.web.rendering import SessionDep, is_htmx, redirect, render
@@ -53,6 +54,7 @@ async def create_example(request: Request, session: SessionDep, dataset_id: DbId
         ex.record_from_form(form),
         split=str(form.get("split") or "") or None,
         note=str(form.get("note") or ""),
+        limits=Limits.of(request.app.state.settings),
     )
     return redirect(request, f"/examples/{example.id}")
 
@@ -68,14 +70,14 @@ def edit_example(request: Request, session: SessionDep, example_id: DbId):
 async def save_example(request: Request, session: SessionDep, example_id: DbId):
     """Save the editor; a stale version is refused (409) and the person's text stays in the page."""
     form = await request.form()
-    version = str(form.get("version") or "")
     example = ex.update_example(
         session,
         example_id,
         ex.record_from_form(form),
-        version=int(version) if version.isdigit() else None,
+        version=ex.form_version(form.get("version")),
         split=form.get("split") or None,
         note=str(form.get("note") or ""),
+        limits=Limits.of(request.app.state.settings),
     )
     if not is_htmx(request):
         return redirect(request, f"/examples/{example.id}")
@@ -84,7 +86,8 @@ async def save_example(request: Request, session: SessionDep, example_id: DbId):
 
 async def _check(request: Request):
     form = await request.form()
-    return render(request, "examples/_problems.html", {"check": ex.check_form(form)})
+    check = ex.check_form(form, Limits.of(request.app.state.settings))
+    return render(request, "examples/_problems.html", {"check": check})
 
 
 @router.post("/examples/{example_id}/check")

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
+from app.errors import NotFound
 from app.web.api_types import DbId, DbIdField, Offset, OffsetForm
 from app.web.rendering import SessionDep, is_htmx, redirect, render
 
@@ -192,10 +193,11 @@ def import_file(
     file: Annotated[UploadFile, File()],
     format: Annotated[str, Form()] = "auto",
 ):
-    """Import an uploaded JSONL or CSV file; rejected lines are listed and kept for download."""
+    """Import an uploaded JSONL or CSV file; rejected lines are counted, the first listed, all kept for download."""
     settings = request.app.state.settings
-    result = importer.import_file(session, dataset_id, file.file, filename=file.filename or "", kind=format)
-    importer.store_rejected(settings, dataset_id, result)
+    result = importer.import_file(
+        session, dataset_id, file.file, filename=file.filename or "", kind=format, settings=settings
+    )
     if is_htmx(request):
         context = {"dataset": ds.get_dataset(session, dataset_id), "result": result}
         return render(request, "datasets/_import_result.html", context, partial="datasets/_import_result.html")
@@ -212,6 +214,20 @@ def rejected_lines(request: Request, session: SessionDep, dataset_id: DbId, impo
             request, "error.html", {"status": 404, "message": "Those rejected lines are gone."}, status_code=404
         )
     return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"rejected-lines-{import_id}.jsonl")
+
+
+@router.get("/datasets/{dataset_id}/imports/{import_id}/reasons")
+def rejected_reasons(request: Request, session: SessionDep, dataset_id: DbId, import_id: str):
+    """Download the list of an import's rejected lines: number, code and message, one JSON object a line."""
+    ds.get_dataset(session, dataset_id)
+    try:
+        chunks = importer.rejected_reasons(request.app.state.settings, dataset_id, import_id)
+    except NotFound:
+        return render(
+            request, "error.html", {"status": 404, "message": "Those rejected lines are gone."}, status_code=404
+        )
+    disposition = f'attachment; filename="rejected-lines-{import_id}-reasons.jsonl"'
+    return StreamingResponse(chunks, media_type="application/jsonl", headers={"Content-Disposition": disposition})
 
 
 @router.get("/datasets/{dataset_id}/export")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from json import encoder as _json_encoder
-from typing import Any
+from typing import Any, NoReturn
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call"})
@@ -260,6 +261,40 @@ def json_loads(text: str) -> Any:
     except (StopIteration, ValueError):
         end = -1
     return value if end == len(text) else json.loads(text)
+
+
+class NonFiniteNumber(ValueError):
+    """A number json.loads reads as NaN or infinity (`NaN`, `Infinity`, `1e400`): it would be exported as
+    `Infinity`, which is not JSON, so imports and the editor refuse it."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise NonFiniteNumber(text)
+    return value
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise NonFiniteNumber(name)
+
+
+_STRICT_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
+_strict_scan_once = _STRICT_DECODER.scan_once  # type: ignore[attr-defined]  # as _scan_once above
+
+
+def strict_json_loads(text: str) -> Any:
+    """json_loads that refuses what JSON cannot carry: NaN, Infinity and numbers beyond a float (NonFiniteNumber).
+
+    The hooks cost nothing on lines without floats; a line with floats pays one Python call per float.
+    """
+    try:
+        value, end = _strict_scan_once(text, 0)
+    except NonFiniteNumber:
+        raise
+    except (StopIteration, ValueError):
+        end = -1
+    return value if end == len(text) else json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
 
 
 _json = json_encoder()

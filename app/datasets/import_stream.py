@@ -1,0 +1,358 @@
+"""The receiving half of an import: bytes as they arrive → lines → checked rows in a spool. No database.
+
+An import runs in two phases so that no write transaction ever waits on the network (a client trickling an
+upload for a minute once held SQLite's write lock all that time): a receiver takes the file's bytes at the
+client's pace, parses, checks and serialises each line as it comes, and spools the rows (in memory, then in an
+unlinked temporary file); the importer then writes them in one transaction that only inserts.
+"""
+
+from __future__ import annotations
+
+import csv
+import marshal
+import struct
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from app.datasets.import_rows import line_too_long, over_limits, prepare_lines, prepare_record
+from app.datasets.limits import Limits
+from app.datasets.rejections import MESSAGES, Rejections
+from app.errors import Invalid
+
+BATCH = 1000  # lines per prepare_lines call and rows per spooled block
+PROGRESS_EVERY = 5000
+SPOOL_MEMORY = 64 << 20  # bytes of spooled rows kept in memory before the rest go to a temporary file
+RAW_MEMORY = 8 << 20  # bytes of a CSV file kept in memory before it goes to a temporary file
+CSV_COLUMNS = ("system", "user", "assistant")
+BOM = b"\xef\xbb\xbf"
+_LENGTH = struct.Struct("<Q")
+Progress = Callable[[int, int], None]  # (lines read, bytes read)
+
+
+def _dir(folder: Path | None) -> str | None:
+    if folder is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
+class RowSpool:
+    """Prepared rows, block after block: the first SPOOL_MEMORY bytes in memory, the rest in a temporary file.
+
+    Blocks are marshalled (the fastest round trip for tuples of str, int, bool and None) and stay bytes: compact,
+    and never copied again when the file takes over.
+    """
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.blocks: list[bytes] = []
+        self.in_memory = 0
+        self.file: IO[bytes] | None = None
+        self.count = 0
+
+    def add(self, rows: list[tuple]) -> None:
+        """Append a block of rows."""
+        if not rows:
+            return
+        block = marshal.dumps(rows)
+        self.count += len(rows)
+        if self.file is None and self.in_memory + len(block) <= SPOOL_MEMORY:
+            self.blocks.append(block)
+            self.in_memory += len(block)
+            return
+        if self.file is None:
+            # Unlinked at once (an anonymous file), so even a kill -9 leaves nothing behind.
+            self.file = tempfile.TemporaryFile(dir=_dir(self.folder))  # noqa: SIM115 (closed by close())
+        self.file.write(_LENGTH.pack(len(block)))
+        self.file.write(block)
+
+    def batches(self) -> Iterator[list[tuple]]:
+        """The blocks, in order."""
+        for block in self.blocks:
+            yield marshal.loads(block)
+        if self.file is not None:
+            self.file.seek(0)
+            while header := self.file.read(_LENGTH.size):
+                (size,) = _LENGTH.unpack(header)
+                yield marshal.loads(self.file.read(size))
+
+    def close(self) -> None:
+        """Free the memory and the temporary file."""
+        self.blocks, self.in_memory = [], 0
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+@dataclass
+class Prepared:
+    """A received file: its rows ready to insert, how many lines it had, and what was rejected."""
+
+    rows: RowSpool
+    lines: int
+    rejections: Rejections
+
+    def close(self) -> None:
+        """The rows are written: drop the spool, keep the rejection files."""
+        self.rows.close()
+        self.rejections.close()
+
+    def discard(self) -> None:
+        """The import failed: drop the spool and the rejection files."""
+        self.rows.close()
+        self.rejections.discard()
+
+
+class Receiver:
+    """Takes an upload's bytes in order (feed), then hands over what they hold (finish). Used as a context
+    manager, it discards everything if the block fails (a client gone, a limit, a bad header)."""
+
+    def __init__(self, limits: Limits, rejections: Rejections, spool_dir: Path | None, progress: Progress | None):
+        self.limits, self.rejections, self.progress = limits, rejections, progress
+        self.rows = RowSpool(spool_dir)
+        self.received = 0
+
+    def feed(self, data: bytes) -> None:
+        """The next bytes of the file."""
+        self.received += len(data)
+        if self.received > self.limits.upload_bytes:
+            raise Invalid(
+                f"The file is larger than {self.limits.upload_bytes:,} bytes (setting max_upload_bytes).",
+                code="file_too_large",
+                param="file",
+            )
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> Prepared:
+        """The file has ended: its rows and rejections."""
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Drop everything received."""
+        self.rows.close()
+        self.rejections.discard()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None:
+            self.discard()
+
+
+class JsonlReceiver(Receiver):
+    """JSONL: lines are cut out of the bytes as they come and prepared a thousand at a time."""
+
+    def __init__(self, limits: Limits, rejections: Rejections, spool_dir: Path | None, progress: Progress | None):
+        super().__init__(limits, rejections, spool_dir, progress)
+        self._head = b""  # the first bytes, until there are enough to tell a BOM
+        self._at_start = True
+        self._pending = b""  # the start of a line whose end has not come yet
+        self._skipping = False  # inside a line over max_line_bytes: its bytes go straight to the rejection file
+        self._next = 1  # number of the next line to come
+        self._batch: list[bytes] = []
+        self._batch_first = 1
+        self._consumed = 0  # bytes of the lines counted so far (for progress)
+
+    def _feed(self, data: bytes) -> None:
+        if self._at_start:
+            data = self._head + data
+            if len(data) < len(BOM) and BOM.startswith(data):
+                self._head = data
+                return
+            self._at_start, self._head = False, b""
+            if data.startswith(BOM):
+                data = data[len(BOM) :]
+        if self._skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                self.rejections.more(data)
+                self._consumed += len(data)
+                return
+            self.rejections.more(data[:end].rstrip(b"\r"))
+            self.rejections.end()
+            self._skipping = False
+            self._consumed += end + 1
+            data = data[end + 1 :]
+        lines = data.split(b"\n")
+        if self._pending:
+            lines[0] = self._pending + lines[0]
+        tail = lines.pop()
+        self._complete(lines)
+        if len(tail) > self.limits.line_bytes:
+            # Never held whole: the line is rejected now and the rest of it streams to the rejection file.
+            self._flush()  # the lines before it first, so rejections stay in file order
+            number = self._next
+            self._next += 1
+            self._batch_first = self._next
+            self.rejections.add(number, "line_too_long", tail, line_too_long(self.limits), complete=False)
+            self._skipping, self._pending = True, b""
+            self._consumed += len(tail)
+        else:
+            self._pending = tail
+
+    def _complete(self, lines: list[bytes]) -> None:
+        i, n = 0, len(lines)
+        while i < n:
+            j = min(n, i + BATCH - len(self._batch))
+            chunk = lines[i:j]
+            if self.progress is not None:
+                for offset, line in enumerate(chunk):
+                    self._consumed += len(line) + 1
+                    number = self._next + offset
+                    if number % PROGRESS_EVERY == 0:
+                        self.progress(number, self._consumed)
+            self._batch += [line.rstrip(b"\r") for line in chunk]
+            self._next += j - i
+            if len(self._batch) >= BATCH:
+                self._flush()
+            i = j
+
+    def _flush(self) -> None:
+        if self._batch:
+            rows, rejected = prepare_lines(self._batch, self._batch_first, self.limits)
+            self.rejections.add_many(rejected)
+            self.rows.add(rows)
+            self._batch = []
+        self._batch_first = self._next
+
+    def finish(self) -> Prepared:
+        """The file has ended: its last line (with or without a final newline), rows and rejections."""
+        if self._at_start and self._head:
+            self._at_start = False
+            self._pending, self._head = self._head, b""
+        if self._skipping:
+            self.rejections.end()
+            self._skipping = False
+        elif self._pending:
+            self._complete([self._pending])
+            self._pending = b""
+        self._flush()
+        lines = self._next - 1
+        if self.progress is not None:
+            self.progress(lines, self.received)
+        return Prepared(self.rows, lines, self.rejections)
+
+
+class CsvReceiver(Receiver):
+    """CSV: a quoted cell may span lines, so the file is spooled as it comes and read as CSV at its end."""
+
+    def __init__(self, limits: Limits, rejections: Rejections, spool_dir: Path | None, progress: Progress | None):
+        super().__init__(limits, rejections, spool_dir, progress)
+        self._raw: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=RAW_MEMORY, dir=_dir(spool_dir))  # noqa: SIM115
+
+    def _feed(self, data: bytes) -> None:
+        self._raw.write(data)
+
+    def discard(self) -> None:
+        """Drop everything received."""
+        self._raw.close()
+        super().discard()
+
+    def finish(self) -> Prepared:
+        """Read the spooled file as CSV (header row required) into rows and rejections."""
+        self._raw.seek(0)
+        lines = self._read(self._raw)
+        self._raw.close()
+        if self.progress is not None:
+            self.progress(lines, self.received)
+        return Prepared(self.rows, lines, self.rejections)
+
+    def _physical_lines(self, stream: IO[bytes], too_long: list[int], bad: set[int]) -> Iterator[str]:
+        limit = self.limits.line_bytes
+        number = 0
+        while line := stream.readline(limit + 3):  # room for the line end
+            number += 1
+            if number == 1 and line.startswith(BOM):
+                line = line[len(BOM) :]
+            if len(line.rstrip(b"\r\n")) > limit:
+                while not line.endswith(b"\n") and (line := stream.readline(1 << 20)):
+                    pass  # the rest of the line, read in bounded pieces and dropped
+                too_long.append(number)
+                yield "\n"  # an empty line in its place: the reader still counts it
+                continue
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.add(number)
+                yield line.decode("utf-8", errors="replace")
+
+    def _read(self, stream: IO[bytes]) -> int:
+        limits, rejections = self.limits, self.rejections
+        # The csv module's cell limit is process-wide (128 KiB by default; a longer cell raised a bare 500): it
+        # only ever grows, to the longest line allowed, so a cell as long as an accepted line reads.
+        csv.field_size_limit(max(csv.field_size_limit(), limits.line_bytes))
+        bad: set[int] = set()
+        too_long: list[int] = []
+        reader = csv.reader(self._physical_lines(stream, too_long, bad))
+        header = next(reader, None)
+        names = [h.strip().lower() for h in header] if header else []
+        if sorted(names) != sorted(CSV_COLUMNS):
+            raw = ",".join(header or [])
+            raise Invalid(
+                MESSAGES["csv_missing_header"] + f" Found: {raw[:200]!r}.", code="csv_missing_header", param="file"
+            )
+        index = {name: names.index(name) for name in CSV_COLUMNS}
+        last = reader.line_num
+        batch: list[tuple] = []
+
+        def long_lines_through(number: int) -> None:
+            while too_long and too_long[0] <= number:
+                rejections.add(too_long.pop(0), "line_too_long", b"", line_too_long(limits))
+
+        while True:
+            try:
+                row = next(reader, None)
+            except csv.Error as exc:
+                if reader.line_num == last:
+                    break  # nothing left to read past the error
+                first, last = last + 1, reader.line_num
+                long_lines_through(last)
+                rejections.add(first, "csv_unreadable", b"", _csv_error(exc))
+                continue
+            if row is None:
+                break
+            first, last = last + 1, reader.line_num
+            long_lines_through(last)
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            raw = ",".join(row)
+            if any(n in bad for n in range(first, last + 1)):
+                rejections.add(first, "invalid_utf8", raw.encode("utf-8", errors="replace"))
+                continue
+            if len(row) != len(CSV_COLUMNS):
+                rejections.add(first, "csv_bad_row", raw.encode(), f"found {len(row)} columns")
+                continue
+            cells = {name: row[i] for name, i in index.items()}
+            messages = [{"role": "system", "content": cells["system"]}] if cells["system"].strip() else []
+            messages += [
+                {"role": "user", "content": cells["user"]},
+                {"role": "assistant", "content": cells["assistant"]},
+            ]
+            record = {"messages": messages}
+            prepared = prepare_record(record)
+            problem = over_limits(record, prepared, limits)
+            if problem is not None:
+                rejections.add(first, problem[0], raw.encode(), problem[1])
+                continue
+            batch.append(prepared)
+            if len(batch) >= BATCH:
+                self.rows.add(batch)
+                batch = []
+            if self.progress is not None and last % PROGRESS_EVERY == 0:
+                self.progress(last, 0)
+        self.rows.add(batch)
+        long_lines_through(last)
+        return last
+
+
+def _csv_error(exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        return f"a cell is longer than {csv.field_size_limit():,} characters (setting max_line_bytes)"
+    return str(exc)
