@@ -3,7 +3,7 @@
 Zero server errors and zero disagreements between the schema and the answers (statuses, bodies, content types).
 All four phases run (examples, coverage, fuzzing, stateful: the schema's links lead from listed and created rows
 to the operations on them, starting from a few seeded rows). The run is bounded to fit CI: a fixed number of
-cases per operation and a fixed seed (about a minute on two cores), two workers, a timeout on each request and
+cases per operation and a fixed seed (about a minute and a half on two cores), one worker, a timeout on each request and
 on the whole run. Its data directory is its own, so the DELETE and cancel operations it calls destroy nothing else.
 
 Nothing here can train or load a real model: the app runs without the embedded worker (created jobs stay
@@ -94,8 +94,10 @@ def test_every_api_and_v1_operation_answers_as_its_schema_says(server, tmp_path)
         str(EXAMPLES_PER_OPERATION),
         "--seed",
         "15",
+        # One worker: with two threads, hypothesis' ast.parse of lambda sources can trip CPython 3.11's
+        # "AST constructor recursion depth mismatch" (a thread-safety bug of the interpreter, seen here).
         "--workers",
-        "2",
+        "1",
         "--request-timeout",
         "30",
         "--generation-database",
