@@ -86,14 +86,10 @@ class Rejections:
         message = message_for(code, detail)
         self.count += 1
         if len(self.sample) < SAMPLE:
-            head = data[:SAMPLE_BYTES]
-            self.sample.append(RejectedLine(number, code, message, head.decode("utf-8", errors="replace"), head))
-        if self.folder is None:
+            self._keep(number, code, message, data)
+        if not self._ready_to_write():
             return
-        if self._raw is None:
-            self._open_files()
         assert self._raw is not None and self._reasons is not None
-        self.end()
         self._reasons.write(f'{{"line": {number}, "code": {_string(code)}, "message": {_string(message)}}}\n')
         self._raw.write(data)
         if complete:
@@ -106,16 +102,11 @@ class Rejections:
             return
         room = SAMPLE - len(self.sample)
         for number, code, data, detail in rejected[:room]:
-            head = data[:SAMPLE_BYTES]
-            message = message_for(code, detail)
-            self.sample.append(RejectedLine(number, code, message, head.decode("utf-8", errors="replace"), head))
+            self._keep(number, code, message_for(code, detail), data)
         self.count += len(rejected)
-        if self.folder is None:
+        if not self._ready_to_write():
             return
-        if self._raw is None:
-            self._open_files()
         assert self._raw is not None and self._reasons is not None
-        self.end()
         # Millions of rejected lines repeat a handful of reasons: each sentence is built and encoded once.
         said: dict[tuple[str, str], str] = {}
         reasons = []
@@ -128,6 +119,19 @@ class Rejections:
             reasons.append(f'{{"line": {number}, {text}')
         self._reasons.write("".join(reasons))
         self._raw.write(b"".join([r[2] + b"\n" for r in rejected]))
+
+    def _keep(self, number: int, code: str, message: str, data: bytes) -> None:
+        head = data[:SAMPLE_BYTES]
+        self.sample.append(RejectedLine(number, code, message, head.decode("utf-8", errors="replace"), head))
+
+    def _ready_to_write(self) -> bool:
+        """Whether rejections go to files; if so they are open and any line still arriving is ended."""
+        if self.folder is None:
+            return False
+        if self._raw is None:
+            self._open_files()
+        self.end()
+        return True
 
     def more(self, data: bytes) -> None:
         """More bytes of the open line (added with complete=False)."""
