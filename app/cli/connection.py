@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import typer
-from click.core import ParameterSource
 from rich.console import Console
 
 if TYPE_CHECKING:
@@ -22,7 +21,7 @@ MAINTENANCE_HINT = (
     "Turn maintenance on in Settings (/settings#maintenance), with PUT /api/settings/maintenance "
     '{"enabled": true}, or by starting the server with TUNEBOARD_MAINTENANCE=1, then run the command again.'
 )
-errors = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False)
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,7 @@ class Connection:
         """With --openai, TUNEBOARD_URL/TUNEBOARD_API_KEY from the environment are not OpenAI's: only flags count."""
         if not use_openai:
             return cls(base_url, api_key, False)
-        typed_url = ctx.get_parameter_source("base_url") == ParameterSource.COMMANDLINE
-        typed_key = ctx.get_parameter_source("api_key") == ParameterSource.COMMANDLINE
+        typed_url, typed_key = (_typed(ctx, name) for name in ("base_url", "api_key"))
         return cls(base_url if typed_url else None, api_key if typed_key else os.environ.get("OPENAI_API_KEY"), True)
 
     @property
@@ -48,9 +46,16 @@ class Connection:
         return self.base_url or "OpenAI"
 
 
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was given on the command line (not from its environment variable or default)."""
+    # By name: typer carries its own copy of click, whose ParameterSource is not click's.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print `message` on stderr and return the Exit to raise."""
-    errors.print(message, markup=False)
+    stderr.print(message, markup=False)
     return typer.Exit(code)
 
 

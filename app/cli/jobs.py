@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.connection import api, confirm
+from app.cli.connection import api, confirm, stderr
 from app.cli.output import JsonFlag, YesFlag, field, listing, out, print_json, show, when
 from app.cli.watch import watch_job
 
@@ -49,7 +49,7 @@ def _file_id(client: Any, value: str | None) -> str | None:
         return value
     with Path(value).open("rb") as handle:
         created = client.files.create(file=(Path(value).name, handle), purpose="fine-tune")
-    out.print(f"Uploaded {value} as [bold]{created.id}[/].", style="dim")
+    stderr.print(f"Uploaded {value} as {created.id}.", markup=False)  # stderr: --json output stays one document
     return str(created.id)
 
 
