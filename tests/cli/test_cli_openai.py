@@ -47,10 +47,10 @@ def test_openai_mode_reports_a_failed_job_by_its_exit_status(fake_openai, tmp_pa
     at = ("--openai", "--base-url", fake_openai.url + "/v1")
     train = tmp_path / "train.jsonl"
     train.write_bytes(jsonl([example(i) for i in range(12)]))
-    job = ok_json(*at, "jobs", "create", "-m", "gpt-4o-mini-2024-07-18", "-t", str(train), env=env)
-    watched = tuneboard(*at, "jobs", "watch", job["id"], "--interval", "0.1", "--json", env=env)
-    assert watched.returncode == 1
-    assert '"status": "failed"' in watched.stdout
+    # A local path is uploaded first; --watch follows the job and exits as `jobs watch` does.
+    watched = tuneboard(*at, "jobs", "create", "-m", "gpt-4o-mini-2024-07-18", "-t", str(train), "--watch", env=env)
+    assert watched.returncode == 1, watched.stdout + watched.stderr
+    assert "Uploaded" in watched.stderr and "failed: The job failed due to an invalid training file" in watched.stdout
 
 
 def test_openai_mode_says_when_the_key_is_refused(fake_openai):
