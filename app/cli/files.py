@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,7 +58,7 @@ def list_files(
     """List uploaded files, newest first."""
     with api(ctx) as client:
         kwargs: dict[str, Any] = {"purpose": purpose} if purpose else {}
-        items = list(client.files.list(limit=min(limit, 100), **kwargs).data)[:limit]
+        items = list(islice(client.files.list(limit=min(limit, 100), **kwargs), limit))  # walks the pages
     listing(items, as_json, COLUMNS, "No files yet: upload one with `tuneboard files upload FILE.jsonl`.")
 
 

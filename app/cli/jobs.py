@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -105,7 +106,7 @@ def list_jobs(
 ) -> None:
     """List fine-tuning jobs, newest first."""
     with api(ctx) as client:
-        items = list(client.fine_tuning.jobs.list(limit=min(limit, 100)).data)[:limit]
+        items = list(islice(client.fine_tuning.jobs.list(limit=min(limit, 100)), limit))  # walks the pages
     listing(items, as_json, COLUMNS, "No jobs yet: start one with `tuneboard jobs create`.")
 
 
@@ -132,13 +133,13 @@ def cancel(ctx: typer.Context, job_id: JobId, yes: YesFlag = False, as_json: Jso
 def events(
     ctx: typer.Context,
     job_id: JobId,
-    limit: Annotated[int, typer.Option(help="The latest this many events.")] = 100,
+    limit: Annotated[int, typer.Option(help="The latest this many events (more are fetched page by page).")] = 100,
     as_json: JsonFlag = False,
 ) -> None:
     """A job's event log, oldest first (messages and metrics)."""
     with api(ctx) as client:
-        page = client.fine_tuning.jobs.list_events(job_id, limit=min(limit, 100))
-        items = list(reversed(list(page.data)[:limit]))
+        pages = client.fine_tuning.jobs.list_events(job_id, limit=min(limit, 100))
+        items = list(reversed(list(islice(pages, limit))))
     columns = [
         ("Time", lambda e: when(e.get("created_at"))),
         ("Level", field("level")),
@@ -151,7 +152,7 @@ def events(
 def checkpoints(ctx: typer.Context, job_id: JobId, as_json: JsonFlag = False) -> None:
     """A job's checkpoints, newest step first: each can be chatted with as a model."""
     with api(ctx) as client:
-        items = list(client.fine_tuning.jobs.checkpoints.list(job_id, limit=100).data)
+        items = list(client.fine_tuning.jobs.checkpoints.list(job_id, limit=100))
     columns = [
         ("Step", field("step_number")),
         ("Model", field("fine_tuned_model_checkpoint")),

@@ -50,6 +50,8 @@ def test_upload_create_watch_events_chat_and_delete_from_the_terminal(tiny_serve
     event_list = ok_json("jobs", "events", job["id"], env=env)["data"]
     assert event_list and [e["created_at"] for e in event_list] == sorted(e["created_at"] for e in event_list)
     assert any(e["type"] == "metrics" for e in event_list)
+    latest = ok_json("jobs", "events", job["id"], "--limit", "3", env=env)["data"]
+    assert [e["id"] for e in latest] == [e["id"] for e in event_list[-3:]]
     assert ok_json("jobs", "checkpoints", job["id"], env=env)["data"]
     assert job["id"] in tuneboard("jobs", "list", env=env).stdout
 
@@ -57,6 +59,9 @@ def test_upload_create_watch_events_chat_and_delete_from_the_terminal(tiny_serve
     assert model in [m["id"] for m in ok_json("models", "list", env=env)["data"]]
     reply = tuneboard("chat", model, "--message", "What is 3 plus one?", "--max-tokens", "4", env=env)
     assert reply.returncode == 0 and reply.stdout.strip(), reply.stderr
+    # Two messages, an empty line (asked again) and /exit: four prompts.
+    talk = tuneboard("chat", model, "--max-tokens", "4", stdin="What is 3 plus one?\n\nAnd 4?\n/exit\n", env=env)
+    assert talk.returncode == 0 and talk.stdout.count("you> ") == 4, talk.stdout + talk.stderr
     completion = ok_json("chat", model, "-s", "Numbers only.", "-m", "hi", "--max-tokens", "4", env=env)
     assert completion["object"] == "chat.completion" and completion["model"] == model
 
