@@ -55,7 +55,7 @@ def _typed(ctx: typer.Context, name: str) -> bool:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print `message` on stderr and return the Exit to raise."""
-    stderr.print(message, markup=False)
+    stderr.print(message, markup=False, soft_wrap=True)  # one line per message, whatever reads the log
     return typer.Exit(code)
 
 

@@ -40,6 +40,10 @@ def test_openai_mode_uploads_creates_lists_watches_and_deletes(fake_openai, tmp_
     assert fake_openai.state.deleted_models == [tuned]
     assert "POST /v1/files" in fake_openai.state.requests
 
+    second = ok_json(*at, "jobs", "create", "-m", "gpt-4o-mini-2024-07-18", "-t", file_id, env=env)
+    assert ok_json(*at, "jobs", "cancel", second["id"], "--yes", env=env)["status"] == "cancelled"
+    assert tuneboard(*at, "jobs", "watch", second["id"], env=env).returncode == 3
+
 
 def test_openai_mode_reports_a_failed_job_by_its_exit_status(fake_openai, tmp_path):
     fake_openai.state.fail_jobs = True

@@ -83,4 +83,10 @@ def test_upload_create_watch_events_chat_and_delete_from_the_terminal(tiny_serve
     assert model not in [m["id"] for m in ok_json("models", "list", env=env)["data"]]
     gone = tuneboard("models", "get", model, "--json", env=env)
     assert gone.returncode == 1 and gone.stderr.startswith("Error (404)")
-    assert ok_json("files", "get", file_id, env=env)["id"] == file_id
+    copy = tmp_path / "copy.jsonl"
+    assert ok_json("files", "download", file_id, "-o", str(copy), env=env)["bytes"] == train.stat().st_size
+    assert copy.read_bytes() == train.read_bytes()
+    again = tuneboard("files", "download", file_id, "-o", str(copy), env=env)
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert ok_json("files", "delete", file_id, "--yes", env=env)["deleted"] is True
+    assert tuneboard("files", "get", file_id, env=env).returncode == 1
