@@ -130,10 +130,9 @@ def prepare_line(body: bytes, limits: Limits) -> tuple[dict[str, Any] | None, tu
         return None, "invalid_utf8", f"byte {exc.start + 1} cannot be decoded"
     if not text or text.isspace():
         return None
-    parsed = parse_line(text)
-    record = parsed[0]
+    record, code, detail = parse_line(text)
     if record is None:
-        return parsed
+        return None, code or "", detail
     row = prepare_record(record)
     if "\\u" in text and not _storable(row[_SEARCH_TEXT]):
         # A \ud800-\udfff escape with no partner: valid JSON syntax, but no character UTF-8 (nor the database)
