@@ -20,7 +20,6 @@ from app.errors import DomainError
 SHOWN = 40  # findings listed per file on the terminal (--json lists them all)
 
 
-
 def register(cli: typer.Typer) -> None:
     """Add the `check` and `prepare` commands to the `tuneboard` application."""
     cli.command("check")(check)
