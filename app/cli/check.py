@@ -147,7 +147,8 @@ def prepare(
     Fixes: a byte order mark, Windows line ends, whitespace around message text, legacy prompt/completion lines
     (turned into chat), CSV with the columns system,user,assistant (turned into JSONL). The split is the dashboard's
     "Split randomly" (the same seed gives the same split). Lines that cannot become valid examples are left out and
-    listed with their numbers and reasons. Exit status 1 when some lines could not be fixed.
+    listed with their numbers and reasons. Exit status 1 when something was left out. Run `tuneboard check` on
+    the output for warnings and the estimate.
     """
     settings = Settings()
     try:
@@ -160,20 +161,21 @@ def prepare(
         typer.echo(json.dumps(result.as_dict(), indent=2))
     else:
         _print_preparation(Console(highlight=False), result)
-    raise typer.Exit(1 if result.unfixable else 0)
+    raise typer.Exit(1 if result.rejected or result.unfixable else 0)
 
 
 def _print_preparation(console: Console, result: Preparation) -> None:
     for fix, n in result.fixes.items():
         lines = result.fixed_lines.get(fix, [])
-        where = f" ({result.unit}s {_numbers(lines)})" if lines else ""
+        where = f" ({result.unit}{'s' if len(lines) > 1 else ''} {_numbers(lines)})" if lines else ""
         console.print(f"[green]Fixed[/green]: {FIXES[fix]}: {n:,}{where}.")
     if not result.fixes:
         console.print("Nothing needed fixing.")
-    for p in result.unfixable[:SHOWN]:
-        console.print(f"[red]Could not fix[/red] line {p.line}: {p.code}: {p.message}")
-    if len(result.unfixable) > SHOWN:
-        console.print(f"… and {len(result.unfixable) - SHOWN:,} more lines left out (--json lists them all).")
+    left_out = [("line", p) for p in result.rejected] + [(result.unit, p) for p in result.unfixable]
+    for unit, p in left_out[:SHOWN]:
+        console.print(f"[red]Left out[/red] {unit} {p.line}: {p.code}: {p.message}")
+    if len(left_out) > SHOWN:
+        console.print(f"… and {len(left_out) - SHOWN:,} more left out (--json lists them all).")
     console.print(f"{len(result.train):,} training and {len(result.validation):,} validation examples written:")
     for path in result.written:
         console.print(f"  {path}")

@@ -42,7 +42,8 @@ class Preparation:
     validation: list[dict[str, Any]] = field(default_factory=list)
     fixes: Counter = field(default_factory=Counter)
     fixed_lines: dict[str, list[int]] = field(default_factory=dict)  # fix -> the line numbers it changed
-    unfixable: list[LineProblem] = field(default_factory=list)
+    rejected: list[LineProblem] = field(default_factory=list)  # file lines that cannot become examples
+    unfixable: list[LineProblem] = field(default_factory=list)  # examples with errors, numbered by `unit`
     written: list[Path] = field(default_factory=list)
 
     def note(self, fix: str, number: int | None = None) -> None:
@@ -60,6 +61,8 @@ class Preparation:
             "fixes": {
                 k: {"count": n, "what": FIXES[k], "lines": self.fixed_lines.get(k, [])} for k, n in self.fixes.items()
             },
+            "unit": self.unit,
+            "rejected_lines": [p.as_dict() for p in self.rejected],
             "unfixable": [p.as_dict() for p in self.unfixable],
             "written": [str(p) for p in self.written],
         }
@@ -114,7 +117,6 @@ def prepare_file(
             continue
         seen.add(digest)
         kept.append((number, record))
-    result.unfixable.sort(key=lambda p: p.line)
     validation, _ = random_split(range(len(kept)), validation_percent, seed)
     picked = set(validation)
     for i, (_, record) in enumerate(kept):
@@ -140,12 +142,14 @@ def _jsonl(path: Path, data: bytes, result: Preparation, limits: Limits) -> list
         if line.endswith(b"\r"):
             result.note("crlf", number)
     found = read_file(path, limits)
-    result.unfixable += found.rejected
+    result.rejected += found.rejected
     return list(zip(found.numbers, found.records, strict=True))
 
 
 def _csv_examples(data: bytes, result: Preparation, limits: Limits) -> list[tuple[int, dict[str, Any]]]:
-    """The examples of a CSV file as the import reads it (header system,user,assistant), numbered by data row."""
+    """The examples of a CSV file as the import reads it (header system,user,assistant), numbered by data row.
+
+    Rows the import rejects keep the number of the file line they start on."""
     rejections = Rejections(None)
     receiver = CsvReceiver(limits, rejections, None, None)
     receiver.feed(data)
@@ -155,9 +159,10 @@ def _csv_examples(data: bytes, result: Preparation, limits: Limits) -> list[tupl
         for row in batch:
             examples.append((len(examples) + 1, {"messages": json.loads(row[0])}))
     prepared.close()
-    result.note("csv")
+    for number, _ in examples:
+        result.note("csv", number)
     for r in rejections.sample:
-        result.unfixable.append(LineProblem(r.line, r.code, "error", r.message))
+        result.rejected.append(LineProblem(r.line, r.code, "error", r.message))
     return examples
 
 
