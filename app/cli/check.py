@@ -22,8 +22,10 @@ SHOWN = 40  # findings listed per file on the terminal (--json lists them all)
 
 def register(cli: typer.Typer) -> None:
     """Add the `check` and `prepare` commands to the `tuneboard` application."""
-    cli.command("check")(check)
-    cli.command("prepare")(prepare)
+    cli.command(
+        "check", epilog="Example: tuneboard check train.jsonl --validation validation.jsonl --model gpt-4o-mini"
+    )(check)
+    cli.command("prepare", epilog="Example: tuneboard prepare data.csv --validation-fraction 0.2 --seed 42")(prepare)
 
 
 def check(
