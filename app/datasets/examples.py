@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from app.datasets import validation
 from app.datasets.datasets import big_cache, copy_examples_sql, get_dataset, touch_dataset
 from app.datasets.forms import check_form, record_from_form
 from app.datasets.limits import Limits, refusal
+from app.datasets.splitting import random_split
 from app.errors import Conflict, Invalid, NotFound
 from app.tables.common import fits_db_int, stored_id, utcnow
 from app.tables.dataset import EXAMPLES, SPLITS, Dataset, Example
@@ -356,12 +356,12 @@ def split_randomly(session: Session, dataset_id: int, percent: float | str, seed
         raise Invalid("The validation percentage must be between 0 and 100.", param="percent")
     t = EXAMPLES.c
     ids: list[int] = list(session.exec(select(t.id).where(t.dataset_id == dataset_id).order_by(t.id)))
-    random.Random(str(seed)).shuffle(ids)
-    n_validation = round(len(ids) * share / 100)
+    validation_ids, train_ids = random_split(ids, share, seed)
+    n_validation = len(validation_ids)
     now = utcnow()
     with big_cache(session):
         rev = touch_dataset(session, dataset_id)
-        for split, group in (("validation", ids[:n_validation]), ("train", ids[n_validation:])):
+        for split, group in (("validation", validation_ids), ("train", train_ids)):
             # Sorted chunks touch the table's pages in order instead of jumping around at random.
             for chunk in _chunks(sorted(group)):
                 session.exec(

@@ -119,6 +119,35 @@ def line_too_long(limits: Limits) -> str:
     return f"The line is longer than {limits.line_bytes:,} bytes, the limit (setting max_line_bytes)."
 
 
+def prepare_line(body: bytes, limits: Limits) -> tuple[dict[str, Any] | None, tuple | str, str] | None:
+    """One raw line (without its line end): (record, row, "") when it becomes an example, (None, code, detail)
+    when it is rejected, None when it is blank (it carries no example)."""
+    if len(body) > limits.line_bytes:
+        return None, "line_too_long", line_too_long(limits)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, "invalid_utf8", f"byte {exc.start + 1} cannot be decoded"
+    if not text or text.isspace():
+        return None
+    record, code, detail = parse_line(text)
+    if record is None:
+        return None, code or "", detail
+    row = prepare_record(record)
+    if "\\u" in text and not _storable(row[_SEARCH_TEXT]):
+        # A \ud800-\udfff escape with no partner: valid JSON syntax, but no character UTF-8 (nor the database)
+        # can store. Only an escape can make one, so lines without "\u" skip the check.
+        return None, "invalid_utf8", "it escapes an unpaired surrogate (\\ud800-\\udfff)"
+    # A message has at most as many characters as its line has bytes, and an example's stored JSON fewer than
+    # four bytes per byte of its line (a two-byte character becomes a six-byte \uXXXX; prompt/completion lines
+    # gain role keys): most lines skip the check.
+    if len(body) > limits.message_chars or 4 * len(body) > limits.example_bytes:
+        problem = over_limits(record, row, limits)
+        if problem is not None:
+            return None, problem[0], problem[1]
+    return record, row, ""
+
+
 def prepare_lines(
     lines: list[bytes], first_number: int, limits: Limits | None = None
 ) -> tuple[list[tuple], list[tuple[int, str, bytes, str]]]:
@@ -130,37 +159,14 @@ def prepare_lines(
     rows: list[tuple] = []
     rejected: list[tuple[int, str, bytes, str]] = []
     for number, body in enumerate(lines, start=first_number):
-        if len(body) > limits.line_bytes:
-            rejected.append((number, "line_too_long", body, line_too_long(limits)))
+        prepared = prepare_line(body, limits)
+        if prepared is None:
             continue
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            rejected.append((number, "invalid_utf8", body, f"byte {exc.start + 1} cannot be decoded"))
-            continue
-        if not text or text.isspace():
-            continue  # blank lines carry no example
-        parsed = parse_line(text)
-        if parsed[0] is None:
-            _, code, detail = parsed
-            rejected.append((number, code, body, detail))
-            continue
-        record = parsed[0]
-        row = prepare_record(record)
-        if "\\u" in text and not _storable(row[_SEARCH_TEXT]):
-            # A \ud800-\udfff escape with no partner: valid JSON syntax, but no character UTF-8 (nor the database)
-            # can store. Only an escape can make one, so lines without "\u" skip the check.
-            rejected.append((number, "invalid_utf8", body, "it escapes an unpaired surrogate (\\ud800-\\udfff)"))
-            continue
-        # A message has at most as many characters as its line has bytes, and an example's stored JSON fewer than
-        # four bytes per byte of its line (a two-byte character becomes a six-byte \uXXXX; prompt/completion lines
-        # gain role keys): most lines skip the check.
-        if len(body) > limits.message_chars or 4 * len(body) > limits.example_bytes:
-            problem = over_limits(record, row, limits)
-            if problem is not None:
-                rejected.append((number, problem[0], body, problem[1]))
-                continue
-        rows.append(row)
+        _, row, detail = prepared
+        if isinstance(row, str):  # a rejection's code
+            rejected.append((number, row, body, detail))
+        else:
+            rows.append(row)
     return rows, rejected
 
 
