@@ -29,8 +29,20 @@ def tiny_server(tmp_path):
 @pytest.mark.slow
 def test_upload_create_watch_events_chat_and_delete_from_the_terminal(tiny_server, tmp_path):
     env = {"TUNEBOARD_URL": tiny_server.url + "/v1", "TUNEBOARD_API_KEY": API_KEY}
+    # The file as it often arrives: a byte order mark, Windows line ends and an example pasted twice.
+    raw = tmp_path / "data.jsonl"
+    lines = jsonl([example(i) for i in range(12)] + [example(0)])
+    raw.write_bytes(b"\xef\xbb\xbf" + lines.replace(b"\n", b"\r\n"))
+
+    prepared = ok_json("prepare", str(raw), "--validation-fraction", "0")
+    assert prepared["train"] == 12 and prepared["fixes"]["duplicate"]["lines"] == [13]
+    assert {"bom", "crlf"} <= set(prepared["fixes"]) and prepared["rejected_lines"] == []
     train = tmp_path / "data_train.jsonl"
-    train.write_bytes(jsonl([example(i) for i in range(12)]))
+    assert train.read_bytes() == jsonl([example(i) for i in range(12)])
+    checked = ok_json("check", str(train))
+    assert checked["ok"] and checked["train"]["report"]["n_valid"] == 12
+    raw_check = tuneboard("check", str(raw))
+    assert raw_check.returncode == 0 and "duplicate" in raw_check.stdout  # a warning: only --strict fails on it
 
     uploaded = tuneboard("files", "upload", str(train), env=env)
     assert uploaded.returncode == 0 and "Uploaded data_train.jsonl as file-" in uploaded.stdout, uploaded.stderr
