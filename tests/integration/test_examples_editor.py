@@ -131,11 +131,21 @@ def test_invalid_json_save_is_refused_with_a_clear_message(client, example):
 def test_live_check_points_problems_at_their_message_and_counts_tokens(client, example):
     form = form_of({"messages": [{"role": "user", "content": "hello"}, {"role": "wizard", "content": "x"}]})
     html = client.post(f"/examples/{example.id}/check", data=form, headers=HX).text
-    assert 'data-message-index="1"' in html and "Message 2:" in html
+    assert 'data-message-index="1"' in html and "Message 2 has role" in html
+    assert "Message 2: Message 2" not in html and "<strong>Message 2:</strong> Message 2" not in html
     assert "Tokens:" in html
     form["msg_more"][0] = "{bad"
     broken = client.post(f"/datasets/{example.dataset_id}/examples/check", data=form, headers=HX).text
     assert 'data-message-index="0"' in broken and "other fields is not valid JSON" in broken
+
+
+def test_live_check_names_each_message_once_and_prefixes_messages_that_do_not(client, example):
+    """Issue #17: "Message 1: Message 1 has empty content" said the message twice."""
+    form = form_of({"messages": [{"role": "user", "content": " "}, {"role": "user", "content": "x"}]})
+    html = client.post(f"/examples/{example.id}/check", data=form, headers=HX).text
+    assert "Message 1 has empty content" in html and "Message 1:</strong> Message 1" not in html
+    assert "Message 2:</strong> Messages 1 and 2" not in html
+    assert "<strong>Message 2:</strong> The last message is not" in html
 
 
 def test_new_example_duplicate_and_delete(client, session, example):
