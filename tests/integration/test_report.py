@@ -288,3 +288,18 @@ def test_an_empty_dataset_has_a_report_that_says_so(client, session):
     page = client.get(f"/datasets/{dataset_id}/report")
     assert page.status_code == 200 and "No valid examples yet." in page.text
     assert client.get("/datasets/9999/report").status_code == 404
+
+
+def test_nothing_to_train_and_a_late_system_message_are_warnings_in_the_report(client, session, report_cache):
+    """Issue #17: both were silent; now the report counts them and links to the examples."""
+    silent = chat(1)
+    silent["messages"][-1]["weight"] = 0
+    late = chat(2)
+    late["messages"].append({"role": "system", "content": "Now answer in French."})
+    late["messages"].extend(chat(3)["messages"][1:])
+    dataset_id = add_dataset(session, [silent, late, chat(4)])
+    report = build_report(session, dataset_id, cache=report_cache)
+    assert report.warnings["nothing_to_train"] == 1 and report.warnings["system_message_not_first"] == 1
+    page = client.get(f"/datasets/{dataset_id}/report").text
+    assert f'href="/datasets/{dataset_id}?problem=nothing_to_train"' in page
+    assert f'href="/datasets/{dataset_id}?problem=system_message_not_first"' in page

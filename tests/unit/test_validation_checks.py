@@ -76,6 +76,12 @@ TRIGGERS = {
         "tools": r["tools"],
     },
     "consecutive_same_role": lambda r: {"messages": [r["messages"][0], *r["messages"][1:2] * 2, r["messages"][2]]},
+    "nothing_to_train": lambda r: {
+        "messages": [*r["messages"][:2], {"role": "assistant", "content": "a", "weight": 0}]
+    },
+    "system_message_not_first": lambda r: {
+        "messages": [r["messages"][1], r["messages"][0], {"role": "assistant", "content": "a"}]
+    },
 }
 
 
@@ -97,6 +103,24 @@ def test_every_documented_code_is_tested_here_or_at_dataset_level():
     dataset_level = {"over_context_limit", "duplicate_example", "train_validation_leakage", "too_few_examples"}
     assert set(TRIGGERS) | dataset_level == set(CODES)
     assert set(ERROR_CODES) | set(WARNING_CODES) == set(CODES)
+
+
+def test_weight_zero_everywhere_trains_nothing_but_one_trained_turn_is_enough():
+    """Issue #17: an example whose only assistant message has weight 0 trains nothing: a warning, not silence."""
+    only = {"messages": [*SIMPLE["messages"][:2], {"role": "assistant", "content": "a", "weight": 0}]}
+    problem = next(p for p in check_record(only).problems if p.code == "nothing_to_train")
+    assert problem.level == "warning" and "The only assistant message has weight 0" in problem.message
+    assert check_record(only).valid
+    assert "nothing_to_train" not in codes(GOOD)  # one weight-0 turn, one trained turn
+    assert "nothing_to_train" not in codes(SIMPLE)
+
+
+def test_a_system_message_in_the_middle_of_the_conversation_is_a_warning():
+    middle = {"messages": [*SIMPLE["messages"][1:], {"role": "system", "content": "s"}, *SIMPLE["messages"][1:]]}
+    problem = next(p for p in check_record(middle).problems if p.code == "system_message_not_first")
+    assert problem.level == "warning" and problem.message_index == 2 and problem.message.startswith("Message 3 is")
+    two_at_the_start = {"messages": [{"role": "system", "content": "s"}, *SIMPLE["messages"]]}
+    assert "system_message_not_first" not in codes(two_at_the_start)
 
 
 def test_cookbook_error_codes_are_all_present():

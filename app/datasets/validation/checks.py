@@ -38,6 +38,8 @@ CODES: dict[str, tuple[str, str]] = {
     "missing_user_message": ("warning", "The example has no user message."),
     "last_message_not_assistant": ("warning", "The last message is not the assistant's, so it teaches nothing."),
     "consecutive_same_role": ("warning", "Two consecutive messages have the same role."),
+    "nothing_to_train": ("warning", "Every assistant message has weight 0, so the example trains nothing."),
+    "system_message_not_first": ("warning", "A system message comes after the conversation has started."),
     "over_context_limit": ("warning", "The example is longer than the model's training context and is truncated."),
     "duplicate_example": ("warning", "The example appears more than once in the dataset."),
     "train_validation_leakage": ("warning", "The same example is in both the training and the validation data."),
@@ -221,6 +223,21 @@ def check_record(record: Any) -> ExampleCheck:
         result.add("missing_user_message", "The example has no user message.")
     if roles[-1] != "assistant":
         result.add("last_message_not_assistant", "The last message is not the assistant's.", len(roles) - 1)
+    weights = [m.get("weight") for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
+    if weights and all(w == 0 and not isinstance(w, bool) for w in weights):
+        which = "The only assistant message has" if len(weights) == 1 else "Every assistant message has"
+        result.add("nothing_to_train", f"{which} weight 0, so the example trains nothing.")
+    started = False
+    for i, role in enumerate(roles):
+        if role in ("system", "developer"):
+            if started:
+                result.add(
+                    "system_message_not_first",
+                    f"Message {i + 1} is a {role} message after the conversation has started; put it first.",
+                    i,
+                )
+        elif role is not None:
+            started = True
     for i in range(1, len(roles)):
         # Consecutive tool results are normal (one per parallel call).
         if roles[i] is not None and roles[i] == roles[i - 1] and roles[i] != "tool":
