@@ -49,7 +49,8 @@ def message_for(code: str, detail: str = "") -> str:
         return detail
     base = MESSAGES[code]
     if detail:
-        return f"{base}: {detail}."
+        # "The line is not valid UTF-8 text: byte 2 ...", not "text.: byte 2": the base loses its full stop.
+        return f"{base.rstrip('.')}: {detail.rstrip('.')}."
     return base if base.endswith(".") else base + "."
 
 

@@ -8,7 +8,7 @@ import json
 
 from app.datasets import import_stream
 from app.datasets.importer import import_jsonl, rejected_path, rejected_reasons
-from app.datasets.rejections import SAMPLE, SAMPLE_BYTES, Rejections
+from app.datasets.rejections import SAMPLE, SAMPLE_BYTES, Rejections, message_for
 
 
 def test_the_sample_is_bounded_in_lines_and_bytes_and_the_files_hold_everything(tmp_path):
@@ -49,3 +49,12 @@ def test_an_import_writes_every_rejected_line_in_file_order(session, settings, m
     assert [json.loads(t)["line"] for t in listed] == expected
     raw = rejected_path(settings, dataset_id, result.import_id).read_bytes()
     assert raw == "".join(lines[n - 1] + "\n" for n in expected).encode()
+
+
+def test_a_sentence_with_a_detail_is_punctuated_once():
+    """Issue #17: "The line is not valid UTF-8 text.: byte 2 cannot be decoded."."""
+    assert message_for("invalid_utf8", "byte 2 cannot be decoded") == (
+        "The line is not valid UTF-8 text: byte 2 cannot be decoded."
+    )
+    assert message_for("invalid_json", "Expecting value.") == "The line is not valid JSON: Expecting value."
+    assert message_for("invalid_utf8") == "The line is not valid UTF-8 text."
