@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from app.datasets.file_sniff import SNIFF_BYTES, Utf16Lines, sniff
 from app.datasets.import_rows import line_too_long, over_limits, prepare_lines, prepare_record
 from app.datasets.limits import Limits
 from app.datasets.rejections import MESSAGES, Rejections
@@ -94,6 +95,7 @@ class Prepared:
     rows: RowSpool
     lines: int
     rejections: Rejections
+    encoding: str = "utf-8"  # what the file was decoded from ("utf-16-le": a UTF-16 file, read as such)
 
     def close(self) -> None:
         """The rows are written: drop the spool, keep the rejection files."""
@@ -114,6 +116,7 @@ class Receiver:
         self.limits, self.rejections, self.progress = limits, rejections, progress
         self.rows = RowSpool(spool_dir)
         self.received = 0
+        self.encoding = "utf-8"
 
     def feed(self, data: bytes) -> None:
         """The next bytes of the file."""
@@ -151,8 +154,9 @@ class JsonlReceiver(Receiver):
 
     def __init__(self, limits: Limits, rejections: Rejections, spool_dir: Path | None, progress: Progress | None):
         super().__init__(limits, rejections, spool_dir, progress)
-        self._head = b""  # the first bytes, until there are enough to tell a BOM
+        self._head = b""  # the first bytes, until there are enough to tell what the file is
         self._at_start = True
+        self._utf16: Utf16Lines | None = None  # set when the file is UTF-16 text
         self._pending = b""  # the start of a line whose end has not come yet
         self._skipping = False  # inside a line over max_line_bytes: its bytes go straight to the rejection file
         self._next = 1  # number of the next line to come
@@ -162,13 +166,25 @@ class JsonlReceiver(Receiver):
 
     def _feed(self, data: bytes) -> None:
         if self._at_start:
-            data = self._head + data
-            if len(data) < len(BOM) and BOM.startswith(data):
-                self._head = data
+            self._head += data
+            if len(self._head) < SNIFF_BYTES:
                 return
-            self._at_start, self._head = False, b""
-            if data.startswith(BOM):
-                data = data[len(BOM) :]
+            data = self._start()
+        elif self._utf16 is not None:
+            data = self._utf16.decode(data)
+        self._lines(data)
+
+    def _start(self) -> bytes:
+        """The first bytes: refuse a file that is not text, decode UTF-16, drop a UTF-8 BOM."""
+        data, self._at_start, self._head = self._head, False, b""
+        codec = sniff(data)
+        if codec is not None:
+            self._utf16 = Utf16Lines(codec)
+            self.encoding = codec
+            data = self._utf16.decode(data)
+        return data[len(BOM) :] if data.startswith(BOM) else data
+
+    def _lines(self, data: bytes) -> None:
         if self._skipping:
             end = data.find(b"\n")
             if end < 0:
@@ -224,9 +240,10 @@ class JsonlReceiver(Receiver):
 
     def finish(self) -> Prepared:
         """The file has ended: its last line (with or without a final newline), rows and rejections."""
-        if self._at_start and self._head:
-            self._at_start = False
-            self._pending, self._head = self._head, b""
+        if self._at_start:
+            self._lines(self._start())
+        if self._utf16 is not None:
+            self._lines(self._utf16.decode(b"", final=True))
         if self._skipping:
             self.rejections.end()
             self._skipping = False
@@ -237,7 +254,7 @@ class JsonlReceiver(Receiver):
         lines = self._next - 1
         if self.progress is not None:
             self.progress(lines, self.received)
-        return Prepared(self.rows, lines, self.rejections)
+        return Prepared(self.rows, lines, self.rejections, self.encoding)
 
 
 class CsvReceiver(Receiver):

@@ -70,6 +70,7 @@ class ImportResult:
     rejected_count: int = 0
     lines: int = 0
     import_id: str | None = None  # set when the rejected lines were written to files for download
+    encoding: str = "utf-8"  # what the file was decoded from (a UTF-16 file is read as such)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON API's shape."""
@@ -170,6 +171,7 @@ def write_import(session: Session, dataset_id: int, prepared: Prepared) -> Impor
         rejected_count=rejections.count,
         lines=prepared.lines,
         import_id=rejections.import_id,
+        encoding=prepared.encoding,
     )
 
 

@@ -183,3 +183,46 @@ def test_a_line_escaping_an_unpaired_surrogate_is_rejected_and_the_rest_imported
     assert [(r.line, r.code, r.data) for r in result.rejected] == [(2, "invalid_utf8", lone)]
     assert "surrogate" in result.rejected[0].message
     assert stored(session, dataset)[1].messages == paired["messages"]
+
+
+@pytest.mark.parametrize(
+    ("head", "what"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "a ZIP archive"),
+        (b"\x1f\x8b\x08\x00", "a gzip-compressed file"),
+        (bytes(range(256)) * 40, "a binary file"),
+    ],
+)
+def test_a_file_that_is_not_text_is_refused_once_with_what_it_is(session, dataset, head, what):
+    """Issue #17: a PNG renamed .jsonl gave 12,000 "rejected lines" of garbage."""
+    with pytest.raises(Invalid) as caught:
+        run(session, dataset, head + b"\n".join([b"\x00\xff garbage"] * 12000))
+    assert caught.value.code == "not_text" and f"This is {what}" in str(caught.value)
+    assert stored(session, dataset) == []
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_with_or_without_a_bom_is_read_as_utf16(session, dataset, codec):
+    text = "".join(json.dumps({**GOOD, "n": i, "note": "café ✓"}, ensure_ascii=False) + "\r\n" for i in range(3000))
+    data = text.encode(codec)
+    result = import_jsonl(session, dataset.id, io.BytesIO(data), filename="x.jsonl")
+    assert result.imported == 3000 and result.rejected_count == 0
+    assert result.encoding.startswith("utf-16")
+    assert stored(session, dataset)[0].messages == GOOD["messages"]
+
+
+def test_the_summary_says_a_utf16_file_was_read_as_such(client, session, dataset):
+    data = line(GOOD).decode().encode("utf-16")
+    html = client.post(
+        f"/datasets/{dataset.id}/import",
+        files={"file": ("x.jsonl", data, "application/jsonl")},
+        headers={"HX-Request": "true"},
+    ).text
+    assert "This file is UTF-16 text" in html and "Imported 1 example." in html
+
+
+def test_short_text_files_still_import(session, dataset):
+    assert run(session, dataset, line(GOOD)).imported == 1
+    assert run(session, dataset, b"").imported == 0
+    assert run(session, dataset, b"\xef\xbb\xbf" + line(GOOD)[:-1]).imported == 1
