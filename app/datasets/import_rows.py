@@ -6,6 +6,7 @@ Rows come out as plain tuples in ROW_FIELDS order, ready for one executemany per
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.datasets.json_limits import MAX_JSON_DEPTH, nesting_depth_exceeds
@@ -36,6 +37,28 @@ ROW_FIELDS = (
 _dumps = json_encoder()  # the same text as json.dumps(value)
 _NO_PROBLEMS = "[]"
 _SEARCH_TEXT = ROW_FIELDS.index("search_text")  # the only column stored as raw text (the JSON ones are ASCII)
+_VALID, _PROBLEMS = ROW_FIELDS.index("valid"), ROW_FIELDS.index("problems")
+INVALID_SAMPLE = 1000  # imported-but-invalid lines listed by number in an import's result
+
+
+@dataclass
+class LineNotes:
+    """What an import's summary tells beyond the examples: blank lines skipped, and the lines imported as invalid
+    examples (all counted, the first INVALID_SAMPLE listed with their file line and first error)."""
+
+    blank: int = 0
+    invalid_count: int = 0
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (file line, code, message)
+
+    def row(self, number: int, row: tuple) -> None:
+        """Note a prepared row from file line `number` (only invalid ones are kept)."""
+        if row[_VALID]:
+            return
+        self.invalid_count += 1
+        if len(self.invalid) < INVALID_SAMPLE:
+            errors = [p for p in json.loads(row[_PROBLEMS]) if p["level"] == "error"]
+            first = errors[0] if errors else {"code": "", "message": ""}
+            self.invalid.append((number, first["code"], first["message"]))
 
 
 def parse_line(text: str) -> tuple[dict[str, Any], None, str] | tuple[None, str, str]:
@@ -149,11 +172,12 @@ def prepare_line(body: bytes, limits: Limits) -> tuple[dict[str, Any] | None, tu
 
 
 def prepare_lines(
-    lines: list[bytes], first_number: int, limits: Limits | None = None
+    lines: list[bytes], first_number: int, limits: Limits | None = None, notes: LineNotes | None = None
 ) -> tuple[list[tuple], list[tuple[int, str, bytes, str]]]:
     """Rows of the good lines (in order) and (line number, code, bytes, detail) of the rejected ones.
 
-    `lines` are raw lines without their line ends; blank lines are skipped and count as lines.
+    `lines` are raw lines without their line ends; blank lines are skipped and count as lines. `notes`, when
+    given, counts the blank lines and lists the lines that became invalid examples.
     """
     limits = limits or Limits()
     rows: list[tuple] = []
@@ -161,12 +185,16 @@ def prepare_lines(
     for number, body in enumerate(lines, start=first_number):
         prepared = prepare_line(body, limits)
         if prepared is None:
+            if notes is not None:
+                notes.blank += 1
             continue
         _, row, detail = prepared
         if isinstance(row, str):  # a rejection's code
             rejected.append((number, row, body, detail))
         else:
             rows.append(row)
+            if notes is not None and not row[_VALID]:
+                notes.row(number, row)
     return rows, rejected
 
 

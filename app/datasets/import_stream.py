@@ -13,12 +13,12 @@ import marshal
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from app.datasets.file_sniff import SNIFF_BYTES, Utf16Lines, sniff
-from app.datasets.import_rows import line_too_long, over_limits, prepare_lines, prepare_record
+from app.datasets.import_rows import LineNotes, line_too_long, over_limits, prepare_lines, prepare_record
 from app.datasets.limits import Limits
 from app.datasets.rejections import MESSAGES, Rejections
 from app.errors import Invalid
@@ -96,6 +96,7 @@ class Prepared:
     lines: int
     rejections: Rejections
     encoding: str = "utf-8"  # what the file was decoded from ("utf-16-le": a UTF-16 file, read as such)
+    notes: LineNotes = field(default_factory=LineNotes)  # blank lines and lines imported as invalid examples
 
     def close(self) -> None:
         """The rows are written: drop the spool, keep the rejection files."""
@@ -117,6 +118,7 @@ class Receiver:
         self.rows = RowSpool(spool_dir)
         self.received = 0
         self.encoding = "utf-8"
+        self.notes = LineNotes()
 
     def feed(self, data: bytes) -> None:
         """The next bytes of the file."""
@@ -232,7 +234,7 @@ class JsonlReceiver(Receiver):
 
     def _flush(self) -> None:
         if self._batch:
-            rows, rejected = prepare_lines(self._batch, self._batch_first, self.limits)
+            rows, rejected = prepare_lines(self._batch, self._batch_first, self.limits, self.notes)
             self.rejections.add_many(rejected)
             self.rows.add(rows)
             self._batch = []
@@ -254,7 +256,7 @@ class JsonlReceiver(Receiver):
         lines = self._next - 1
         if self.progress is not None:
             self.progress(lines, self.received)
-        return Prepared(self.rows, lines, self.rejections, self.encoding)
+        return Prepared(self.rows, lines, self.rejections, self.encoding, self.notes)
 
 
 class CsvReceiver(Receiver):
@@ -279,7 +281,7 @@ class CsvReceiver(Receiver):
         self._raw.close()
         if self.progress is not None:
             self.progress(lines, self.received)
-        return Prepared(self.rows, lines, self.rejections)
+        return Prepared(self.rows, lines, self.rejections, self.encoding, self.notes)
 
     def _physical_lines(self, stream: IO[bytes], too_long: list[int], bad: set[int]) -> Iterator[str]:
         limit = self.limits.line_bytes
@@ -338,6 +340,7 @@ class CsvReceiver(Receiver):
             first, last = last + 1, reader.line_num
             long_lines_through(last)
             if not row or not any(cell.strip() for cell in row):
+                self.notes.blank += 1
                 continue
             raw = ",".join(row)
             if any(n in bad for n in range(first, last + 1)):
@@ -359,6 +362,7 @@ class CsvReceiver(Receiver):
                 rejections.add(first, problem[0], raw.encode(), problem[1])
                 continue
             batch.append(prepared)
+            self.notes.row(first, prepared)
             if len(batch) >= BATCH:
                 self.rows.add(batch)
                 batch = []

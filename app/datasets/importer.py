@@ -71,6 +71,9 @@ class ImportResult:
     lines: int = 0
     import_id: str | None = None  # set when the rejected lines were written to files for download
     encoding: str = "utf-8"  # what the file was decoded from (a UTF-16 file is read as such)
+    blank_lines: int = 0  # blank lines skipped (they carry no example)
+    invalid_count: int = 0  # imported examples with errors (kept to fix in the editor; not trained)
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # their first ones: (file line, code, why)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON API's shape."""
@@ -78,6 +81,9 @@ class ImportResult:
             "imported": self.imported,
             "rejected": [r.as_dict() for r in self.rejected],
             "rejected_count": self.rejected_count,
+            "invalid_count": self.invalid_count,
+            "invalid": [{"line": line, "code": code, "message": message} for line, code, message in self.invalid],
+            "blank_lines": self.blank_lines,
         }
 
 
@@ -172,6 +178,9 @@ def write_import(session: Session, dataset_id: int, prepared: Prepared) -> Impor
         lines=prepared.lines,
         import_id=rejections.import_id,
         encoding=prepared.encoding,
+        blank_lines=prepared.notes.blank,
+        invalid_count=prepared.notes.invalid_count,
+        invalid=prepared.notes.invalid,
     )
 
 

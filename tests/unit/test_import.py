@@ -226,3 +226,37 @@ def test_short_text_files_still_import(session, dataset):
     assert run(session, dataset, line(GOOD)).imported == 1
     assert run(session, dataset, b"").imported == 0
     assert run(session, dataset, b"\xef\xbb\xbf" + line(GOOD)[:-1]).imported == 1
+
+
+def test_the_result_lists_invalid_examples_by_file_line_and_counts_blank_lines(client, session, dataset):
+    """Issue #17: file line 4 became "Example 3" and the summary said "Imported 7 examples"; blank lines vanished."""
+    no_assistant = {"messages": [{"role": "user", "content": "Hi"}]}
+    robot = {"messages": [{"role": "robot", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    data = line(GOOD) + b"\n" + line(GOOD) + line(no_assistant) + b"  \n" + line(robot) + b"not json\n" + line(GOOD)
+    result = run(session, dataset, data)
+    assert result.imported == 5 and result.rejected_count == 1 and result.blank_lines == 2
+    assert result.invalid_count == 2
+    assert [(n, code) for n, code, _ in result.invalid] == [
+        (4, "example_missing_assistant_message"),
+        (6, "unrecognized_role"),
+    ]
+    assert result.as_dict()["invalid"][1] == {
+        "line": 6,
+        "code": "unrecognized_role",
+        "message": result.invalid[1][2],
+    }
+    html = client.post(
+        f"/datasets/{dataset.id}/import",
+        files={"file": ("x.jsonl", data, "application/jsonl")},
+        headers={"HX-Request": "true"},
+    ).text
+    text = " ".join(html.split())
+    assert "Imported 5 examples, 2 of them invalid." in text and "2 blank lines skipped." in text
+    assert "<td>4</td>" in html and "<td>6</td>" in html and "<td>7</td>" in html  # invalid, invalid, rejected
+
+
+def test_csv_blank_rows_and_invalid_rows_are_told_too(session, dataset):
+    data = b"system,user,assistant\n,Hi,Hello\n,,\n,Hi,\n"
+    result = import_csv(session, dataset.id, io.BytesIO(data), filename="x.csv")
+    assert result.imported == 2 and result.blank_lines == 1
+    assert [(n, code) for n, code, _ in result.invalid] == [(4, "missing_content")]
