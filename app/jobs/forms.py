@@ -202,13 +202,15 @@ def job_page_context(session: Session, job_id: str) -> dict[str, Any]:
     """The job page: summary, recent events, metrics series, checkpoints and whether actions are allowed."""
     job = get_job(session, job_id)
     events = monitoring.recent_events(session, job_id)
+    checkpoints = list_checkpoints(session, job_id)
     return {
         "job": job,
         "summary": monitoring.job_summary(session, job),
         "events": events,
         "after_seq": events[-1].seq if events else 0,
         "points": monitoring.metric_series(session, job_id),
-        "checkpoints": list_checkpoints(session, job_id),
+        "checkpoints": checkpoints,
+        "checkpoint_metrics": monitoring.checkpoint_metric_keys(checkpoints),
         "tuned_model": session.get(TunedModel, job.fine_tuned_model) if job.fine_tuned_model else None,
         "maintenance": maintenance_enabled(session),
     }
