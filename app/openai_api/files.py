@@ -274,7 +274,9 @@ def upload_note(file_id: str) -> str:
 def _untouched_dataset(session: Session, row: UploadedFile) -> Dataset | None:
     """The file's dataset if nobody changed it since the upload (one revision: the import) and no job used it."""
     dataset = session.get(Dataset, row.dataset_id) if row.dataset_id is not None else None
-    if dataset is None or dataset.rev > 1 or dataset.description != upload_note(row.id):
+    if dataset is None or dataset.rev > 1:  # every example edit bumps rev; a rename or new description does not
+        return None
+    if dataset.name != row.filename[:200].strip() or dataset.description != upload_note(row.id):
         return None
     used = or_(col(Job.dataset_id) == dataset.id, col(Job.validation_dataset_id) == dataset.id)
     if session.exec(select(col(Job.id)).where(used).limit(1)).first() is not None:

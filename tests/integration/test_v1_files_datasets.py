@@ -7,7 +7,7 @@ import json
 
 from sqlmodel import select
 
-from app.datasets.datasets import touch_dataset
+from app.datasets.datasets import touch_dataset, update_dataset
 from app.openai_api.files import upload_note
 from app.settings.store import MAINTENANCE, set_value
 from app.tables import Dataset, UploadedFile
@@ -50,3 +50,12 @@ def test_an_edited_dataset_stays_when_its_file_is_deleted(api, session):
     session.commit()
     assert api.delete(f"/v1/files/{created['id']}").json()["deleted"] is True
     assert [d.id for d in datasets(session)] == [dataset.id]
+
+
+def test_a_renamed_dataset_stays_when_its_file_is_deleted(api, session):
+    set_value(session, MAINTENANCE, True)
+    created = upload(api, "c.jsonl", (GOOD + "\n").encode())
+    [dataset] = datasets(session)
+    update_dataset(session, dataset.id, name="kept")
+    assert api.delete(f"/v1/files/{created['id']}").json()["deleted"] is True
+    assert [d.name for d in datasets(session)] == ["kept"]
