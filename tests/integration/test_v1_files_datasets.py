@@ -59,3 +59,13 @@ def test_a_renamed_dataset_stays_when_its_file_is_deleted(api, session):
     update_dataset(session, dataset.id, name="kept")
     assert api.delete(f"/v1/files/{created['id']}").json()["deleted"] is True
     assert [d.name for d in datasets(session)] == ["kept"]
+
+
+def test_the_dataset_list_filters_datasets_from_api_uploads(api, client, session):
+    upload(api, "from-api.jsonl", (GOOD + "\n").encode())
+    assert client.post("/datasets", data={"name": "made-here"}).status_code in (200, 303)
+    uploads = client.get("/datasets?source=upload").text
+    assert "from-api.jsonl" in uploads and "made-here" not in uploads
+    here = client.get("/datasets?source=dashboard").text
+    assert "made-here" in here and "from-api.jsonl" not in here
+    assert "From API uploads" in client.get("/datasets").text
