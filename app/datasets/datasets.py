@@ -13,6 +13,7 @@ from sqlmodel import Session, col
 from app.errors import Invalid, NotFound
 from app.tables.common import fits_db_int, stored_id, utcnow
 from app.tables.dataset import DATASETS, EXAMPLES, Dataset
+from app.tables.file import UploadedFile
 
 # Columns copied verbatim when a dataset or an example is duplicated (everything but id, dataset_id, timestamps).
 COPY_COLUMNS = (
@@ -151,9 +152,16 @@ def dataset_counts(session: Session, dataset_id: int) -> DatasetCounts:
     return _fold(rows).get(dataset_id, DatasetCounts())
 
 
-def list_datasets(session: Session) -> list[DatasetSummary]:
-    """Every dataset, newest first, with its counts."""
-    datasets = session.scalars(select(Dataset).order_by(col(Dataset.id).desc())).all()
+def list_datasets(session: Session, source: str = "") -> list[DatasetSummary]:
+    """Every dataset, newest first, with its counts; source "upload" keeps those made by /v1/files uploads and
+    "dashboard" the others."""
+    query = select(Dataset).order_by(col(Dataset.id).desc())
+    uploaded = select(col(UploadedFile.dataset_id)).where(col(UploadedFile.dataset_id).is_not(None))
+    if source == "upload":
+        query = query.where(col(Dataset.id).in_(uploaded))
+    elif source == "dashboard":
+        query = query.where(col(Dataset.id).not_in(uploaded))
+    datasets = session.scalars(query).all()
     counts = _fold(session.execute(_counts_query()).all())
     return [DatasetSummary(d, counts.get(stored_id(d), DatasetCounts())) for d in datasets]
 

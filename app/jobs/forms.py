@@ -11,7 +11,7 @@ from app.datasets.validation.launch import launch_check
 from app.datasets.validation.modeltable import default_model, load_table
 from app.datasets.validation.report import ReportCache
 from app.engine.catalog import list_base_models
-from app.errors import Invalid, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.jobs import monitoring
 from app.jobs.jobs import (
     JobRequest,
@@ -202,13 +202,16 @@ def job_page_context(session: Session, job_id: str) -> dict[str, Any]:
     """The job page: summary, recent events, metrics series, checkpoints and whether actions are allowed."""
     job = get_job(session, job_id)
     events = monitoring.recent_events(session, job_id)
+    checkpoints = list_checkpoints(session, job_id)
     return {
         "job": job,
         "summary": monitoring.job_summary(session, job),
         "events": events,
         "after_seq": events[-1].seq if events else 0,
         "points": monitoring.metric_series(session, job_id),
-        "checkpoints": list_checkpoints(session, job_id),
+        "checkpoints": checkpoints,
+        "checkpoint_metrics": monitoring.checkpoint_metric_keys(checkpoints),
+        "tuned_model": session.get(TunedModel, job.fine_tuned_model) if job.fine_tuned_model else None,
         "maintenance": maintenance_enabled(session),
     }
 
@@ -228,6 +231,10 @@ def delete_job_model(session: Session, settings: Settings, job_id: str) -> None:
     job = get_job(session, job_id)
     if not job.fine_tuned_model:
         raise Invalid("This job has no tuned model to delete.", param="job_id")
+    model = session.get(TunedModel, job.fine_tuned_model)
+    if model is not None and model.deleted_at is not None:
+        when = model.deleted_at.strftime("%Y-%m-%d %H:%M")
+        raise Conflict(f"The tuned model {model.id} was already deleted on {when} UTC.", code="model_deleted")
     delete_tuned_model(session, settings, job.fine_tuned_model)
 
 
@@ -248,3 +255,9 @@ def tuned_models_view(session: Session) -> list[dict[str, Any]]:
 def delete_model(session: Session, settings: Settings, model_id: str) -> None:
     """Delete a tuned model by id (the jobs service refuses while maintenance is off)."""
     delete_tuned_model(session, settings, model_id)
+
+
+def deleted_model(session: Session, model_id: str) -> TunedModel | None:
+    """The tuned model with this id if it was deleted (for the "deleted" message), else None."""
+    model = session.get(TunedModel, model_id) if model_id else None
+    return model if model is not None and model.deleted_at is not None else None

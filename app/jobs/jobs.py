@@ -175,5 +175,15 @@ def delete_tuned_model(session: Session, settings: Settings, model_id: str, **pr
         get_provider(model.provider, settings, **provider_options).delete_model(model_id)
     model.deleted_at = utcnow()
     session.add(model)
+    if model.job_id and session.get(Job, model.job_id) is not None:
+        # The job page reads this event to say when its model went; checkpoints are separate models and stay usable.
+        add_event(
+            session,
+            model.job_id,
+            f"Tuned model {model_id} was deleted. Its checkpoints stay available.",
+            type="model_deleted",
+            data={"model": model_id, "deleted_at": model.deleted_at.isoformat()},
+            commit=False,
+        )
     session.commit()
     return model_id

@@ -31,6 +31,7 @@ class ModelInfo:
     created: int
     job_id: str | None = None
     base_model: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,12 @@ def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
         .join(Job, col(Job.id) == col(Checkpoint.job_id))
         .order_by(col(Checkpoint.created_at).desc())
     )
+    deleted = set(session.exec(select(TunedModel.id).where(col(TunedModel.deleted_at).is_not(None))).all())
     for cp, job in rows:
         if job.provider == "local" and not cp.path:
             continue
+        # Checkpoints outlive their tuned model (as at OpenAI); say so where they are listed.
+        note = "checkpoint of a deleted model" if job.fine_tuned_model in deleted else None
         out.append(
             ModelInfo(
                 id=cp.fine_tuned_model_checkpoint,
@@ -93,6 +97,7 @@ def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
                 created=unix(cp.created_at) or 0,
                 job_id=job.id,
                 base_model=job.model,
+                note=note,
             )
         )
     return out

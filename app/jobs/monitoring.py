@@ -45,6 +45,8 @@ class JobSummary:
     dataset_name: str | None = None
     validation_dataset_name: str | None = None
     comparison: list[dict[str, Any]] = field(default_factory=list)
+    tokens_planned: int | None = None
+    tokens_so_far: int | None = None
 
     @property
     def elapsed_text(self) -> str:
@@ -123,6 +125,11 @@ def job_summary(session: Session, job: Job, now: datetime | None = None) -> JobS
             per_step = elapsed / summary.step
             finish_at = started.timestamp() + per_step * summary.total_steps
             summary.estimated_finish = datetime.fromtimestamp(finish_at, UTC)
+    summary.tokens_planned = _planned_tokens(session, job)
+    if job.trained_tokens is None and summary.tokens_planned and summary.step and summary.total_steps:
+        # Every step trains an equal share of the epochs' tokens, so the running count follows the steps.
+        share = min(1.0, summary.step / summary.total_steps)
+        summary.tokens_so_far = round(summary.tokens_planned * share)
     for attr, target in (("dataset_id", "dataset_name"), ("validation_dataset_id", "validation_dataset_name")):
         ds_id = getattr(job, attr)
         if ds_id is not None:
@@ -131,6 +138,22 @@ def job_summary(session: Session, job: Job, now: datetime | None = None) -> JobS
     if status.is_terminal:
         summary.comparison = estimate_vs_actual(job, summary.elapsed_seconds)
     return summary
+
+
+def _planned_tokens(session: Session, job: Job) -> int | None:
+    """The tokens the job will train: the engine's own count (its "Training file has…" event), else the estimate."""
+    rows = session.exec(
+        select(JobEvent)
+        .where(col(JobEvent.job_id) == job.id, col(JobEvent.type) == "message", col(JobEvent.data).is_not(None))
+        .order_by(col(JobEvent.seq))
+        .limit(20)
+    ).all()
+    for event in rows:
+        if isinstance(event.data, dict) and isinstance(event.data.get("trained_tokens"), int):
+            return event.data["trained_tokens"]
+    est = job.estimate if isinstance(job.estimate, dict) else {}
+    planned = est.get("charged_tokens")
+    return planned if isinstance(planned, int) else None
 
 
 def estimate_vs_actual(job: Job, elapsed_seconds: float | None) -> list[dict[str, Any]]:
@@ -161,6 +184,17 @@ def _estimated_seconds(job: Job, est: dict[str, Any]) -> float | None:
     if device == "cuda" and est.get("training_seconds_gpu") is not None:
         return est["training_seconds_gpu"]
     return est.get("training_seconds_cpu")
+
+
+def checkpoint_metric_keys(checkpoints: list[Any]) -> list[str]:
+    """The metric columns of a checkpoint table: known metrics in their usual order, then any others."""
+    seen: list[str] = []
+    for cp in checkpoints:
+        for key in cp.metrics or {}:
+            if key not in seen:
+                seen.append(key)
+    known = [k for k in ("step", *METRIC_KEYS) if k in seen and k != "step"]
+    return known + [k for k in seen if k not in known and k != "step"]
 
 
 def recent_events(session: Session, job_id: str, limit: int = 500) -> list[JobEvent]:

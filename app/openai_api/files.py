@@ -25,7 +25,7 @@ from app.datasets.limits import Limits
 from app.datasets.rejections import Rejections
 from app.errors import DomainError, Invalid, NotFound
 from app.settings.maintenance import require_maintenance
-from app.tables import Example, UploadedFile
+from app.tables import Dataset, Example, Job, UploadedFile
 from app.tables.common import stored_id, utcnow
 
 log = logging.getLogger("tuneboard")
@@ -34,6 +34,7 @@ PURPOSES = ("fine-tune",)
 CHUNK = 1 << 20
 MAX_LIST = 10_000
 REJECTS_SHOWN = 3
+UPLOAD_NOTE = "Uploaded through /v1/files"
 INTERRUPTED = (
     "The server stopped while this file was being imported (it was restarted or killed); nothing of it was "
     "imported. Upload the file again."
@@ -109,11 +110,16 @@ def _import(session: Session, settings: Settings, row: UploadedFile, target: Pat
         _end(session, row, "The import failed on the server; upload the file again.")
         raise
     try:
-        dataset = new_dataset(session, row.filename[:200], description=f"Uploaded through /v1/files as {row.id}.")
+        dataset = new_dataset(session, row.filename[:200], description=upload_note(row.id))
         dataset_id = stored_id(dataset)
         imported = importer.write_rows(session, dataset_id, prepared)
-        row.dataset_id = dataset_id
-        row.status = "processed" if imported else "error"
+        if not imported:
+            # Nothing usable: no empty dataset in the list, only the file with its reasons.
+            session.rollback()
+            row.status = "error"
+        else:
+            row.dataset_id = dataset_id
+            row.status = "processed"
         row.status_details = import_summary(imported, prepared.rejections)
         session.add(row)
         session.commit()
@@ -260,13 +266,35 @@ def file_content(session: Session, settings: Settings, file_id: str) -> tuple[Pa
     return path, row
 
 
+def upload_note(file_id: str) -> str:
+    """The description an uploaded file's dataset starts with: it marks datasets that came from /v1/files."""
+    return f"{UPLOAD_NOTE} as {file_id}."
+
+
+def _untouched_dataset(session: Session, row: UploadedFile) -> Dataset | None:
+    """The file's dataset if nobody changed it since the upload (one revision: the import) and no job used it."""
+    dataset = session.get(Dataset, row.dataset_id) if row.dataset_id is not None else None
+    if dataset is None or dataset.rev > 1:  # every example edit bumps rev; a rename or new description does not
+        return None
+    if dataset.name != row.filename[:200].strip() or dataset.description != upload_note(row.id):
+        return None
+    used = or_(col(Job.dataset_id) == dataset.id, col(Job.validation_dataset_id) == dataset.id)
+    if session.exec(select(col(Job.id)).where(used).limit(1)).first() is not None:
+        return None
+    return dataset
+
+
 def delete_file(session: Session, settings: Settings, file_id: str) -> UploadedFile:
-    """Delete a file's bytes; the dataset it became stays in the dashboard, and jobs keep their snapshots."""
+    """Delete a file's bytes and its dataset when untouched since the upload; an edited or used dataset stays in
+    the dashboard, and jobs keep their snapshots."""
     row = get_file(session, file_id)
     require_maintenance(session, f"Deleting file {file_id}")
+    dataset = _untouched_dataset(session, row)
     row.deleted_at = utcnow()
     session.add(row)
     session.commit()
+    if dataset is not None:
+        delete_dataset(session, stored_id(dataset))
     path = settings.data_dir / row.path
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)

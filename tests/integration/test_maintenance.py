@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import openai
 import pytest
@@ -189,7 +190,9 @@ def test_dashboard_model_deletes_are_refused_with_a_flash_message_and_hinted(cli
     set_maintenance(session, True)
     assert 'hx-post="/models/' in client.get("/models").text
     deleted = client.post(f"/models/{MODEL_ID}/delete", headers=HX)
-    assert deleted.status_code == 200 and deleted.headers["HX-Redirect"] == "/models"
+    assert (
+        deleted.status_code == 200 and deleted.headers["HX-Redirect"] == f"/models?deleted={quote(MODEL_ID, safe='')}"
+    )
     assert fresh(session, TunedModel, MODEL_ID).deleted_at is not None
 
 

@@ -20,15 +20,15 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 PAGE_SIZE = 50
 
 
-def _list(request: Request, session: Session, message: str | None = None):
-    context = {"datasets": ds.list_datasets(session), "message": message}
+def _list(request: Request, session: Session, message: str | None = None, source: str = ""):
+    context = {"datasets": ds.list_datasets(session, source), "message": message, "source": source}
     return render(request, "datasets/index.html", context, partial="datasets/_list.html")
 
 
 @router.get("/datasets")
-def datasets_page(request: Request, session: SessionDep):
-    """Every dataset with its counts."""
-    return _list(request, session)
+def datasets_page(request: Request, session: SessionDep, source: str = ""):
+    """Every dataset with its counts; `source` = upload | dashboard filters by where it was made."""
+    return _list(request, session, source=source)
 
 
 @router.post("/datasets")

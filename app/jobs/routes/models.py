@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 
 from app.jobs import forms as job_form
@@ -12,9 +14,13 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/models", include_in_schema=False)
-def models_page(request: Request, session: SessionDep):
-    """Every tuned model that was not deleted."""
-    ctx = {"rows": job_form.tuned_models_view(session), "maintenance": maintenance_enabled(session)}
+def models_page(request: Request, session: SessionDep, deleted: str = ""):
+    """Every tuned model that was not deleted; `deleted` names the model just deleted, for the message."""
+    ctx = {
+        "rows": job_form.tuned_models_view(session),
+        "maintenance": maintenance_enabled(session),
+        "deleted": job_form.deleted_model(session, deleted),
+    }
     return render(request, "models/index.html", ctx)
 
 
@@ -22,4 +28,4 @@ def models_page(request: Request, session: SessionDep):
 def delete_model(request: Request, model_id: str, session: SessionDep):
     """Delete a tuned model (refused while maintenance is off: a flash message from an htmx request)."""
     job_form.delete_model(session, request.app.state.settings, model_id)
-    return redirect(request, "/models")
+    return redirect(request, f"/models?deleted={quote(model_id, safe='')}")
