@@ -161,3 +161,11 @@ def test_a_key_revoked_in_one_process_stops_working_in_another_within_seconds(ap
         assert status(revoked) == 401
         assert status(busy) == 200
         assert status(API_KEY) == 200
+
+
+def test_favicon_is_served_and_linked_from_every_page(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in icon.content
+    assert client.get("/static/favicon.svg").status_code == 200
+    assert '<link rel="icon" href="/static/favicon.svg"' in client.get("/settings").text
