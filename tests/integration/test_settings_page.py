@@ -169,3 +169,15 @@ def test_favicon_is_served_and_linked_from_every_page(client):
     assert b"<svg" in icon.content
     assert client.get("/static/favicon.svg").status_code == 200
     assert '<link rel="icon" href="/static/favicon.svg"' in client.get("/settings").text
+
+
+def test_a_key_created_without_a_name_is_named_after_its_creation_time(client):
+    html = client.post("/settings/api-keys", data={"name": "  "}).text
+    assert "unnamed" not in html
+    assert re.search(r"<td>key created \d{4}-\d\d-\d\d \d\d:\d\d UTC</td>", html)
+
+
+def test_a_new_key_comes_with_a_copy_button_for_app_js(client):
+    html = client.post("/settings/api-keys", data={"name": "ci"}).text
+    assert 'data-copy="#new-api-key"' in html
+    assert "data-copy" in client.get("/static/app.js").text

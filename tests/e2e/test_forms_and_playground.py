@@ -1,0 +1,31 @@
+"""Small finishing touches in the browser: the API key's copy button, the favicon."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_a_new_api_key_is_copied_to_the_clipboard_by_its_copy_button(page, e2e_server):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=e2e_server.url)
+    page.goto("/settings")
+    page.locator("input[name=name]").fill("copied in the browser")
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-api-key")
+    expect(key).to_contain_text("tb-")
+    copy = page.get_by_role("button", name="Copy the new key")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == key.inner_text().strip()
+    screenshot(page, "40-settings-key-copied")
+
+
+def test_every_page_links_a_favicon_that_loads(page, e2e_server):
+    page.goto("/")
+    href = page.locator("link[rel=icon]").get_attribute("href")
+    assert page.request.get(href).status == 200
+    assert page.request.get("/favicon.ico").status == 200
