@@ -1,11 +1,13 @@
-"""Small finishing touches in the browser: the API key's copy button, the favicon."""
+"""Small finishing touches in the browser: the API key's copy button, the favicon, the URL of a new example."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, seed_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,3 +31,14 @@ def test_every_page_links_a_favicon_that_loads(page, e2e_server):
     href = page.locator("link[rel=icon]").get_attribute("href")
     assert page.request.get(href).status == 200
     assert page.request.get("/favicon.ico").status == 200
+
+
+def test_a_new_example_once_saved_has_its_own_url(page, e2e_server):
+    dataset_id = seed_dataset(e2e_server, "new example url", 1)
+    page.goto(f"/datasets/{dataset_id}/examples/new")
+    boxes = page.locator("textarea[name=msg_content]")
+    for i in range(boxes.count()):
+        boxes.nth(i).fill(f"text {i}")
+    boxes.last.press("Control+Enter")
+    page.wait_for_url(re.compile(r"/examples/\d+$"))
+    expect(page.get_by_role("button", name="Save", exact=True)).to_be_visible()
