@@ -160,7 +160,10 @@ def test_conversation_is_saved_as_a_training_example_with_the_edited_reply_and_i
         example = s.exec(select(Example).where(Example.dataset_id == ds_id)).one()
     assert example.messages[-1] == {"role": "assistant", "content": "Paris."}
     assert example.split == "train"
-    assert "Saved as example" in html and "no system message" in html
+    assert "Saved as" in html and "no system message" in html
+    # Numbered as the dataset's page numbers it (its first example is "1"), not by the global id.
+    assert f'<a href="/examples/{example.id}">example {example.position + 1}</a> of' in html
+    assert "Playground picks" in html and f"#{example.id}" not in html
 
 
 def test_saving_before_any_reply_is_refused_with_a_message(pg):
