@@ -1,4 +1,4 @@
-"""Small finishing touches in the browser: the API key's copy button, the favicon, the URL of a new example."""
+"""Finishing touches in the browser: the API key's copy button, the favicon, a new example's URL, the playground."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot, seed_dataset
+from tests.e2e.conftest import TINY, TINY_B, screenshot, seed_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,3 +42,25 @@ def test_a_new_example_once_saved_has_its_own_url(page, e2e_server):
     boxes.last.press("Control+Enter")
     page.wait_for_url(re.compile(r"/examples/\d+$"))
     expect(page.get_by_role("button", name="Save", exact=True)).to_be_visible()
+
+
+def test_playground_columns_carry_the_models_names_and_a_cut_reply_says_so(page, e2e_server):
+    page.goto("/playground/compare")
+    titles = page.locator(".pg-column-title")
+    expect(titles.nth(0)).to_have_text("No model chosen")
+    page.locator(".pg-model").nth(0).select_option(TINY)
+    page.locator(".pg-model").nth(1).select_option(TINY_B)
+    expect(titles.nth(0)).to_have_text(TINY)
+    expect(titles.nth(1)).to_have_text(TINY_B)
+    expect(page.locator("#pg-save-column option").nth(1)).to_have_text(TINY_B)
+    # Two tokens of a random model never make a finished answer: both replies stop at max tokens.
+    page.locator("#pg-temperature").fill("0")
+    page.locator("#pg-max-tokens").fill("2")
+    page.locator("#pg-input").fill("Tell me a long story.")
+    page.locator("#pg-input").press("Control+Enter")
+    expect(page.locator(".pg-column .msg-assistant .msg-note")).to_have_count(2)
+    expect(page.locator(".msg-note").first).to_have_text("cut at max tokens")
+    expect(page).to_have_url(re.compile(r"[?&]c="))
+    screenshot(page, "41-playground-names-and-cut")
+    page.reload()
+    expect(page.locator(".pg-column .msg-assistant .msg-note")).to_have_count(2)
