@@ -1,6 +1,6 @@
 // The playground: streams replies with fetch + ReadableStream from /playground/chat (text/event-stream),
 // one column per model (compare mode runs them in parallel), keeps the conversation in the database (?c=<id>).
-// All text goes in through textContent, never innerHTML.
+// User text goes in through textContent; replies through markdown.js, which escapes all HTML first.
 (function () {
   "use strict";
 
@@ -38,6 +38,16 @@
     list.appendChild(li);
     li.scrollIntoView({ block: "end" });
     return body;
+  }
+
+  // Replies are Markdown; markdown.js escapes all HTML before reading it, so its output is safe to insert.
+  function showReply(target, text) {
+    if (window.tbMarkdown) {
+      target.innerHTML = window.tbMarkdown.render(text);
+      target.classList.add("md");
+    } else {
+      target.textContent = text;
+    }
   }
 
   // Said under a reply that stopped because it reached max tokens, not because the model was done.
@@ -121,7 +131,7 @@
             }
             if (event === "message" && obj.text) {
               reply.content += obj.text;
-              target.textContent = reply.content;
+              showReply(target, reply.content);
             }
           });
           return pump();
@@ -187,6 +197,9 @@
     var saved = null;
     try { saved = JSON.parse(root.getAttribute("data-conversation") || "null"); } catch (e) { saved = null; }
     state = { id: saved ? saved.id : null, messages: saved ? saved.messages : [] };
+    Array.prototype.forEach.call(root.querySelectorAll(".msg-assistant .msg-text"), function (body) {
+      showReply(body, body.textContent);
+    });
     Array.prototype.forEach.call(root.querySelectorAll(".pg-model"), function (select) {
       select.addEventListener("change", function () { nameColumn(select); });
     });

@@ -64,3 +64,40 @@ def test_playground_columns_carry_the_models_names_and_a_cut_reply_says_so(page,
     screenshot(page, "41-playground-names-and-cut")
     page.reload()
     expect(page.locator(".pg-column .msg-assistant .msg-note")).to_have_count(2)
+
+
+MARKDOWN_REPLY = """# Steps
+Use **bold** and *care*, with `code`:
+
+- first <img src=x onerror="window.tbHacked=1">
+- second
+
+```
+print("<b>not bold</b>")
+```"""
+
+
+def test_playground_replies_render_markdown_and_never_html(page, e2e_server):
+    from sqlmodel import Session
+
+    from app.playground.conversations import save_conversation
+
+    state = {
+        "models": [TINY],
+        "messages": [{"role": "user", "content": "**not markdown**"}, {"role": "assistant", "content": MARKDOWN_REPLY}],
+    }
+    with Session(e2e_server.app.state.engine) as session:
+        conv_id = save_conversation(session, None, state).id
+    page.goto(f"/playground?c={conv_id}")
+    reply = page.locator(".msg-assistant .msg-text")
+    expect(reply.locator("h3")).to_have_text("Steps")
+    expect(reply.locator("strong")).to_have_text("bold")
+    expect(reply.locator("em")).to_have_text("care")
+    expect(reply.locator("li")).to_have_count(2)
+    expect(reply.locator("pre code")).to_have_text('print("<b>not bold</b>")')
+    expect(reply.locator("img")).to_have_count(0)
+    expect(reply.locator("b")).to_have_count(0)
+    expect(reply.locator("li").first).to_contain_text("<img src=x")
+    assert page.evaluate("window.tbHacked") is None
+    expect(page.locator(".msg-user .msg-text")).to_have_text("**not markdown**")  # what a person typed stays as typed
+    screenshot(page, "42-playground-markdown")
