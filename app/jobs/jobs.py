@@ -90,6 +90,10 @@ def list_jobs(
     return rows[:limit], len(rows) > limit
 
 
+# How an ended job reads in a sentence: "has already succeeded", but "has already been cancelled".
+ENDED_AS = {JobStatus.succeeded: "succeeded", JobStatus.failed: "failed", JobStatus.cancelled: "been cancelled"}
+
+
 def cancel_job(session: Session, job_id: str) -> Job:
     """Cancel a job: a waiting one at once; a running one is flagged and its worker stops it (or tells OpenAI).
     Refused while the maintenance switch is off."""
@@ -98,7 +102,7 @@ def cancel_job(session: Session, job_id: str) -> Job:
     if job.status.is_terminal:
         # 400, not 409: OpenAI answers a cancel of an ended job with a 400 invalid_request_error.
         raise Invalid(
-            f"Job {job_id} has already {job.status}; it cannot be cancelled.",
+            f"Job {job_id} has already {ENDED_AS[job.status]}; it cannot be cancelled.",
             code="job_not_cancellable",
             param="job_id",
         )

@@ -83,6 +83,8 @@ def clean_messages(raw: Any, n_columns: int = MAX_COLUMNS) -> list[dict[str, Any
             if not isinstance(column, int) or not 0 <= column < n_columns:
                 raise Invalid(f"Message {i + 1} belongs to an unknown column.", param="messages")
             item["column"] = column
+            if m.get("cut") is True:  # the reply stopped at max tokens: the page says so after a reload too
+                item["cut"] = True
         out.append(item)
     return out
 

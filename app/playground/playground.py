@@ -113,9 +113,14 @@ def example_record(messages_json: str, reply: str | None, system: str = "", colu
     return {"messages": history}
 
 
-def save_example(session: Session, dataset_id: int, split: str | None, record: dict[str, Any]) -> Example:
-    """Add the example to the dataset through the examples service (validated on arrival)."""
-    return add_example(session, dataset_id, record, split=split or None, note="from the playground")
+def save_example(
+    session: Session, dataset_id: int, split: str | None, record: dict[str, Any]
+) -> tuple[Example, Dataset]:
+    """Add the example to the dataset through the examples service (validated on arrival); it and its dataset."""
+    example = add_example(session, dataset_id, record, split=split or None, note="from the playground")
+    dataset = session.get(Dataset, dataset_id)
+    assert dataset is not None  # add_example has just found it
+    return example, dataset
 
 
 def datasets(session: Session) -> list[Dataset]:

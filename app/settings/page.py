@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -109,7 +110,8 @@ def new_api_key(engine: Engine, name: str) -> str:
     name = (name or "").strip()
     if len(name) > 200:
         raise Invalid("Key names are at most 200 characters.", param="name")
-    return create_api_key(engine, name=name or "unnamed")
+    # A blank name would leave a list of identical "unnamed" rows; the creation time tells keys apart.
+    return create_api_key(engine, name=name or f"key created {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 
 def revoke_api_key(session: Session, key_id: int) -> ApiKey:

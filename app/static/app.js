@@ -40,4 +40,31 @@
       if (flash) flash.remove();
     }
   });
+
+  // Copy buttons: data-copy names the element whose text goes to the clipboard (the new API key).
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    // Plain-http installs have no async clipboard: copy through a hidden textarea instead.
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    var ok = document.execCommand("copy");
+    area.remove();
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.querySelector(button.getAttribute("data-copy"));
+    if (!source) return;
+    copyText(source.textContent.trim()).then(
+      function () { button.textContent = "Copied"; },
+      function () { button.textContent = "Select and copy by hand"; }
+    );
+  });
 })();

@@ -1,6 +1,6 @@
 // The playground: streams replies with fetch + ReadableStream from /playground/chat (text/event-stream),
 // one column per model (compare mode runs them in parallel), keeps the conversation in the database (?c=<id>).
-// All text goes in through textContent, never innerHTML.
+// User text goes in through textContent; replies through markdown.js, which escapes all HTML first.
 (function () {
   "use strict";
 
@@ -38,6 +38,34 @@
     list.appendChild(li);
     li.scrollIntoView({ block: "end" });
     return body;
+  }
+
+  // Replies are Markdown; markdown.js escapes all HTML before reading it, so its output is safe to insert.
+  function showReply(target, text) {
+    if (window.tbMarkdown) {
+      target.innerHTML = window.tbMarkdown.render(text);
+      target.classList.add("md");
+    } else {
+      target.textContent = text;
+    }
+  }
+
+  // Said under a reply that stopped because it reached max tokens, not because the model was done.
+  function cutNote() {
+    var note = document.createElement("p");
+    note.className = "msg-note";
+    note.textContent = "cut at max tokens";
+    return note;
+  }
+
+  // Each column is titled with the model it runs; the "Reply from" choice names it too.
+  function nameColumn(select) {
+    var column = select.getAttribute("data-column");
+    var name = select.value || "No model chosen";
+    var title = root.querySelector('.pg-column-title[data-column="' + column + '"]');
+    if (title) title.textContent = name;
+    var option = $("pg-save-column") && $("pg-save-column").querySelector('option[value="' + column + '"]');
+    if (option) option.textContent = select.value || "model " + (parseInt(column, 10) + 1);
   }
 
   // The server answers errors for non-htmx requests as a page; ask for the short flash fragment and read its text.
@@ -97,9 +125,13 @@
             if (!data) return;
             var obj = JSON.parse(data);
             if (event === "error") throw new Error(obj.message);
+            if (event === "done" && obj.finish_reason === "length") {
+              reply.cut = true;
+              target.parentNode.appendChild(cutNote());
+            }
             if (event === "message" && obj.text) {
               reply.content += obj.text;
-              target.textContent = reply.content;
+              showReply(target, reply.content);
             }
           });
           return pump();
@@ -165,6 +197,12 @@
     var saved = null;
     try { saved = JSON.parse(root.getAttribute("data-conversation") || "null"); } catch (e) { saved = null; }
     state = { id: saved ? saved.id : null, messages: saved ? saved.messages : [] };
+    Array.prototype.forEach.call(root.querySelectorAll(".msg-assistant .msg-text"), function (body) {
+      showReply(body, body.textContent);
+    });
+    Array.prototype.forEach.call(root.querySelectorAll(".pg-model"), function (select) {
+      select.addEventListener("change", function () { nameColumn(select); });
+    });
     $("pg-composer").addEventListener("submit", send);
     $("pg-stop").addEventListener("click", stop);
     $("pg-input").addEventListener("keydown", function (e) {

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.web.api_summaries import name_operations
+
 # The error bodies app/web/http_errors.py writes: `{"detail", "code"}` on /api (`param` names the field, `details`
 # lists every validation error or carries a refusal's data), OpenAI's own shape on /v1.
 API_ERROR = {
@@ -123,6 +125,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         schema["security"] = [{"bearer": []}]
         _declare_errors(schema)
         _declare_links(schema)
+        name_operations(schema)
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -25,7 +25,14 @@ def make_templates() -> Jinja2Templates:
     env = templates.env
     env.globals["csrf_field"] = _csrf_field
     env.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int | float) else n
+    env.filters["plural"] = plural
     return templates
+
+
+def plural(count: int | float, noun: str, nouns: str | None = None) -> str:
+    """`count` with its noun in the right number: "1 epoch", "3 epochs", "1,200 examples"."""
+    word = noun if count == 1 else (nouns or noun + "s")
+    return f"{count:,} {word}"
 
 
 def _csrf_field(request: Request) -> Markup:

@@ -119,6 +119,32 @@ def test_compare_view_shows_a_column_per_model(pg):
     assert html.count('class="card pg-column"') == 2 and 'data-mode="compare"' in html
 
 
+def test_compare_columns_are_titled_with_their_models_names_not_numbers(pg):
+    client, _ = pg
+    html = client.get("/playground/compare?model=tiny-llama").text
+    assert '<h3 class="pg-column-title" data-column="0">tiny-llama</h3>' in html
+    assert '<h3 class="pg-column-title" data-column="1">No model chosen</h3>' in html
+    assert '<option value="0">tiny-llama</option>' in html  # "Reply from" names the model too
+    assert "Model 2</h3>" not in html
+
+
+def test_a_reply_cut_at_max_tokens_says_so_after_a_reload(pg):
+    client, _ = pg
+    state = {
+        "models": ["tiny-llama"],
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "a long", "column": 0, "cut": True},
+            {"role": "user", "content": "and again"},
+            {"role": "assistant", "content": "done.", "column": 0},
+        ],
+    }
+    conv_id = client.post("/playground/conversations", json=state).json()["id"]
+    html = client.get(f"/playground?c={conv_id}").text
+    assert html.count("cut at max tokens") == 1
+    assert "cut at max tokens" in client.get("/static/playground.js").text
+
+
 def test_compare_columns_each_see_only_their_own_replies(pg):
     _client, _ = pg
     body = chat_body()
@@ -160,7 +186,10 @@ def test_conversation_is_saved_as_a_training_example_with_the_edited_reply_and_i
         example = s.exec(select(Example).where(Example.dataset_id == ds_id)).one()
     assert example.messages[-1] == {"role": "assistant", "content": "Paris."}
     assert example.split == "train"
-    assert "Saved as example" in html and "no system message" in html
+    assert "Saved as" in html and "no system message" in html
+    # Numbered as the dataset's page numbers it (its first example is "1"), not by the global id.
+    assert f'<a href="/examples/{example.id}">example {example.position + 1}</a> of' in html
+    assert "Playground picks" in html and f"#{example.id}" not in html
 
 
 def test_saving_before_any_reply_is_refused_with_a_message(pg):

@@ -161,3 +161,23 @@ def test_a_key_revoked_in_one_process_stops_working_in_another_within_seconds(ap
         assert status(revoked) == 401
         assert status(busy) == 200
         assert status(API_KEY) == 200
+
+
+def test_favicon_is_served_and_linked_from_every_page(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in icon.content
+    assert client.get("/static/favicon.svg").status_code == 200
+    assert '<link rel="icon" href="/static/favicon.svg"' in client.get("/settings").text
+
+
+def test_a_key_created_without_a_name_is_named_after_its_creation_time(client):
+    html = client.post("/settings/api-keys", data={"name": "  "}).text
+    assert "unnamed" not in html
+    assert re.search(r"<td>key created \d{4}-\d\d-\d\d \d\d:\d\d UTC</td>", html)
+
+
+def test_a_new_key_comes_with_a_copy_button_for_app_js(client):
+    html = client.post("/settings/api-keys", data={"name": "ci"}).text
+    assert 'data-copy="#new-api-key"' in html
+    assert "data-copy" in client.get("/static/app.js").text

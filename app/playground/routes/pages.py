@@ -92,5 +92,5 @@ def save_example(
 ):
     """Add the conversation (reply as edited) to a dataset and show its validation problems."""
     record = playground.example_record(messages, reply, system, column)
-    example = playground.save_example(session, dataset_id, split, record)
-    return render(request, "playground/_saved.html", {"example": example})
+    example, dataset = playground.save_example(session, dataset_id, split, record)
+    return render(request, "playground/_saved.html", {"example": example, "dataset": dataset})
