@@ -176,7 +176,8 @@ def delete_tuned_model(session: Session, settings: Settings, model_id: str, **pr
         if model.path:
             shutil.rmtree(settings.data_dir / model.path, ignore_errors=True)
     else:
-        get_provider(model.provider, settings, **provider_options).delete_model(model_id)
+        with get_provider(model.provider, settings, **provider_options) as provider:
+            provider.delete_model(model_id)
     model.deleted_at = utcnow()
     session.add(model)
     if model.job_id and session.get(Job, model.job_id) is not None:

@@ -17,6 +17,7 @@ from app.engine.chat_types import ChatChunk, ChatParams
 from app.engine.inference import ChatEngine
 from app.errors import DomainError, Upstream
 from app.jobs.model_catalog import resolve_model
+from app.providers.base import Provider
 from app.providers.registry import get_provider
 
 log = logging.getLogger("tuneboard.chat")
@@ -45,10 +46,10 @@ def stream_chat(
     provider = get_provider(resolved.provider, settings, **options)
     if params is not None and 0 < params.temperature < MIN_TEMPERATURE:
         params = dataclasses.replace(params, temperature=0.0)
-    return _reported(provider.stream_chat(resolved.ref, messages, params), model_id)
+    return _reported(provider, provider.stream_chat(resolved.ref, messages, params), model_id)
 
 
-def _reported(chunks: Iterator[ChatChunk], model_id: str) -> Iterator[ChatChunk]:
+def _reported(provider: Provider, chunks: Iterator[ChatChunk], model_id: str) -> Iterator[ChatChunk]:
     try:
         yield from chunks
     except DomainError:
@@ -59,3 +60,5 @@ def _reported(chunks: Iterator[ChatChunk], model_id: str) -> Iterator[ChatChunk]
             f"The model {model_id} failed while answering: {type(exc).__name__}: {exc}".rstrip(": "),
             code="model_failed",
         ) from exc
+    finally:
+        provider.close()  # the stream is over: the OpenAI client's connections go with it

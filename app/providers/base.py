@@ -209,6 +209,15 @@ class Provider(ABC):
         self.settings = settings
         self.options = options
 
+    def close(self) -> None:  # noqa: B027 (most providers hold nothing open: doing nothing is the default)
+        """Release what the provider holds open (an SDK client's connections); it may be used again after."""
+
+    def __enter__(self) -> Provider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def check_parameters(
         self, model: str, hyperparameters: dict[str, Any] | None, method_type: str = "supervised"
     ) -> dict[str, Any]:

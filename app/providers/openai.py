@@ -93,6 +93,12 @@ class OpenAIProvider(Provider):
                 return saved
         return self.settings.openai_base_url
 
+    def close(self) -> None:
+        """Close the SDK client's connection pool (a new client is made on next use)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     @property
     def client(self) -> OpenAI:
         """The SDK client, built on first use."""

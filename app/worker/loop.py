@@ -80,6 +80,8 @@ class Worker:
         finally:
             stopped.set()
             presence.join(timeout=10)
+            for provider in self._providers.values():
+                provider.close()  # the OpenAI client's connections; a later run() opens them again
 
     def _announce(self, stopped: threading.Event) -> None:
         # Its own thread, so that a worker busy with a long training job still shows as alive.

@@ -156,21 +156,21 @@ def test_cancel_is_passed_to_openai_and_reflected_when_it_confirms(session, sett
 
 
 def test_chat_streams_and_models_are_deleted_through_the_sdk(settings, fake):
-    provider = get_provider("openai", settings, **options(fake))
-    chunks = list(provider.stream_chat("ft:gpt-4o-mini:org:x:1", [{"role": "user", "content": "hi"}], None))
-    assert "".join(c.text for c in chunks) == "Hello from ft:gpt-4o-mini:org:x:1"
-    assert chunks[-1].usage["total_tokens"] == 9 and chunks[-1].finish_reason == "stop"
-    provider.delete_model("ft:gpt-4o-mini:org:x:1")
+    with get_provider("openai", settings, **options(fake)) as provider:
+        chunks = list(provider.stream_chat("ft:gpt-4o-mini:org:x:1", [{"role": "user", "content": "hi"}], None))
+        assert "".join(c.text for c in chunks) == "Hello from ft:gpt-4o-mini:org:x:1"
+        assert chunks[-1].usage["total_tokens"] == 9 and chunks[-1].finish_reason == "stop"
+        provider.delete_model("ft:gpt-4o-mini:org:x:1")
     assert fake.state.deleted_models == ["ft:gpt-4o-mini:org:x:1"]
 
 
 def test_jobs_made_elsewhere_are_imported_once_across_pages(session, settings, engine, fake):
-    provider = get_provider("openai", settings, **options(fake))
-    client = provider.client
-    training = client.files.create(file=("t.jsonl", b'{"messages": []}\n' * 12), purpose="fine-tune")
-    made = [client.fine_tuning.jobs.create(model=MODEL, training_file=training.id).id for _ in range(3)]
-    client.fine_tuning.jobs.retrieve(made[0])
-    client.fine_tuning.jobs.retrieve(made[0])  # finished at OpenAI
+    with get_provider("openai", settings, **options(fake)) as provider:
+        client = provider.client
+        training = client.files.create(file=("t.jsonl", b'{"messages": []}\n' * 12), purpose="fine-tune")
+        made = [client.fine_tuning.jobs.create(model=MODEL, training_file=training.id).id for _ in range(3)]
+        client.fine_tuning.jobs.retrieve(made[0])
+        client.fine_tuning.jobs.retrieve(made[0])  # finished at OpenAI
     assert jobs.import_openai_jobs(session, settings, **options(fake)) == 3
     assert jobs.import_openai_jobs(session, settings, **options(fake)) == 0
     imported = {j.provider_job_id: j for j in session.exec(select(Job))}
