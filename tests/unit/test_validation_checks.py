@@ -8,7 +8,8 @@ import json
 import pytest
 
 from app.datasets.validation import check_record
-from app.datasets.validation.checks import CODES, ERROR_CODES, WARNING_CODES, apply_check
+from app.datasets.validation.checks import apply_check
+from app.datasets.validation.codes import CODES, ERROR_CODES, WARNING_CODES
 from tests.conftest import FIXTURES, SHARED
 
 GOOD = {
