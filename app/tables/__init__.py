@@ -1,6 +1,7 @@
 """SQLModel tables; importing this package registers them all on SQLModel.metadata (Alembic reads it)."""
 
 from app.tables.dataset import Dataset, Example
+from app.tables.evals import Eval, EvalRun, EvalRunItem, EvalRunStatus, PairwiseReview, PairwiseVote
 from app.tables.file import UploadedFile
 from app.tables.job import Checkpoint, Job, JobEvent, JobStatus, Snapshot, TunedModel
 from app.tables.settings_store import ApiKey, AppSetting, Conversation
@@ -12,10 +13,16 @@ __all__ = [
     "Checkpoint",
     "Conversation",
     "Dataset",
+    "Eval",
+    "EvalRun",
+    "EvalRunItem",
+    "EvalRunStatus",
     "Example",
     "Job",
     "JobEvent",
     "JobStatus",
+    "PairwiseReview",
+    "PairwiseVote",
     "Snapshot",
     "TunedModel",
     "UploadedFile",

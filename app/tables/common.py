@@ -24,9 +24,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def new_id(prefix: str) -> str:
-    """An OpenAI-style identifier such as ftjob-3f9a…, random and URL-safe."""
-    return f"{prefix}-{secrets.token_hex(12)}"
+def new_id(prefix: str, separator: str = "-") -> str:
+    """An OpenAI-style identifier such as ftjob-3f9a… (or eval_3f9a… with separator "_"), random and URL-safe."""
+    return f"{prefix}{separator}{secrets.token_hex(12)}"
 
 
 class _IntegerKeyed(Protocol):

@@ -101,6 +101,10 @@ class Job(SQLModel, table=True):
     validation_file: str | None = Field(default=None, max_length=64)
     result_files: Any = json_field(list)
     estimate: Any = json_field(None)  # the report's estimate at launch, for "estimate vs actual"
+    # An eval attached at launch: each checkpoint is evaluated on it (app.evals). No FK object: evals sit above jobs.
+    eval_id: str | None = Field(
+        default=None, sa_column=Column(String(64), ForeignKey("evals.id", ondelete="SET NULL"), nullable=True)
+    )
     cancel_requested: bool = False
     worker_id: str | None = Field(default=None, max_length=200)
     heartbeat_at: datetime | None = _ts()

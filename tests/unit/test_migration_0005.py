@@ -13,6 +13,7 @@ from tests.conftest import database_at, make_settings
 
 # Where databases made before 0005 can be: both old heads (the app upgraded to "heads"), or one of them.
 OLD_LAYOUTS = [("0004", "pg09"), ("0004",), ("pg09",)]
+HEAD = "0006"  # the newest revision: every later one descends from the merge
 
 
 def current_heads(engine) -> set[str]:
@@ -22,7 +23,7 @@ def current_heads(engine) -> set[str]:
 
 def test_the_history_has_exactly_one_head(tmp_path):
     script = ScriptDirectory.from_config(alembic_config(make_settings(tmp_path / "data")))
-    assert script.get_heads() == ["0005"]
+    assert script.get_heads() == [HEAD]
 
 
 @pytest.mark.parametrize("layout", OLD_LAYOUTS, ids="+".join)
@@ -40,7 +41,7 @@ def test_a_database_at_the_old_heads_upgrades_to_the_one_head_keeping_its_rows(t
     upgrade(make_settings(tmp_path / "data"))
     upgrade(make_settings(tmp_path / "data"))  # every server start runs it again: a no-op
 
-    assert current_heads(engine) == {"0005"}
+    assert current_heads(engine) == {HEAD}
     tables = inspect(engine).get_table_names()
     assert "workers" in tables
     assert "rev" in {c["name"] for c in inspect(engine).get_columns("datasets")}
@@ -54,10 +55,10 @@ def test_downgrading_the_merge_leaves_both_old_heads_and_the_whole_history_goes_
     command.downgrade(config, "0004")  # undoes only the merge: pg09 stays, beside 0004
     assert current_heads(engine) == {"0004", "pg09"}
     command.upgrade(config, "head")
-    assert current_heads(engine) == {"0005"}
+    assert current_heads(engine) == {HEAD}
     command.downgrade(config, "0001")
     assert current_heads(engine) == {"0001"}
     assert "workers" not in inspect(engine).get_table_names()
     command.upgrade(config, "head")
-    assert current_heads(engine) == {"0005"}
+    assert current_heads(engine) == {HEAD}
     engine.dispose()
