@@ -25,7 +25,7 @@ from app.evals.answering import Answer, Answerer, Judges
 from app.evals.capture import capture_dataset
 from app.evals.graders import GraderResult, grade, make_sample
 from app.evals.items import load_items
-from app.evals.queue import cancel_requested, finish_run, owned
+from app.evals.queue import MAX_ATTEMPTS, cancel_requested, finish_run, owned
 from app.evals.sources import chat_params, input_messages_for
 from app.jobs.model_catalog import resolve_model
 from app.tables import Eval, EvalRun, EvalRunItem, EvalRunStatus
@@ -128,6 +128,7 @@ class _Run:
     purpose: str
     data_source: dict[str, Any]
     criteria: list[dict[str, Any]]
+    attempts: int
 
 
 class _Stop:
@@ -168,7 +169,7 @@ def _load(engine: Engine, run_id: str, worker_id: str) -> tuple[_Run, set[int], 
         for index, status, results, sample in session.exec(query):
             done.add(index)
             tally.add(status, results or [], (sample or {}).get("usage") or {})
-        info = _Run(run.id, run.eval_id, run.model, run.purpose, dict(run.data_source or {}), criteria)
+        info = _Run(run.id, run.eval_id, run.model, run.purpose, dict(run.data_source or {}), criteria, run.attempts)
     return info, done, tally
 
 
@@ -207,6 +208,11 @@ def run_eval(
     if loaded is None:
         return None
     run, done, tally = loaded
+    if run.attempts > MAX_ATTEMPTS:  # its worker died this often while running it: something kills it
+        message = (
+            f"The run was interrupted {run.attempts - 1} times (its worker stopped) and was given up. Run it again."
+        )
+        return _fail(engine, run, worker_id, "interrupted", message)
     try:
         items = load_items(settings, run.eval_id, run.id)
         with Session(engine) as session:
