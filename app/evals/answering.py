@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.config import Settings
-from app.engine.chat_types import ChatChunk, ChatParams
+from app.engine.chat_types import ChatChunk, ChatParams, Completion
 from app.engine.inference import ChatEngine
 from app.errors import DomainError, Upstream
 from app.jobs.model_catalog import ResolvedModel, resolve_model
@@ -157,17 +157,24 @@ def _generate_local(
     should_stop: Callable[[], bool],
     on_answer: OnAnswer,
 ) -> None:
-    """Local generation, one conversation after the other (the chat engine's stream_chat)."""
-    for index, messages in enumerate(conversations):
-        if should_stop():
-            return
-        try:
-            answer = _collect(chat_engine.stream_chat(model.ref, messages, params, should_stop=should_stop))
-        except Exception as exc:
-            answer = _failed(exc)
-        if should_stop():
-            return  # cut short: not an answer
-        on_answer(index, answer)
+    """Local generation, many conversations decoded at once (ChatEngine.generate_batch, eval_batch_size at a time);
+    each reply is reported as it ends, those cut short by should_stop never."""
+
+    def done(index: int, completion: Completion) -> None:
+        on_answer(
+            index,
+            Answer(
+                completion.text,
+                completion.finish_reason,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                completion.error,
+                completion.error_code,
+            ),
+        )
+
+    # An exception here (the engine broke, or on_answer found the run lost) ends the whole run: the executor says how.
+    chat_engine.generate_batch(model.ref, conversations, params, should_stop=should_stop, on_done=done)
 
 
 def judge_params(sampling: Any) -> ChatParams:

@@ -45,6 +45,13 @@ def chat_engine(settings) -> Iterator[ChatEngine]:
         yield engine
 
 
+@pytest.fixture
+def serial_engine(settings) -> Iterator[ChatEngine]:
+    """A chat engine that decodes one conversation at a time (eval_batch_size 1): items end one after another."""
+    with ChatEngine(settings.model_copy(update={"eval_batch_size": 1})) as engine:
+        yield engine
+
+
 def short(max_tokens: int = 6) -> dict:
     """A run data source over the eval's own items with short greedy answers."""
     return {"type": "completions", "sampling_params": {"max_completion_tokens": max_tokens}}

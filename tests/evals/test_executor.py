@@ -76,7 +76,8 @@ def test_a_run_answers_grades_and_counts_every_item(session, settings, engine, c
     assert items[0].results[0]["name"] == "exact" and items[0].results[0]["passed"] is True
 
 
-def test_resume_after_an_interruption_skips_the_items_written(session, settings, engine, chat_engine, an_eval):
+def test_resume_after_an_interruption_skips_the_items_written(session, settings, engine, serial_engine, an_eval):
+    chat_engine = serial_engine
     run = create_run(session, settings, an_eval.id, model=TINY, data_source=short())
     stopped = claim_and_run(settings, engine, chat_engine, run.id, lambda: count_items(engine, run.id) >= 2)
     assert stopped is None and count_items(engine, run.id) == 2
@@ -93,7 +94,8 @@ def test_resume_after_an_interruption_skips_the_items_written(session, settings,
     assert done.per_model_usage[0]["invocation_count"] == 4
 
 
-def test_cancel_stops_a_run_in_progress(session, settings, engine, chat_engine, an_eval):
+def test_cancel_stops_a_run_in_progress(session, settings, engine, serial_engine, an_eval):
+    chat_engine = serial_engine
     run = create_run(session, settings, an_eval.id, model=TINY, data_source=short())
 
     def cancel_after_one() -> bool:
@@ -202,3 +204,13 @@ def test_judge_graders_ask_a_local_model(session, settings, engine, chat_engine)
     ]
     (usage,) = done.per_model_usage  # the model answering once, then judging twice: one entry
     assert usage["model_name"] == TINY and usage["invocation_count"] == 3
+
+
+def test_batched_answers_are_the_answers_one_by_one(session, settings, engine, chat_engine, dataset):
+    row = create_eval(session, settings, name="same", testing_criteria=[], dataset_id=dataset.id, split="all")
+    run = create_run(session, settings, row.id, model=TINY, data_source=short(12))
+    assert claim_and_run(settings, engine, chat_engine, run.id) == EvalRunStatus.completed
+    items, _ = list_output_items(session, row.id, run.id, limit=100)
+    assert len(items) == 16
+    for item in items:
+        assert item.sample["output"][0]["content"] == greedy(chat_engine, item.sample["input"], 12)
