@@ -11,7 +11,7 @@ Public seam (see docs/architecture.md):
 - list_events / events_page / list_checkpoints / record_event  (app/jobs/events.py)
 - delete_tuned_model(session, settings, model_id) -> str      Forbidden("maintenance_disabled") while maintenance is off
 - import_openai_jobs(session, settings) -> int                 (app/jobs/openai_import.py)
-- promote_checkpoint(session, settings, job_id, checkpoint_id)  a checkpoint becomes the tuned model (app/jobs/promote.py)
+- promote_checkpoint(session, settings, job_id, checkpoint_id)  a checkpoint becomes the tuned model (promote.py)
 """
 
 from __future__ import annotations

@@ -144,8 +144,7 @@ def _sentence(worse: list[Worsening], train_before: float, train_now: float, bes
             parts.append(f"Validation loss has risen since step {w.since_step} ({w.best:.3g} → {w.latest:.3g})")
         else:
             parts.append(
-                f"the eval pass rate has fallen since step {w.since_step} "
-                f"({_percent(w.best)} → {_percent(w.latest)})"
+                f"the eval pass rate has fallen since step {w.since_step} ({_percent(w.best)} → {_percent(w.latest)})"
             )
     what = " and ".join(parts)
     what = what[0].upper() + what[1:]
