@@ -116,6 +116,21 @@ class JobPanel:
     live: bool = False
 
     @property
+    def best_reason(self) -> str:
+        """Why the best checkpoint is the best, in words."""
+        best = self.best
+        if best is None:
+            return ""
+        if best.score is None:
+            waiting = "; no eval run has finished yet" if self.eval is not None else ""
+            return f"the lowest validation loss{waiting}"
+        tied = [r.checkpoint.step_number for r in self.rows if r is not best and r.score == best.score]
+        if not tied:
+            return "the highest pass rate"
+        steps = ", ".join(str(s) for s in tied)
+        return f"the highest pass rate, tied with step {steps}: the lower validation loss, then the earlier step, wins"
+
+    @property
     def series(self) -> list[dict[str, str]]:
         """The eval chart's lines (see chart_series)."""
         return chart_series(self.graders)

@@ -117,7 +117,9 @@
     if (typeof this.marker === "number" && this.marker >= x0 && this.marker <= x1) {
       var mx = sx(this.marker);
       svg.appendChild(el("line", { x1: mx, x2: mx, y1: M.top, y2: H - M.bottom, class: "marker", "data-best-step": this.marker }));
-      svg.appendChild(el("text", { x: mx + 4, y: H - M.bottom - 6, class: "marker-label" }, "best checkpoint"));
+      var right = mx > W - M.right - 110; // near the right edge: the label goes on the line's left
+      svg.appendChild(el("text", { x: right ? mx - 4 : mx + 4, y: H - M.bottom - 6, "text-anchor": right ? "end" : "start",
+        class: "marker-label" }, "best checkpoint"));
     }
 
     active.forEach(function (s, i) {

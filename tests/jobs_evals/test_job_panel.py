@@ -50,6 +50,7 @@ def test_scores_per_checkpoint_the_best_marked_and_overfitting_said(client, sess
     row30 = html[html.index('id="ckpt-30"') :]
     assert "in progress" in row30 and "3/10" in row30
     assert "The checkpoint at <strong>step 10</strong>: 90% of the eval" in html
+    assert "validation loss 0.5 (the highest pass rate)." in html
     assert f'href="/playground?model={c10.fine_tuned_model_checkpoint.replace(":", "%3A")}"' in html
     assert "Chat with the best checkpoint" in html and "Use the best checkpoint as the tuned model" in html
     assert f'hx-post="/jobs/{job.id}/checkpoints/{c10.id}/promote"' in html
@@ -71,6 +72,7 @@ def test_the_eval_score_outranks_validation_loss(session, settings, finished_job
     add_run(session, made.id, c30, 80, 20)  # a tie with step 20: the lower validation loss (step 20's) wins
     panel = job_panel(session, settings, job.id)
     assert panel.best is not None and panel.best.checkpoint.id == c20.id
+    assert panel.best_reason.startswith("the highest pass rate, tied with step 30: the lower validation loss")
     assert not panel.live
     assert panel.overfitting is not None  # validation loss still rose after step 10
 
@@ -91,7 +93,7 @@ def test_without_an_eval_the_lowest_validation_loss_is_best(client, finished_job
     job = finished_job.job
     html = client.get(f"/jobs/{job.id}/evals").text
     assert "No eval attached: checkpoints are ranked by validation loss." in html
-    assert "validation loss 0.5 (the lowest)" in html and 'id="eval-chart"' not in html
+    assert "validation loss 0.5 (the lowest validation loss)." in html and 'id="eval-chart"' not in html
     assert "hx-trigger" not in html  # the job has ended: nothing to refresh
     assert "Use the best checkpoint as the tuned model" in html
 
