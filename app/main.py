@@ -43,6 +43,7 @@ ROUTER_MODULES = [
     "app.jobs.routes.stream",
     "app.playground.routes.pages",
     "app.jobs.routes.models",
+    "app.evals.routes.job_panel",
     "app.settings.routes.pages",
     "app.settings.routes.api",
     "app.openai_api.routes.files",

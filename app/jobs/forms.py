@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.config import Settings
 from app.datasets.validation.launch import launch_check
@@ -27,11 +28,23 @@ from app.providers.base import HYPERPARAMETERS
 from app.providers.registry import provider_names
 from app.settings.maintenance import maintenance_enabled
 from app.settings.store import OPENAI_API_KEY, get_value
-from app.tables import Dataset, Job, JobStatus, Snapshot, TunedModel
+from app.tables import Dataset, Eval, Example, Job, JobStatus, Snapshot, TunedModel
 from app.tables.common import fits_db_int
 
 PAID_PROVIDERS = ("openai",)
 LIST_LIMIT = 100
+EVALS_OFFERED = 100  # existing evals listed in the form, newest first
+MAKE_EVAL = "validation"  # eval_choice: make an eval from the validation examples at launch (app.evals.job_evals)
+NO_EVAL = "none"
+
+
+@dataclass(frozen=True)
+class EvalSource:
+    """Where an eval made at launch takes its items: a dataset's split, and how many examples that is."""
+
+    dataset_id: int
+    split: str  # validation (the training dataset's held-out split) | all (a separate validation dataset)
+    n_examples: int
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -161,14 +174,51 @@ def launch_preview(
     }
 
 
+def eval_source(session: Session, values: dict[str, Any]) -> EvalSource | None:
+    """The validation examples an eval made at launch would use: the separate validation dataset when one is chosen,
+    else the training dataset's validation split; None when there are none."""
+    dataset_id = _int_or_none(values.get("dataset_id"))
+    validation = values.get("validation") or "split"
+    if validation not in ("split", "none"):
+        source, split = _int_or_none(validation), "all"
+        query = select(func.count()).select_from(Example).where(Example.dataset_id == source)
+    else:
+        source, split = dataset_id, "validation"
+        query = (
+            select(func.count()).select_from(Example).where(Example.dataset_id == source, Example.split == "validation")
+        )
+    if source is None:
+        return None
+    n = session.exec(query).one()
+    return EvalSource(source, split, n) if n else None
+
+
+def eval_choice(values: dict[str, Any]) -> str:
+    """The form's "Evaluate each checkpoint" choice: MAKE_EVAL, NO_EVAL or an existing eval's id."""
+    return str(values.get("eval_choice") or NO_EVAL).strip() or NO_EVAL
+
+
+def _eval_section(session: Session, values: dict[str, Any]) -> dict[str, Any]:
+    """The eval choice with its default: on (an eval from the validation examples) when there are any. A choice
+    made for one dataset and validation source is reset to the default when either changes."""
+    source = eval_source(session, values)
+    signature = f"{values.get('dataset_id', '')}:{values.get('validation', '')}"
+    if not values.get("eval_choice") or values.get("eval_for") != signature:
+        values["eval_choice"] = MAKE_EVAL if source else NO_EVAL
+    evals = session.exec(select(Eval).order_by(col(Eval.created_at).desc()).limit(EVALS_OFFERED)).all()
+    return {"source": source, "signature": signature, "evals": evals}
+
+
 def form_context(
     session: Session, settings: Settings, values: dict[str, Any], report_cache: ReportCache | None = None
 ) -> dict[str, Any]:
     """Everything the new fine-tune form shows for the given values."""
     values = form_values(values, settings)
     provider = values["provider"]
+    eval_section = _eval_section(session, values)
     return {
         "values": values,
+        "eval_section": eval_section,
         "preview": launch_preview(session, settings, values, report_cache),
         "datasets": session.exec(select(Dataset).order_by(Dataset.name)).all(),
         "providers": provider_names(),
@@ -183,9 +233,14 @@ def _ticked(value: Any) -> bool:
 
 
 def launch(
-    session: Session, settings: Settings, values: dict[str, Any], report_cache: ReportCache | None = None
+    session: Session,
+    settings: Settings,
+    values: dict[str, Any],
+    report_cache: ReportCache | None = None,
+    eval_id: str | None = None,
 ) -> Job:
-    """Create the job; a paid provider needs the "I understand this costs money" box ticked."""
+    """Create the job; a paid provider needs the "I understand this costs money" box ticked. `eval_id`: the eval
+    made for this launch (app.evals.job_evals), else the form's choice of an existing eval, if any."""
     values = form_values(values, settings)
     fields = job_request_fields(values)
     if fields["provider"] in PAID_PROVIDERS and not _ticked(values.get("confirm_paid")):
@@ -194,7 +249,16 @@ def launch(
             param="confirm_paid",
             code="confirmation_required",
         )
-    request = JobRequest(**fields, accept_warnings=_ticked(values.get("accept_warnings")))
+    choice = eval_choice(values)
+    if eval_id is None and choice == MAKE_EVAL:
+        # Making an eval belongs to app.evals (above jobs): the form is sent to its door, POST /jobs/new.
+        raise Invalid(
+            "An eval from the validation split is made by POST /jobs/new; here give an existing eval's id.",
+            param="eval_choice",
+        )
+    if eval_id is None and choice != NO_EVAL:
+        eval_id = choice
+    request = JobRequest(**fields, accept_warnings=_ticked(values.get("accept_warnings")), eval_id=eval_id)
     return create_job(session, settings, request, report_cache)
 
 

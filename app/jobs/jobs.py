@@ -11,6 +11,7 @@ Public seam (see docs/architecture.md):
 - list_events / events_page / list_checkpoints / record_event  (app/jobs/events.py)
 - delete_tuned_model(session, settings, model_id) -> str      Forbidden("maintenance_disabled") while maintenance is off
 - import_openai_jobs(session, settings) -> int                 (app/jobs/openai_import.py)
+- promote_checkpoint(session, settings, job_id, checkpoint_id)  a checkpoint becomes the tuned model (promote.py)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from app.jobs.launch import JobRequest, create_job
 from app.jobs.openai_import import import_openai_jobs
 from app.providers.registry import get_provider, provider_class
 from app.settings.maintenance import require_maintenance
-from app.tables import Job, JobStatus, TunedModel
+from app.tables import Checkpoint, Job, JobStatus, TunedModel
 from app.tables.common import utcnow
 
 __all__ = [
@@ -149,6 +150,7 @@ def rerun_job(session: Session, settings: Settings, job_id: str, provider: str |
         suffix=old.suffix,
         seed=old.seed,
         metadata=old.metadata_,
+        eval_id=old.eval_id,  # the same checks of each checkpoint (the column empties when the eval is deleted)
     )
     if not request.training_snapshot:
         raise Invalid(f"Job {job_id} has no training snapshot to run again.", param="job_id")
@@ -173,7 +175,9 @@ def delete_tuned_model(session: Session, settings: Settings, model_id: str, **pr
     model = get_tuned_model(session, model_id)
     require_maintenance(session, f"Deleting model {model_id}")
     if model.provider == "local":
-        if model.path:
+        # A promoted checkpoint's adapter is the model's and the checkpoint's: checkpoints outlive their model.
+        shared = session.exec(select(Checkpoint.id).where(col(Checkpoint.path) == model.path).limit(1)).first()
+        if model.path and shared is None:
             shutil.rmtree(settings.data_dir / model.path, ignore_errors=True)
     else:
         with get_provider(model.provider, settings, **provider_options) as provider:

@@ -24,7 +24,7 @@ from app.datasets.validation.report import ReportCache
 from app.errors import Invalid
 from app.jobs.events import add_event
 from app.providers.registry import get_provider
-from app.tables import Example, Job, JobStatus, Snapshot, UploadedFile
+from app.tables import Eval, Example, Job, JobStatus, Snapshot, UploadedFile
 from app.tables.common import utcnow
 
 MIN_EXAMPLES = 10
@@ -39,7 +39,8 @@ class JobRequest:
     validation: validation_dataset_id, validation_snapshot, validation_file, or (by default) the "validation"
     split of the training dataset when it has one. hyperparameters: n_epochs, batch_size,
     learning_rate_multiplier (and lora_rank for local), each "auto" or a number; `method` in OpenAI's shape
-    ({"type": "supervised", "supervised": {"hyperparameters": {...}}}) is accepted instead.
+    ({"type": "supervised", "supervised": {"hyperparameters": {...}}}) is accepted instead. eval_id: an eval
+    (made beforehand, see app.evals.job_evals) that each checkpoint is evaluated on as it is written.
     """
 
     dataset_id: int | None = None
@@ -57,6 +58,7 @@ class JobRequest:
     seed: int | None = None
     metadata: dict[str, str] | None = None
     accept_warnings: bool = False
+    eval_id: str | None = None
 
 
 def _method_parts(request: JobRequest) -> tuple[str, dict[str, Any]]:
@@ -86,6 +88,12 @@ def _check_metadata(metadata: dict | None) -> None:
             raise Invalid(
                 "metadata keys are at most 64 characters and values strings of at most 512.", param="metadata"
             )
+
+
+def _check_eval(session: Session, eval_id: str | None) -> None:
+    # Read from the table: app.evals sits above jobs, and a launch only needs to know the eval exists.
+    if eval_id is not None and session.get(Eval, eval_id) is None:
+        raise Invalid(f"invalid eval_id: {eval_id} (no such eval)", code="eval_not_found", param="eval_id")
 
 
 def _dataset_check(
@@ -226,6 +234,7 @@ def create_job(
     if request.seed is not None and not (isinstance(request.seed, int) and 0 <= request.seed <= 2**31 - 1):
         raise Invalid("seed must be an integer between 0 and 2147483647.", param="seed")
     _check_metadata(request.metadata)
+    _check_eval(session, request.eval_id)
     train, estimate, error = _training_source(session, settings, request, model, report_cache)
     valid, valid_error = _validation_source(session, settings, request)
     error = error or valid_error
@@ -245,6 +254,7 @@ def create_job(
         training_file=request.training_file,
         validation_file=request.validation_file,
         estimate=estimate,
+        eval_id=request.eval_id,
     )
     if error:
         job.status, job.error, job.finished_at = JobStatus.failed, error, utcnow()

@@ -33,6 +33,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "validation_file": job.validation_file,
         "result_files": job.result_files or [],
         "estimate": job.estimate,
+        "eval_id": job.eval_id,
         "cancel_requested": job.cancel_requested,
         "attempts": job.attempts,
         "created_at": unix(job.created_at),

@@ -1,4 +1,5 @@
-// A small SVG line chart for loss curves: axes with units, a legend, exponential smoothing.
+// A small SVG line chart for loss curves (axes with units, a legend, exponential smoothing) and for the eval pass
+// rates of a job's checkpoints (0–100%, the best checkpoint marked on both charts, the same steps across).
 // Every label is set with textContent (never innerHTML), so no data can become markup.
 (function () {
   "use strict";
@@ -10,6 +11,7 @@
     { key: "train_mean_token_accuracy", label: "training token accuracy", color: "#2b8a3e", axis: "acc" },
     { key: "valid_mean_token_accuracy", label: "validation token accuracy", color: "#ae3ec9", axis: "acc" }
   ];
+  var RATE_COLORS = ["#2b8a3e", "#3b5bdb", "#e8590c", "#ae3ec9", "#0c8599", "#c2255c"];
 
   function el(name, attrs, text) {
     var node = document.createElementNS(NS, name);
@@ -38,18 +40,34 @@
     return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
   }
 
-  function Chart(container) {
+  function pct(v) { return Math.round(v * 100) + "%"; }
+
+  // options: series (default: the loss curves), rate (a 0–1 pass-rate chart without smoothing), xRange (a function
+  // giving [first, last] step to share with another chart), marker (a step to mark as the best checkpoint).
+  function Chart(container, options) {
+    options = options || {};
     this.container = container;
+    this.series = options.series || SERIES;
+    this.rate = !!options.rate;
+    this.xRange = options.xRange || null;
+    this.marker = options.marker === undefined ? null : options.marker;
     this.points = [];
     this.seen = {};
     try { JSON.parse(container.getAttribute("data-points") || "[]").forEach(this.add, this); } catch (e) { /* bad data: start empty */ }
-    this.smoothing = document.getElementById("chart-smoothing");
-    this.accuracy = document.getElementById("chart-accuracy");
     var self = this;
-    [this.smoothing, this.accuracy].forEach(function (c) { if (c) c.addEventListener("input", function () { self.draw(); }); });
-    if (this.accuracy) this.accuracy.addEventListener("change", function () { self.draw(); });
+    if (!this.rate) {
+      this.smoothing = document.getElementById("chart-smoothing");
+      this.accuracy = document.getElementById("chart-accuracy");
+      [this.smoothing, this.accuracy].forEach(function (c) { if (c) c.addEventListener("input", function () { self.draw(); }); });
+      if (this.accuracy) this.accuracy.addEventListener("change", function () { self.draw(); });
+    }
     this.draw();
   }
+
+  Chart.prototype.steps = function () {
+    var steps = this.points.map(function (p) { return p.step; });
+    return steps.length ? [Math.min.apply(null, steps), Math.max.apply(null, steps)] : null;
+  };
 
   Chart.prototype.add = function (p) {
     if (!p || typeof p.step !== "number") return;
@@ -62,15 +80,17 @@
 
   Chart.prototype.draw = function () {
     var weight = this.smoothing ? parseFloat(this.smoothing.value) || 0 : 0;
-    var showAcc = this.accuracy && this.accuracy.checked;
-    var pts = this.points;
-    var active = SERIES.filter(function (s) {
+    var showAcc = this.rate || (this.accuracy && this.accuracy.checked);
+    var pts = this.points, rate = this.rate;
+    var active = this.series.filter(function (s) {
       return (s.axis === "loss" || showAcc) && pts.some(function (p) { return typeof p[s.key] === "number"; });
     });
     if (!active.length) return;
     var svg = el("svg", { viewBox: "0 0 " + W + " " + H, width: "100%", class: "line-chart" });
-    var steps = pts.map(function (p) { return p.step; });
-    var x0 = Math.min.apply(null, steps), x1 = Math.max.apply(null, steps);
+    var own = this.steps(), shared = this.xRange ? this.xRange() : null;
+    var x0 = own[0], x1 = own[1];
+    if (shared) { x0 = Math.min(x0, shared[0]); x1 = Math.max(x1, shared[1]); }
+    if (rate && !shared) x0 = Math.min(x0, 0); // a lone checkpoint still sits where it belongs in training
     if (x1 === x0) x1 = x0 + 1;
     var lossVals = [];
     active.forEach(function (s) { if (s.axis === "loss") pts.forEach(function (p) { if (typeof p[s.key] === "number") lossVals.push(p[s.key]); }); });
@@ -80,10 +100,10 @@
     function sx(v) { return M.left + (v - x0) / (x1 - x0) * pw; }
     function sy(v, axis) { return axis === "acc" ? M.top + (1 - v) * ph : M.top + (1 - (v - y0) / (y1 - y0)) * ph; }
 
-    ticks(y0, y1, 4).forEach(function (t) {
-      var y = sy(t, "loss");
+    ticks(rate ? 0 : y0, rate ? 1 : y1, 4).forEach(function (t) {
+      var y = sy(t, rate ? "acc" : "loss");
       svg.appendChild(el("line", { x1: M.left, x2: W - M.right, y1: y, y2: y, class: "grid" }));
-      svg.appendChild(el("text", { x: M.left - 6, y: y + 4, "text-anchor": "end", class: "tick" }, fmt(t)));
+      svg.appendChild(el("text", { x: M.left - 6, y: y + 4, "text-anchor": "end", class: "tick" }, rate ? pct(t) : fmt(t)));
     });
     ticks(x0, x1, Math.min(6, x1 - x0)).forEach(function (t) {
       svg.appendChild(el("text", { x: sx(t), y: H - M.bottom + 16, "text-anchor": "middle", class: "tick" }, String(Math.round(t))));
@@ -92,17 +112,33 @@
     svg.appendChild(el("line", { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: "axis" }));
     svg.appendChild(el("text", { x: M.left + pw / 2, y: H - 6, "text-anchor": "middle", class: "axis-label" }, "training step"));
     svg.appendChild(el("text", { x: 14, y: M.top + ph / 2, "text-anchor": "middle", class: "axis-label",
-      transform: "rotate(-90 14 " + (M.top + ph / 2) + ")" }, "loss (nats per token)" + (showAcc ? " · accuracy 0–1" : "")));
+      transform: "rotate(-90 14 " + (M.top + ph / 2) + ")" },
+      rate ? "eval pass rate" : "loss (nats per token)" + (showAcc ? " · accuracy 0–1" : "")));
+    if (typeof this.marker === "number" && this.marker >= x0 && this.marker <= x1) {
+      var mx = sx(this.marker);
+      svg.appendChild(el("line", { x1: mx, x2: mx, y1: M.top, y2: H - M.bottom, class: "marker", "data-best-step": this.marker }));
+      var right = mx > W - M.right - 110; // near the right edge: the label goes on the line's left
+      svg.appendChild(el("text", { x: right ? mx - 4 : mx + 4, y: H - M.bottom - 6, "text-anchor": right ? "end" : "start",
+        class: "marker-label" }, "best checkpoint"));
+    }
 
     active.forEach(function (s, i) {
       var own = pts.filter(function (p) { return typeof p[s.key] === "number"; });
-      var ys = smooth(own.map(function (p) { return p[s.key]; }), s.key.indexOf("valid") === 0 ? 0 : weight);
+      var w = rate || s.key.indexOf("valid") === 0 ? 0 : weight;
+      var ys = smooth(own.map(function (p) { return p[s.key]; }), w);
       var d = own.map(function (p, j) { return (j ? "L" : "M") + sx(p.step).toFixed(1) + " " + sy(ys[j], s.axis).toFixed(1); }).join(" ");
-      if (weight > 0 && s.key.indexOf("valid") !== 0) {
+      if (w > 0) {
         var raw = own.map(function (p, j) { return (j ? "L" : "M") + sx(p.step).toFixed(1) + " " + sy(p[s.key], s.axis).toFixed(1); }).join(" ");
         svg.appendChild(el("path", { d: raw, stroke: s.color, fill: "none", "stroke-opacity": "0.25" }));
       }
       svg.appendChild(el("path", { d: d, stroke: s.color, fill: "none", "stroke-width": "2", "data-series": s.key }));
+      if (rate) { // few points: show each checkpoint's score as a dot with its value on hover
+        own.forEach(function (p) {
+          var dot = el("circle", { cx: sx(p.step).toFixed(1), cy: sy(p[s.key], "acc").toFixed(1), r: 3.5, fill: s.color });
+          dot.appendChild(el("title", {}, s.label + " at step " + p.step + ": " + pct(p[s.key])));
+          svg.appendChild(dot);
+        });
+      }
       var lx = M.left + 10 + i * 170;
       svg.appendChild(el("rect", { x: lx, y: M.top + 2, width: 12, height: 3, fill: s.color }));
       svg.appendChild(el("text", { x: lx + 16, y: M.top + 7, class: "legend" }, s.label));
@@ -111,10 +147,36 @@
     this.container.appendChild(svg);
   };
 
+  function bestStep(node) {
+    var value = parseInt(node.getAttribute("data-best-step") || "", 10);
+    return isNaN(value) ? null : value;
+  }
+
+  // The eval panel (app/templates/evals/_job_panel.html) is loaded and refreshed by htmx: draw its chart each
+  // time, on the loss chart's steps, and mark its best checkpoint on the loss chart too.
+  function drawEvalPanel(root) {
+    var panel = root.id === "job-evals" ? root : root.querySelector && root.querySelector("#job-evals");
+    if (!panel) return;
+    var lossNode = document.getElementById("loss-chart"), loss = lossNode && lossNode.tbChart;
+    var best = bestStep(panel);
+    if (loss && loss.marker !== best) { loss.marker = best; loss.draw(); }
+    var node = panel.querySelector("#eval-chart");
+    if (!node) return;
+    var series = [];
+    try { series = JSON.parse(node.getAttribute("data-series") || "[]"); } catch (e) { return; }
+    series = series.map(function (s, i) {
+      return { key: s.key, label: s.label, color: RATE_COLORS[i % RATE_COLORS.length], axis: "acc" };
+    });
+    new Chart(node, { series: series, rate: true, marker: best, xRange: loss ? function () { return loss.steps(); } : null });
+  }
+
+  document.addEventListener("htmx:load", function (event) { drawEvalPanel(event.detail.elt); });
+
   document.addEventListener("DOMContentLoaded", function () {
     var node = document.getElementById("loss-chart");
     if (!node) return;
     var chart = new Chart(node);
+    node.tbChart = chart;
     // The htmx SSE extension hands us each "metrics" message; we draw it ourselves instead of swapping HTML.
     node.addEventListener("htmx:sseBeforeMessage", function (event) {
       event.preventDefault();

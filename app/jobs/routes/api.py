@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from app.jobs import jobs
 from app.jobs.model_catalog import list_models
+from app.jobs.promote import promote_checkpoint
 from app.jobs.shapes import checkpoint_dict, event_dict, job_dict
 from app.web.api_types import DbIdField, DbIdQuery, SeqQuery
 from app.web.rendering import SessionDep
@@ -32,6 +33,9 @@ class JobCreate(BaseModel):
     seed: int | None = None
     metadata: dict[str, str] | None = None
     accept_warnings: bool = False
+    eval_id: str | None = Field(
+        None, description="An eval (`eval_…`) to run on each checkpoint as it is written (Tuneboard's own field)."
+    )
 
 
 def _metadata(request: Request) -> dict[str, str] | None:
@@ -109,6 +113,14 @@ def events(
 def checkpoints(job_id: str, session: SessionDep):
     """Checkpoints, newest step first."""
     return {"object": "list", "data": [checkpoint_dict(c) for c in jobs.list_checkpoints(session, job_id)]}
+
+
+@router.post("/jobs/{job_id}/checkpoints/{checkpoint_id}/promote")
+def promote(job_id: str, checkpoint_id: str, request: Request, session: SessionDep):
+    """Make a checkpoint the job's tuned model (local jobs): the model keeps its id and answers with the
+    checkpoint's adapter; the adapter the job ended with stays available as its final checkpoint."""
+    model = promote_checkpoint(session, request.app.state.settings, job_id, checkpoint_id)
+    return {"id": model.id, "object": "model", "job_id": job_id, "checkpoint_id": checkpoint_id}
 
 
 @router.get("/models")

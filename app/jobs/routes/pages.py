@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from app.jobs import forms as job_form
 from app.jobs import monitoring
 from app.jobs.jobs import get_job
+from app.jobs.promote import promote_checkpoint
 from app.web.api_types import DbIdQuery
 from app.web.rendering import SessionDep, redirect, render
 
@@ -38,6 +39,7 @@ async def new_job_estimate(request: Request, session: SessionDep):
     """The estimate panel for the form's current values (htmx refreshes it when inputs change)."""
     values = dict(await request.form())
     ctx = job_form.form_context(session, request.app.state.settings, values, request.app.state.report_cache)
+    ctx["eval_oob"] = True  # the "Evaluate each checkpoint" choice follows the dataset: swapped out of band
     return render(request, "jobs/_estimate.html", ctx)
 
 
@@ -90,3 +92,10 @@ def delete_model(
     job_form.delete_job_model(session, request.app.state.settings, job_id)
     target = next_url if next_url.startswith("/") and not next_url.startswith("//") else f"/jobs/{job_id}"
     return redirect(request, target)
+
+
+@router.post("/jobs/{job_id}/checkpoints/{checkpoint_id}/promote", include_in_schema=False)
+def promote(request: Request, job_id: str, checkpoint_id: str, session: SessionDep):
+    """Use a checkpoint as the job's tuned model (the "best checkpoint" button), then show the job again."""
+    promote_checkpoint(session, request.app.state.settings, job_id, checkpoint_id)
+    return redirect(request, f"/jobs/{job_id}")
