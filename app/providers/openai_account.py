@@ -62,28 +62,32 @@ def base_of(model_id: str) -> str:
     return model_id
 
 
+def _job(job: Any) -> RemoteJob:
+    status = _status(job)
+    return RemoteJob(
+        id=job.id,
+        model=job.model,
+        status=status.status.value,
+        fine_tuned_model=job.fine_tuned_model,
+        training_file=job.training_file,
+        validation_file=job.validation_file,
+        hyperparameters=status.hyperparameters or {},
+        suffix=getattr(job, "suffix", None),
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+    )
+
+
 def list_jobs(provider: OpenAIProvider) -> list[RemoteJob]:
     """Every fine-tuning job of the account (all pages), newest first as OpenAI lists them."""
     with _translated("list fine-tuning jobs"):  # later pages are fetched while iterating
         jobs = list(provider.client.fine_tuning.jobs.list(limit=100))
-    out = []
-    for job in jobs:
-        status = _status(job)
-        out.append(
-            RemoteJob(
-                id=job.id,
-                model=job.model,
-                status=status.status.value,
-                fine_tuned_model=job.fine_tuned_model,
-                training_file=job.training_file,
-                validation_file=job.validation_file,
-                hyperparameters=status.hyperparameters or {},
-                suffix=getattr(job, "suffix", None),
-                created_at=job.created_at,
-                finished_at=job.finished_at,
-            )
-        )
-    return out
+    return [_job(job) for job in jobs]
+
+
+def retrieve_job(provider: OpenAIProvider, job_id: str) -> RemoteJob:
+    """One fine-tuning job of the account."""
+    return _job(provider._retrying(None, "read the job", provider.client.fine_tuning.jobs.retrieve, job_id))
 
 
 def list_fine_tuned_models(provider: OpenAIProvider) -> tuple[list[RemoteFineTunedModel], list[RemoteJob]]:
