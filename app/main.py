@@ -43,6 +43,7 @@ ROUTER_MODULES = [
     "app.jobs.routes.stream",
     "app.playground.routes.pages",
     "app.jobs.routes.models",
+    "app.migrate.routes.pages",
     "app.settings.routes.pages",
     "app.settings.routes.api",
     "app.openai_api.routes.files",

@@ -26,6 +26,7 @@ from app.tables import Dataset, TunedModel
 from app.tables.common import utcnow
 
 ROLES = ("training", "validation")
+IMPORTED_MARK = "Imported from OpenAI file "
 
 
 @dataclass
@@ -44,7 +45,7 @@ class ImportedFile:
 
 
 def _mark(file_id: str) -> str:
-    return f"Imported from OpenAI file {file_id} "
+    return f"{IMPORTED_MARK}{file_id} "
 
 
 def provenance(file_id: str, role: str, job: RemoteJob | None, day: date) -> str:
