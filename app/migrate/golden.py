@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.datasets.datasets import create_dataset, get_dataset
 from app.datasets.importer import import_file
-from app.tables import Dataset
+from app.evals.evals import create_eval
+from app.evals.runs import create_run
+from app.migrate.import_files import make_model_known
+from app.tables import Dataset, EvalRun
 from app.tables.common import utcnow
+
+CAPTURE = "capture"
 
 
 @dataclass(frozen=True)
@@ -77,3 +83,41 @@ def save_captured_answers(
     import_file(session, int(dataset.id or 0), stream, filename="golden.jsonl", kind="jsonl", settings=settings)
     session.refresh(dataset)
     return dataset
+
+
+def start_capture(
+    session: Session, settings: Settings, model_id: str, dataset_id: int, *, split: str = "all", **provider_options: Any
+) -> EvalRun:
+    """Queue a capture run: `model_id` answers every prompt of the dataset (a split of it), in the worker's eval
+    lane; when it completes, its answers become a golden set. A fine-tuned OpenAI model made elsewhere is made
+    known first (its job is imported)."""
+    model_id = (model_id or "").strip()
+    if model_id.startswith("ft:"):
+        make_model_known(session, settings, model_id, **provider_options)
+    source = get_dataset(session, dataset_id)
+    # Eval names are unique: a short random tag tells apart captures of the same model and data.
+    name = f"Capture: {model_id} on {source.name}"[:190] + f" · {secrets.token_hex(3)}"
+    evaluation = create_eval(
+        session,
+        settings,
+        name=name,
+        testing_criteria=[],
+        dataset_id=dataset_id,
+        split=split,
+        metadata={"tuneboard": CAPTURE},
+    )
+    return create_run(
+        session,
+        settings,
+        evaluation.id,
+        model=model_id,
+        name=f"capture {model_id}"[:200],
+        purpose=CAPTURE,
+        metadata={"source_dataset_id": str(dataset_id)},
+    )
+
+
+def recent_captures(session: Session, limit: int = 20) -> list[EvalRun]:
+    """The latest capture runs, newest first."""
+    query = select(EvalRun).where(col(EvalRun.purpose) == CAPTURE).order_by(col(EvalRun.created_at).desc())
+    return list(session.exec(query.limit(limit)))
