@@ -32,3 +32,32 @@ async def train(request: Request, session: SessionDep):
     values = dict(await request.form())
     job = migrate_page.launch_replacement(session, request.app.state.settings, values, request.app.state.report_cache)
     return redirect(request, f"/jobs/{job.id}")
+
+
+@router.post("/migrate/capture", include_in_schema=False)
+async def capture(request: Request, session: SessionDep):
+    """Start capturing a model's answers to a dataset's prompts (a golden set when it completes)."""
+    values = dict(await request.form())
+    migrate_page.capture(session, request.app.state.settings, values)
+    return redirect(request, "/migrate#step-capture")
+
+
+@router.get("/migrate/captures", include_in_schema=False)
+def captures(request: Request, session: SessionDep):
+    """The capture runs' table (htmx refreshes it while a run goes on)."""
+    return render(request, "migrate/_captures.html", migrate_page.captures_context(session))
+
+
+@router.post("/migrate/compare", include_in_schema=False)
+async def compare(request: Request, session: SessionDep):
+    """Start the replacement's run on the golden set and go to its agreement report."""
+    values = dict(await request.form())
+    run = migrate_page.compare(session, request.app.state.settings, values)
+    return redirect(request, f"/migrate/agreement/{run.id}")
+
+
+@router.get("/migrate/agreement/{run_id}", include_in_schema=False)
+def agreement(request: Request, run_id: str, session: SessionDep):
+    """How closely the replacement answers like the golden set (refreshes itself until the run ends)."""
+    ctx = {"report": migrate_page.report(session, run_id)}
+    return render(request, "migrate/agreement.html", ctx, partial="migrate/_agreement.html")
