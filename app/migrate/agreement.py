@@ -22,6 +22,7 @@ from app.evals.evals import create_eval, get_eval
 from app.evals.items import content_text
 from app.evals.runs import create_run, find_run
 from app.evals.stats import Rate, pass_rate
+from app.migrate.golden import sampling
 from app.migrate.import_files import make_model_known
 from app.tables import Dataset, EvalRun, EvalRunItem
 
@@ -87,6 +88,8 @@ def start_agreement(
     golden_dataset_id: int,
     model_id: str,
     judge_model: str | None = None,
+    *,
+    max_tokens: int | None = None,
     **provider_options: Any,
 ) -> EvalRun:
     """Queue the replacement model's run on the golden set, graded for agreement."""
@@ -111,6 +114,7 @@ def start_agreement(
         settings,
         evaluation.id,
         model=model_id,
+        data_source=sampling(max_tokens),
         name=f"agreement {model_id}"[:200],
         metadata={"tuneboard": AGREEMENT, "golden_dataset_id": str(golden_dataset_id)},
     )

@@ -1,96 +1,47 @@
-"""Golden sets: a model's answers to a dataset's prompts, saved as a new dataset that says where it came from.
+"""Golden sets: a model's answers to a dataset's prompts, captured by an eval run with purpose "capture".
 
 Any model Tuneboard can chat with can be captured (an OpenAI fine-tuned model before it retires, a large local
-model to distil into a small one). Each example of the new dataset is the prompt (the conversation up to its last
-assistant turn) followed by the captured answer as the assistant's turn.
+model to distil into a small one). The run goes through the worker's eval lane; when it completes, app.evals
+writes its answers as a new dataset whose description says which model answered which prompts, and when.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from app.config import Settings
-from app.datasets.datasets import create_dataset, get_dataset
-from app.datasets.importer import import_file
+from app.datasets.datasets import get_dataset
 from app.evals.evals import create_eval
 from app.evals.runs import create_run
 from app.migrate.import_files import make_model_known
-from app.tables import Dataset, EvalRun
-from app.tables.common import utcnow
+from app.tables import EvalRun
 
 CAPTURE = "capture"
 
 
-@dataclass(frozen=True)
-class CapturedAnswer:
-    """One prompt and the model's answer to it; `error` set (and no answer kept) when the model failed on it."""
-
-    messages: list[dict[str, Any]]
-    answer: str
-    tools: Any = None
-    error: str | None = None
-
-
-def golden_description(model_id: str, source: Dataset, day: str, run_id: str | None = None, failed: int = 0) -> str:
-    """The provenance a golden set carries in its description."""
-    run = f" (capture run {run_id})" if run_id else ""
-    left_out = (
-        f" {failed} prompt{'' if failed == 1 else 's'} failed and {'was' if failed == 1 else 'were'} left out."
-        if failed
-        else ""
-    )
-    return (
-        f"Golden set: answers of {model_id} to the prompts of dataset {source.name} (#{source.id}), "
-        f"captured{run} on {day}.{left_out}"
-    )
-
-
-def _record(answer: CapturedAnswer) -> bytes:
-    record: dict[str, Any] = {"messages": [*answer.messages, {"role": "assistant", "content": answer.answer}]}
-    if answer.tools is not None:
-        record["tools"] = answer.tools
-    return json.dumps(record, ensure_ascii=False).encode() + b"\n"
-
-
-def save_captured_answers(
-    session: Session,
-    source_dataset_id: int,
-    model_id: str,
-    outputs: Iterable[CapturedAnswer],
-    *,
-    settings: Settings | None = None,
-    run_id: str | None = None,
-) -> Dataset:
-    """Save a model's answers to a dataset's prompts as a new dataset, through the importer (validated as usual)."""
-    source = get_dataset(session, source_dataset_id)
-    kept, failed = [], 0
-    for answer in outputs:
-        if answer.error is not None:
-            failed += 1
-        else:
-            kept.append(_record(answer))
-    name = f"Golden set: {model_id} on {source.name}"[:200]
-    description = golden_description(model_id, source, utcnow().date().isoformat(), run_id, failed)
-    dataset = create_dataset(session, name, description)
-    stream = io.BytesIO(b"".join(kept))
-    import_file(session, int(dataset.id or 0), stream, filename="golden.jsonl", kind="jsonl", settings=settings)
-    session.refresh(dataset)
-    return dataset
+def sampling(max_tokens: int | None) -> dict[str, Any] | None:
+    """A run data source over the eval's own items, answers capped at max_tokens (None: the default source)."""
+    if max_tokens is None:
+        return None
+    return {"type": "completions", "sampling_params": {"max_completion_tokens": max_tokens}}
 
 
 def start_capture(
-    session: Session, settings: Settings, model_id: str, dataset_id: int, *, split: str = "all", **provider_options: Any
+    session: Session,
+    settings: Settings,
+    model_id: str,
+    dataset_id: int,
+    *,
+    split: str = "all",
+    max_tokens: int | None = None,
+    **provider_options: Any,
 ) -> EvalRun:
-    """Queue a capture run: `model_id` answers every prompt of the dataset (a split of it), in the worker's eval
-    lane; when it completes, its answers become a golden set. A fine-tuned OpenAI model made elsewhere is made
-    known first (its job is imported)."""
+    """Queue a capture run: `model_id` answers every prompt of the dataset (or of a split of it), greedily; when it
+    completes its answers become a golden set. A fine-tuned OpenAI model made elsewhere is made known first (its
+    job is imported), so that it can be chatted with."""
     model_id = (model_id or "").strip()
     if model_id.startswith("ft:"):
         make_model_known(session, settings, model_id, **provider_options)
@@ -111,6 +62,7 @@ def start_capture(
         settings,
         evaluation.id,
         model=model_id,
+        data_source=sampling(max_tokens),
         name=f"capture {model_id}"[:200],
         purpose=CAPTURE,
         metadata={"source_dataset_id": str(dataset_id)},
@@ -121,3 +73,11 @@ def recent_captures(session: Session, limit: int = 20) -> list[EvalRun]:
     """The latest capture runs, newest first."""
     query = select(EvalRun).where(col(EvalRun.purpose) == CAPTURE).order_by(col(EvalRun.created_at).desc())
     return list(session.exec(query.limit(limit)))
+
+
+def golden_dataset_ids(session: Session) -> set[int]:
+    """The datasets that capture runs made (golden sets)."""
+    query = select(EvalRun.output_dataset_id).where(
+        col(EvalRun.purpose) == CAPTURE, col(EvalRun.output_dataset_id).is_not(None)
+    )
+    return {int(i) for i in session.exec(query) if i is not None}

@@ -15,13 +15,12 @@ from app.jobs.jobs import JobRequest, create_job
 from app.jobs.model_catalog import list_models
 from app.migrate.account import AccountView, account_view
 from app.migrate.agreement import AgreementReport, agreement_report, recent_agreements, start_agreement
-from app.migrate.golden import recent_captures, start_capture
+from app.migrate.golden import golden_dataset_ids, recent_captures, start_capture
 from app.migrate.import_files import IMPORTED_MARK
 from app.providers.local import model_names
 from app.tables import EvalRun, Job
 from app.tables.common import fits_db_int
 
-GOLDEN_MARK = "Golden set:"
 LOCAL_KINDS = ("base", "tuned", "checkpoint")
 
 
@@ -69,7 +68,8 @@ def page_context(session: Session, settings: Settings, *, today: date | None = N
     capture_models = remote + [m.id for m in catalog if m.id not in remote]
     local_models = [m.id for m in catalog if m.kind in LOCAL_KINDS]
     tuned_local = [m.id for m in catalog if m.kind == "tuned"]
-    golden = [d for d in datasets if d.dataset.description.startswith(GOLDEN_MARK)]
+    made = golden_dataset_ids(session)
+    golden = sorted((d for d in datasets if d.id in made), key=lambda d: -d.id)  # the newest first
     return {
         "view": view,
         "datasets": datasets,

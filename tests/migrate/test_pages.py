@@ -7,19 +7,13 @@ import re
 from sqlmodel import select
 
 from app.migrate.agreement import start_agreement
-from app.settings.store import OPENAI_API_KEY, OPENAI_BASE_URL, get_value, set_secret, set_value
+from app.settings.store import OPENAI_API_KEY, OPENAI_BASE_URL, get_value, set_secret
 from app.tables import Dataset, EvalRun, EvalRunItem, EvalRunStatus, Job
 from app.tables.settings_store import load_secret_key
+from tests.migrate.conftest import connect
 from tests.support.builders import make_dataset
-from tests.support.fake_openai import KEY
 from tests.support.fake_openai_account import preload_account
 from tests.support.jobs_fixtures import TINY, settings, tiny_model  # noqa: F401
-
-
-def connect(session, settings, fake) -> None:
-    """Save the stand-in's key and address on the settings page, as a user would."""
-    set_secret(session, OPENAI_API_KEY, KEY, load_secret_key(settings))
-    set_value(session, OPENAI_BASE_URL, fake.url + "/v1")
 
 
 def test_without_a_key_the_page_sends_to_the_settings_and_is_in_the_nav(client):
