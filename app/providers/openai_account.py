@@ -1,7 +1,8 @@
 """Reading an OpenAI account: its fine-tuned models with the jobs that made them, and the jobs' files.
 
-Functions taking an OpenAIProvider, so every call goes through its client, retries and plain-words errors. What
-they return is plain data (no SDK objects), for app/migrate to show and import.
+Functions taking an OpenAIProvider, so every call goes through its client (and the SDK's retries of rate limits and
+server errors) and its plain-words errors. They serve a page and a click, so a failure is told at once rather than
+retried for minutes as a job's poll loop does. What they return is plain data (no SDK objects), for app/migrate.
 """
 
 from __future__ import annotations
@@ -87,12 +88,12 @@ def list_jobs(provider: OpenAIProvider) -> list[RemoteJob]:
 
 def retrieve_job(provider: OpenAIProvider, job_id: str) -> RemoteJob:
     """One fine-tuning job of the account."""
-    return _job(provider._retrying(None, "read the job", provider.client.fine_tuning.jobs.retrieve, job_id))
+    return _job(provider._call("read the job", provider.client.fine_tuning.jobs.retrieve, job_id))
 
 
 def list_fine_tuned_models(provider: OpenAIProvider) -> tuple[list[RemoteFineTunedModel], list[RemoteJob]]:
     """The account's fine-tuned models (checkpoints left out), each with its job, and every job of the account."""
-    models = provider._retrying(None, "list models", provider.client.models.list)
+    models = provider._call("list models", provider.client.models.list)
     jobs = list_jobs(provider)
     by_model = {job.fine_tuned_model: job for job in jobs if job.fine_tuned_model}
     out = []
@@ -117,7 +118,7 @@ def list_fine_tuned_models(provider: OpenAIProvider) -> tuple[list[RemoteFineTun
 
 def retrieve_file(provider: OpenAIProvider, file_id: str) -> RemoteFile:
     """A file's object (name, size, purpose)."""
-    found = provider._retrying(None, "read the file", provider.client.files.retrieve, file_id)
+    found = provider._call("read the file", provider.client.files.retrieve, file_id)
     return RemoteFile(
         id=found.id,
         filename=found.filename,

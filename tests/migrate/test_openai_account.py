@@ -86,12 +86,18 @@ def test_a_missing_file_and_a_refused_key_are_said_in_plain_words(settings, fake
     assert refused.value.code == "invalid_api_key" and "sk-wrong" not in refused.value.message
 
 
-def test_server_errors_are_retried(settings, fake):
+def test_server_errors_are_retried_by_the_sdk_and_then_said_plainly(settings, fake):
     preload_account(fake.state)
-    fake.state.fail_times(500, 3)
-    with provider(settings, fake, max_retries=0) as p:
+    fake.state.fail_times(500, 2)
+    fake.state.fail_times(429, 2)
+    with provider(settings, fake, max_retries=4) as p:
         models, _ = list_fine_tuned_models(p)
     assert len(models) == 1
+    fake.state.fail_times(500, 3)
+    with provider(settings, fake, max_retries=1) as p:
+        with pytest.raises(ProviderError) as down:
+            list_fine_tuned_models(p)
+    assert down.value.code == "provider_unavailable" and down.value.retryable
 
 
 def test_a_fine_tuned_model_of_the_account_answers_from_its_training(settings, fake):
