@@ -77,9 +77,13 @@ class Tally:
 
     def values(self, model: str, judges: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
         """The run columns these counts fill."""
-        per_model = [{"model_name": model, **_usage_shape(self.usage)}] if self.usage else []
+        # One entry a model: a model that also judges has its judging counted in with its answers.
+        totals: dict[str, dict[str, int]] = {model: dict(self.usage)} if self.usage else {}
         for name, used in (judges or {}).items():
-            per_model.append({"model_name": name, **_usage_shape(used)})
+            into = totals.setdefault(name, {})
+            for key, value in used.items():
+                into[key] = into.get(key, 0) + value
+        per_model = [{"model_name": name, **_usage_shape(used)} for name, used in totals.items()]
         return {
             "n_done": self.passed + self.failed + self.errored,
             "result_counts": {
