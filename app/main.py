@@ -44,6 +44,7 @@ ROUTER_MODULES = [
     "app.playground.routes.pages",
     "app.jobs.routes.models",
     "app.evals.routes.job_panel",
+    "app.migrate.routes.pages",
     "app.settings.routes.pages",
     "app.settings.routes.api",
     "app.openai_api.routes.files",

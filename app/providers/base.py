@@ -10,7 +10,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from app.errors import Invalid, Upstream
 from app.tables import JobStatus
@@ -212,7 +212,7 @@ class Provider(ABC):
     def close(self) -> None:  # noqa: B027 (most providers hold nothing open: doing nothing is the default)
         """Release what the provider holds open (an SDK client's connections); it may be used again after."""
 
-    def __enter__(self) -> Provider:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

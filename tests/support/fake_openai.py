@@ -4,6 +4,7 @@ Served by a real uvicorn (tests.conftest.LiveServer) so the real SDK talks HTTP 
 moves it one stage on: validating_files → running (events, a checkpoint) → succeeded (or failed). Switches:
 `fail_times(status, n)` answers the next n requests with 429/500, `deny_fine_tuning`, `fail_jobs`,
 `not_fine_tunable` (a set of model names), `chat_fails_after` (words a chat streams before an error).
+The account side (models, files to read back, a preloaded account) is in tests/support/fake_openai_account.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+
+from tests.support.fake_openai_account import add_account_routes, canned_answer, fine_tuned_models, last_user_text
 
 KEY = "sk-test-fake-openai-key"
 
@@ -176,7 +179,9 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
 
     @app.get("/v1/fine_tuning/jobs")
     async def list_jobs(after: str | None = None, limit: int = 20):
-        return page(sorted(state.jobs.values(), key=lambda j: j["id"], reverse=True), after, limit)
+        # A job marked `_other_project` is not listed (its model still is), as with a key scoped to one project.
+        listed = [j for j in state.jobs.values() if not j.get("_other_project")]
+        return page(sorted(listed, key=lambda j: j["id"], reverse=True), after, limit)
 
     @app.get("/v1/fine_tuning/jobs/{jid}")
     async def retrieve(jid: str):
@@ -207,10 +212,27 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
         state.deleted_models.append(model)
         return {"id": model, "object": "model", "deleted": True}
 
+    add_account_routes(app, state, error)
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         body = await request.json()
         words = ["Hello", " from", " ", body["model"]]
+        if body["model"] in fine_tuned_models(state):
+            # A fine-tuned model of the account answers what its training file taught it (known in advance).
+            answer = canned_answer(last_user_text(body["messages"]))
+            words = [answer[i : i + 8] for i in range(0, len(answer), 8)]
+        usage = {"prompt_tokens": 5, "completion_tokens": len(words), "total_tokens": 5 + len(words)}
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": "".join(words)}
+            return {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": usage,
+            }
 
         def stream():
             for index, word in enumerate(words):
@@ -238,15 +260,15 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
             }
             yield f"data: {json.dumps(last)}\n\n"
-            usage = {
+            tail = {
                 "id": "chatcmpl-1",
                 "object": "chat.completion.chunk",
                 "created": 1,
                 "model": body["model"],
                 "choices": [],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+                "usage": usage,
             }
-            yield f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n"
+            yield f"data: {json.dumps(tail)}\n\ndata: [DONE]\n\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 

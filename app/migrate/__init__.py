@@ -1,0 +1,1 @@
+"""Moving off OpenAI: list the account's fine-tuned models, import their files, capture golden answers, compare."""
