@@ -1,6 +1,6 @@
 """What the eval pages show: the list with each eval's latest pass rate, an eval with its runs, a run with its items.
 
-- evals_overview(session) -> dict          (/evals)
+- evals_overview(session, settings) -> dict          (/evals)
 - eval_page(session, settings, eval_id) -> dict      (/evals/{id})
 - run_page(session, eval_id, run_id, status, offset) -> dict   (/evals/{id}/runs/{run_id})
 - model_groups(session, settings): the catalogue's models by kind, for the "Run on a model" and judge pickers
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, func, select
 
 from app.config import Settings
@@ -22,7 +23,7 @@ from app.evals.items import items_from_dataset
 from app.evals.reviews import reviews_of_eval
 from app.evals.runs import get_run, list_runs
 from app.jobs.model_catalog import ModelInfo, list_models
-from app.tables import Dataset, Eval, EvalRun, EvalRunItem, EvalRunStatus
+from app.tables import Dataset, Eval, EvalRun, EvalRunItem, EvalRunStatus, Example
 from app.tables.common import fits_db_int
 
 KIND_LABELS = {"base": "Base models", "tuned": "Tuned models", "checkpoint": "Checkpoints", "openai": "OpenAI models"}
@@ -44,6 +45,10 @@ class RunRow:
         """Item-level outcome (every grader passed)."""
         return self.rates[0]
 
+    def rate_of(self, grader: str) -> Rate | None:
+        """The rate of the grader with this name, None when the run has none (made before the grader was added)."""
+        return next((r for r in self.rates[1:] if r.name == grader), None)
+
     @property
     def active(self) -> bool:
         """Whether the run may still change."""
@@ -56,6 +61,7 @@ class EvalRow:
 
     eval: Eval
     source: str
+    n_items: int | None
     n_runs: int
     latest: RunRow | None
 
@@ -77,7 +83,20 @@ def model_groups(session: Session, settings: Settings) -> list[tuple[str, list[M
     return [(KIND_LABELS.get(kind, kind), models) for kind, models in groups.items() if models]
 
 
-def evals_overview(session: Session) -> dict[str, Any]:
+def count_items(session: Session, settings: Settings, row: Eval) -> int | None:
+    """How many examples the eval's split holds now (examples without a prompt included), or uploaded items."""
+    if row.dataset_id is None:
+        items = stored_items(settings, row.id)
+        return None if items is None else len(items)
+    query = select(func.count()).select_from(Example).where(col(Example.dataset_id) == row.dataset_id)
+    if row.split == "validation":
+        query = query.where(col(Example.split) == "validation")
+    elif row.split == "train":
+        query = query.where(or_(col(Example.split) == "train", col(Example.split).is_(None)))
+    return int(session.exec(query).one())
+
+
+def evals_overview(session: Session, settings: Settings) -> dict[str, Any]:
     """The newest evals with their source, grader count, run count and latest finished run's pass rate."""
     evals, has_more = list_evals(session, limit=100)
     ids = [e.id for e in evals]
@@ -95,6 +114,7 @@ def evals_overview(session: Session) -> dict[str, Any]:
         EvalRow(
             eval=e,
             source=source_label(e, datasets.get(e.dataset_id) if e.dataset_id else None),
+            n_items=count_items(session, settings, e),
             n_runs=int(counts.get(e.id, 0)),
             latest=RunRow(latest[e.id], grader_rates(latest[e.id])) if e.id in latest else None,
         )

@@ -35,8 +35,9 @@ def make_run(
     model: str,
     answers: dict[int, str | None],
     status: EvalRunStatus = EvalRunStatus.completed,
+    graders: tuple[str, ...] = ("exact",),
 ) -> EvalRun:
-    """A run whose item i answered answers[i] (None: the generation failed), graded by exact match."""
+    """A run whose item i answered answers[i] (None: the generation failed); every grader passes the right sum."""
     run = EvalRun(eval_id=eval_id, model=model, name=f"{model} run", data_source={"type": "completions"})
     run.status = status
     session.add(run)
@@ -51,7 +52,7 @@ def make_run(
         else:
             sample = {"input": item["messages"], "output": [{"role": "assistant", "content": answer}], "error": None}
             passed = answer == item["reference"]
-            results = [{"name": "exact", "type": "string_check", "score": float(passed), "passed": passed}]
+            results = [{"name": g, "type": "string_check", "score": float(passed), "passed": passed} for g in graders]
             status_text = "pass" if passed else "fail"
             counts["passed" if passed else "failed"] += 1
         session.add(
@@ -60,7 +61,7 @@ def make_run(
     run.n_items = run.n_done = len(answers)
     run.result_counts = {"total": len(answers), **counts}
     run.per_testing_criteria_results = [
-        {"testing_criteria": "exact", "passed": counts["passed"], "failed": counts["failed"]}
+        {"testing_criteria": g, "passed": counts["passed"], "failed": counts["failed"]} for g in graders
     ]
     run.finished_at = utcnow()
     session.add(run)

@@ -207,7 +207,7 @@ def test_a_blind_review_shows_no_names_and_reveals_them_on_the_results(client, s
     assert response.headers["HX-Redirect"] == f"/reviews/{review.id}/results"
     results = client.get(f"/reviews/{review.id}/results").text
     assert "tiny-llama" in results and "ft:tiny-llama:x:ftjob-1" in results
-    assert "ties count half" in results and 'id="ties">1<' in results
+    assert "a tie counts half" in results and 'id="ties">1<' in results
     votes = session.exec(select(PairwiseVote).where(PairwiseVote.review_id == review.id)).all()
     wins = sum(v.choice == "a" for v in votes)
     assert f'id="wins">{wins}<' in results and f'id="losses">{4 - wins}<' in results

@@ -52,7 +52,7 @@ def _new_form_context(session: SessionDep, request: Request, values: dict[str, s
 @router.get("/evals")
 def evals_list(request: Request, session: SessionDep):
     """Every eval with its source, graders, runs and the latest finished run's pass rate."""
-    return render(request, "evals/list.html", dashboard.evals_overview(session))
+    return render(request, "evals/list.html", dashboard.evals_overview(session, request.app.state.settings))
 
 
 @router.get("/evals/new")
