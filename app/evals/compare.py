@@ -60,9 +60,17 @@ class RatePair:
         return self.b.rate - self.a.rate
 
 
+def verdicts(row: EvalRunItem) -> dict[str, bool | None]:
+    """Each grader's verdict on an item: passed, failed, or None when the grader could not grade it."""
+    out: dict[str, bool | None] = {}
+    for result in row.results or []:
+        out[str(result.get("name", ""))] = None if result.get("error") else bool(result.get("passed"))
+    return out
+
+
 @dataclass(frozen=True)
 class ChangedItem:
-    """An item whose outcome differs between the runs, with both outputs."""
+    """An item whose outcome differs between the runs (the item's, or a grader's), with both outputs."""
 
     item_index: int
     item: dict[str, Any]
@@ -70,13 +78,23 @@ class ChangedItem:
     b: EvalRunItem
 
     @property
+    def flipped(self) -> list[str]:
+        """The graders whose verdict differs between the runs."""
+        a, b = verdicts(self.a), verdicts(self.b)
+        return [name for name in dict.fromkeys([*a, *b]) if a.get(name) != b.get(name)]
+
+    @property
     def direction(self) -> str:
-        """`better` (B passes where A did not), `worse` (A passed, B does not) or `changed` (errors involved)."""
-        if self.b.status == "pass":
-            return "better"
-        if self.a.status == "pass":
-            return "worse"
-        return "changed"
+        """`better` (B passes where A did not, or more of its graders do), `worse` (the reverse), or `changed`
+        (errors involved, or as many graders flipped each way)."""
+        if self.a.status != self.b.status:
+            if self.b.status == "pass":
+                return "better"
+            if self.a.status == "pass":
+                return "worse"
+            return "changed"
+        gained = sum(1 for v in verdicts(self.b).values() if v) - sum(1 for v in verdicts(self.a).values() if v)
+        return "better" if gained > 0 else "worse" if gained < 0 else "changed"
 
 
 @dataclass
@@ -171,7 +189,8 @@ def pick_pair(
 
 
 def compare_runs(session: Session, run_a_id: str, run_b_id: str) -> RunComparison:
-    """Pass rates of both runs over the items both have, and the items whose outcome changed from A to B."""
+    """Pass rates of both runs over the items both have, and the items whose outcome, or a grader's verdict,
+    changed from A to B."""
     run_a, run_b = same_eval_runs(session, run_a_id, run_b_id)
     items_a, items_b = run_items(session, run_a.id), run_items(session, run_b.id)
     common = sorted(set(items_a) & set(items_b))
@@ -182,7 +201,7 @@ def compare_runs(session: Session, run_a_id: str, run_b_id: str) -> RunCompariso
     changed = [
         ChangedItem(i, items_a[i].item or {}, items_a[i], items_b[i])
         for i in common
-        if items_a[i].status != items_b[i].status
+        if items_a[i].status != items_b[i].status or verdicts(items_a[i]) != verdicts(items_b[i])
     ]
     return RunComparison(run_a, run_b, pairs, len(common), changed)
 

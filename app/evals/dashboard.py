@@ -190,6 +190,24 @@ def _item_row(row: EvalRunItem) -> ItemRow:
     return ItemRow(row, prompt_messages(row.item, sample), output_text(sample), message)
 
 
+def run_facts(run: EvalRun) -> dict[str, Any]:
+    """How the run asked (prompt, sampling), what it used (tokens per model) and how long it took, in words."""
+    source = run.data_source or {}
+    spec = source.get("input_messages") or {}
+    if spec.get("type") == "template":
+        template = spec.get("template") or []
+        prompt = " / ".join(str(m.get("content", "")) for m in template if isinstance(m, dict))
+    else:
+        prompt = f"{spec.get('item_reference', 'item.messages')}, as they are"
+    sampling = source.get("sampling_params") or {}
+    shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sampling.items() if v is not None)
+    took = None
+    if run.started_at is not None and run.finished_at is not None:
+        seconds = max(0, int((run.finished_at - run.started_at).total_seconds()))
+        took = f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+    return {"prompt": prompt, "sampling": shown or "defaults", "usage": run.per_model_usage or [], "took": took}
+
+
 def run_page(session: Session, eval_id: str, run_id: str, status: str = "", offset: int = 0) -> dict[str, Any]:
     """A run: progress, rates per grader, and a page of its items (all, or those that passed, failed or errored)."""
     if status not in ITEM_FILTERS:
@@ -208,6 +226,7 @@ def run_page(session: Session, eval_id: str, run_id: str, status: str = "", offs
         "eval": row,
         "run": run,
         "rates": grader_rates(run),
+        "facts": run_facts(run),
         "items": [_item_row(r) for r in page[:ITEMS_PER_PAGE]],
         "has_next": len(page) > ITEMS_PER_PAGE,
         "offset": offset,

@@ -12,24 +12,25 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from app.config import Settings
 from app.engine.chat_types import ChatParams
 from app.engine.inference import ChatEngine
 from app.errors import Conflict, Invalid, NotFound
+from app.evals.answering import Judges
 from app.evals.compare import output_text, prompt_messages, run_items, same_eval_runs
 from app.evals.stats import win_rate
 from app.jobs.model_catalog import resolve_model
-from app.providers.registry import get_provider
 from app.tables import EvalRun, EvalRunItem, PairwiseReview, PairwiseVote
 from app.tables.common import utcnow
 
 CHOICES = ("a", "b", "tie")
 SIDES = ("left", "right", "tie")
-JUDGE_TOKENS = 16  # "1", "2" or "tie" and a little room for a model that adds a word
+# Greedy and short: "1", "2" or "tie", with a little room for a model that adds a word.
+JUDGE_PARAMS = ChatParams(temperature=0.0, top_p=1.0, max_tokens=16)
 
 
 @dataclass(frozen=True)
@@ -277,39 +278,36 @@ def judge_review(
     both_orders: bool = True,
 ) -> ReviewResults:
     """Let a model vote on every item still without a choice; with both_orders it sees each pair both ways round
-    and a verdict that flips with the order (position bias) counts as a tie."""
+    and a verdict that flips with the order (position bias) counts as a tie. It chats the way the executor's judge
+    graders do (app/evals/answering.py); a judge that cannot answer stops here, the votes cast so far kept."""
     review = get_review(session, review_id)
     resolve_model(session, settings, judge_model)  # NotFound now, before any item is judged
-    votes = _votes(session, review.id)
-    for position, vote in enumerate(votes, start=1):
-        if vote.choice is not None:
-            continue
-        pair = pair_of(session, review, vote, position, len(votes))
-        text_a, text_b = (pair.left, pair.right) if vote.a_first else (pair.right, pair.left)
-        orders = [True, False] if both_orders else [vote.a_first]
-        choices, replies = [], []
-        for a_first in orders:
-            first, second = (text_a, text_b) if a_first else (text_b, text_a)
-            reply = chat_text(session, settings, chat_engine, judge_model, judge_messages(pair, first, second))
-            replies.append(f"{'A' if a_first else 'B'} first: {reply.strip()[:300]}")
-            choices.append(_order_choice(parse_verdict(reply), a_first))
-        known = [c for c in choices if c is not None]
-        choice = known[0] if known and all(c == known[0] for c in known) else "tie"
-        cast_vote(session, review.id, vote.item_index, choice, reason=f"{judge_model}: " + " | ".join(replies))
+    bind = session.get_bind()
+    judges = Judges(settings, bind if isinstance(bind, Engine) else bind.engine, chat_engine)
+    try:
+        votes = _votes(session, review.id)
+        for position, vote in enumerate(votes, start=1):
+            if vote.choice is None:
+                _judge_one(
+                    session, judges, judge_model, pair_of(session, review, vote, position, len(votes)), both_orders
+                )
+    finally:
+        judges.close()
     review.judge = judge_model
     session.add(review)
     session.commit()
     return review_results(session, review.id)
 
 
-def chat_text(
-    session: Session, settings: Settings, chat_engine: ChatEngine, model_id: str, messages: list[dict[str, str]]
-) -> str:
-    """A model's whole reply, greedy and short: local models through the app's engine, remote ones their provider."""
-    resolved = resolve_model(session, settings, model_id)
-    options: dict[str, Any] = (
-        {"chat_engine": chat_engine} if resolved.provider == "local" else {"engine": session.get_bind()}
-    )
-    with get_provider(resolved.provider, settings, **options) as provider:
-        chunks = provider.stream_chat(resolved.ref, messages, ChatParams(temperature=0.0, max_tokens=JUDGE_TOKENS))
-        return "".join(chunk.text for chunk in chunks)
+def _judge_one(session: Session, judges: Judges, judge_model: str, pair: ReviewItem, both_orders: bool) -> None:
+    vote = pair.vote
+    text_a, text_b = (pair.left, pair.right) if vote.a_first else (pair.right, pair.left)
+    choices, replies = [], []
+    for a_first in [True, False] if both_orders else [vote.a_first]:
+        first, second = (text_a, text_b) if a_first else (text_b, text_a)
+        reply = judges.ask(judge_model, judge_messages(pair, first, second), JUDGE_PARAMS)
+        replies.append(f"{'A' if a_first else 'B'} first: {reply.strip()[:300]}")
+        choices.append(_order_choice(parse_verdict(reply), a_first))
+    known = [c for c in choices if c is not None]
+    choice = known[0] if known and all(c == known[0] for c in known) else "tie"
+    cast_vote(session, pair.review.id, vote.item_index, choice, reason=f"{judge_model}: " + " | ".join(replies))

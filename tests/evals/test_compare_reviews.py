@@ -28,6 +28,20 @@ def test_compare_finds_the_items_that_changed_outcome_with_both_outputs(session)
     assert (result.count("better"), result.count("worse"), result.count("changed")) == (2, 1, 1)
 
 
+def test_an_item_is_changed_when_one_grader_s_verdict_flips_though_it_fails_in_both(session):
+    ev = make_eval(session)
+    a = make_run(session, ev.id, "a", {0: "x", 1: "y"}, graders=("exact", "pattern"))
+    b = make_run(session, ev.id, "b", {0: "x", 1: "y"}, graders=("exact", "pattern"))
+    row = reviews.run_items(session, b.id)[0]
+    row.results = [row.results[0], {**row.results[1], "passed": True, "score": 1.0}]
+    session.add(row)
+    session.commit()
+    result = compare_runs(session, a.id, b.id)
+    assert [(c.item_index, c.direction, c.flipped) for c in result.changed] == [(0, "better", ["pattern"])]
+    assert result.changed[0].a.status == result.changed[0].b.status == "fail"
+    assert compare_runs(session, b.id, a.id).changed[0].direction == "worse"
+
+
 def test_compare_gives_each_grader_s_rate_for_both_runs_errors_apart(session):
     _, base, tuned = two_runs(session)
     rates = {pair.name: pair for pair in compare_runs(session, base.id, tuned.id).rates}
@@ -174,7 +188,13 @@ class ScriptedJudge:
     def __init__(self, mode: str):
         self.mode, self.prompts = mode, []
 
-    def __call__(self, session, settings, chat_engine, model_id, messages):
+    def __call__(self, *args, **kwargs):
+        return self  # stands in for the Judges class too
+
+    def close(self):
+        self.closed = True
+
+    def ask(self, model_id, messages, params):
         self.prompts.append(messages)
         if self.mode == "first":
             return "1"
@@ -190,11 +210,11 @@ class ScriptedJudge:
 def test_a_judge_votes_on_every_item_seeing_both_orders(session, settings, monkeypatch):
     _, base, tuned = two_runs(session)
     judge = ScriptedJudge("fair")
-    monkeypatch.setattr(reviews, "chat_text", judge)
+    monkeypatch.setattr(reviews, "Judges", judge)
     monkeypatch.setattr(reviews, "resolve_model", lambda *args: None)
     review = reviews.create_review(session, base.id, tuned.id)
     results = reviews.judge_review(session, settings, None, review.id, "judge-model")
-    assert len(judge.prompts) == 10  # five items, both orders
+    assert len(judge.prompts) == 10 and judge.closed  # five items, both orders
     assert judge.prompts[0][0]["role"] == "system" and "Reply with one word" in judge.prompts[0][0]["content"]
     # Base right alone on item 1; tuned right alone on items 2 and 3; both right on 0, both wrong on 4.
     assert (results.wins, results.losses, results.ties, results.pending) == (1, 2, 2, 0)
@@ -205,7 +225,7 @@ def test_a_judge_votes_on_every_item_seeing_both_orders(session, settings, monke
 
 def test_a_judge_that_always_picks_the_first_answer_ends_in_ties(session, settings, monkeypatch):
     _, base, tuned = two_runs(session)
-    monkeypatch.setattr(reviews, "chat_text", ScriptedJudge("first"))
+    monkeypatch.setattr(reviews, "Judges", ScriptedJudge("first"))
     monkeypatch.setattr(reviews, "resolve_model", lambda *args: None)
     review = reviews.create_review(session, base.id, tuned.id)
     results = reviews.judge_review(session, settings, None, review.id, "judge-model")

@@ -130,6 +130,7 @@ def test_starting_a_run_queues_it_and_opens_its_live_page(client, session, an_ev
     assert run.data_source["input_messages"] == {"type": "item_reference", "item_reference": "item.messages"}
     page = client.get(f"/evals/{an_eval.id}/runs/{run.id}").text
     assert 'hx-trigger="every 1s"' in page and "0 of 4 items done" in page and "Cancel run" in page
+    assert "item.messages, as they are" in page and "temperature 0.0" in page
     live = client.get(f"/evals/{an_eval.id}/runs/{run.id}", headers=HX).text
     assert live.lstrip().startswith('<div id="run-live"') and "<html" not in live
     response = client.post(f"/evals/{an_eval.id}/runs/{run.id}/cancel", headers=HX)
@@ -177,10 +178,16 @@ def test_the_compare_page_shows_rates_side_by_side_and_the_changed_items(client,
     html = client.get(f"/evals/{ev.id}/compare?run={tuned.id}&run={base.id}").text  # ticked: the older is A
     a_at, b_at = html.index('<span class="side-tag">A</span>'), html.index('<span class="side-tag">B</span>')
     assert html.index("tiny-llama run", a_at) < b_at
-    assert "+10 pts" in html and "2 better in B, 1 worse, 1 with errors" in html
+    assert "+10 pts" in html and "2 better in B, 1 worse, 1 changed otherwise" in html
     assert 'id="item-1"' in html and 'id="item-2"' in html and 'id="item-0"' not in html
     item = html.split('id="item-1"')[1].split("</article>")[0]
-    assert "worse in B" in item and '<div class="output">2</div>' in item and '<div class="output">3</div>' in item
+    assert (
+        "worse in B" in item
+        and "pass → fail" in item
+        and "graders that changed: exact" in item
+        and '<div class="output">2</div>' in item
+        and '<div class="output">3</div>' in item
+    )
     assert html == client.get(f"/evals/{ev.id}/compare?a={base.id}&b={tuned.id}").text
     assert client.get(f"/evals/{ev.id}/compare?run={base.id}").status_code == 400
     assert client.get(f"/evals/{ev.id}/compare?a={base.id}&b=evalrun_x").status_code == 404
@@ -241,7 +248,14 @@ def test_a_review_of_unfinished_runs_is_refused_in_words(client, session):
 def test_a_judge_model_reviews_from_the_compare_page(client, session, monkeypatch):
     from app.evals import reviews
 
-    monkeypatch.setattr(reviews, "chat_text", lambda *args: "1")
+    class AlwaysFirst:
+        def ask(self, model_id, messages, params):
+            return "1"
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(reviews, "Judges", lambda *args: AlwaysFirst())
     ev, base, tuned = two_runs(session)
     response = client.post(
         f"/evals/{ev.id}/reviews", data={"a": base.id, "b": tuned.id, "judge": "tiny-llama"}, headers=HX
