@@ -22,6 +22,16 @@
     if (graders && window.htmx) htmx.trigger(graders, "grader-removed");
   });
 
+  // The live check names the fields it refuses: outline them in the form.
+  document.addEventListener("htmx:afterSwap", function () {
+    if (!document.getElementById("grader-check")) return;
+    document.querySelectorAll("#graders .has-error").forEach(function (el) { el.classList.remove("has-error"); });
+    document.querySelectorAll("#grader-check [data-field]").forEach(function (li) {
+      var field = document.querySelector('#graders [name="' + li.getAttribute("data-field") + '"]');
+      if (field) field.classList.add("has-error");
+    });
+  });
+
   // Two runs: ticking a third unticks the oldest tick; the buttons work only with exactly two.
   var ticked = [];
   function syncPicks() {

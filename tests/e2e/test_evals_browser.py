@@ -48,9 +48,11 @@ def test_compare_two_runs_and_review_five_items_blind(page, e2e_server):
     regex.locator("input[name=g1_pattern]").fill("[A-Z")
     expect(page.locator("#grader-check")).to_contain_text("Grader 2")
     expect(page.locator("#grader-check li.error")).to_have_count(1)
+    expect(regex.locator("input[name=g1_pattern]")).to_have_class(re.compile("has-error"))
     screenshot(page, "evals-01-new-eval")
     regex.locator("input[name=g1_pattern]").fill("U")
     expect(page.locator("#grader-check li.error")).to_have_count(0)
+    expect(regex.locator("input[name=g1_pattern]")).not_to_have_class(re.compile("has-error"))
     page.get_by_role("button", name="Create eval").click()
     expect(page).to_have_url(re.compile(r"/evals/eval_[0-9a-f]+$"))
     eval_url = page.url
