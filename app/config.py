@@ -188,6 +188,15 @@ class Settings(BaseSettings):
         "1.5x the tokens/s on 2 cores); without a compiler it falls back by itself. false/0: torch ops only.",
     )
 
+    eval_batch_size: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="How many conversations the local engine decodes at once in an evaluation run (one step "
+        "multiplies every conversation's token by each weight in one read). Larger batches use more memory (each "
+        "conversation keeps its own KV cache); past about 16 the 2-core CPU gains little (bench/README.md).",
+    )
+
     @field_validator("engine_spin", mode="before")
     @classmethod
     def _spin_from_digits(cls, value: Any) -> Any:

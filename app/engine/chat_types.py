@@ -33,3 +33,22 @@ class ChatChunk:
     text: str
     finish_reason: str | None = None
     usage: dict | None = None
+
+
+@dataclass
+class Completion:
+    """One finished reply of a batch: its text (cut before a stop string), why it ended ("stop", "length", or
+    "error" with `error` and `error_code` saying why no reply was made) and its token counts."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None
+    error_code: str | None = None
+
+    @property
+    def usage(self) -> dict:
+        """Token counts in OpenAI's usage shape."""
+        total = self.prompt_tokens + self.completion_tokens
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "total_tokens": total}

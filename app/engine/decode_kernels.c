@@ -1,4 +1,4 @@
-/* The small per-token steps of the lean decoder (app/engine/lean.py), fused into three C calls per layer half.
+/* The small per-token steps of the CPU decoder (app/engine/cpu_decoder.py), fused into three C calls per layer half.
 
 Why: a decoded token of a 135M Llama runs ~30 tiny torch ops per layer beside its 4 matmuls; each op costs a few
 microseconds of dispatch and allocation, ~5 ms a token in all, as much as half the matmuls. Here each stretch
@@ -107,5 +107,48 @@ void tb_swiglu(const void *gate_up, int gate_up_bf16, int64_t width, void *out, 
         const float gate = load(gate_up, gate_up_bf16, i);
         const float up = load(gate_up, gate_up_bf16, width + i);
         store(out, out_bf16, i, gate / (1.0f + expf(-gate)) * up);
+    }
+}
+
+/* The batched decode step (batch_decoder.py): the same three stretches for `rows` conversations at once, each row
+   through the single-row function above, so a row's arithmetic is exactly what it would be decoded alone. */
+
+static inline const void *row_at(const void *data, int is_bf16, int64_t index) {
+    return (const char *)data + index * (is_bf16 ? 2 : 4);
+}
+
+/* x, delta, out: [rows, n]. */
+void tb_residual_norm_rows(float *x, const void *delta, int delta_bf16, const float *weight, int64_t n, float eps,
+                           void *out, int out_bf16, int64_t rows) {
+    for (int64_t r = 0; r < rows; r++) {
+        tb_residual_norm(x + r * n, delta ? row_at(delta, delta_bf16, r * n) : 0, delta_bf16, weight, n, eps,
+                         (void *)row_at(out, out_bf16, r * n), out_bf16);
+    }
+}
+
+/* qkv: [rows, heads + 2 * kv_heads, dim]; row r attends over its own cache: keys[r], values[r] are the base
+   addresses of its [layers, kv_heads, capacities[r], dim] caches, `layer` picks the layer, positions[r] is where its
+   token goes; cos, sin: the rotary tables ([positions, dim]); scratch: float32, heads * (max position + 1);
+   out: [rows, heads, dim]. */
+void tb_attend_rows(const void *qkv, int qkv_bf16, const float *cos, const float *sin, const int64_t *keys,
+                    const int64_t *values, const int64_t *capacities, const int64_t *positions, int64_t layer,
+                    int64_t rows, int64_t heads, int64_t kv_heads, int64_t dim, float *scratch, void *out,
+                    int out_bf16) {
+    const int64_t width = (heads + 2 * kv_heads) * dim;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t layer_floats = kv_heads * capacities[r] * dim;
+        float *layer_keys = (float *)(intptr_t)keys[r] + layer * layer_floats;
+        float *layer_values = (float *)(intptr_t)values[r] + layer * layer_floats;
+        tb_attend(row_at(qkv, qkv_bf16, r * width), qkv_bf16, cos + positions[r] * dim, sin + positions[r] * dim,
+                  layer_keys, layer_values, capacities[r], positions[r], heads, kv_heads, dim, scratch,
+                  (void *)row_at(out, out_bf16, r * heads * dim), out_bf16);
+    }
+}
+
+/* gate_up: [rows, 2 * width]; out: [rows, width]. */
+void tb_swiglu_rows(const void *gate_up, int gate_up_bf16, int64_t width, void *out, int out_bf16, int64_t rows) {
+    for (int64_t r = 0; r < rows; r++) {
+        tb_swiglu(row_at(gate_up, gate_up_bf16, r * 2 * width), gate_up_bf16, width,
+                  (void *)row_at(out, out_bf16, r * width), out_bf16);
     }
 }

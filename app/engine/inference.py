@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.engine import _hf, native
+from app.engine import _hf, batch_generate, native
 from app.engine.catalog import resolve_base_model
-from app.engine.chat_types import ChatChunk, ChatParams, ModelRef
+from app.engine.chat_types import ChatChunk, ChatParams, Completion, ModelRef
 from app.engine.cpu_share import CoreShare
+from app.engine.decoding import Detokenizer, Step, held_back, hf_steps, next_token, stop_list
 from app.engine.tokenizer import load_tokenizer, render_chat
 from app.errors import Invalid, NotFound
 
@@ -28,8 +29,6 @@ CACHE_SIZE = 3  # loaded models kept in memory; the compare view needs two at on
 # One load at a time in the whole process, whichever engine asks: transformers' meta-device init and
 # quantize_dynamic are not safe to run concurrently (two cold models in the compare view crashed with meta tensors).
 _load_lock = threading.Lock()
-
-Step = Callable[[list[int]], Any]  # token ids in (the prompt, then one at a time), next-token logits out
 
 
 @dataclass
@@ -191,13 +190,13 @@ class ChatEngine:
                 param="messages",
             )
         max_tokens = min(params.max_tokens, room)
-        stops = _stop_list(params.stop)
+        stops = stop_list(params.stop)
         generator = None
         if params.seed is not None:
             generator = torch.Generator().manual_seed(params.seed)
 
         generated: list[int] = []
-        detokenizer = _Detokenizer(tokenizer)
+        detokenizer = Detokenizer(tokenizer)
         text = ""
         emitted = 0
         finish = "length"
@@ -205,7 +204,7 @@ class ChatEngine:
         if loaded.decoder is not None:
             step = self._decoder_steps(loaded.decoder, len(prompt_ids) + max_tokens)
         else:
-            step = _hf_steps(model)
+            step = hf_steps(model)
         next_ids = prompt_ids
         for _ in range(max_tokens):
             if should_stop is not None and should_stop():
@@ -213,7 +212,7 @@ class ChatEngine:
                 break
             # Grad mode is thread-local and this generator may resume on another worker thread: scope it per step.
             with torch.inference_mode():
-                token = _next_token(step(next_ids), params, generator)
+                token = next_token(step(next_ids), params, generator)
             if token in loaded.eos_ids:
                 finish = "stop"
                 break
@@ -226,7 +225,7 @@ class ChatEngine:
                     yield ChatChunk(text[emitted : min(hits)])
                 finish, by_string = "stop", True
                 break
-            safe = len(text) - _held_back(text, stops)
+            safe = len(text) - held_back(text, stops)
             if safe > emitted:
                 yield ChatChunk(text[emitted:safe])
                 emitted = safe
@@ -242,6 +241,34 @@ class ChatEngine:
         }
         yield ChatChunk("", finish_reason=finish, usage=usage)
 
+    def generate_batch(
+        self,
+        ref: ModelRef,
+        conversations: list[list[dict]],
+        params: ChatParams,
+        should_stop: Callable[[], bool] | None = None,
+        batch_size: int | None = None,
+        on_done: Callable[[int, Completion], None] | None = None,
+    ) -> list[Completion]:
+        """A reply to each conversation, decoded many at a time (batch_generate.py); stream_chat's rules per reply.
+
+        A conversation that cannot be generated gets an "error" completion without failing the others; on_done(index,
+        completion) is called as each reply ends; should_stop() is checked every step. batch_size defaults to the
+        eval_batch_size setting."""
+        _hf.prepare(self.settings.engine_spin)
+        loaded = self.get_model(ref)
+        return batch_generate.generate(
+            loaded,
+            ref.name,
+            conversations,
+            params,
+            spin=self.settings.engine_spin,
+            cores=self.cores,
+            batch_size=batch_size or self.settings.eval_batch_size,
+            should_stop=should_stop,
+            on_done=on_done,
+        )
+
 
 def _cache_key(ref: ModelRef) -> tuple:
     adapter = None
@@ -252,79 +279,3 @@ def _cache_key(ref: ModelRef) -> tuple:
         # A rewritten adapter (same path, new file) must not be served from the old cache entry.
         adapter = (str(Path(ref.adapter_path).resolve()), weights.stat().st_mtime_ns)
     return (ref.base_model, adapter)
-
-
-def _stop_list(stop) -> list[str]:
-    if stop is None:
-        return []
-    return [s for s in ([stop] if isinstance(stop, str) else stop) if s]
-
-
-def _held_back(text: str, stops: list[str]) -> int:
-    """How many trailing characters might still become a stop string (or finish a multi-byte character)."""
-    hold = 0
-    for stop in stops:
-        for n in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:n]):
-                hold = max(hold, n)
-                break
-    if text.endswith("\ufffd"):  # bytes of a character still arriving
-        hold = max(hold, len(text) - len(text.rstrip("\ufffd")))
-    return hold
-
-
-class _Detokenizer:
-    """The reply's text so far, decoding only the last few tokens per step (re-decoding the whole reply each token
-    is quadratic). A piece is taken once it ends in whole characters; the window starts a token back so tokenizers
-    that drop a leading space at the start of a decode still see their context."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.text = ""
-        self._prefix = self._read = 0  # ids[_prefix:_read] is context already in text; ids[_read:] are pending
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    def add(self, token: int) -> str:
-        """Append a token; returns the text so far, with pending bytes of an unfinished character shown as U+FFFD."""
-        self.ids.append(token)
-        context = self._decode(self.ids[self._prefix : self._read])
-        window = self._decode(self.ids[self._prefix :])
-        if window.endswith("\ufffd"):
-            return self.text + window[len(context) :]
-        if len(window) > len(context):
-            self.text += window[len(context) :]
-            self._prefix, self._read = self._read, len(self.ids)
-        return self.text
-
-
-def _next_token(logits, params: ChatParams, generator) -> int:
-    import torch
-
-    if params.temperature <= 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / params.temperature, dim=-1)
-    if params.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        cumulative = torch.cumsum(sorted_probs, dim=-1)
-        # Keep the smallest set whose mass reaches top_p (the first token always stays).
-        drop = cumulative - sorted_probs > params.top_p
-        sorted_probs[drop] = 0.0
-        choice = torch.multinomial(sorted_probs, 1, generator=generator)
-        return int(order[choice])
-    return int(torch.multinomial(probs, 1, generator=generator))
-
-
-def _hf_steps(model) -> Step:
-    import torch
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=model.config)
-
-    def step(ids: list[int]):
-        out = model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[0, -1]
-
-    return step

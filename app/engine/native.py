@@ -33,6 +33,10 @@ SIGNATURES = {
     "tb_residual_norm": [_P, _P, _I, _P, _L, _F, _P, _I],
     "tb_attend": [_P, _I, _P, _P, _P, _P, _L, _L, _L, _L, _L, _P, _P, _I],
     "tb_swiglu": [_P, _I, _L, _P, _I],
+    # The batched step's (batch_decoder.py): the same work for several conversations in one call.
+    "tb_residual_norm_rows": [_P, _P, _I, _P, _L, _F, _P, _I, _L],
+    "tb_attend_rows": [_P, _I, _P, _P, _P, _P, _P, _P, _L, _L, _L, _L, _L, _P, _P, _I],
+    "tb_swiglu_rows": [_P, _I, _L, _P, _I, _L],
 }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.config import Settings
+from app.datasets.datasets import delete_dataset
 from app.engine.inference import ChatEngine
 from app.errors import DomainError
 from app.evals.answering import Answer, Answerer, Judges
@@ -77,9 +78,13 @@ class Tally:
 
     def values(self, model: str, judges: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
         """The run columns these counts fill."""
-        per_model = [{"model_name": model, **_usage_shape(self.usage)}] if self.usage else []
+        # One entry a model: a model that also judges has its judging counted in with its answers.
+        totals: dict[str, dict[str, int]] = {model: dict(self.usage)} if self.usage else {}
         for name, used in (judges or {}).items():
-            per_model.append({"model_name": name, **_usage_shape(used)})
+            into = totals.setdefault(name, {})
+            for key, value in used.items():
+                into[key] = into.get(key, 0) + value
+        per_model = [{"model_name": name, **_usage_shape(used)} for name, used in totals.items()]
         return {
             "n_done": self.passed + self.failed + self.errored,
             "result_counts": {
@@ -236,11 +241,14 @@ def run_eval(
     finally:
         answerer.close()
         judges.close()
-    if tally.done < len(items) and (stop.cancelled or stop.cancel()):
-        ended = finish_run(engine, run.id, worker_id, EvalRunStatus.canceled)
-        return EvalRunStatus.canceled if ended else None
     if tally.done < len(items):
-        return None  # stopped early: the caller hands the run back
+        if stop.cancelled or stop.cancel():
+            ended = finish_run(engine, run.id, worker_id, EvalRunStatus.canceled)
+            return EvalRunStatus.canceled if ended else None
+        if should_stop():
+            return None  # stopped early: the caller hands the run back
+        missing = len(items) - tally.done
+        return _fail(engine, run, worker_id, "internal_error", f"{missing} items got no answer from the generator.")
     return _complete(settings, engine, run, worker_id, tally)
 
 
@@ -256,8 +264,6 @@ def _complete(settings: Settings, engine: Engine, run: _Run, worker_id: str, tal
             dataset_id = capture_dataset(session, settings, run.id)
     ended = finish_run(engine, run.id, worker_id, EvalRunStatus.completed, output_dataset_id=dataset_id)
     if not ended and dataset_id is not None:
-        from app.datasets.datasets import delete_dataset
-
         with Session(engine) as session:
             delete_dataset(session, dataset_id)  # the run was lost meanwhile: its new owner captures again
     return EvalRunStatus.completed if ended else None

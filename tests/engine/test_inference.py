@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from app.engine import inference
+from app.engine.decoding import Detokenizer
 from app.engine.chat_types import ChatParams, ModelRef
 from app.engine.train import run_training
 from app.errors import Invalid
@@ -73,7 +73,7 @@ def test_the_streamed_text_equals_decoding_the_whole_reply_at_once(tiny_model_di
     sequences = [tokenizer(text, add_special_tokens=False)["input_ids"]]
     sequences += [[rng.randrange(len(tokenizer)) for _ in range(rng.randint(1, 30))] for _ in range(200)]
     for ids in sequences:
-        detokenizer = inference._Detokenizer(tokenizer)
+        detokenizer = Detokenizer(tokenizer)
         for token in ids:
             streamed = detokenizer.add(token)
         whole = tokenizer.decode(ids, skip_special_tokens=True)
