@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.errors import Invalid
@@ -309,12 +309,17 @@ def run_from_form(session: Session, settings: Settings, eval_id: str, form: dict
         data_source["input_messages"] = {"type": "template", "template": template}
     if row.dataset_id is None:
         items = stored_items(settings, row.id)
-        if items is None:
-            raise Invalid(
-                "This eval has no items of its own (it was made through the API): start its runs there.",
-                param="model",
-            )
-        data_source["source"] = {"type": "file_content", "content": [{"item": item} for item in items]}
+        if items is not None:
+            data_source["source"] = {"type": "file_content", "content": [{"item": item} for item in items]}
+        else:  # made through the API: its runs bring their items; a new one answers those the latest run answered
+            latest = session.exec(
+                select(EvalRun).where(col(EvalRun.eval_id) == row.id).order_by(col(EvalRun.created_at).desc())
+            ).first()
+            if latest is None:
+                raise Invalid("This eval has no items of its own yet: start its first run through the API.")
+            data_source["source"] = latest.data_source.get("source")
+            if not prompt and latest.data_source.get("input_messages"):
+                data_source["input_messages"] = latest.data_source["input_messages"]
     return create_run(
         session, settings, row.id, model=form.get("model", ""), data_source=data_source, name=form.get("name") or None
     )

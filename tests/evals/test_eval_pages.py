@@ -158,6 +158,24 @@ def test_a_run_of_uploaded_items_sends_them_with_the_template(client, session, s
     assert run.data_source["input_messages"]["template"] == [{"role": "user", "content": "{{item.question}}"}]
 
 
+def test_an_eval_made_through_the_api_runs_the_items_of_its_latest_run(client, session, settings):
+    from app.evals.evals import create_eval
+    from app.evals.runs import create_run
+
+    row = create_eval(session, settings, name="api made", testing_criteria=[])
+    refused = client.post(f"/evals/{row.id}/runs", data={"model": "tiny-llama"}, headers=HX)
+    assert refused.status_code == 400 and "through the API" in refused.text
+    template = {"type": "template", "template": [{"role": "user", "content": "{{item.q}}"}]}
+    source = {"type": "file_content", "content": [{"item": {"q": "hi"}}, {"item": {"q": "bye"}}]}
+    create_run(
+        session, settings, row.id, model="tiny-llama", data_source={"input_messages": template, "source": source}
+    )
+    response = client.post(f"/evals/{row.id}/runs", data={"model": "tiny-llama", "name": "again"}, headers=HX)
+    assert response.status_code == 200, response.text
+    again = session.exec(select(EvalRun).where(EvalRun.name == "again")).one()
+    assert again.n_items == 2 and again.data_source["input_messages"] == template
+
+
 def test_a_run_page_shows_rates_items_and_filters_by_outcome(client, session):
     ev, base, _ = two_runs(session)
     html = client.get(f"/evals/{ev.id}/runs/{base.id}").text
@@ -267,6 +285,29 @@ def test_a_judge_model_reviews_from_the_compare_page(client, session, monkeypatc
     assert "tiny-llama: A first: 1 | B first: 1" in results
     listed = client.get(f"/evals/{ev.id}").text
     assert f'href="/reviews/{review.id}/results"' in listed and "judged by tiny-llama" in listed
+
+
+def test_a_judge_model_votes_on_the_items_left(client, session, monkeypatch):
+    from app.evals import reviews
+
+    class SaysTwo:
+        def ask(self, model_id, messages, params):
+            return "2"
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(reviews, "Judges", lambda *args: SaysTwo())
+    _, base, tuned = two_runs(session)
+    review = create_review(session, base.id, tuned.id)
+    first = session.exec(select(PairwiseVote).where(PairwiseVote.review_id == review.id).order_by("id")).first()
+    reviews.cast_vote(session, review.id, first.item_index, "a")
+    response = client.post(f"/reviews/{review.id}/judge", data={"model": "tiny-llama"}, headers=HX)
+    assert response.headers["HX-Redirect"] == f"/reviews/{review.id}/results"
+    results = reviews.review_results(session, review.id)
+    assert (results.wins, results.ties, results.pending) == (1, 4, 0)  # "2" both ways round: position bias, a tie
+    missing = client.post(f"/reviews/{review.id}/judge", data={"model": "no-such-model"}, headers=HX)
+    assert missing.status_code == 404
 
 
 # -- CSRF -------------------------------------------------------------------------------------------------------------
