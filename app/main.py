@@ -42,6 +42,7 @@ ROUTER_MODULES = [
     "app.jobs.routes.api",
     "app.jobs.routes.stream",
     "app.playground.routes.pages",
+    "app.evals.routes.pages",
     "app.jobs.routes.models",
     "app.evals.routes.job_panel",
     "app.migrate.routes.pages",
