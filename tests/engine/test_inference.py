@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from app.engine.decoding import Detokenizer
 from app.engine.chat_types import ChatParams, ModelRef
+from app.engine.decoding import Detokenizer
 from app.engine.train import run_training
 from app.errors import Invalid
 from tests.engine.conftest import TINY, make_spec
