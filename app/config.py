@@ -193,8 +193,9 @@ class Settings(BaseSettings):
         ge=1,
         le=256,
         description="How many conversations the local engine decodes at once in an evaluation run (one step "
-        "multiplies every conversation's token by each weight in one read). Larger batches use more memory (each "
-        "conversation keeps its own KV cache); past about 16 the 2-core CPU gains little (bench/README.md).",
+        "multiplies every conversation's token by each weight in one read). On CPU the cost per conversation stops "
+        "falling past 4 (bench/README.md); 16 lets each free core take a group of 8. Each conversation keeps its own "
+        "KV cache, so larger batches use more memory.",
     )
 
     @field_validator("engine_spin", mode="before")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from app.engine.cpu_decoder import LlamaDecoder
 
 DEFAULT_BATCH_SIZE = 16
-MIN_GROUP = 4  # rows per thread: below 4 rows the 4-bit matmul costs ~2.5x more per row (bench/README.md)
+MIN_GROUP = 4  # rows per thread: the 4-bit matmul's cost per row falls ~2.4x from 1 row to 4 (bench/README.md)
 OnDone = Callable[[int, Completion], None]
 
 
