@@ -1,0 +1,1 @@
+"""Evaluations: evals (items + graders), runs per model and checkpoint, comparisons, pairwise reviews."""

@@ -1,0 +1,34 @@
+"""Eval fixtures: settings with the tiny local model registered, a dataset with a validation split, an eval on it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session
+
+from app.evals.evals import create_eval
+from app.tables import Dataset, Eval
+from tests.support.builders import make_dataset
+from tests.support.jobs_fixtures import TINY, settings, tiny_model
+
+STRING_CHECK = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.reference}}",
+    "operation": "eq",
+}
+
+
+@pytest.fixture
+def dataset(session: Session) -> Dataset:
+    """Twelve unsplit arithmetic examples and four in the validation split."""
+    return make_dataset(session, n_train=12, n_validation=4)
+
+
+@pytest.fixture
+def an_eval(session: Session, settings, dataset: Dataset) -> Eval:
+    """An eval over the dataset's validation split with one exact-match grader."""
+    return create_eval(session, settings, name="arith", testing_criteria=[STRING_CHECK], dataset_id=dataset.id)
+
+
+__all__ = ["TINY", "settings", "tiny_model"]
