@@ -89,13 +89,16 @@ def errors(name: str, instance: Any) -> list[ValidationError]:
 
 
 def validate(name: str, instance: Any) -> Any:
-    """Raise SchemaMismatch, naming the first offending field, unless `instance` matches OpenAI's schema `name`."""
+    """Raise SchemaMismatch, naming each offending field, unless `instance` matches OpenAI's schema `name`."""
     found = errors(name, instance)
     if found:
-        error = best_match(found)
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        details = "; ".join(sorted({e.message[:200] for e in error.context or []})[:5])
-        raise SchemaMismatch(f"{name} at {where}: {error.message[:500]}" + (f" [{details}]" if details else ""))
+        lines = []
+        for error in sorted(found, key=lambda e: list(map(str, e.absolute_path)))[:10]:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+            deepest = best_match(error.context) if error.context else None
+            because = f" (closest: {deepest.message[:200]})" if deepest is not None else ""
+            lines.append(f"  at {where}: {error.message[:300]}{because}")
+        raise SchemaMismatch(f"{name}: {len(found)} mismatch(es)\n" + "\n".join(lines))
     return instance
 
 

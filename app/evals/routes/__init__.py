@@ -1,0 +1,1 @@
+"""HTTP routes of this area: pages, `/api` and `/v1`; each module exposes `router`."""
