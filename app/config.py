@@ -47,6 +47,19 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: float = Field(
         default=30.0, description="A running job whose heartbeat is older than this is taken over by another worker."
     )
+    worker_evals: bool = Field(
+        default=True,
+        description="Workers (the embedded one included) also run eval runs, on a second thread beside training, so "
+        "checkpoints are evaluated while a job goes on. false/0: this process's worker leaves eval runs to others "
+        "(e.g. keep them off a training host); with no worker running evals, runs stay queued.",
+    )
+    eval_remote_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Requests an eval run sends at once to a remote model (OpenAI or an OpenAI-compatible API); "
+        "local models are decoded in batches instead (eval_batch_size).",
+    )
     api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("TUNEBOARD_API_KEY"),

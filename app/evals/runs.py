@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from app.config import Settings
 from app.errors import Conflict, Invalid, NotFound
 from app.evals.evals import check_metadata, get_eval
+from app.evals.graders import grader_needs_model
 from app.evals.items import freeze_items, remove_folder, run_folder
 from app.evals.sources import prepare_data_source
 from app.evals.stats import wilson_interval
@@ -57,6 +58,14 @@ def create_run(
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         raise Invalid("A run name is a string of at most 200 characters.", param="name")
     meta = check_metadata(metadata)
+    if purpose == "eval":
+        for index, config in enumerate(row.testing_criteria or []):
+            judge = grader_needs_model(config)
+            if judge is not None:
+                try:
+                    resolve_model(session, settings, judge)
+                except NotFound as exc:
+                    raise NotFound(exc.message, code=exc.code, param=f"testing_criteria[{index}].model") from None
     if job_id is not None and session.get(Job, job_id) is None:
         raise NotFound(f"No fine-tuning job with id {job_id!r}.", code="job_not_found", param="job_id")
     stored, items = prepare_data_source(session, settings, row, model, data_source)

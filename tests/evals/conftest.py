@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlmodel import Session
 
+from app.engine.inference import ChatEngine
 from app.evals.evals import create_eval
 from app.tables import Dataset, Eval
 from tests.support.builders import make_dataset
@@ -32,3 +35,15 @@ def an_eval(session: Session, settings, dataset: Dataset) -> Eval:
 
 
 __all__ = ["TINY", "settings", "tiny_model"]
+
+
+@pytest.fixture
+def chat_engine(settings) -> Iterator[ChatEngine]:
+    """A chat engine of its own on the tiny-model settings, closed after the test."""
+    with ChatEngine(settings) as engine:
+        yield engine
+
+
+def short(max_tokens: int = 6) -> dict:
+    """A run data source over the eval's own items with short greedy answers."""
+    return {"type": "completions", "sampling_params": {"max_completion_tokens": max_tokens}}
