@@ -94,3 +94,12 @@ def test_bad_requests_name_the_field(api, an_eval):
     )
     assert wrong_split.status_code == 400 and wrong_split.json()["param"] == "data_source.source.split"
     assert api.get("/api/evals/eval_missing/runs").status_code == 404
+
+
+def test_the_api_reference_lists_both_the_api_and_the_openai_routes(api):
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {"post", "get"} <= set(paths["/api/evals"]) and {"post", "get"} <= set(paths["/v1/evals"])
+    run = paths["/v1/evals/{eval_id}/runs/{run_id}"]
+    assert run["post"]["summary"].startswith("Cancel an eval run") and "delete" in run
+    assert "dataset" in str(paths["/v1/evals"]["post"]["description"])
+    assert api.get("/docs").status_code == 200
