@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         apply_configured_maintenance(settings, engine)  # TUNEBOARD_MAINTENANCE, when given, wins at each start
         worker = None
         if settings.embedded_worker:
-            worker = EmbeddedWorker(settings, engine)
+            worker = EmbeddedWorker(settings, engine, chat_engine=chat_engine)
             worker.start()
         app.state.worker = worker
         try:

@@ -10,6 +10,29 @@ from app.evals.runs import create_run
 from app.tables import Checkpoint, EvalRun, Job
 
 
+def queue_checkpoint_eval(
+    session: Session, settings: Settings, job_id: str, *, step: int, checkpoint_id: str | None = None
+) -> EvalRun | None:
+    """Queue the run of a checkpoint just recorded (by id, or by its step); the run only when it was made now."""
+    query = select(Checkpoint).where(col(Checkpoint.job_id) == job_id)
+    if checkpoint_id:
+        query = query.where(col(Checkpoint.id) == checkpoint_id)
+    else:
+        query = query.where(col(Checkpoint.step_number) == step)
+    checkpoint = session.exec(query.order_by(col(Checkpoint.created_at)).limit(1)).first()
+    if checkpoint is None:
+        return None
+    before = _existing(session, job_id, checkpoint.id)
+    if before is not None:
+        return None
+    return checkpoint_run(session, settings, job_id, checkpoint.id)
+
+
+def _existing(session: Session, job_id: str, checkpoint_id: str) -> EvalRun | None:
+    query = select(EvalRun).where(col(EvalRun.job_id) == job_id, col(EvalRun.checkpoint_id) == checkpoint_id)
+    return session.exec(query.limit(1)).first()
+
+
 def checkpoint_run(session: Session, settings: Settings, job_id: str, checkpoint_id: str) -> EvalRun | None:
     """The run of a checkpoint on its job's eval, created once (later calls return it); None when the job has no
     eval, or the eval has no source of items to reuse."""
@@ -17,13 +40,7 @@ def checkpoint_run(session: Session, settings: Settings, job_id: str, checkpoint
     checkpoint = session.get(Checkpoint, checkpoint_id)
     if job is None or job.eval_id is None or checkpoint is None or checkpoint.job_id != job_id:
         return None
-    existing = session.exec(
-        select(EvalRun).where(
-            col(EvalRun.eval_id) == job.eval_id,
-            col(EvalRun.job_id) == job_id,
-            col(EvalRun.checkpoint_id) == checkpoint_id,
-        )
-    ).first()
+    existing = _existing(session, job_id, checkpoint_id)
     if existing is not None:
         return existing
     row = get_eval(session, job.eval_id)

@@ -19,13 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.config import Settings
+from app.datasets.datasets import delete_dataset
 from app.engine.inference import ChatEngine
 from app.errors import DomainError
 from app.evals.answering import Answer, Answerer, Judges
 from app.evals.capture import capture_dataset
 from app.evals.graders import GraderResult, grade, make_sample
 from app.evals.items import load_items
-from app.evals.queue import cancel_requested, finish_run, owned
+from app.evals.queue import MAX_ATTEMPTS, cancel_requested, finish_run, owned
 from app.evals.sources import chat_params, input_messages_for
 from app.jobs.model_catalog import resolve_model
 from app.tables import Eval, EvalRun, EvalRunItem, EvalRunStatus
@@ -77,9 +78,13 @@ class Tally:
 
     def values(self, model: str, judges: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
         """The run columns these counts fill."""
-        per_model = [{"model_name": model, **_usage_shape(self.usage)}] if self.usage else []
+        # One entry a model: a model that also judges has its judging counted in with its answers.
+        totals: dict[str, dict[str, int]] = {model: dict(self.usage)} if self.usage else {}
         for name, used in (judges or {}).items():
-            per_model.append({"model_name": name, **_usage_shape(used)})
+            into = totals.setdefault(name, {})
+            for key, value in used.items():
+                into[key] = into.get(key, 0) + value
+        per_model = [{"model_name": name, **_usage_shape(used)} for name, used in totals.items()]
         return {
             "n_done": self.passed + self.failed + self.errored,
             "result_counts": {
@@ -128,6 +133,7 @@ class _Run:
     purpose: str
     data_source: dict[str, Any]
     criteria: list[dict[str, Any]]
+    attempts: int
 
 
 class _Stop:
@@ -168,7 +174,7 @@ def _load(engine: Engine, run_id: str, worker_id: str) -> tuple[_Run, set[int], 
         for index, status, results, sample in session.exec(query):
             done.add(index)
             tally.add(status, results or [], (sample or {}).get("usage") or {})
-        info = _Run(run.id, run.eval_id, run.model, run.purpose, dict(run.data_source or {}), criteria)
+        info = _Run(run.id, run.eval_id, run.model, run.purpose, dict(run.data_source or {}), criteria, run.attempts)
     return info, done, tally
 
 
@@ -207,6 +213,11 @@ def run_eval(
     if loaded is None:
         return None
     run, done, tally = loaded
+    if run.attempts > MAX_ATTEMPTS:  # its worker died this often while running it: something kills it
+        message = (
+            f"The run was interrupted {run.attempts - 1} times (its worker stopped) and was given up. Run it again."
+        )
+        return _fail(engine, run, worker_id, "interrupted", message)
     try:
         items = load_items(settings, run.eval_id, run.id)
         with Session(engine) as session:
@@ -230,11 +241,14 @@ def run_eval(
     finally:
         answerer.close()
         judges.close()
-    if tally.done < len(items) and (stop.cancelled or stop.cancel()):
-        ended = finish_run(engine, run.id, worker_id, EvalRunStatus.canceled)
-        return EvalRunStatus.canceled if ended else None
     if tally.done < len(items):
-        return None  # stopped early: the caller hands the run back
+        if stop.cancelled or stop.cancel():
+            ended = finish_run(engine, run.id, worker_id, EvalRunStatus.canceled)
+            return EvalRunStatus.canceled if ended else None
+        if should_stop():
+            return None  # stopped early: the caller hands the run back
+        missing = len(items) - tally.done
+        return _fail(engine, run, worker_id, "internal_error", f"{missing} items got no answer from the generator.")
     return _complete(settings, engine, run, worker_id, tally)
 
 
@@ -250,8 +264,6 @@ def _complete(settings: Settings, engine: Engine, run: _Run, worker_id: str, tal
             dataset_id = capture_dataset(session, settings, run.id)
     ended = finish_run(engine, run.id, worker_id, EvalRunStatus.completed, output_dataset_id=dataset_id)
     if not ended and dataset_id is not None:
-        from app.datasets.datasets import delete_dataset
-
         with Session(engine) as session:
             delete_dataset(session, dataset_id)  # the run was lost meanwhile: its new owner captures again
     return EvalRunStatus.completed if ended else None

@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.config import Settings
+from app.errors import DomainError
+from app.evals.checkpoints import queue_checkpoint_eval
 from app.jobs import queue as job_queue
 from app.jobs.events import record_checkpoint, record_event
 from app.providers.base import JobSpec
@@ -138,10 +140,28 @@ class WorkerJobContext:
         path: str | None = None,
         checkpoint_id: str | None = None,
     ) -> None:
-        """Record a checkpoint (path stored relative to data_dir when inside it)."""
+        """Record a checkpoint (path stored relative to data_dir when inside it); queue its eval run when the job
+        has an eval attached (once per checkpoint: a resumed job reports its checkpoints again)."""
         if self.lost:
             return
         record_checkpoint(self.engine, self.spec.job_id, step, model_name, metrics, self.relative(path), checkpoint_id)
+        self._evaluate(step, checkpoint_id)
+
+    def _evaluate(self, step: int, checkpoint_id: str | None) -> None:
+        # Evaluation must never stop training: a failure here is told as an event and training goes on.
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                run = queue_checkpoint_eval(
+                    session, self.settings, self.spec.job_id, step=step, checkpoint_id=checkpoint_id
+                )
+        except DomainError as exc:
+            self.event(f"The checkpoint at step {step} could not be queued for evaluation: {exc.message}", level="warn")
+            return
+        except Exception:
+            log.exception("queueing the eval of %s step %s failed", self.spec.job_id, step)
+            return
+        if run is not None:
+            self.event(f"Checkpoint at step {step} queued for evaluation ({run.n_items} items, run {run.id}).")
 
     def set_provider_job_id(self, provider_job_id: str) -> None:
         """Remember the provider's job id, so that a takeover re-polls instead of starting anew."""

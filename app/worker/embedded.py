@@ -13,7 +13,9 @@ from app.worker.loop import Worker
 class EmbeddedWorker:
     """Runs the claim loop in a background thread; stop() asks it to finish and waits.
 
-    A job running at stop() goes back to the queue (local: it resumes from its last checkpoint next time).
+    A job running at stop() goes back to the queue (local: it resumes from its last checkpoint next time); so does
+    an eval run (it resumes after its items already written). Options go to Worker (chat_engine: the app's, so the
+    eval lane and the playground share loaded models).
     """
 
     def __init__(self, settings: Settings, engine: Engine, **options):

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.config import Settings
+from app.engine.inference import ChatEngine
 from app.jobs import queue as job_queue
 from app.jobs.events import last_reported_step, latest_checkpoint, record_event
 from app.providers.base import JobOutcome, JobSpec, Provider, ProviderError
@@ -25,6 +26,7 @@ from app.providers.registry import get_provider, provider_names
 from app.tables import Job, JobStatus, Snapshot
 from app.tables.common import new_id
 from app.worker.context import WorkerJobContext
+from app.worker.eval_lane import EvalLane
 
 log = logging.getLogger("tuneboard.worker")
 
@@ -41,6 +43,7 @@ class Worker:
         gpu: bool = True,
         worker_id: str | None = None,
         provider_options: dict[str, dict[str, Any]] | None = None,
+        chat_engine: ChatEngine | None = None,
     ):
         self.settings = settings
         self.engine = engine
@@ -50,6 +53,15 @@ class Worker:
         self.provider_options = provider_options or {}
         self.shutdown = threading.Event()
         self._providers: dict[str, Provider] = {}
+        # Eval runs go on a second thread (settings.worker_evals), chatting through chat_engine when given.
+        self.eval_lane = EvalLane(
+            settings,
+            engine,
+            self.worker_id,
+            self.shutdown,
+            chat_engine=chat_engine,
+            provider_options=self.provider_options,
+        )
 
     def provider(self, name: str) -> Provider:
         """This worker's instance of a provider (built once)."""
@@ -62,10 +74,14 @@ class Worker:
         return self._providers[name]
 
     def run(self, once: bool = False) -> None:
-        """Loop until shutdown is set (or, with once, until there is nothing left to do)."""
+        """Loop until shutdown is set (or, with once, until there is nothing left to do: jobs, then eval runs)."""
         stopped = threading.Event()
         presence = threading.Thread(target=self._announce, args=(stopped,), name="worker-presence", daemon=True)
         presence.start()
+        lane: threading.Thread | None = None
+        if self.settings.worker_evals and not once:
+            lane = threading.Thread(target=self.eval_lane.run, name="worker-evals", daemon=True)
+            lane.start()
         try:
             while not self.shutdown.is_set():
                 try:
@@ -74,10 +90,15 @@ class Worker:
                     log.exception("worker step failed")
                     worked = False
                 if once and not worked:
-                    return
+                    break
                 if not worked:
                     self.shutdown.wait(self.settings.worker_poll_seconds)
+            if once and self.settings.worker_evals:
+                self.eval_lane.run(once=True)  # the runs of the checkpoints just written, among others
         finally:
+            if lane is not None:
+                self.shutdown.set()  # run() returning means the worker stops: the lane hands its run back
+                lane.join(timeout=30)
             stopped.set()
             presence.join(timeout=10)
             for provider in self._providers.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session
@@ -47,3 +48,26 @@ def chat_engine(settings) -> Iterator[ChatEngine]:
 def short(max_tokens: int = 6) -> dict:
     """A run data source over the eval's own items with short greedy answers."""
     return {"type": "completions", "sampling_params": {"max_completion_tokens": max_tokens}}
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_model, tmp_path_factory) -> Path:
+    """A LoRA adapter of the tiny model (random, with an effect), saved as a trainer saves a checkpoint."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from app.engine._hf import quiet
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    torch.manual_seed(5)
+    with quiet():
+        model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)  # a fresh adapter's B is zero: give it an effect
+    out = tmp_path_factory.mktemp("adapter")
+    with quiet():
+        model.save_pretrained(out)
+    return out
