@@ -102,6 +102,12 @@ def validate(name: str, instance: Any) -> Any:
     return instance
 
 
+def checked(response: Any, name: str, status: int = 200) -> Any:
+    """The JSON body of an httpx response with this status, after checking it against OpenAI's schema `name`."""
+    assert response.status_code == status, response.text
+    return validate(name, response.json())
+
+
 def _references(node: Any, found: set[str]) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
