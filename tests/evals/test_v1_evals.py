@@ -3,6 +3,8 @@ every raw answer checked against OpenAI's own schema for it (tests/fixtures/open
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -303,3 +305,28 @@ def test_errors_come_in_openai_s_shape_with_the_right_status(server, client, raw
     with OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0) as stranger:
         with pytest.raises(openai.AuthenticationError):
             stranger.evals.list()
+
+
+def _upload(raw: httpx.Client) -> dict:
+    lines = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(12)
+    ]
+    data = "\n".join(json.dumps(line) for line in lines).encode()
+    response = raw.post("/files", files={"file": ("schema.jsonl", data)}, data={"purpose": "fine-tune"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_the_other_v1_objects_match_openai_s_schemas_too(raw):
+    job = ok(raw.post("/fine_tuning/jobs", json={"model": TINY, "training_file": _upload(raw)["id"]}), "FineTuningJob")
+    assert job["status"] in ("validating_files", "queued")
+    ok(raw.get("/fine_tuning/jobs"), "ListPaginatedFineTuningJobsResponse")
+    ok(raw.get("/models"), "ListModelsResponse")
+    ok(raw.get(f"/models/{TINY}"), "Model")
+    ok(raw.get("/files/file-missing"), "ErrorResponse", 404)
+
+
+@pytest.mark.xfail(strict=True, reason="/v1/files sends expires_at and status_details as null (OpenAI: absent)")
+def test_a_file_object_matches_openai_s_schema(raw):
+    ok(raw.get(f"/files/{_upload(raw)['id']}"), "OpenAIFile")
