@@ -250,6 +250,9 @@ def _write_items(settings, run_id: str) -> list[str]:
 def test_output_items_show_each_output_and_its_grades(server, client, raw):
     an_eval = new_eval(client, "items")
     run = client.evals.runs.create(an_eval.id, data_source=completions())
+    base = f"/evals/{an_eval.id}/runs/{run.id}/output_items"
+    empty = ok(raw.get(base), "EvalRunOutputItemList")  # before the worker wrote any: still OpenAI's list shape
+    assert (empty["data"], empty["first_id"], empty["has_more"]) == ([], "", False)
     ids = _write_items(server.settings, run.id)
 
     items = client.evals.runs.output_items.list(run.id, eval_id=an_eval.id, limit=2)
@@ -268,7 +271,6 @@ def test_output_items_show_each_output_and_its_grades(server, client, raw):
     assert errored.status == "error" and errored.sample.error.code == "model_error"
     assert errored.results[0].score == 0.0 and errored.results[0].model_extra["error"] == "no output"
 
-    base = f"/evals/{an_eval.id}/runs/{run.id}/output_items"
     page = ok(raw.get(base, params={"order": "desc", "limit": 2}), "EvalRunOutputItemList")
     assert [i["datasource_item_id"] for i in page["data"]] == [2, 1] and page["has_more"] is True
     for item_id in ids:
