@@ -52,6 +52,8 @@ ROUTER_MODULES = [
     "app.openai_api.routes.jobs",
     "app.openai_api.routes.models",
     "app.openai_api.routes.chat",
+    "app.evals.routes.api",
+    "app.evals.routes.v1",
 ]
 
 

@@ -9,6 +9,10 @@ from typing import Any
 _D = "/api/datasets/{dataset_id}"
 _JOB = "/api/jobs/{job_id}"
 _FT = "/v1/fine_tuning/jobs"
+_EV = "/api/evals/{eval_id}"
+_RUN = "/api/evals/{eval_id}/runs/{run_id}"
+_V1EV = "/v1/evals/{eval_id}"
+_V1RUN = "/v1/evals/{eval_id}/runs/{run_id}"
 
 SUMMARIES: dict[tuple[str, str], str] = {
     ("get", "/healthz"): "Check the server and its database",
@@ -57,6 +61,31 @@ SUMMARIES: dict[tuple[str, str], str] = {
     ("get", "/v1/models/{model_id}"): "Retrieve a model (OpenAI)",
     ("delete", "/v1/models/{model_id}"): "Delete a tuned model (OpenAI)",
     ("post", "/v1/chat/completions"): "Create a chat completion (OpenAI)",
+    ("post", "/api/evals"): "Create an eval",
+    ("get", "/api/evals"): "List evals",
+    ("get", _EV): "Get an eval",
+    ("patch", _EV): "Rename an eval or change its metadata",
+    ("delete", _EV): "Delete an eval",
+    ("post", f"{_EV}/runs"): "Run an eval on a model",
+    ("get", f"{_EV}/runs"): "List an eval's runs",
+    ("get", _RUN): "Get an eval run",
+    ("post", f"{_RUN}/cancel"): "Cancel an eval run",
+    ("delete", _RUN): "Delete an eval run",
+    ("get", f"{_RUN}/output_items"): "List an eval run's graded items",
+    ("get", f"{_RUN}/output_items/{{output_item_id}}"): "Get an eval run's graded item",
+    ("post", "/v1/evals"): "Create an eval (OpenAI)",
+    ("get", "/v1/evals"): "List evals (OpenAI)",
+    ("get", _V1EV): "Retrieve an eval (OpenAI)",
+    ("post", _V1EV): "Update an eval (OpenAI)",
+    ("delete", _V1EV): "Delete an eval (OpenAI)",
+    ("post", f"{_V1EV}/runs"): "Create an eval run (OpenAI)",
+    ("get", f"{_V1EV}/runs"): "List an eval's runs (OpenAI)",
+    ("get", _V1RUN): "Retrieve an eval run (OpenAI)",
+    ("post", _V1RUN): "Cancel an eval run (OpenAI's reference)",
+    ("post", f"{_V1RUN}/cancel"): "Cancel an eval run (OpenAI)",
+    ("delete", _V1RUN): "Delete an eval run (OpenAI)",
+    ("get", f"{_V1RUN}/output_items"): "List an eval run's output items (OpenAI)",
+    ("get", f"{_V1RUN}/output_items/{{output_item_id}}"): "Retrieve an eval run's output item (OpenAI)",
 }
 
 
