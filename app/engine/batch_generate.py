@@ -275,8 +275,7 @@ class _Decoding:
             if row.guide is None:
                 token = next_token(row.logits, self.params, row.generator)
             else:
-                token = next_token(row.guide.mask(row.logits), self.params, row.generator)
-                row.guide.accept(token)
+                token = row.guide.choose(row.logits, self.params, row.generator)
             row.logits = row.token = None
             completion = row.accept(token, self.loaded.eos_ids, self.stops)
             if completion is None:

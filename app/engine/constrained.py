@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.engine.chat_types import ChatParams
+from app.engine.decoding import next_token
 from app.engine.tool_format import CALL_CLOSE, CALL_OPEN, CALL_SEPARATOR
 from app.errors import Invalid
 
@@ -57,7 +58,8 @@ def plan(params: ChatParams) -> Plan | None:
     tools = [_function(tool) for tool in params.tools or []]
     choice = params.tool_choice if params.tool_choice is not None else "auto"
     if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" else None
+        function = choice.get("function") if choice.get("type") == "function" else None
+        name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(name, str) or not name:
             raise Invalid(
                 'tool_choice must name a function: {"type": "function", "function": {"name": …}}.', param="tool_choice"
@@ -243,6 +245,7 @@ class _Vocabulary:
         self.size = vocab_size
         self.eos_ids = stops
         pieces = self.info.decoded_vocab
+        self.first_byte = [piece[0] if piece else -1 for piece in pieces]
         self.last_byte = [piece[-1] if piece else -1 for piece in pieces]
         self.after_lead: dict[int, torch.Tensor] = {
             lead: torch.tensor([i for i, p in enumerate(pieces) if p and low <= p[0] <= high], dtype=torch.long)
@@ -278,7 +281,7 @@ class Compiled:
 
 
 class Guide:
-    """One reply's way through a grammar: mask the logits before each sample, accept the token sampled."""
+    """One reply's way through a grammar: each token drawn from the logits as the grammar masks them."""
 
     def __init__(self, compiled: Compiled):
         import xgrammar as xgr
@@ -288,6 +291,35 @@ class Guide:
         self.bitmask = xgr.allocate_token_bitmask(1, vocabulary.size)
         self._apply = xgr.apply_token_bitmask_inplace
         self.last_byte = -1  # the reply's last byte so far
+
+    def choose(self, logits: torch.Tensor, params: ChatParams, generator: Any) -> int:
+        """The next token, drawn (or picked, at temperature 0) from the logits with what the grammar forbids masked
+        out, and moved past.
+
+        Without top_p, a draw from all the logits is kept when the grammar allows it, else the masked logits are
+        drawn from: rejection sampling, which draws from the masked distribution exactly (greedily, the allowed
+        argmax is the argmax). A model writing JSON mostly draws allowed tokens, and then the mask over the whole
+        vocabulary (the larger part of the grammar's cost per token) is never built. top_p's nucleus depends on
+        the mask: there, mask first."""
+        if params.top_p >= 1.0:
+            token = next_token(logits, params, generator)
+            if self._fits_bytes(token) and self.matcher.accept_token(token):
+                self._moved(token)
+                return token
+        token = next_token(self.mask(logits), params, generator)
+        self.accept(token)
+        return token
+
+    def _fits_bytes(self, token: int) -> bool:
+        """Whether the token may be offered to the matcher: a token of text whose first byte may follow the reply's
+        last byte (UTF-8, see _NARROW_LEADS), or an end-of-turn token."""
+        if token >= self.vocabulary.size:
+            return False
+        first = self.vocabulary.first_byte[token]
+        if first < 0:  # a special token: only an end-of-turn one may be offered (xgrammar warns on the others)
+            return token in self.vocabulary.eos_ids
+        narrow = _NARROW_LEADS.get(self.last_byte)
+        return narrow is None or not narrow[0] <= first <= narrow[1]
 
     def mask(self, logits: torch.Tensor) -> torch.Tensor:
         """The next-token logits (changed in place) with every token the grammar forbids at -inf."""
@@ -302,6 +334,9 @@ class Guide:
         """Move past a sampled token (one that mask allowed)."""
         if not self.matcher.accept_token(token):
             raise RuntimeError(f"the grammar refused token {token}, which its mask allowed")
+        self._moved(token)
+
+    def _moved(self, token: int) -> None:
         last = self.vocabulary.last_byte[token] if token < self.vocabulary.size else -1
         if last >= 0:
             self.last_byte = last

@@ -232,8 +232,7 @@ class ChatEngine:
                 if guide is None:
                     token = next_token(step(next_ids), params, generator)
                 else:
-                    token = next_token(guide.mask(step(next_ids)), params, generator)
-                    guide.accept(token)
+                    token = guide.choose(step(next_ids), params, generator)
             if token in loaded.eos_ids:
                 finish = "stop"
                 break

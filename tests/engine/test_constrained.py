@@ -191,6 +191,7 @@ def test_malformed_constraints_are_refused_before_decoding(tiny_chat):
     for params, param in [
         (ChatParams(tools=TOOLS, tool_choice={"type": "function", "function": {"name": "nope"}}), "tool_choice"),
         (ChatParams(tool_choice="required"), "tool_choice"),
+        (ChatParams(tools=TOOLS, tool_choice={"type": "function", "function": "get_weather"}), "tool_choice"),
         (ChatParams(tools=TOOLS, tool_choice="sometimes"), "tool_choice"),
         (ChatParams(tools=[{"type": "function", "function": {}}]), "tools"),
         (ChatParams(response_format={"type": "yaml"}), "response_format"),
@@ -283,3 +284,40 @@ def test_the_call_reader_streams_what_it_reads_at_once():
     content, calls = read_calls('Hello <tool_call>{"name": "f", "arguments": {"a": ')
     assert (content, calls) == ("Hello", [])  # a call cut off is no call
     assert read_calls("a < b <tool")[0] == "a < b <tool"
+
+
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 20},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "color": {"enum": ["red", "green", "blue", "yellow"]},
+        "hobbies": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 16}, "maxItems": 3},
+        "student": {"type": "boolean"},
+    },
+    "required": ["name", "age", "color", "hobbies", "student"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.smollm
+@pytest.mark.slow
+def test_fifty_strict_answers_of_the_base_smollm2_at_temperature_one_all_validate(settings):
+    """Acceptance (issue #22): response_format json_schema with strict, 50 answers of the base SmolLM2."""
+    from app.engine.catalog import SMOLLM2
+
+    ref = ModelRef(SMOLLM2, SMOLLM2)
+    response_format = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}
+    question = "Invent a person: their name, age, favourite color, hobbies, and whether they are a student."
+    params = ChatParams(temperature=1.0, max_tokens=192, response_format=response_format)
+    with ChatEngine(settings) as engine:
+        replies = engine.generate_batch(ref, [[{"role": "user", "content": question}]] * 45, params)
+        answers = [(reply.text, reply.finish_reason) for reply in replies]
+        for _ in range(5):  # and streamed
+            streamed = list(engine.stream_chat(ref, [{"role": "user", "content": question}], params))
+            answers.append(("".join(chunk.text for chunk in streamed), streamed[-1].finish_reason))
+    assert len(answers) == 50
+    for text, finish in answers:
+        assert finish == "stop", text
+        jsonschema.validate(json.loads(text), PERSON)
+    assert len({text for text, _ in answers}) > 25  # sampled, not one answer repeated
