@@ -24,21 +24,34 @@ class ChatParams:
     max_tokens: int = 256
     stop: list[str] | str | None = None
     seed: int | None = None
+    # Tool calling and structured outputs, in OpenAI's shapes: tools are {"type": "function", "function": {...}};
+    # tool_choice is "auto" | "none" | "required" | {"type": "function", "function": {"name": ...}};
+    # response_format is {"type": "text" | "json_object" | "json_schema", "json_schema": {"name", "schema", "strict"}}.
+    tools: list[dict] | None = None
+    tool_choice: str | dict | None = None
+    parallel_tool_calls: bool = True
+    response_format: dict | None = None
 
 
 @dataclass
 class ChatChunk:
-    """A text delta; the last chunk carries finish_reason ("stop"/"length") and usage."""
+    """A text delta and/or tool-call deltas; the last chunk carries finish_reason ("stop"/"length"/"tool_calls") and
+    usage.
+
+    tool_calls are in OpenAI's streaming shape: [{"index": i, "id"?, "type"?: "function", "function": {"name"?,
+    "arguments": "<part>"}}] (the first delta of a call carries its id, type and name)."""
 
     text: str
     finish_reason: str | None = None
     usage: dict | None = None
+    tool_calls: list[dict] | None = None
 
 
 @dataclass
 class Completion:
-    """One finished reply of a batch: its text (cut before a stop string), why it ended ("stop", "length", or
-    "error" with `error` and `error_code` saying why no reply was made) and its token counts."""
+    """One finished reply of a batch: its text (cut before a stop string), why it ended ("stop", "length",
+    "tool_calls", or "error" with `error` and `error_code` saying why no reply was made), its token counts and its
+    tool calls (whole, in OpenAI's shape {"id", "type": "function", "function": {"name", "arguments"}}) if any."""
 
     text: str
     finish_reason: str
@@ -46,6 +59,7 @@ class Completion:
     completion_tokens: int
     error: str | None = None
     error_code: str | None = None
+    tool_calls: list[dict] | None = None
 
     @property
     def usage(self) -> dict:
