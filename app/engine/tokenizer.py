@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.engine import _hf
+from app.engine import _hf, tool_format
 from app.engine.catalog import ModelSettings, resolve_base_model
 from app.errors import Invalid
 
@@ -40,29 +39,25 @@ def load_tokenizer(path: Path):
     return tokenizer
 
 
-def _content_text(message: dict) -> str:
-    content = message.get("content")
-    if isinstance(content, list):  # OpenAI content parts: keep the text ones
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    text = content or ""
-    if message.get("tool_calls"):
-        text += json.dumps(message["tool_calls"], ensure_ascii=False)
-    return text
-
-
 def clean_messages(messages: list[dict]) -> list[dict]:
     """Messages reduced to role + text content, which every chat template understands."""
-    return [{"role": m.get("role", "user"), "content": _content_text(m)} for m in messages]
+    return [{"role": m.get("role", "user"), "content": tool_format.content_text(m)} for m in messages]
 
 
-def render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
-    """The chat as the model sees it, through its own chat template."""
+def render_chat(
+    tokenizer, messages: list[dict], add_generation_prompt: bool = False, *, tools: list[dict] | None = None
+) -> str:
+    """The chat as the model sees it, through its own chat template (tools, calls and results included)."""
+    if tool_format.has_tools(messages, tools):
+        return tool_format.render_chat(tokenizer, messages, tools=tools, add_generation_prompt=add_generation_prompt)
     return tokenizer.apply_chat_template(
         clean_messages(messages), tokenize=False, add_generation_prompt=add_generation_prompt
     )
 
 
-def _assistant_spans(tokenizer, messages: list[dict], full: str) -> list[tuple[int, int, bool]]:
+def _assistant_spans(
+    tokenizer, messages: list[dict], full: str, tools: list[dict] | None
+) -> list[tuple[int, int, bool]]:
     """Character spans (start, end, trained) of each assistant message inside the rendered chat."""
     spans = []
     cursor = 0
@@ -70,13 +65,13 @@ def _assistant_spans(tokenizer, messages: list[dict], full: str) -> list[tuple[i
         if message.get("role") != "assistant":
             continue
         trained = message.get("weight", 1) != 0
-        before = render_chat(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
-        after = render_chat(tokenizer, messages[: i + 1])
+        before = render_chat(tokenizer, messages[:i], add_generation_prompt=True, tools=tools) if i else ""
+        after = render_chat(tokenizer, messages[: i + 1], tools=tools)
         if full.startswith(after) and after.startswith(before) and len(before) >= cursor:
-            # Train the content and the end-of-turn marker, not the whitespace that follows it.
+            # Train the content (tool calls included) and the end-of-turn marker, not the whitespace after it.
             start, end = len(before), len(after.rstrip())
         else:  # a template that is not prefix-stable: find the content itself
-            content = clean_messages([message])[0]["content"]
+            content = tool_format.assistant_text(message)
             start = full.find(content, cursor)
             if start < 0:
                 continue
@@ -86,11 +81,11 @@ def _assistant_spans(tokenizer, messages: list[dict], full: str) -> list[tuple[i
     return spans
 
 
-def encode_chat(tokenizer, messages: list[dict]) -> EncodedChat:
-    """Tokenize a whole chat and mark the tokens of assistant messages (trained when weight != 0)."""
-    full = render_chat(tokenizer, messages)
+def encode_chat(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> EncodedChat:
+    """Tokenize a whole chat with its tools and mark the tokens of assistant messages (trained when weight != 0)."""
+    full = render_chat(tokenizer, messages, tools=tools)
     encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    spans = _assistant_spans(tokenizer, messages, full)
+    spans = _assistant_spans(tokenizer, messages, full, tools)
     assistant, trained = [], []
     k = 0
     for start, end in encoded["offset_mapping"]:
@@ -102,8 +97,10 @@ def encode_chat(tokenizer, messages: list[dict]) -> EncodedChat:
     return EncodedChat(list(encoded["input_ids"]), assistant, trained)
 
 
-def count_chat_tokens(settings: ModelSettings, model_name: str, messages: list[dict]) -> dict:
-    """Token counts of a chat for a local model: {"total", "assistant", "trained"}."""
+def count_chat_tokens(
+    settings: ModelSettings, model_name: str, messages: list[dict], tools: list[dict] | None = None
+) -> dict:
+    """Token counts of a chat (with its tool definitions) for a local model: {"total", "assistant", "trained"}."""
     tokenizer = load_tokenizer(resolve_base_model(settings, model_name))
-    encoded = encode_chat(tokenizer, messages)
+    encoded = encode_chat(tokenizer, messages, tools)
     return {"total": len(encoded.input_ids), "assistant": sum(encoded.assistant), "trained": sum(encoded.trained)}
