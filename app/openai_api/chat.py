@@ -172,7 +172,6 @@ def create_completion(
         "model": request.model,
         "choices": [{"index": 0, "message": message, "finish_reason": calls.finish_reason(finish), "logprobs": None}],
         "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        "system_fingerprint": None,
     }
 
 
@@ -200,7 +199,6 @@ def _sse(chunks: Iterator[ChatChunk], model: str, include_usage: bool) -> Iterat
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
-            "system_fingerprint": None,
             "choices": choices,
         }
         if with_usage:
