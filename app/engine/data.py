@@ -1,4 +1,8 @@
-"""Training data for the engine: read chat JSONL, encode with the model's template, resolve "auto", pack rows."""
+"""Training data for the engine: read chat JSONL, encode with the model's template, resolve "auto", pack rows.
+
+Tool definitions, calls and results are rendered by app.engine.tool_format; an assistant turn's calls are part of
+what it is trained to write.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.engine.tokenizer import encode_chat
+from app.engine.tool_format import record_tools
 
 MAX_EXAMPLE_TOKENS = 2048  # longer chats are cut (with a warning): memory, and SmolLM2's sweet spot
 BASE_LEARNING_RATE = 1e-3  # LoRA learning rate at learning_rate_multiplier == 1
@@ -66,11 +71,12 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def encode_dataset(tokenizer, records: list[dict], max_tokens: int = MAX_EXAMPLE_TOKENS) -> Dataset:
-    """Encode every record; cut chats longer than max_tokens; drop those left with nothing to train."""
+def encode_dataset(tokenizer, records: list[dict], max_tokens: int | None = None) -> Dataset:
+    """Encode every record with its tools; cut chats over max_tokens (None: MAX_EXAMPLE_TOKENS); drop untrainables."""
+    max_tokens = MAX_EXAMPLE_TOKENS if max_tokens is None else max_tokens
     examples, total, truncated = [], 0, 0
     for record in records:
-        encoded = encode_chat(tokenizer, record["messages"])
+        encoded = encode_chat(tokenizer, record["messages"], record_tools(record))
         ids, trained = encoded.input_ids, encoded.trained
         if len(ids) > max_tokens:
             ids, trained, truncated = ids[:max_tokens], trained[:max_tokens], truncated + 1

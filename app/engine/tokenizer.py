@@ -55,6 +55,18 @@ def render_chat(
     )
 
 
+def _prompt_before(tokenizer, messages: list[dict], tools: list[dict] | None) -> str:
+    """The chat up to an assistant message, with the generation prompt that opens it."""
+    if messages:
+        return render_chat(tokenizer, messages, add_generation_prompt=True, tools=tools)
+    if not tools:
+        return ""
+    try:  # a first assistant message still follows the system turn that the tools make
+        return render_chat(tokenizer, [], add_generation_prompt=True, tools=tools)
+    except Exception:  # a template that renders no empty chat: the span starts at the beginning, as it did
+        return ""
+
+
 def _assistant_spans(
     tokenizer, messages: list[dict], full: str, tools: list[dict] | None
 ) -> list[tuple[int, int, bool]]:
@@ -65,7 +77,7 @@ def _assistant_spans(
         if message.get("role") != "assistant":
             continue
         trained = message.get("weight", 1) != 0
-        before = render_chat(tokenizer, messages[:i], add_generation_prompt=True, tools=tools) if i else ""
+        before = _prompt_before(tokenizer, messages[:i], tools)
         after = render_chat(tokenizer, messages[: i + 1], tools=tools)
         if full.startswith(after) and after.startswith(before) and len(before) >= cursor:
             # Train the content (tool calls included) and the end-of-turn marker, not the whitespace after it.

@@ -63,6 +63,14 @@ def content_text(message: dict) -> str:
     return content if isinstance(content, str) else ""
 
 
+def record_tools(record: Any) -> list[dict] | None:
+    """An example's tool definitions (OpenAI's top-level `tools`), or None when it has none usable."""
+    tools = record.get("tools") if isinstance(record, dict) else None
+    if not isinstance(tools, list):
+        return None
+    return [tool for tool in tools if isinstance(tool, dict)] or None
+
+
 def has_tools(messages: list[dict], tools: list[dict] | None = None) -> bool:
     """Whether a chat needs the tool rendering: definitions, calls, or tool results."""
     return bool(tools) or any(m.get("tool_calls") or m.get("role") == "tool" for m in messages)
@@ -113,13 +121,19 @@ def format_call(name: str, arguments: Any) -> str:
     return f"{CALL_OPEN}{_json({'name': name, 'arguments': arguments})}{CALL_CLOSE}"
 
 
+def calls_text(calls: Any) -> str:
+    """An assistant message's calls as the fallback format renders them: one tag each, CALL_SEPARATOR between."""
+    if not isinstance(calls, list):
+        return ""
+    return CALL_SEPARATOR.join(format_call(call_name(c), call_arguments(c)) for c in calls if isinstance(c, dict))
+
+
 def assistant_text(message: dict) -> str:
     """An assistant message as the fallback format renders it: its content, then its calls."""
     text = content_text(message)
-    calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
-    if not calls:
+    tags = calls_text(message.get("tool_calls"))
+    if not tags:
         return text
-    tags = CALL_SEPARATOR.join(format_call(call_name(c), call_arguments(c)) for c in calls)
     return f"{text}\n{tags}" if text else tags
 
 
@@ -129,8 +143,19 @@ def tools_text(tools: list[dict]) -> str:
     return f"{FALLBACK_INSTRUCTIONS}\n{TOOLS_OPEN}\n{lines}\n{TOOLS_CLOSE}"
 
 
-def _response_text(message: dict, names: dict[str, str]) -> str:
-    name = message.get("name") or names.get(str(message.get("tool_call_id")), "")
+def call_names(message: dict) -> dict[str, str]:
+    """The function name of each call of an assistant message, by call id."""
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list):
+        return {}
+    return {str(c["id"]): call_name(c) for c in calls if isinstance(c, dict) and c.get("id")}
+
+
+def response_text(message: dict, names: dict[str, str]) -> str:
+    """A `tool` message as the fallback format renders it; `names` maps the chat's call ids to function names."""
+    name = message.get("name")
+    if not isinstance(name, str) or not name:
+        name = names.get(str(message.get("tool_call_id")), "")
     body: dict[str, Any] = {"name": name} if name else {}
     body["content"] = content_text(message)
     return f"{RESPONSE_OPEN}{_json(body)}{RESPONSE_CLOSE}"
@@ -143,12 +168,10 @@ def fallback_messages(messages: list[dict], tools: list[dict] | None = None) -> 
     for message in messages:
         role = message.get("role", "user")
         if role == "assistant":
-            for call in message.get("tool_calls") or []:
-                if isinstance(call, dict) and call.get("id"):
-                    names[str(call["id"])] = call_name(call)
+            names.update(call_names(message))
             out.append({"role": "assistant", "content": assistant_text(message)})
         elif role == "tool":
-            text = _response_text(message, names)
+            text = response_text(message, names)
             if out and out[-1].get("tool_results"):
                 out[-1]["content"] += "\n" + text
             else:

