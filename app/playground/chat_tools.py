@@ -20,7 +20,7 @@ NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 MAX_NAME = 64
 MAX_TOOLS = 128
 TOOL_CHOICES = ("none", "auto", "required")
-RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+RESPONSE_FORMATS = ("json_object", "json_schema", "text")
 # OpenAI's Structured Outputs allow 10 levels of nesting; the JSON limit of stored data (64) guards the checks.
 MAX_SCHEMA_DEPTH = 64
 _OBJECT_SCHEMA_KEYS = ("properties", "additionalProperties", "required")
@@ -57,7 +57,10 @@ def missing(param: str) -> Invalid:
 
 
 def supported(param: str, value: Any, choices: tuple[str, ...]) -> Invalid:
-    listed = ", ".join(f"'{c}'" for c in choices[:-1]) + f", and '{choices[-1]}'"
+    quoted = [f"'{c}'" for c in choices]
+    listed = (
+        quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f"{',' if len(quoted) > 2 else ''} and {quoted[-1]}"
+    )
     shown = repr(value)[:80] if isinstance(value, str) else _kind(value)
     return Invalid(f"Invalid value: {shown}. Supported values are: {listed}.", code="invalid_value", param=param)
 
