@@ -153,6 +153,12 @@ def pretty_arguments(arguments: str) -> str:
         return arguments
 
 
+def tools_text(params: dict[str, Any]) -> str:
+    """The tools editor's text for stored parameters: their tools as indented JSON, "" when there are none."""
+    tools = params.get("tools") or []
+    return json.dumps(tools, indent=2, ensure_ascii=False) if tools else ""
+
+
 @dataclass
 class ToolsCheck:
     """What the tools editor holds: the functions it defines, or why it can't be used."""

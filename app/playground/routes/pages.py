@@ -32,6 +32,7 @@ def _page(request: Request, session: Session, c: str | None, models: list[str] |
         "datasets": playground.datasets(session),
         "compare": compare,
         "pretty_arguments": playground.pretty_arguments,
+        "tools_text": playground.tools_text(conv.params if conv else {}),
     }
     return render(request, "playground/index.html", ctx)
 
