@@ -5,7 +5,8 @@ the whole batch); a conversation that ends (end-of-turn, stop string, max_tokens
 waiting one, whose prompt is prefilled alone (the start every prompt shares is computed once). Each reply follows
 stream_chat's rules exactly: the same chat template, end-of-turn ids, stop strings (the text cut before one),
 sampling with a generator seeded per conversation, the same context limit; on the CPU decoder's quantized weights
-greedy replies are the very tokens stream_chat would give.
+greedy replies are the very tokens stream_chat would give. A constrained reply (response_format, tools) has a
+grammar guide of its own (constrained.py) masking its row's logits, and its tool calls read as stream_chat reads them.
 Models the CPU decoder does not cover step through the Hugging Face forward one conversation at a time.
 """
 
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from jinja2 import TemplateError
 
+from app.engine.call_reader import read_calls
 from app.engine.chat_types import ChatParams, Completion
+from app.engine.constrained import Compiled, Guide
 from app.engine.cpu_share import MAX_DECODE_THREADS, CoreShare
 from app.engine.decoding import Detokenizer, Step, held_back, hf_steps, next_token, stop_list
 from app.engine.tokenizer import render_chat
@@ -41,6 +44,7 @@ class LoadedModel(Protocol):
     eos_ids: frozenset[int]
     max_positions: int
     decoder: LlamaDecoder | None
+    vocab_size: int
 
 
 @dataclass
@@ -65,6 +69,8 @@ class _Row:
     generated: list[int] = field(default_factory=list)
     text: str = ""
     emitted: int = 0  # how much of `text` stream_chat would have sent by now
+    guide: Guide | None = None  # the grammar of a constrained reply
+    reads_calls: bool = False  # whether tool calls are read out of the reply
 
     def accept(self, token: int, eos_ids: frozenset[int], stops: list[str]) -> Completion | None:
         """Take a sampled token; the completion when the reply ends with it (stream_chat's rules, in its order)."""
@@ -86,7 +92,11 @@ class _Row:
         return self.text[: self.emitted] + self.text[self.emitted :].rstrip("\ufffd") if self.generated else ""
 
     def _done(self, finish: str, text: str) -> Completion:
-        return Completion(text, finish, len(self.prompt.ids), len(self.generated))
+        if not self.reads_calls:
+            return Completion(text, finish, len(self.prompt.ids), len(self.generated))
+        content, calls = read_calls(text)
+        finish = "tool_calls" if calls and finish == "stop" else finish
+        return Completion(content, finish, len(self.prompt.ids), len(self.generated), tool_calls=calls or None)
 
 
 class _DecoderBackend:
@@ -170,11 +180,13 @@ def generate(
     batch_size: int = DEFAULT_BATCH_SIZE,
     should_stop: Callable[[], bool] | None = None,
     on_done: OnDone | None = None,
+    compiled: Compiled | None = None,
 ) -> list[Completion]:
     """A completion per conversation, in order. A conversation that cannot be generated (empty, too long for the
     context, refused by the chat template) gets an "error" completion, alone; when should_stop() turns true the
     unfinished ones come back as errors with code "canceled". on_done(index, completion) is called as each reply
-    ends (and for each error), never for a canceled one."""
+    ends (and for each error), never for a canceled one. `compiled`: the grammar every reply follows (params'
+    response_format/tools), one guide per reply."""
     if params.max_tokens < 1:
         raise Invalid("max_tokens must be at least 1.", param="max_tokens")
     results: list[Completion | None] = [None] * len(conversations)
@@ -194,7 +206,7 @@ def generate(
     if waiting:
         with ThreadPoolExecutor(MAX_DECODE_THREADS - 1, thread_name_prefix="batch-step") as pool:
             backend = _DecoderBackend(loaded, pool) if loaded.decoder is not None else _HFBackend(loaded)
-            decoding = _Decoding(loaded, backend, params, max(1, batch_size))
+            decoding = _Decoding(loaded, backend, params, max(1, batch_size), compiled)
             decoding.run(waiting, spin, cores, should_stop, finish)
     stopped = "Generation stopped before this reply ended."
     return [_error(stopped, "canceled") if result is None else result for result in results]
@@ -203,8 +215,16 @@ def generate(
 class _Decoding:
     """The continuous batch: up to `size` rows decode together; an ended row's slot goes to the next prompt."""
 
-    def __init__(self, loaded: LoadedModel, backend: _DecoderBackend | _HFBackend, params: ChatParams, size: int):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        backend: _DecoderBackend | _HFBackend,
+        params: ChatParams,
+        size: int,
+        compiled: Compiled | None = None,
+    ):
         self.loaded, self.backend, self.params, self.size = loaded, backend, params, size
+        self.compiled = compiled
         self.stops = stop_list(params.stop)
         self.rows: list[_Row] = []
 
@@ -239,7 +259,10 @@ class _Decoding:
         state, logits = self.backend.start(prompt)
         generator = torch.Generator().manual_seed(self.params.seed) if self.params.seed is not None else None
         token = prompt.ids[0] if logits is None else None
-        self.rows.append(_Row(prompt, state, Detokenizer(self.loaded.tokenizer), generator, logits, token))
+        row = _Row(prompt, state, Detokenizer(self.loaded.tokenizer), generator, logits, token)
+        if self.compiled is not None:
+            row.guide, row.reads_calls = self.compiled.guide(), self.compiled.reads_calls
+        self.rows.append(row)
 
     def _step(self, threads: int) -> list[tuple[int, Completion]]:
         """Run the rows that wait for logits through the model, then sample a token for every row."""
@@ -249,7 +272,11 @@ class _Decoding:
                 row.logits = logits
         live, ended = [], []
         for row in self.rows:
-            token = next_token(row.logits, self.params, row.generator)
+            if row.guide is None:
+                token = next_token(row.logits, self.params, row.generator)
+            else:
+                token = next_token(row.guide.mask(row.logits), self.params, row.generator)
+                row.guide.accept(token)
             row.logits = row.token = None
             completion = row.accept(token, self.loaded.eos_ids, self.stops)
             if completion is None:
@@ -267,7 +294,7 @@ def _prepare(
     if not messages:
         return _error("A chat needs at least one message.", "invalid_value")
     try:
-        text = render_chat(loaded.tokenizer, messages, add_generation_prompt=True)
+        text = render_chat(loaded.tokenizer, messages, add_generation_prompt=True, tools=params.tools)
     except (TemplateError, TypeError, ValueError) as exc:  # a template's raise_exception, or unexpected content
         return _error(f"The chat template refused this conversation: {exc}", "invalid_value")
     ids = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.engine import _hf, batch_generate, native
+from app.engine import _hf, batch_generate, constrained, native
+from app.engine.call_reader import CallReader
 from app.engine.catalog import resolve_base_model
 from app.engine.chat_types import ChatChunk, ChatParams, Completion, ModelRef
 from app.engine.cpu_share import CoreShare
@@ -40,6 +41,7 @@ class LoadedModel:
     eos_ids: frozenset[int]
     max_positions: int
     decoder: LlamaDecoder | None = None  # the CPU decoder when the model is Llama-shaped
+    vocab_size: int = 0  # the width of its logits (a grammar's token mask covers them all)
 
 
 class ChatEngine:
@@ -57,6 +59,7 @@ class ChatEngine:
         self._cache: OrderedDict[tuple, LoadedModel] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._key_locks: dict[tuple, threading.Lock] = {}
+        self.grammars = constrained.Grammars()  # compiled grammars of constrained replies, per tokenizer
 
     def __enter__(self) -> ChatEngine:
         return self
@@ -72,6 +75,7 @@ class ChatEngine:
         """Forget every loaded model (after deleting a model, or in tests)."""
         with self._cache_lock:
             self._cache.clear()
+        self.grammars.clear()
 
     def get_model(self, ref: ModelRef) -> LoadedModel:
         """A loaded model from the LRU, loading it (once, even with concurrent callers) when missing."""
@@ -136,8 +140,16 @@ class ChatEngine:
         eos.update(generation_eos if isinstance(generation_eos, list) else [generation_eos])
         eos.discard(None)
         max_positions = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        vocab_size = int(getattr(model.config, "vocab_size", 0) or len(tokenizer))
         # The CPU decoder keeps its own copies of the weights: the HF model is not needed any more.
-        return LoadedModel(None if decoder else model, tokenizer, frozenset(eos), max_positions, decoder)
+        return LoadedModel(None if decoder else model, tokenizer, frozenset(eos), max_positions, decoder, vocab_size)
+
+    def guide_for(self, loaded: LoadedModel, params: ChatParams) -> constrained.Compiled | None:
+        """The compiled grammar that params' response_format/tools/tool_choice put on a reply (None: no constraint)."""
+        plan = constrained.plan(params)
+        if plan is None:
+            return None
+        return self.grammars.compile(loaded.tokenizer, loaded.vocab_size, loaded.eos_ids, plan)
 
     def _decoder_steps(self, decoder: LlamaDecoder, expected: int) -> Step:
         """The CPU decoder's step function, on as many threads as the engine_spin setting and the machine allow."""
@@ -169,7 +181,8 @@ class ChatEngine:
         params: ChatParams | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[ChatChunk]:
-        """Yield the assistant's reply as text deltas, then a final chunk with finish_reason and usage."""
+        """Yield the assistant's reply as text deltas (and tool-call deltas, with tools), then a final chunk with
+        finish_reason and usage. response_format and tools/tool_choice constrain the decoding (constrained.py)."""
         _hf.prepare(self.settings.engine_spin)
         import torch
 
@@ -178,9 +191,10 @@ class ChatEngine:
             raise Invalid("A chat needs at least one message.", param="messages")
         if params.max_tokens < 1:
             raise Invalid("max_tokens must be at least 1.", param="max_tokens")
+        constrained.plan(params)  # a malformed tools/response_format request fails before a model loads
         loaded = self.get_model(ref)
         tokenizer, model = loaded.tokenizer, loaded.model
-        prompt = render_chat(tokenizer, messages, add_generation_prompt=True)
+        prompt = render_chat(tokenizer, messages, add_generation_prompt=True, tools=params.tools)
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         room = loaded.max_positions - len(prompt_ids)
         if room < 1:
@@ -195,6 +209,9 @@ class ChatEngine:
         if params.seed is not None:
             generator = torch.Generator().manual_seed(params.seed)
 
+        compiled = self.guide_for(loaded, params)
+        guide = compiled.guide() if compiled is not None else None
+        reader = CallReader() if compiled is not None and compiled.reads_calls else None
         generated: list[int] = []
         detokenizer = Detokenizer(tokenizer)
         text = ""
@@ -212,7 +229,11 @@ class ChatEngine:
                 break
             # Grad mode is thread-local and this generator may resume on another worker thread: scope it per step.
             with torch.inference_mode():
-                token = next_token(step(next_ids), params, generator)
+                if guide is None:
+                    token = next_token(step(next_ids), params, generator)
+                else:
+                    token = next_token(guide.mask(step(next_ids)), params, generator)
+                    guide.accept(token)
             if token in loaded.eos_ids:
                 finish = "stop"
                 break
@@ -222,18 +243,25 @@ class ChatEngine:
             hits = [i for i in (text.find(s, max(0, emitted - len(s))) for s in stops) if i >= 0]
             if hits:
                 if min(hits) > emitted:
-                    yield ChatChunk(text[emitted : min(hits)])
+                    end = min(hits)
+                    yield from _read(reader, text[:end]) if reader else [ChatChunk(text[emitted:end])]
                 finish, by_string = "stop", True
                 break
             safe = len(text) - held_back(text, stops)
             if safe > emitted:
-                yield ChatChunk(text[emitted:safe])
+                yield from _read(reader, text[:safe]) if reader else [ChatChunk(text[emitted:safe])]
                 emitted = safe
         if not by_string and generated:
             # Flush what was held back for a stop string that never came (minus a dangling partial character).
             tail = text[emitted:].rstrip("\ufffd")
             if tail:
-                yield ChatChunk(tail)
+                yield from _read(reader, text[:emitted] + tail) if reader else [ChatChunk(tail)]
+        if reader is not None:
+            held = reader.finish()
+            if held:
+                yield ChatChunk(held)
+            if reader.made() and finish == "stop":
+                finish = "tool_calls"
         usage = {
             "prompt_tokens": len(prompt_ids),
             "completion_tokens": len(generated),
@@ -256,18 +284,26 @@ class ChatEngine:
         completion) is called as each reply ends; should_stop() is checked every step. batch_size defaults to the
         eval_batch_size setting."""
         _hf.prepare(self.settings.engine_spin)
+        constrained.plan(params)
         loaded = self.get_model(ref)
         return batch_generate.generate(
             loaded,
             ref.name,
             conversations,
             params,
+            compiled=self.guide_for(loaded, params),
             spin=self.settings.engine_spin,
             cores=self.cores,
             batch_size=batch_size or self.settings.eval_batch_size,
             should_stop=should_stop,
             on_done=on_done,
         )
+
+
+def _read(reader: CallReader, text: str) -> list[ChatChunk]:
+    """What a reply's text so far adds, split into content and tool-call deltas (none when nothing is certain)."""
+    content, calls = reader.feed(text)
+    return [ChatChunk(content, tool_calls=calls or None)] if content or calls else []
 
 
 def _cache_key(ref: ModelRef) -> tuple:
