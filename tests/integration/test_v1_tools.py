@@ -80,14 +80,18 @@ def assert_calls_match_their_schemas(calls) -> list[tuple[str, dict]]:
 
 
 def ask(client: OpenAI, **options):
-    return client.chat.completions.create(
-        model="tiny-llama", messages=options.pop("messages", QUESTION), temperature=0, seed=3, max_tokens=120, **options
-    )
+    settings = {"messages": QUESTION, "temperature": 0, "seed": 3, "max_tokens": 120} | options
+    return client.chat.completions.create(model="tiny-llama", **settings)
+
+
+# The untrained tiny model, once it may call tools in parallel, goes on calling until max_tokens: one call at a
+# time keeps its answers whole.
+ONE_CALL = {"tools": TOOLS, "tool_choice": "required", "parallel_tool_calls": False}
 
 
 @pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "lookup_order"}}])
 def test_tools_answer_with_calls_whose_arguments_match_the_schema(client, choice):
-    completion = ask(client, tools=TOOLS, tool_choice=choice)
+    completion = ask(client, tools=TOOLS, tool_choice=choice, parallel_tool_calls=False)
     assert completion.choices[0].finish_reason == "tool_calls"
     message = completion.choices[0].message
     calls = assert_calls_match_their_schemas(message.tool_calls)
@@ -96,13 +100,14 @@ def test_tools_answer_with_calls_whose_arguments_match_the_schema(client, choice
 
 
 def test_parallel_tool_calls_false_makes_at_most_one_call(client):
-    completion = ask(client, tools=TOOLS, tool_choice="required", parallel_tool_calls=False)
-    assert len(completion.choices[0].message.tool_calls) == 1
+    assert len(ask(client, **ONE_CALL).choices[0].message.tool_calls) == 1
+    several = ask(client, tools=TOOLS, tool_choice="required", max_tokens=200).choices[0].message.tool_calls
+    assert len(several) > 1  # left to itself, this model calls again and again
 
 
 def test_streaming_gives_the_same_calls_as_the_whole_answer(client):
-    whole = ask(client, tools=TOOLS, tool_choice="required")
-    stream = ask(client, tools=TOOLS, tool_choice="required", stream=True)
+    whole = ask(client, **ONE_CALL)
+    stream = ask(client, **ONE_CALL, stream=True)
     deltas = [d for chunk in stream if chunk.choices for d in (chunk.choices[0].delta.tool_calls or [])]
     names = {d.index: d.function.name for d in deltas if d.id}
     arguments: dict[int, str] = {}
@@ -147,7 +152,7 @@ def test_response_format_json_schema_strict_answers_validate(client):
 
 
 def test_a_raw_tool_answer_matches_openais_schema(server):
-    body = {"model": "tiny-llama", "messages": QUESTION, "tools": TOOLS, "tool_choice": "required", "max_tokens": 120}
+    body = {"model": "tiny-llama", "messages": QUESTION, **ONE_CALL, "max_tokens": 120}
     raw = httpx.post(
         server.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60
     )
@@ -316,11 +321,11 @@ def train_and_call(client: OpenAI, model: str, n_train: int, hyperparameters: di
         "temperature": 0,
         "seed": 1,
     }
-    whole = client.chat.completions.create(max_tokens=60, **options)
+    whole = client.chat.completions.create(max_tokens=150, **options)
     assert whole.choices[0].finish_reason == "tool_calls", whole.choices[0].message
     calls = whole.choices[0].message.tool_calls
     assert [name for name, _ in assert_calls_match_their_schemas(calls)] == ["lookup_order"] * len(calls)
-    with client.chat.completions.stream(max_tokens=60, **options) as stream:
+    with client.chat.completions.stream(max_tokens=150, **options) as stream:
         streamed = stream.get_final_completion().choices[0].message.tool_calls
     assert [(c.function.name, c.function.arguments) for c in streamed] == [
         (c.function.name, c.function.arguments) for c in calls
@@ -342,4 +347,11 @@ def test_a_model_tuned_on_function_calls_answers_with_calls(tmp_path, tiny_model
     upgrade(settings)
     with LiveServer(create_app(settings), free_port()) as live:
         with OpenAI(base_url=live.url + "/v1", api_key=API_KEY, max_retries=0) as client:
-            train_and_call(client, "tiny-llama", 12, {"n_epochs": 2, "batch_size": 4}, 180, "required")
+            train_and_call(
+                client,
+                "tiny-llama",
+                12,
+                {"n_epochs": 10, "batch_size": 4, "learning_rate_multiplier": 10},
+                240,
+                "required",
+            )
