@@ -16,9 +16,12 @@ SAMPLING = ("temperature", "top_p", "max_tokens", "stop", "seed")
 
 
 def _message(message: dict[str, Any]) -> dict[str, Any]:
-    """A message as OpenAI takes it: an assistant turn that only calls tools has null content."""
+    """A message as OpenAI takes it: an assistant turn that only calls tools has null content, and a tool result
+    carries no `name` (Tuneboard adds the called function's name for its own models' chat format)."""
     if message.get("role") == "assistant" and message.get("tool_calls") and not message.get("content"):
         return {**message, "content": None}
+    if message.get("role") == "tool" and "name" in message:
+        return {key: value for key, value in message.items() if key != "name"}
     return message
 
 

@@ -55,7 +55,7 @@ def test_tool_parameters_pass_through_and_call_deltas_come_back(tmp_path, fake):
     messages = [
         *QUESTION,
         {"role": "assistant", "content": "", "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_0", "content": "[]"},
+        {"role": "tool", "tool_call_id": "call_0", "content": "[]", "name": "search_products"},
         {"role": "user", "content": "and my order?"},
     ]
     with provider(settings, fake) as openai_provider:
@@ -64,7 +64,7 @@ def test_tool_parameters_pass_through_and_call_deltas_come_back(tmp_path, fake):
     assert sent["tools"] == TOOLS and sent["tool_choice"] == params.tool_choice
     assert sent["parallel_tool_calls"] is False and sent["response_format"] == {"type": "json_object"}
     assert sent["messages"][1] == {"role": "assistant", "content": None, "tool_calls": [call]}  # calls only: null
-    assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_0", "content": "[]"}
+    assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_0", "content": "[]"}  # no name
     deltas = [d for c in chunks for d in (c.tool_calls or [])]
     assert deltas[0] == {
         "index": 0,
