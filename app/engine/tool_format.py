@@ -18,6 +18,7 @@ parse_tool_calls reads Hermes tags, Mistral's `[TOOL_CALLS][...]` and, given the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -191,16 +192,19 @@ def fallback_messages(messages: list[dict], tools: list[dict] | None = None) -> 
 def native_messages(messages: list[dict]) -> list[dict]:
     """The chat in the shape tool-aware templates expect: text content, calls with arguments as objects."""
     out = []
-    for message in messages:
+    for i, message in enumerate(messages):
         clean: dict[str, Any] = {"role": message.get("role", "user"), "content": content_text(message)}
-        if message.get("tool_calls"):
+        calls = message.get("tool_calls")
+        if isinstance(calls, list) and calls:
             clean["tool_calls"] = [
                 {
-                    "id": call.get("id") or new_call_id(),
+                    # A call without an id gets one fixed by its place, so every render of the chat agrees (nine
+                    # characters: Mistral's template demands that length).
+                    "id": call.get("id") or hashlib.sha1(f"{i}.{j}".encode()).hexdigest()[:9],
                     "type": "function",
                     "function": {"name": call_name(call), "arguments": call_arguments(call)},
                 }
-                for call in message["tool_calls"]
+                for j, call in enumerate(calls)
                 if isinstance(call, dict)
             ]
         for key in ("name", "tool_call_id"):

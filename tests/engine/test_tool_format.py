@@ -93,6 +93,12 @@ def test_a_template_that_takes_tools_renders_natively(tiny_model_dir):
     assert tf.FALLBACK_INSTRUCTIONS not in text
 
 
+def test_native_rendering_of_calls_without_ids_is_the_same_every_time():
+    message = {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}
+    first, second = tf.native_messages([message]), tf.native_messages([message])
+    assert first == second and len(first[0]["tool_calls"][0]["id"]) == 9
+
+
 def test_chats_without_tools_render_as_before(tiny_model_dir):
     tokenizer = load_tokenizer(tiny_model_dir)
     messages = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}, {"role": "assistant", "content": "yo"}]
