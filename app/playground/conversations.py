@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from sqlmodel import Session
 
 from app.errors import Invalid, NotFound
+from app.playground.chat_tools import TOOL_CHOICES, check_tools
+from app.playground.tool_messages import check_tool_calls
 from app.tables import Conversation
 from app.tables.common import utcnow
 
 MAX_COLUMNS = 3
 MAX_MESSAGES = 500
-ROLES = ("user", "assistant")
+ROLES = ("user", "assistant", "tool")
 PARAM_LIMITS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "max_tokens": (1, 4096)}
-DEFAULT_PARAMS = {"system": "", "temperature": 0.7, "top_p": 1.0, "max_tokens": 256}
+DEFAULT_PARAMS: dict[str, Any] = {
+    "system": "",
+    "temperature": 0.7,
+    "top_p": 1.0,
+    "max_tokens": 256,
+    "tools": [],
+    "tool_choice": "auto",
+}
+# What the model reads for a tool result the person marked as an error.
+ERROR_PREFIX = "Error: "
 
 
 def get_conversation(session: Session, conversation_id: str) -> Conversation:
@@ -36,7 +48,31 @@ def clean_params(raw: Any) -> dict[str, Any]:
         if value in (None, ""):
             value = DEFAULT_PARAMS[key]
         out[key] = _number(key, value, low, high)
+    out["tools"] = clean_tools(raw.get("tools"))
+    choice = raw.get("tool_choice") or "auto"
+    if choice not in TOOL_CHOICES:
+        raise Invalid(f"tool_choice is one of {', '.join(TOOL_CHOICES)}.", param="tool_choice")
+    out["tool_choice"] = choice
     return out
+
+
+def clean_tools(raw: Any) -> list[dict[str, Any]]:
+    """The tools editor's JSON (text or parsed): a list of function tools, or of bare function definitions
+    `{"name", "description"?, "parameters"?}`, checked as /v1 checks `tools`; [] for none."""
+    if isinstance(raw, str):
+        if not raw.strip():
+            return []
+        try:
+            raw = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise Invalid(f"The tools are not valid JSON: {str(exc)[:200]}.", param="tools") from None
+    if raw in (None, []):
+        return []
+    if isinstance(raw, dict):
+        raw = [raw]  # one definition on its own
+    if isinstance(raw, list):
+        raw = [{"type": "function", "function": t} if isinstance(t, dict) and "type" not in t else t for t in raw]
+    return check_tools(raw) or []
 
 
 _JSON_NAMES = {list: "array", dict: "object"}
@@ -68,7 +104,8 @@ def _number(key: str, value: Any, low: float, high: float) -> int | float:
 
 
 def clean_messages(raw: Any, n_columns: int = MAX_COLUMNS) -> list[dict[str, Any]]:
-    """Turns as stored: user messages, and assistant replies tagged with the column (model) that wrote them."""
+    """Turns as stored: user messages; assistant replies (with their tool calls) and tool results (an `error` flag
+    when the person marked one failed), both tagged with the column (model) they belong to."""
     if not isinstance(raw, list):
         raise Invalid("messages must be a list.", param="messages")
     if len(raw) > MAX_MESSAGES:
@@ -76,15 +113,24 @@ def clean_messages(raw: Any, n_columns: int = MAX_COLUMNS) -> list[dict[str, Any
     out = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            raise Invalid(f"Message {i + 1} needs a role (user or assistant) and text content.", param="messages")
+            raise Invalid(f"Message {i + 1} needs a role (user, assistant or tool) and text content.", param="messages")
         item: dict[str, Any] = {"role": m["role"], "content": m["content"]}
-        if m["role"] == "assistant":
+        if m["role"] != "user":
             column = m.get("column", 0)
             if not isinstance(column, int) or not 0 <= column < n_columns:
                 raise Invalid(f"Message {i + 1} belongs to an unknown column.", param="messages")
             item["column"] = column
+        if m["role"] == "assistant":
             if m.get("cut") is True:  # the reply stopped at max tokens: the page says so after a reload too
                 item["cut"] = True
+            if m.get("tool_calls"):
+                item["tool_calls"] = check_tool_calls(m["tool_calls"], f"messages[{i}].tool_calls")
+        if m["role"] == "tool":
+            if not isinstance(m.get("tool_call_id"), str):
+                raise Invalid(f"Message {i + 1} is a tool result without the call it answers.", param="messages")
+            item["tool_call_id"] = m["tool_call_id"]
+            if m.get("error") is True:
+                item["error"] = True
         out.append(item)
     return out
 
@@ -115,12 +161,21 @@ def save_conversation(session: Session, conversation_id: str | None, data: Any) 
     return conv
 
 
-def column_history(messages: list[dict[str, Any]], column: int, system: str = "") -> list[dict[str, str]]:
-    """The chat messages one model sees: the system message, every user turn and its own replies."""
-    out = [{"role": "system", "content": system}] if system.strip() else []
+def column_history(messages: list[dict[str, Any]], column: int, system: str = "") -> list[dict[str, Any]]:
+    """The chat messages one model sees: the system message, every user turn, its own replies (with their tool
+    calls) and the results of its calls (a failed one reads "Error: …")."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system.strip() else []
     for m in messages:
-        if m["role"] == "user" or m.get("column", 0) == column:
-            out.append({"role": m["role"], "content": m["content"]})
+        if m["role"] != "user" and m.get("column", 0) != column:
+            continue
+        item: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+        if m.get("tool_calls"):
+            item["tool_calls"] = [dict(call, function=dict(call["function"])) for call in m["tool_calls"]]
+        if m["role"] == "tool":
+            item["tool_call_id"] = m["tool_call_id"]
+            if m.get("error"):
+                item["content"] = ERROR_PREFIX + m["content"]
+        out.append(item)
     return out
 
 

@@ -18,7 +18,9 @@ from app.engine.inference import ChatEngine
 from app.errors import DomainError, Invalid
 from app.jobs.model_catalog import ModelInfo, list_models
 from app.playground.chat import stream_chat
-from app.playground.conversations import clean_messages, clean_params, column_history
+from app.playground.conversations import clean_messages, clean_params, clean_tools, column_history
+from app.playground.tool_calls import ToolCalls, stream_deltas
+from app.playground.tool_messages import check_tool_turns
 from app.tables import Dataset, Example
 
 log = logging.getLogger("tuneboard.playground")
@@ -31,8 +33,19 @@ class ChatRequest:
     """One model's turn: its id, the messages it sees, and the sampling parameters."""
 
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     params: dict[str, Any]
+
+    def chat_params(self) -> ChatParams:
+        """The engine's parameters: sampling, and the tools when the person defined some."""
+        tools = self.params.get("tools") or None
+        return ChatParams(
+            temperature=self.params["temperature"],
+            top_p=self.params["top_p"],
+            max_tokens=self.params["max_tokens"],
+            tools=tools,
+            tool_choice=self.params.get("tool_choice", "auto") if tools else None,
+        )
 
 
 def model_groups(session: Session, settings: Settings) -> list[tuple[str, list[ModelInfo]]]:
@@ -57,34 +70,38 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise Invalid("column must be 0, 1 or 2.", param="column")
     messages = clean_messages(body.get("messages"))
     history = column_history(messages, column, params["system"])
-    if not history or history[-1]["role"] != "user":
-        raise Invalid("Write a message first: the conversation must end with your turn.", param="messages")
+    if not history or history[-1]["role"] not in ("user", "tool"):
+        raise Invalid(
+            "Write a message first: the conversation must end with your turn.",
+            param="messages",
+        )
+    check_tool_turns(history)
     return ChatRequest(model=model, messages=history, params=params)
 
 
 def stream_reply(
     engine: Engine, settings: Settings, chat_engine: ChatEngine, body: Any
 ) -> Iterator[tuple[str | None, dict[str, Any]]]:
-    """The reply as server-sent events (name, data): `{"text"}` per token, then `done` (finish_reason, usage) or
-    `error`; the route encodes them (app/web/sse.py).
+    """The reply as server-sent events (name, data): `{"text"}` per token, `{"tool_calls": [delta]}` per piece of
+    a tool call (OpenAI's streaming shape), then `done` (finish_reason, usage, the whole tool_calls) or `error`; the
+    route encodes them (app/web/sse.py).
 
     Blocking (the model generates in this thread): the router runs it in a worker thread.
     """
     try:
         request = parse_chat_request(body)
-        params = ChatParams(
-            temperature=request.params["temperature"],
-            top_p=request.params["top_p"],
-            max_tokens=request.params["max_tokens"],
-        )
+        params = request.chat_params()
+        calls = ToolCalls()
         with Session(engine) as session:
             for chunk in stream_chat(session, settings, chat_engine, request.model, request.messages, params):
                 if chunk.text:
                     yield None, {"text": chunk.text}
+                for delta in stream_deltas(calls, chunk.tool_calls or []):
+                    yield None, {"tool_calls": [delta]}
                 if chunk.finish_reason:
-                    yield "done", {"finish_reason": chunk.finish_reason, "usage": chunk.usage}
+                    yield "done", _done(calls, chunk.finish_reason, chunk.usage)
                     return
-        yield "done", {"finish_reason": "stop", "usage": None}
+        yield "done", _done(calls, None, None)
     except DomainError as exc:
         yield "error", {"message": exc.message, "code": exc.code}
     except Exception:
@@ -97,8 +114,18 @@ def stream_reply(
         )
 
 
-def example_record(messages_json: str, reply: str | None, system: str = "", column: int = 0) -> dict[str, Any]:
-    """A training example from the playground: system message, the turns of one column, the last reply edited."""
+def _done(calls: ToolCalls, finish: str | None, usage: Any) -> dict[str, Any]:
+    done: dict[str, Any] = {"finish_reason": calls.finish_reason(finish), "usage": usage}
+    if calls:
+        done["tool_calls"] = calls.whole()
+    return done
+
+
+def example_record(
+    messages_json: str, reply: str | None, system: str = "", column: int = 0, tools: str = ""
+) -> dict[str, Any]:
+    """A training example from the playground: system message, the turns of one column (tool calls and results
+    kept), the last reply edited, and the tools the model was given."""
     try:
         raw = json.loads(messages_json or "[]")
     except (ValueError, RecursionError):  # malformed, or nested deeper than json can recurse
@@ -108,9 +135,46 @@ def example_record(messages_json: str, reply: str | None, system: str = "", colu
         raise Invalid("There is no reply to save yet: chat first.", param="messages")
     if reply is not None and reply.strip():
         last = max(i for i, m in enumerate(history) if m["role"] == "assistant")
-        history[last] = {"role": "assistant", "content": reply}
+        # The edited text replaces the reply's words; calls it made stay.
+        history[last] = {**history[last], "content": reply}
         history = history[: last + 1]
-    return {"messages": history}
+    record: dict[str, Any] = {"messages": history}
+    checked = clean_tools(tools)
+    if checked:
+        record["tools"] = checked
+    return record
+
+
+def pretty_arguments(arguments: str) -> str:
+    """A call's JSON arguments indented for reading (as they are, when they are not JSON)."""
+    try:
+        return json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return arguments
+
+
+def tools_text(params: dict[str, Any]) -> str:
+    """The tools editor's text for stored parameters: their tools as indented JSON, "" when there are none."""
+    tools = params.get("tools") or []
+    return json.dumps(tools, indent=2, ensure_ascii=False) if tools else ""
+
+
+@dataclass
+class ToolsCheck:
+    """What the tools editor holds: the functions it defines, or why it can't be used."""
+
+    names: list[str]
+    error: str | None = None
+
+
+def check_tools_text(text: str) -> ToolsCheck:
+    """Check the tools editor's JSON as a chat would (never raises: the page shows the problem)."""
+    try:
+        tools = clean_tools(text)
+    except Invalid as exc:
+        where = f" ({exc.param})" if exc.param and exc.param != "tools" else ""
+        return ToolsCheck([], exc.message + where)
+    return ToolsCheck([tool["function"]["name"] for tool in tools])
 
 
 def save_example(

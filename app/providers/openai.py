@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from app.providers.base import JobContext, Provider, ProviderError, RemoteCheckpoint, RemoteEvent, RemoteStatus
+from app.providers.openai_chat import chat_chunks, chat_request
 from app.tables import JobStatus
 from app.tables.settings_store import OPENAI_API_KEY, OPENAI_BASE_URL, get_secret, get_value, load_secret_key
 
@@ -254,36 +255,10 @@ class OpenAIProvider(Provider):
         return self.poll(provider_job_id, None)[1]
 
     def stream_chat(self, model: Any, messages: list[dict], params: Any) -> Iterator[Any]:
-        """Stream a chat completion as app.engine.chat_types.ChatChunk objects (usage on the last one)."""
-        from app.engine.chat_types import ChatChunk
-
-        kwargs: dict[str, Any] = {
-            "model": str(getattr(model, "name", model)),
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        for key in ("temperature", "top_p", "max_tokens", "stop", "seed"):
-            value = getattr(params, key, None)
-            if value is not None:
-                kwargs["max_completion_tokens" if key == "max_tokens" else key] = value
-        stream = self._call("chat", self.client.chat.completions.create, **kwargs)
-        finish = None
-        for chunk in _translated_stream("chat", stream):
-            if chunk.choices:
-                choice = chunk.choices[0]
-                finish = choice.finish_reason or finish
-                if choice.delta and choice.delta.content:
-                    yield ChatChunk(text=choice.delta.content)
-            if chunk.usage is not None:
-                usage = {
-                    "prompt_tokens": chunk.usage.prompt_tokens,
-                    "completion_tokens": chunk.usage.completion_tokens,
-                    "total_tokens": chunk.usage.total_tokens,
-                }
-                yield ChatChunk(text="", finish_reason=finish or "stop", usage=usage)
-                return
-        yield ChatChunk(text="", finish_reason=finish or "stop")
+        """Stream a chat completion as app.engine.chat_types.ChatChunk objects (tool-call deltas included, usage
+        on the last one); tools, tool_choice and response_format go to OpenAI as they are."""
+        stream = self._call("chat", self.client.chat.completions.create, **chat_request(model, messages, params))
+        yield from chat_chunks(_translated_stream("chat", stream))
 
 
 def _translated_stream(what: str, stream: Any) -> Iterator[Any]:

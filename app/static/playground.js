@@ -1,6 +1,8 @@
 // The playground: streams replies with fetch + ReadableStream from /playground/chat (text/event-stream),
 // one column per model (compare mode runs them in parallel), keeps the conversation in the database (?c=<id>).
 // User text goes in through textContent; replies through markdown.js, which escapes all HTML first.
+// Tool calls show as cards (function name, arguments); the person types each result (or marks it an error) and
+// continues: the results go back to that column's model as `tool` messages.
 (function () {
   "use strict";
 
@@ -13,7 +15,9 @@
       system: $("pg-system").value,
       temperature: $("pg-temperature").value,
       top_p: $("pg-top-p").value,
-      max_tokens: $("pg-max-tokens").value
+      max_tokens: $("pg-max-tokens").value,
+      tools: $("pg-tools").value,
+      tool_choice: $("pg-tool-choice").value
     };
   }
 
@@ -23,13 +27,13 @@
 
   function status(text) { $("pg-status").textContent = text; }
 
-  function addMessage(column, role, text) {
+  function addMessage(column, role, text, label_text) {
     var list = root.querySelector('.transcript[data-column="' + column + '"]');
     var li = document.createElement("li");
     li.className = "msg msg-" + role;
     var label = document.createElement("span");
     label.className = "msg-role";
-    label.textContent = role;
+    label.textContent = label_text || role;
     var body = document.createElement("div");
     body.className = "msg-text";
     body.textContent = text;
@@ -56,6 +60,114 @@
     note.className = "msg-note";
     note.textContent = "cut at max tokens";
     return note;
+  }
+
+  function prettyArguments(text) {
+    try { return JSON.stringify(JSON.parse(text), null, 2); } catch (e) { return text; }
+  }
+
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // The cards of a reply's tool calls (the same markup as playground/_tool_calls.html), replaced as they grow.
+  function showCalls(li, calls) {
+    var old = li.querySelector(".tool-calls");
+    var box = element("div", "tool-calls");
+    calls.forEach(function (call) {
+      var card = element("div", "tool-call");
+      card.setAttribute("data-call-id", call.id || "");
+      card.setAttribute("data-name", call.function.name);
+      var head = element("div", "tool-call-head");
+      head.appendChild(element("span", "badge", "tool call"));
+      head.appendChild(document.createTextNode(" "));
+      head.appendChild(element("code", "tool-call-name", call.function.name));
+      card.appendChild(head);
+      card.appendChild(element("pre", "tool-call-args", prettyArguments(call.function.arguments)));
+      box.appendChild(card);
+    });
+    if (old) li.replaceChild(box, old); else li.insertBefore(box, li.querySelector(".msg-note"));
+  }
+
+  // Streamed deltas put together: the first of an index brings id and name, the later ones pieces of arguments.
+  function addDeltas(calls, deltas) {
+    deltas.forEach(function (delta) {
+      var call = calls[delta.index];
+      if (!call) {
+        call = calls[delta.index] = { id: delta.id, type: "function", function: { name: "", arguments: "" } };
+      }
+      var fn = delta["function"] || {};
+      if (fn.name && !call["function"].name) call["function"].name = fn.name;
+      call["function"].arguments += fn.arguments || "";
+    });
+  }
+
+  // Under a reply that made calls: a field per call for its result, an "error" box, and Continue.
+  function askResults(column, li, calls) {
+    var form = element("form", "tool-results");
+    calls.forEach(function (call) {
+      var row = element("div", "tool-result");
+      row.setAttribute("data-call-id", call.id);
+      var label = element("label", "", "Result of " + call["function"].name + " ");
+      var text = element("textarea");
+      text.rows = 2;
+      text.placeholder = "What the tool returned (JSON or text)";
+      label.appendChild(text);
+      var flag = element("label", "inline");
+      var box = element("input");
+      box.type = "checkbox";
+      flag.appendChild(box);
+      flag.appendChild(document.createTextNode(" the tool failed (send this as an error)"));
+      row.appendChild(label);
+      row.appendChild(flag);
+      form.appendChild(row);
+    });
+    var go = element("button", "primary", "Continue");
+    go.type = "submit";
+    form.appendChild(go);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var model = models()[column];
+      if (!model) { status("Pick a model for this column first."); return; }
+      Array.prototype.forEach.call(form.querySelectorAll(".tool-result"), function (row) {
+        var result = {
+          role: "tool",
+          tool_call_id: row.getAttribute("data-call-id"),
+          content: row.querySelector("textarea").value,
+          column: column
+        };
+        if (row.querySelector("input").checked) result.error = true;
+        state.messages.push(result);
+        showResult(column, result);
+      });
+      form.parentNode.removeChild(form);
+      busy(true);
+      streamColumn(column, model).then(function () { busy(false); return save(); });
+    });
+    li.appendChild(form);
+  }
+
+  function showResult(column, result) {
+    var body = addMessage(column, "tool", result.content, result.error ? "tool result (error)" : "tool result");
+    var li = body.parentNode;
+    li.setAttribute("data-tool-call-id", result.tool_call_id);
+    if (result.error) li.classList.add("msg-tool-error");
+  }
+
+  // Calls of a column still waiting for their results: those of its last message, when that one made calls.
+  function pendingCalls(column) {
+    var last = null;
+    state.messages.forEach(function (m) { if (m.role !== "user" && (m.column || 0) === column) last = m; });
+    return last && last.role === "assistant" && last.tool_calls && last.tool_calls.length ? last.tool_calls : null;
+  }
+
+  function busy(on) {
+    $("pg-send").disabled = on;
+    $("pg-stop").disabled = !on;
+    status(on ? "Generating…" : "");
   }
 
   // Each column is titled with the model it runs; the "Reply from" choice names it too.
@@ -103,7 +215,7 @@
     controllers.push(controller);
     var target = addMessage(column, "assistant", "");
     target.classList.add("streaming");
-    var reply = { role: "assistant", content: "", column: column };
+    var reply = { role: "assistant", content: "", column: column }, calls = [];
     var payload = JSON.stringify({ model: model, column: column, params: params(), messages: state.messages });
     return window.tbFetch("/playground/chat", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: payload, signal: controller.signal
@@ -133,6 +245,14 @@
               reply.content += obj.text;
               showReply(target, reply.content);
             }
+            if (event === "message" && obj.tool_calls) {
+              addDeltas(calls, obj.tool_calls);
+              showCalls(target.parentNode, calls);
+            }
+            if (event === "done" && obj.tool_calls) {
+              calls = obj.tool_calls;
+              showCalls(target.parentNode, calls);
+            }
           });
           return pump();
         });
@@ -146,7 +266,9 @@
       target.parentNode.appendChild(note);
     }).then(function () {
       target.classList.remove("streaming");
-      if (reply.content) state.messages.push(reply);
+      if (calls.length) reply.tool_calls = calls;
+      if (reply.content || calls.length) state.messages.push(reply);
+      if (calls.length && !target.classList.contains("stopped")) askResults(column, target.parentNode, calls);
     });
   }
 
@@ -156,6 +278,10 @@
     var chosen = models();
     if (!text.trim()) return;
     if (chosen.some(function (m) { return !m; })) { status("Pick a model for every column first."); return; }
+    if (chosen.some(function (_, column) { return pendingCalls(column); })) {
+      status("Give the results of the tool calls first (then Continue).");
+      return;
+    }
     $("pg-input").value = "";
     var user = { role: "user", content: text };
     state.messages.push(user);
@@ -188,6 +314,7 @@
     state.messages.forEach(function (m) { if (m.role === "assistant" && (m.column || 0) === column) last = m; });
     $("pg-save-messages").value = JSON.stringify(state.messages);
     $("pg-save-system").value = $("pg-system").value;
+    $("pg-save-tools").value = $("pg-tools").value;
     if (last && !$("pg-save-reply").dataset.edited) $("pg-save-reply").value = last.content;
   }
 
@@ -199,6 +326,12 @@
     state = { id: saved ? saved.id : null, messages: saved ? saved.messages : [] };
     Array.prototype.forEach.call(root.querySelectorAll(".msg-assistant .msg-text"), function (body) {
       showReply(body, body.textContent);
+    });
+    // A reloaded conversation may stop at calls that wait for their results: ask for them again.
+    Array.prototype.forEach.call(root.querySelectorAll(".transcript"), function (list) {
+      var column = parseInt(list.getAttribute("data-column"), 10), calls = pendingCalls(column);
+      var replies = list.querySelectorAll(".msg-assistant");
+      if (calls && replies.length) askResults(column, replies[replies.length - 1], calls);
     });
     Array.prototype.forEach.call(root.querySelectorAll(".pg-model"), function (select) {
       select.addEventListener("change", function () { nameColumn(select); });
@@ -219,8 +352,15 @@
       prepareSave();
       e.detail.parameters.set ? e.detail.parameters.set("messages", $("pg-save-messages").value)
         : (e.detail.parameters.messages = $("pg-save-messages").value);
-      if (e.detail.parameters.set) { e.detail.parameters.set("system", $("pg-system").value); e.detail.parameters.set("reply", edited); }
-      else { e.detail.parameters.system = $("pg-system").value; e.detail.parameters.reply = edited; }
+      if (e.detail.parameters.set) {
+        e.detail.parameters.set("system", $("pg-system").value);
+        e.detail.parameters.set("reply", edited);
+        e.detail.parameters.set("tools", $("pg-tools").value);
+      } else {
+        e.detail.parameters.system = $("pg-system").value;
+        e.detail.parameters.reply = edited;
+        e.detail.parameters.tools = $("pg-tools").value;
+      }
     });
   });
 })();

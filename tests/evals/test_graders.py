@@ -347,6 +347,7 @@ def test_only_judge_graders_need_a_model():
         "text_similarity",
         "json_check",
         "regex_check",
+        "tool_call_check",
         "score_model",
         "label_model",
     }

@@ -3,7 +3,8 @@
 Served by a real uvicorn (tests.conftest.LiveServer) so the real SDK talks HTTP to it. Each retrieve of a job
 moves it one stage on: validating_files → running (events, a checkpoint) → succeeded (or failed). Switches:
 `fail_times(status, n)` answers the next n requests with 429/500, `deny_fine_tuning`, `fail_jobs`,
-`not_fine_tunable` (a set of model names), `chat_fails_after` (words a chat streams before an error).
+`not_fine_tunable` (a set of model names), `chat_fails_after` (words a chat streams before an error). A chat with
+`tools` calls the named (or first) function with {"query": <last user text>}; `chats` keeps each chat's body.
 The account side (models, files to read back, a preloaded account) is in tests/support/fake_openai_account.py.
 """
 
@@ -40,6 +41,7 @@ class FakeOpenAIState:
     chat_fails_after: int | None = None  # a chat stream reports an error after this many words, then stops
     not_fine_tunable: set[str] = field(default_factory=set)
     requests: list[str] = field(default_factory=list)
+    chats: list[dict] = field(default_factory=list)
     counter: Any = field(default_factory=lambda: itertools.count(1))
 
     def fail_times(self, status: int, n: int) -> None:
@@ -217,6 +219,9 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         body = await request.json()
+        state.chats.append(body)
+        if body.get("tools"):
+            return _tool_call(body)
         words = ["Hello", " from", " ", body["model"]]
         if body["model"] in fine_tuned_models(state):
             # A fine-tuned model of the account answers what its training file taught it (known in advance).
@@ -273,6 +278,39 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream")
 
     return app
+
+
+def _tool_call(body: dict):
+    """A chat with tools answered with one call, as OpenAI streams it: id and name first, arguments in two parts."""
+    choice = body.get("tool_choice")
+    name = choice["function"]["name"] if isinstance(choice, dict) else body["tools"][0]["function"]["name"]
+    arguments = json.dumps({"query": last_user_text(body["messages"])})
+    call = {"id": "call_fake1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    if not body.get("stream"):
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        choices = [{"index": 0, "message": message, "finish_reason": "tool_calls"}]
+        return {
+            "id": "chatcmpl-2",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": choices,
+        }
+    half = len(arguments) // 2
+    deltas = [
+        {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **call, "function": {"name": name}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]},
+        {},
+    ]
+    head = {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
+    events = [
+        {**head, "choices": [{"index": 0, "delta": d, "finish_reason": None if d else "tool_calls"}]} for d in deltas
+    ]
+    usage = {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}
+    events.append({**head, "choices": [], "usage": usage})
+    text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    return StreamingResponse(iter([text]), media_type="text/event-stream")
 
 
 def _event(

@@ -7,14 +7,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import Invalid
-from app.evals.graders import json_check, model_graders, regex_check, string_check, text_similarity
+from app.evals.graders import (
+    json_check,
+    model_graders,
+    regex_check,
+    string_check,
+    text_similarity,
+    tool_call_check,
+)
 from app.evals.graders.base import GraderResult, Judge
 
 MAX_CRITERIA = 50
 NO_USER_CODE = "No user code runs on the server"
 REFUSED = {
     "python": f"{NO_USER_CODE}: python graders run the code they carry. Use string_check, text_similarity, "
-    "json_check or regex_check, or a judge model (score_model, label_model).",
+    "json_check, regex_check or tool_call_check, or a judge model (score_model, label_model).",
     "multi": f"{NO_USER_CODE}: multi graders combine scores with a formula (calculate_output). Add each grader as "
     "its own testing criterion instead.",
 }
@@ -42,6 +49,7 @@ GRADERS: dict[str, GraderKind] = {
     text_similarity.TYPE: GraderKind(text_similarity.validate, _without_judge(text_similarity.grade)),
     json_check.TYPE: GraderKind(json_check.validate, _without_judge(json_check.grade)),
     regex_check.TYPE: GraderKind(regex_check.validate, _without_judge(regex_check.grade)),
+    tool_call_check.TYPE: GraderKind(tool_call_check.validate, _without_judge(tool_call_check.grade)),
     model_graders.SCORE_TYPE: GraderKind(
         model_graders.validate_score_model, model_graders.grade_score_model, judged=True
     ),

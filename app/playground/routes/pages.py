@@ -31,6 +31,8 @@ def _page(request: Request, session: Session, c: str | None, models: list[str] |
         "known": {m.id for _, models in groups for m in models},
         "datasets": playground.datasets(session),
         "compare": compare,
+        "pretty_arguments": playground.pretty_arguments,
+        "tools_text": playground.tools_text(conv.params if conv else {}),
     }
     return render(request, "playground/index.html", ctx)
 
@@ -79,6 +81,12 @@ async def save_existing(request: Request, conversation_id: str, session: Session
     return JSONResponse({"id": conv.id})
 
 
+@router.post("/playground/tools-check", include_in_schema=False)
+def tools_check(request: Request, tools: Annotated[str, Form()] = ""):
+    """The tools editor's JSON checked as a chat would check it: the functions it defines, or its first problem."""
+    return render(request, "playground/_tools_check.html", {"check": playground.check_tools_text(tools)})
+
+
 @router.post("/playground/save-example", include_in_schema=False)
 def save_example(
     request: Request,
@@ -89,8 +97,9 @@ def save_example(
     reply: Annotated[str, Form()] = "",
     system: Annotated[str, Form()] = "",
     column: Annotated[int, Form()] = 0,
+    tools: Annotated[str, Form()] = "",
 ):
-    """Add the conversation (reply as edited) to a dataset and show its validation problems."""
-    record = playground.example_record(messages, reply, system, column)
+    """Add the conversation (reply as edited, tools and calls kept) to a dataset and show its validation problems."""
+    record = playground.example_record(messages, reply, system, column, tools)
     example, dataset = playground.save_example(session, dataset_id, split, record)
     return render(request, "playground/_saved.html", {"example": example, "dataset": dataset})
