@@ -36,14 +36,25 @@ class Answer:
     completion_tokens: int = 0
     error: str | None = None
     error_code: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # whole calls in OpenAI's shape, when the model made any
 
 
 def _collect(chunks: Iterator[ChatChunk]) -> Answer:
     """A streamed reply gathered into one Answer."""
     parts: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
     finish, usage = "stop", {}
     for chunk in chunks:
         parts.append(chunk.text)
+        for delta in chunk.tool_calls or ():
+            # Streamed calls come as deltas: the first of a call names it, the others add argument fragments.
+            call = calls.setdefault(
+                int(delta.get("index", 0)), {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            call["id"] = delta.get("id") or call["id"]
+            function = delta.get("function") or {}
+            call["function"]["name"] += function.get("name") or ""
+            call["function"]["arguments"] += function.get("arguments") or ""
         if chunk.finish_reason:
             finish = chunk.finish_reason
         if chunk.usage:
@@ -53,6 +64,7 @@ def _collect(chunks: Iterator[ChatChunk]) -> Answer:
         finish,
         int(usage.get("prompt_tokens") or 0),
         int(usage.get("completion_tokens") or 0),
+        tool_calls=[calls[index] for index in sorted(calls)] or None,
     )
 
 
@@ -170,6 +182,7 @@ def _generate_local(
                 completion.completion_tokens,
                 completion.error,
                 completion.error_code,
+                completion.tool_calls,
             ),
         )
 

@@ -300,12 +300,12 @@ class _Recorder:
                 "total_tokens": total,
                 "cached_tokens": 0,
             }
-            graded = make_sample(answer.text, finish_reason=answer.finish_reason)
+            graded = make_sample(answer.text, answer.tool_calls, finish_reason=answer.finish_reason)
             results = [_grade(config, item, graded, self.judges) for config in self.run.criteria]
         status = item_status(error, results)
         sample = {
             "input": messages,
-            "output": [] if error else [{"role": "assistant", "content": answer.text}],
+            "output": [] if error else [_output_message(answer)],
             "finish_reason": answer.finish_reason,
             "model": self.run.model,
             "usage": usage,
@@ -373,3 +373,11 @@ def _grade(config: dict[str, Any], item: dict[str, Any], sample: dict[str, Any],
         log.exception("grader %s failed", config.get("name"))
         result = GraderResult(str(config.get("name", "")), str(config.get("type", "")), 0.0, False, str(exc))
     return result.to_dict()
+
+
+def _output_message(answer: Answer) -> dict[str, Any]:
+    """The assistant message of a sample's output, with its tool calls when it made any."""
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+    if answer.tool_calls:
+        message["tool_calls"] = answer.tool_calls
+    return message

@@ -32,7 +32,8 @@ from app.tables import Eval
 
 DEFAULT_REFERENCE = "item.messages"
 # Evals compare models: greedy decoding by default, so a run says the same thing each time it is run.
-DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.0, "max_completion_tokens": 256, "top_p": 1.0}
+# seed 42 is OpenAI's documented default; an output item's sample always reports the seed it ran with.
+DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.0, "max_completion_tokens": 256, "top_p": 1.0, "seed": 42}
 MAX_COMPLETION_TOKENS = 32_768
 _MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
 P = "data_source"

@@ -72,7 +72,7 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
 
 def file_object(file: Any) -> dict[str, Any]:
     """An UploadedFile as OpenAI's FileObject."""
-    return {
+    shaped = {
         "id": file.id,
         "object": "file",
         "bytes": int(file.bytes or 0),
@@ -80,9 +80,12 @@ def file_object(file: Any) -> dict[str, Any]:
         "filename": file.filename,
         "purpose": file.purpose,
         "status": file.status,
-        "status_details": file.status_details,
-        "expires_at": None,
     }
+    # OpenAI types these as a string and an integer: absent when there is nothing to say, never null. Files here do
+    # not expire.
+    if file.status_details:
+        shaped["status_details"] = file.status_details
+    return shaped
 
 
 def file_deleted(file_id: str) -> dict[str, Any]:

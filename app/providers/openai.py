@@ -264,12 +264,18 @@ class OpenAIProvider(Provider):
 def _translated_stream(what: str, stream: Any) -> Iterator[Any]:
     """A stream's items; a failure while reading it raises ProviderError, as a failed call does."""
     iterator = iter(stream)
-    while True:
-        with _translated(what):
-            item = next(iterator, _END)
-        if item is _END:
-            return
-        yield item
+    try:
+        while True:
+            with _translated(what):
+                item = next(iterator, _END)
+            if item is _END:
+                return
+            yield item
+    finally:
+        # A stream that failed or was left half read still holds its HTTP response (and socket): let it go now.
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 _END = object()

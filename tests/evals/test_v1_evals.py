@@ -329,6 +329,5 @@ def test_the_other_v1_objects_match_openai_s_schemas_too(raw):
     ok(raw.get("/files/file-missing"), "ErrorResponse", 404)
 
 
-@pytest.mark.xfail(strict=True, reason="/v1/files sends expires_at and status_details as null (OpenAI: absent)")
 def test_a_file_object_matches_openai_s_schema(raw):
     ok(raw.get(f"/files/{_upload(raw)['id']}"), "OpenAIFile")
