@@ -7,10 +7,11 @@ counts are written with it, so pages read progress from the run row alone.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import update
@@ -363,7 +364,16 @@ def _answer_all(
                 recorder.record(index, [], no_input)
                 continue
             prompts.append((index, messages))
-        answerer.answer_many([m for _, m in prompts], recorder.params, stop, recorder.reporter(prompts))
+        # Items that bring tools (a function-calling dataset's) are offered them, unless the run names its own tools.
+        groups: dict[str, list[tuple[int, list[dict[str, Any]]]]] = {}
+        for index, messages in prompts:
+            groups.setdefault(json.dumps(items[index].get("tools") or None, sort_keys=True), []).append(
+                (index, messages)
+            )
+        for key, group in groups.items():
+            tools = json.loads(key)
+            params = replace(recorder.params, tools=tools) if tools and not recorder.params.tools else recorder.params
+            answerer.answer_many([m for _, m in group], params, stop, recorder.reporter(group))
 
 
 def _grade(config: dict[str, Any], item: dict[str, Any], sample: dict[str, Any], judges: Judges) -> dict[str, Any]:

@@ -72,6 +72,14 @@ def check_sampling(params: Any) -> dict[str, Any]:
             out["max_completion_tokens"] = _whole(value, 1, MAX_COMPLETION_TOKENS, f"{where}.{key}")
         elif key == "seed":
             out[key] = _whole(value, -(2**63), 2**63 - 1, f"{where}.{key}")
+        elif key == "tools" and isinstance(value, list) and all(isinstance(tool, dict) for tool in value):
+            out[key] = value  # the functions offered; the engine checks their schemas when it answers
+        elif key == "response_format" and isinstance(value, dict):
+            out[key] = value
+        elif key in ("tools", "response_format"):
+            raise Invalid(
+                f"{key} must be {'a list of tools' if key == 'tools' else 'an object'}.", param=f"{where}.{key}"
+            )
         else:
             raise Invalid(f"Unknown sampling parameter {key!r}.", param=f"{where}.{key}")
     return out
@@ -85,6 +93,8 @@ def chat_params(data_source: dict[str, Any]) -> ChatParams:
         top_p=float(sampling["top_p"]),
         max_tokens=int(sampling["max_completion_tokens"]),
         seed=sampling.get("seed"),
+        tools=sampling.get("tools") or None,
+        response_format=sampling.get("response_format"),
     )
 
 
