@@ -102,7 +102,8 @@ class _Row:
 class _DecoderBackend:
     """Conversations on the CPU decoder: one batched step for every row or, given several threads, one step per
     group of rows, each group on a thread of its own. A step is mostly 4-bit matmuls (which OpenMP threads share
-    well) and the C kernels' per-row work (which they do not share at all): a group per thread shares both."""
+    well) and the C kernels' per-row work (which they do not share at all): a group per thread shares both.
+    Prompts waiting for a slot are prefilled the same way, a group per thread."""
 
     def __init__(self, loaded: LoadedModel, pool: ThreadPoolExecutor):
         from app.engine.batch_decoder import BatchDecoder
@@ -114,34 +115,49 @@ class _DecoderBackend:
     def prepare(self, prompts: list[_Prompt]) -> None:
         self.batch.share_prefix([prompt.ids for prompt in prompts])
 
-    def start(self, prompt: _Prompt) -> tuple[Any, Any]:
-        cache = self.batch.new_cache(len(prompt.ids) + prompt.max_tokens)
-        return cache, self.batch.prefill(prompt.ids, cache)
+    def start(self, prompts: list[_Prompt], threads: int) -> list[tuple[Any, Any]]:
+        # A prefill has many small ops beside its matmuls (attention, norms, the shared prefix's copies): prompts
+        # prefilled side by side, one per thread, finish sooner than each on every thread.
+        return self._split(prompts, min(threads, len(prompts)), self._start_alone)
 
     def step(self, rows: list[_Row], threads: int) -> list[Any]:
-        groups = min(threads, len(rows) // MIN_GROUP)
+        return self._split(rows, min(threads, len(rows) // MIN_GROUP), self._step_alone)
+
+    def _split(self, items: list, groups: int, work: Callable[[list], list]) -> list:
+        """work(items) with the items cut into `groups` runs, each on a thread of its own (this one included)."""
         if groups < 2:
-            return list(self.batch.step(_tokens(rows), [row.state for row in rows]))
-        size = -(-len(rows) // groups)
-        parts = [rows[start : start + size] for start in range(0, len(rows), size)]
-        futures = [self.pool.submit(self._step_alone, part) for part in parts[1:]]
-        logits = self._step_alone(parts[0])
+            return work(items)
+        size = -(-len(items) // groups)
+        parts = [items[start : start + size] for start in range(0, len(items), size)]
+        futures = [self.pool.submit(_on_one_thread, work, part) for part in parts[1:]]
+        results = _on_one_thread(work, parts[0])
         for future in futures:
-            logits.extend(future.result())
-        return logits
+            results.extend(future.result())
+        return results
+
+    def _start_alone(self, prompts: list[_Prompt]) -> list[tuple[Any, Any]]:
+        started = []
+        for prompt in prompts:
+            cache = self.batch.new_cache(len(prompt.ids) + prompt.max_tokens)
+            started.append((cache, self.batch.prefill(prompt.ids, cache)))
+        return started
 
     def _step_alone(self, rows: list[_Row]) -> list[Any]:
-        """One group's step on the calling thread alone (OpenMP's thread count and inference mode are per thread).
-        The 4-bit kernels give a row the same bits in any group, so the split changes no token."""
-        import torch
+        return list(self.batch.step(_tokens(rows), [row.state for row in rows]))
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.inference_mode():
-                return list(self.batch.step(_tokens(rows), [row.state for row in rows]))
-        finally:
-            torch.set_num_threads(threads)
+
+def _on_one_thread(work: Callable[[list], list], items: list) -> list:
+    """work(items) on the calling thread alone (OpenMP's thread count and inference mode are per thread). The 4-bit
+    kernels, attention and norms give each row the same bits on one thread as on several, so no token changes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            return work(items)
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _HFBackend:
@@ -153,9 +169,12 @@ class _HFBackend:
     def prepare(self, prompts: list[_Prompt]) -> None:
         pass
 
-    def start(self, prompt: _Prompt) -> tuple[Any, Any]:
-        step: Step = hf_steps(self.model)
-        return step, step(prompt.ids)
+    def start(self, prompts: list[_Prompt], threads: int) -> list[tuple[Any, Any]]:
+        started = []
+        for prompt in prompts:
+            step: Step = hf_steps(self.model)
+            started.append((step, step(prompt.ids)))
+        return started
 
     def step(self, rows: list[_Row], threads: int) -> list[Any]:
         return [row.state([token]) for row, token in zip(rows, _tokens(rows), strict=True)]
@@ -246,23 +265,25 @@ class _Decoding:
             if should_stop is not None and should_stop():
                 return
             with _step_threads(spin, cores) as threads, torch.inference_mode():
-                while waiting and len(self.rows) < self.size:
-                    self._start(waiting.pop())
+                starting = [waiting.pop() for _ in range(min(len(waiting), self.size - len(self.rows)))]
+                if starting:
+                    self._start(starting, threads)
                 ended = self._step(threads)
             for index, completion in ended:  # outside the step: the callback may write to a database meanwhile
                 finish(index, completion)
 
-    def _start(self, prompt: _Prompt) -> None:
-        """Prefill a prompt into a free slot (a one-token prompt waits for the next step, as stream_chat runs it)."""
+    def _start(self, prompts: list[_Prompt], threads: int) -> None:
+        """Prefill prompts into free slots (a one-token prompt waits for the next step, as stream_chat runs it)."""
         import torch
 
-        state, logits = self.backend.start(prompt)
-        generator = torch.Generator().manual_seed(self.params.seed) if self.params.seed is not None else None
-        token = prompt.ids[0] if logits is None else None
-        row = _Row(prompt, state, Detokenizer(self.loaded.tokenizer), generator, logits, token)
-        if self.compiled is not None:
-            row.guide, row.reads_calls = self.compiled.guide(), self.compiled.reads_calls
-        self.rows.append(row)
+        seed = self.params.seed
+        for prompt, (state, logits) in zip(prompts, self.backend.start(prompts, threads), strict=True):
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+            token = prompt.ids[0] if logits is None else None
+            row = _Row(prompt, state, Detokenizer(self.loaded.tokenizer), generator, logits, token)
+            if self.compiled is not None:
+                row.guide, row.reads_calls = self.compiled.guide(), self.compiled.reads_calls
+            self.rows.append(row)
 
     def _step(self, threads: int) -> list[tuple[int, Completion]]:
         """Run the rows that wait for logits through the model, then sample a token for every row."""

@@ -63,8 +63,11 @@ def _engine(tiny_model_dir, tmp_path, **overrides) -> ChatEngine:
     ids=["default", "threads", "torch", "fp32"],
 )
 def test_greedy_batched_replies_equal_one_by_one_replies(tiny_model_dir, tmp_path, monkeypatch, overrides):
-    groups: list[int] = []
-    monkeypatch.setattr(batch_generate._DecoderBackend, "_step_alone", _counting(_step_alone, groups))
+    groups: list[int] = []  # sizes of the groups run on threads of their own (prefills and steps)
+    on_one_thread = batch_generate._on_one_thread
+    monkeypatch.setattr(
+        batch_generate, "_on_one_thread", lambda work, items: groups.append(len(items)) or on_one_thread(work, items)
+    )
     if overrides.get("engine_spin") == "on":
         monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # as on a machine of 2 cores or more
     with _engine(tiny_model_dir, tmp_path, **overrides) as chat:
@@ -73,7 +76,7 @@ def test_greedy_batched_replies_equal_one_by_one_replies(tiny_model_dir, tmp_pat
         for batch_size in (3, 8):
             assert _summary(chat.generate_batch(REF, CONVERSATIONS, GREEDY, batch_size=batch_size)) == expected
         assert chat.get_model(REF).decoder is not None
-    assert bool(groups) == (overrides.get("engine_spin") == "on")  # two groups of rows, one per thread
+    assert bool(groups) == (overrides.get("engine_spin") == "on")  # rows and prompts split, a group per thread
 
 
 def test_a_row_of_a_batched_step_gets_the_bits_it_gets_decoded_alone(tiny_model_dir):
@@ -243,9 +246,6 @@ def test_the_batch_size_defaults_to_the_eval_batch_size_setting(tmp_path, monkey
     )
     tiny_chat.generate_batch(REF, CONVERSATIONS, GREEDY)
     assert max(seen) == 2
-
-
-_step_alone = batch_generate._DecoderBackend._step_alone
 
 
 def _counting(method, seen: list[int]):
