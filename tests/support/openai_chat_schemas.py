@@ -25,6 +25,8 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from tests.support import openai_schemas
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "openai_chat_schemas.json"
 BASE_URI = "urn:openai-openapi-chat"
 REPOSITORY = "https://github.com/openai/openai-openapi"
@@ -79,42 +81,9 @@ def validate(name: str, instance: Any) -> Any:
     return instance
 
 
-def _references(node: Any, found: set[str]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str) and value.startswith("#/components/schemas/"):
-                found.add(value.rsplit("/", 1)[-1])
-            else:
-                _references(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _references(value, found)
-
-
 def extract(spec: dict[str, Any], commit: str, path: str) -> dict[str, Any]:
     """The schemas named in COMPONENTS from an OpenAPI description, with every schema they reference."""
-    everything = spec["components"]["schemas"]
-    chosen: dict[str, Any] = {}
-    pending = list(COMPONENTS)
-    while pending:
-        name = pending.pop()
-        if name in chosen:
-            continue
-        chosen[name] = everything[name]
-        found: set[str] = set()
-        _references(everything[name], found)
-        pending += sorted(found - set(chosen))
-    return {
-        "source": {
-            "repository": REPOSITORY,
-            "commit": commit,
-            "path": path,
-            "openapi": spec.get("openapi", ""),
-            "info_version": spec.get("info", {}).get("version", ""),
-            "note": "components.schemas copied unchanged: " + ", ".join(COMPONENTS) + " and what they reference",
-        },
-        "components": {"schemas": dict(sorted(chosen.items()))},
-    }
+    return openai_schemas.extract(spec, commit, path, components=COMPONENTS, inline=())
 
 
 def main(argv: list[str]) -> None:

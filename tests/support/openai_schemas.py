@@ -120,17 +120,23 @@ def _references(node: Any, found: set[str]) -> None:
             _references(value, found)
 
 
-def extract(spec: dict[str, Any], commit: str, path: str) -> dict[str, Any]:
-    """The schemas named in COMPONENTS and INLINE_RESPONSES from an OpenAPI description, with all they reference."""
+def extract(
+    spec: dict[str, Any],
+    commit: str,
+    path: str,
+    components: tuple[str, ...] = COMPONENTS,
+    inline: tuple[tuple[str, str, str, str], ...] = INLINE_RESPONSES,
+) -> dict[str, Any]:
+    """The schemas named in `components` and `inline` from an OpenAPI description, with all they reference."""
     everything = spec["components"]["schemas"]
     chosen: dict[str, Any] = {}
-    for name, method, route, status in INLINE_RESPONSES:
+    for name, method, route, status in inline:
         operation = spec["paths"][route][method]
         if status == "body":
             chosen[name] = operation["requestBody"]["content"]["application/json"]["schema"]
         else:
             chosen[name] = operation["responses"][status]["content"]["application/json"]["schema"]
-    pending = list(COMPONENTS)
+    pending = list(components)
     for schema in list(chosen.values()):
         found: set[str] = set()
         _references(schema, found)
@@ -150,9 +156,10 @@ def extract(spec: dict[str, Any], commit: str, path: str) -> dict[str, Any]:
             "path": path,
             "openapi": spec.get("openapi", ""),
             "info_version": spec.get("info", {}).get("version", ""),
-            "note": "components.schemas copied unchanged; "
-            + ", ".join(n for n, *_ in INLINE_RESPONSES)
-            + " are the inline schemas of the paths named in tests/support/openai_schemas.py",
+            "note": "components.schemas copied unchanged: "
+            + ", ".join(components)
+            + " and what they reference"
+            + "".join(f"; {n} is the inline schema of {m.upper()} {r}" for n, m, r, _ in inline),
         },
         "components": {"schemas": dict(sorted(chosen.items()))},
     }
