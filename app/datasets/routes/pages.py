@@ -12,6 +12,7 @@ from sqlmodel import Session
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
+from app.datasets.training_plan import training_plan
 from app.errors import NotFound
 from app.web.api_types import DbId, DbIdField, Offset, OffsetForm
 from app.web.rendering import SessionDep, is_htmx, redirect, render
@@ -117,6 +118,7 @@ def _body(
     context = {
         "dataset": dataset,
         "counts": counts,
+        "plan": training_plan(session, dataset_id),
         "page": page,
         "filters": filters,
         "query": urlencode(keep),
