@@ -75,7 +75,7 @@ def training_plan(session: Session, dataset_id: int) -> TrainingPlan:
     """Count what a job launched on `dataset_id` would train and validate on (one indexed GROUP BY)."""
     query = (
         select(col(Example.split), col(Example.valid), func.count())
-        .where(Example.dataset_id == dataset_id)
+        .where(col(Example.dataset_id) == dataset_id)
         .group_by(col(Example.split), col(Example.valid))
     )
     counts = {"train_split": 0, "unassigned": 0, "validation": 0, "invalid": 0, "other": 0}
