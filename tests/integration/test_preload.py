@@ -95,7 +95,7 @@ def test_model_status_says_loaded_only_once_the_model_is_loaded(session, setting
 
 
 @pytest.mark.slow
-def test_a_model_tuned_by_the_embedded_worker_is_loaded_before_any_chat(tmp_path, tiny_model):  # noqa: F811
+def test_a_model_tuned_by_the_embedded_worker_is_loaded_before_any_chat(tmp_path, tiny_model):
     from app.tables.migrate import upgrade
 
     settings = make_settings(
