@@ -76,3 +76,25 @@ def test_revoking_a_key_asks_first_and_says_what_was_revoked(page, e2e_server):
     expect(row).to_have_count(0)
     expect(page.locator("#flash .flash")).to_contain_text("Revoked the API key “confirm me”")
     screenshot(page, "confirm-4-revoked")
+
+
+def test_a_plain_form_with_data_confirm_asks_in_the_page_too(page, e2e_server):
+    page.goto("/settings")
+    page.get_by_label("Name").fill("plain form")
+    page.get_by_role("button", name="Create key").click()
+    row = page.locator("#api-keys tr", has_text="plain form")
+    expect(row).to_have_count(1)
+    form = row.locator("form[data-confirm]")
+    # Submitted as a form (as without htmx): the page's submit handler asks first.
+    form.evaluate("f => f.requestSubmit()")
+    dialog = page.locator("dialog#confirm-dialog")
+    expect(dialog.locator("#confirm-title")).to_have_text("Revoke this key?")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(row).to_have_count(1)
+
+    form.evaluate("f => f.requestSubmit()")
+    with page.expect_navigation():
+        confirm(page, "Revoke")
+    expect(page.locator("#api-keys tr", has_text="plain form")).to_have_count(0)
+    expect(page.locator("#flash .flash")).to_contain_text("Revoked the API key “plain form”")
