@@ -175,6 +175,11 @@ class Settings(BaseSettings):
         "machines, training included); on (or 1) = always every thread (a dedicated machine). Takes effect "
         "before torch loads, so a change needs a restart.",
     )
+    preload_tuned_models: bool = Field(
+        True,
+        description="Load the tuned model of a local job that just succeeded into the server's chat engine, so its "
+        "first chat starts at once: the newest one only, never while a local training job is running.",
+    )
     engine_quantize: bool = Field(
         True,
         description="true/1: the local engine serves chat from 4-bit weights (exact float32 rescoring of the top "

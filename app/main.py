@@ -15,6 +15,7 @@ from app.engine.inference import ChatEngine
 from app.jobs.event_notify import EventNotifier
 from app.jobs.monitoring import EventFeed
 from app.openai_api.files import recover_interrupted_uploads
+from app.playground.warm import Preloader
 from app.settings.auth import AuthState, ensure_api_key
 from app.settings.maintenance import apply_configured_maintenance
 from app.settings.store import encrypt_clear_secrets
@@ -87,9 +88,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker = EmbeddedWorker(settings, engine, chat_engine=chat_engine)
             worker.start()
         app.state.worker = worker
+        # The server holds the chat engine, so the server (not the worker) warms a newly tuned model.
+        preloader = Preloader(settings, engine, chat_engine).start() if settings.preload_tuned_models else None
+        app.state.preloader = preloader
         try:
             yield
         finally:
+            if preloader is not None:
+                preloader.stop()
             if worker is not None:
                 worker.stop()
             notifier.stop()

@@ -386,10 +386,11 @@ def bulk_action(
     if not ids:
         raise Invalid("Select at least one example first.", param="ids")
     if action == "delete":
-        return f"Deleted {bulk_delete(session, dataset_id, ids):,} examples."
+        n = bulk_delete(session, dataset_id, ids)
+        return f"Deleted {n:,} example{'' if n == 1 else 's'}."
     if action == "split":
         n = bulk_set_split(session, dataset_id, ids, target_split)
-        return f"Set the split of {n:,} examples to {target_split or 'none'}."
+        return f"Set the split of {n:,} example{'' if n == 1 else 's'} to {target_split or 'none'}."
     if action == "copy":
         if not str(target_dataset).strip().isdigit():
             raise Invalid("Choose the dataset to copy the examples to.", param="target_dataset")

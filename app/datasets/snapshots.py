@@ -8,11 +8,11 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.datasets.exporter import export_jsonl
+from app.datasets.training_plan import train_condition
 from app.errors import NotFound
 from app.tables import Dataset, Example, Snapshot
 
@@ -20,7 +20,7 @@ from app.tables import Dataset, Example, Snapshot
 def _export_jsonl(session: Session, dataset_id: int, split: str) -> Iterator[bytes]:
     """The dataset's valid examples of a split as JSONL lines, streamed.
 
-    "train" means split "train" or no split (as the validation report counts them); the exporter's "train"
+    "train" means what `training_plan` counts as trained on (split "train" or none); the exporter's "train"
     leaves out examples without a split, so that one is read here, in the exporter's key order.
     """
     if split != "train":
@@ -29,7 +29,7 @@ def _export_jsonl(session: Session, dataset_id: int, split: str) -> Iterator[byt
     query = select(Example).where(
         Example.dataset_id == dataset_id,
         col(Example.valid).is_(True),
-        or_(col(Example.split) == "train", col(Example.split).is_(None)),
+        train_condition(),
     )
     query = query.order_by(col(Example.position), col(Example.id)).execution_options(yield_per=1000)
     for example in session.exec(query):

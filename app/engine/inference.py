@@ -32,6 +32,24 @@ CACHE_SIZE = 3  # loaded models kept in memory; the compare view needs two at on
 _load_lock = threading.Lock()
 
 
+@dataclass(frozen=True)
+class LoadProgress:
+    """How far a model's load has got: the phase in words, its number among the load's phases, the share done."""
+
+    phase: str
+    step: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        """The share of the load's phases already done (0 while the first runs)."""
+        return (self.step - 1) / self.total if self.total else 0.0
+
+
+READING, ADAPTER, DECODER = "reading weights", "applying the adapter", "preparing the CPU decoder"
+WAITING = "waiting for another model to finish loading"
+
+
 @dataclass
 class LoadedModel:
     """A model ready to chat: its tokenizer, end-of-turn ids, context length and what computes its logits."""
@@ -59,6 +77,8 @@ class ChatEngine:
         self._cache: OrderedDict[tuple, LoadedModel] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._key_locks: dict[tuple, threading.Lock] = {}
+        self._progress: dict[tuple, LoadProgress] = {}  # the loads under way, by cache key
+        self._loaded = threading.Condition(self._cache_lock)  # notified whenever a model joins the cache
         self.grammars = constrained.Grammars()  # compiled grammars of constrained replies, per tokenizer
 
     def __enter__(self) -> ChatEngine:
@@ -77,6 +97,32 @@ class ChatEngine:
             self._cache.clear()
         self.grammars.clear()
 
+    def is_loaded(self, ref: ModelRef) -> bool:
+        """Whether the model is loaded (its next chat starts without a load)."""
+        key = _cache_key(ref)
+        with self._cache_lock:
+            return key in self._cache
+
+    def load_progress(self, ref: ModelRef) -> LoadProgress | None:
+        """How far the model's load has got while it loads; None when it is loaded or nobody is loading it."""
+        key = _cache_key(ref)
+        with self._cache_lock:
+            return self._progress.get(key)
+
+    def preload(self, ref: ModelRef) -> None:
+        """Load the model now (if it is not loaded already), so its first chat does not wait."""
+        self.get_model(ref)
+
+    def wait_loaded(self, ref: ModelRef, timeout: float) -> bool:
+        """Wait until the model is loaded, by whoever loads it; False when `timeout` seconds pass first."""
+        key = _cache_key(ref)
+        with self._loaded:
+            return self._loaded.wait_for(lambda: key in self._cache, timeout)
+
+    def _report(self, key: tuple, phase: str, step: int, total: int) -> None:
+        with self._cache_lock:
+            self._progress[key] = LoadProgress(phase, step, total)
+
     def get_model(self, ref: ModelRef) -> LoadedModel:
         """A loaded model from the LRU, loading it (once, even with concurrent callers) when missing."""
         key = _cache_key(ref)
@@ -89,16 +135,24 @@ class ChatEngine:
             with self._cache_lock:
                 if key in self._cache:
                     return self._cache[key]
-            with _load_lock:
-                loaded = self._load(ref)
+            total = 3 if ref.adapter_path is not None else 2
+            self._report(key, WAITING, 1, total)
+            try:
+                with _load_lock:
+                    loaded = self._load(ref, lambda phase, step: self._report(key, phase, step, total))
+            finally:
+                with self._cache_lock:
+                    self._progress.pop(key, None)
             with self._cache_lock:
                 self._cache[key] = loaded
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
                 self._key_locks.pop(key, None)
+                self._loaded.notify_all()
         return loaded
 
-    def _load(self, ref: ModelRef) -> LoadedModel:
+    def _load(self, ref: ModelRef, phase: Callable[[str, int], None]) -> LoadedModel:
+        phase(READING, 1)
         _hf.prepare(self.settings.engine_spin)
         # torch, transformers and peft load with the first chat, not with the server.
         import torch
@@ -115,15 +169,18 @@ class ChatEngine:
             if ref.adapter_path is not None:
                 from peft import PeftModel
 
+                phase(ADAPTER, 2)
                 peft_model = PeftModel.from_pretrained(model, str(ref.adapter_path))
                 if quantize and cpu_decoder.supports(model):
                     # Quantized base + exact unmerged LoRA (a merged 4-bit weight would round the update away).
+                    phase(DECODER, 3)
                     with torch.no_grad():
                         base = peft_model.get_base_model()
                         decoder = cpu_decoder.LlamaDecoder(base, cpu_decoder.QUANTIZED, kernels)
                 # Merge in float32 so served weights equal base + LoRA delta; merged means no extra matmuls per token.
                 model = peft_model.merge_and_unload()
         model.eval()
+        phase(DECODER, 3 if ref.adapter_path is not None else 2)
         if decoder is None and cpu_decoder.supports(model):
             # Decoding one token reads every weight: 4/8-bit weights are less memory traffic, and the decoder's loop
             # drops the per-module overhead that dominated the HF forward (bench/README.md).

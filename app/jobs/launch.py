@@ -14,17 +14,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app.config import Settings
 from app.datasets.snapshots import get_snapshot, snapshot_dataset, write_snapshot
+from app.datasets.training_plan import training_plan
 from app.datasets.validation import check_record
 from app.datasets.validation.launch import launch_check
 from app.datasets.validation.report import ReportCache
 from app.errors import Invalid
 from app.jobs.events import add_event
 from app.providers.registry import get_provider
-from app.tables import Eval, Example, Job, JobStatus, Snapshot, UploadedFile
+from app.tables import Eval, Job, JobStatus, Snapshot, UploadedFile
 from app.tables.common import utcnow
 
 MIN_EXAMPLES = 10
@@ -208,10 +209,8 @@ def _validation_source(session: Session, settings: Settings, request: JobRequest
         return get_snapshot(session, request.validation_snapshot), None
     source = request.validation_dataset_id
     if source is None and request.dataset_id is not None and request.use_validation_split:
-        has_split = session.exec(
-            select(Example.id).where(Example.dataset_id == request.dataset_id, Example.split == "validation").limit(1)
-        ).first()
-        source = request.dataset_id if has_split is not None else None
+        has_split = training_plan(session, request.dataset_id).has_validation_split
+        source = request.dataset_id if has_split else None
         if source is not None:
             return snapshot_dataset(session, settings, source, "validation", kind="validation"), None
     if source is None:

@@ -1,5 +1,5 @@
 // Eval pages: grader fieldsets added and removed, two runs ticked for compare/review (kept across live refreshes),
-// keyboard votes in the blind review (1 left, 2 tie, 3 right), and confirmation of destructive plain forms.
+// keyboard votes in the blind review (1 left, 2 tie, 3 right). Confirmations are app.js's dialog.
 (function () {
   "use strict";
 
@@ -73,9 +73,4 @@
       button.click();
     }
   });
-
-  document.addEventListener("submit", function (event) {
-    var form = event.target.closest("form[data-confirm]");
-    if (form && !window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
-  }, true);
 })();

@@ -1,13 +1,6 @@
-// Job pages: confirmation for destructive plain forms, and keeping the live event log scrolled to the newest line.
+// Job pages: keeping the live event log scrolled to the newest line (confirmations are app.js's dialog).
 (function () {
   "use strict";
-
-  document.addEventListener("submit", function (event) {
-    var form = event.target.closest("form[data-confirm]");
-    if (form && !window.confirm(form.getAttribute("data-confirm"))) {
-      event.preventDefault();
-    }
-  }, true);
 
   // Follow the log while the reader is at its bottom; leave it alone once they scroll up to read.
   document.addEventListener("htmx:sseBeforeMessage", function (event) {

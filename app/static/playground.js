@@ -210,11 +210,41 @@
     });
   }
 
+  // A local model's first chat loads it (seconds for a real one): say what the load is doing until the reply
+  // starts, instead of silence. Returns the function that ends the watch.
+  function watchLoad(model, target) {
+    var ended = false, timer = null;
+    function poll() {
+      window.tbFetch("/playground/model-status?model=" + encodeURIComponent(model)).then(function (r) {
+        return r.ok ? r.json() : null;
+      }).then(function (s) {
+        if (ended || !s || s.loaded) return;
+        if (s.loading) {
+          target.textContent = s.text + "…";
+          target.classList.add("loading");
+          target.setAttribute("data-load-step", s.step + "/" + s.total);
+        }
+        timer = window.setTimeout(poll, 300);
+      }, function () { /* the reply's own request reports what went wrong */ });
+    }
+    poll();
+    return function () {
+      ended = true;
+      window.clearTimeout(timer);
+      if (target.classList.contains("loading")) {
+        target.classList.remove("loading");
+        target.removeAttribute("data-load-step");
+        target.textContent = "";
+      }
+    };
+  }
+
   function streamColumn(column, model) {
     var controller = new AbortController();
     controllers.push(controller);
     var target = addMessage(column, "assistant", "");
     target.classList.add("streaming");
+    var endWatch = watchLoad(model, target);
     var reply = { role: "assistant", content: "", column: column }, calls = [];
     var payload = JSON.stringify({ model: model, column: column, params: params(), messages: state.messages });
     return window.tbFetch("/playground/chat", {
@@ -225,6 +255,7 @@
       function pump() {
         return reader.read().then(function (chunk) {
           if (chunk.done) return;
+          endWatch();  // the reply (or its error) has started: the model is loaded
           buffer += decoder.decode(chunk.value, { stream: true });
           var parts = buffer.split("\n\n");
           buffer = parts.pop();
@@ -265,6 +296,7 @@
       note.textContent = err.message;
       target.parentNode.appendChild(note);
     }).then(function () {
+      endWatch();
       target.classList.remove("streaming");
       if (calls.length) reply.tool_calls = calls;
       if (reply.content || calls.length) state.messages.push(reply);

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -45,11 +46,31 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def redirect(request: Request, url: str) -> Response:
-    """Send the browser to `url`: HX-Redirect for htmx, 303 for a plain form."""
+# Read and cleared by app/static/app.js, which shows it in #flash: a cookie, so the message survives a redirect.
+FLASH_COOKIE = "tb_flash"
+
+
+def flash(request: Request, response: Response, message: str) -> Response:
+    """Say what was done on the page the browser shows next (after a redirect, a fragment or a whole page)."""
+    response.set_cookie(
+        FLASH_COOKIE,
+        quote(message, safe=""),  # only %XX and letters: nothing for the cookie syntax to quote
+        max_age=60,
+        path="/",
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def redirect(request: Request, url: str, message: str | None = None) -> Response:
+    """Send the browser to `url`: HX-Redirect for htmx, 303 for a plain form; `message` is flashed there."""
+    response: Response
     if is_htmx(request):
-        return Response(status_code=200, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=303)
+        response = Response(status_code=200, headers={"HX-Redirect": url})
+    else:
+        response = RedirectResponse(url, status_code=303)
+    return flash(request, response, message) if message else response
 
 
 def render(request: Request, page: str, context: dict[str, Any], partial: str | None = None, status_code: int = 200):

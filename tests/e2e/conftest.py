@@ -99,6 +99,11 @@ class PageProblems:
         if response.status >= 500 or missing_asset:
             self.found.append(f"{self.page.url}: HTTP {response.status} for {response.request.method} {response.url}")
 
+    def native_dialog(self, dialog) -> None:
+        """A browser-native dialog opened: record it, and dismiss it so the page goes on."""
+        self.found.append(f"{self.page.url}: native {dialog.type} dialog: {dialog.message}")
+        dialog.dismiss()
+
     def assert_none(self) -> None:
         """Fail with every problem seen so far."""
         assert not self.found, "the browser reported problems:\n" + "\n".join(self.found)
@@ -114,8 +119,9 @@ def page(chromium, e2e_server):
     expect.set_options(timeout=WAIT_MS)
     context.add_init_script(_REPORT_CSP)
     tab = context.new_page()
-    tab.on("dialog", lambda dialog: dialog.accept())  # hx-confirm and data-confirm ask before destructive actions
     problems = PageProblems(tab)
+    # Confirmations are the page's own <dialog> (app.js): a native alert/confirm/prompt is a bug.
+    tab.on("dialog", problems.native_dialog)
     yield tab
     context.close()
     problems.assert_none()
@@ -127,6 +133,16 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def confirm(page, action: str) -> None:
+    """Answer the page's confirmation dialog with its `action` button (e.g. "Delete")."""
+    from playwright.sync_api import expect
+
+    dialog = page.locator("dialog#confirm-dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name=action, exact=True).click()
+    expect(dialog).to_be_hidden()
 
 
 def seed_dataset(server, name: str, n_examples: int) -> int:

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import TINY, TINY_B, screenshot, seed_dataset
+from tests.e2e.conftest import TINY, TINY_B, confirm, screenshot, seed_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -61,7 +61,8 @@ def test_selected_examples_get_a_new_split_and_then_are_deleted_in_bulk(page, e2
     keep = [rows.nth(1).locator("a.example-link").inner_text(), rows.nth(4).locator("a.example-link").inner_text()]
     boxes.nth(1).uncheck()
     boxes.nth(4).uncheck()
-    body.get_by_role("button", name="Delete").click()  # the page's dialog handler accepts hx-confirm
+    body.get_by_role("button", name="Delete").click()
+    confirm(page, "Delete")
     expect(body.locator(".counts")).to_contain_text("2 examples")
     expect(rows).to_have_count(2)
     assert [rows.nth(i).locator("a.example-link").inner_text() for i in range(2)] == keep

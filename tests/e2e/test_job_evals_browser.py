@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session
 
-from tests.e2e.conftest import TINY, screenshot
+from tests.e2e.conftest import TINY, confirm, screenshot
 from tests.support.builders import make_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -66,8 +66,9 @@ def test_attach_an_eval_at_launch_and_watch_checkpoint_scores_appear(page, e2e_s
     page.locator("#job-evals").scroll_into_view_if_needed()
     screenshot(page, "job-evals-3-scores")
 
-    # One click: the best checkpoint becomes the tuned model (the confirmation is accepted by the fixture).
+    # One click (and the page's confirmation): the best checkpoint becomes the tuned model.
     page.get_by_role("button", name="Use the best checkpoint as the tuned model").click()
+    confirm(page, "Use the best checkpoint as the tuned model")
     expect(panel.locator("#best-is-tuned")).to_contain_text("answers with this checkpoint")
     expect(page.locator("#event-log")).to_contain_text(f"The checkpoint at step {best_step} is now the tuned model")
     screenshot(page, "job-evals-4-promoted")

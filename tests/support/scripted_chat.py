@@ -43,5 +43,16 @@ class ScriptedChatEngine:
         script = self.scripts.pop(0) if len(self.scripts) > 1 else self.scripts[0]
         yield from script
 
+    def is_loaded(self, ref: ModelRef) -> bool:
+        """Always ready: there is nothing to load."""
+        return True
+
+    def load_progress(self, ref: ModelRef) -> None:
+        """No load is ever under way."""
+        return None
+
+    def preload(self, ref: ModelRef) -> None:
+        """Nothing to load."""
+
     def close(self) -> None:
         """Nothing to free."""

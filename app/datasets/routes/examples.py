@@ -112,5 +112,6 @@ def duplicate_example(request: Request, session: SessionDep, example_id: DbId):
 @router.post("/examples/{example_id}/delete")
 def delete_example(request: Request, session: SessionDep, example_id: DbId):
     """Delete an example and go back to its dataset."""
+    number = ex.get_example(session, example_id).position + 1
     dataset_id = ex.delete_example(session, example_id)
-    return redirect(request, f"/datasets/{dataset_id}")
+    return redirect(request, f"/datasets/{dataset_id}", f"Deleted example #{number}.")

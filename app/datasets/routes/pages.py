@@ -12,9 +12,10 @@ from sqlmodel import Session
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import exporter, importer
+from app.datasets.training_plan import training_plan
 from app.errors import NotFound
 from app.web.api_types import DbId, DbIdField, Offset, OffsetForm
-from app.web.rendering import SessionDep, is_htmx, redirect, render
+from app.web.rendering import SessionDep, is_htmx, plural, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 PAGE_SIZE = 50
@@ -68,11 +69,12 @@ def confirm_delete(request: Request, session: SessionDep, dataset_id: DbId):
 @router.post("/datasets/{dataset_id}/delete")
 def delete(request: Request, session: SessionDep, dataset_id: DbId):
     """Delete a dataset and its examples."""
-    name = ds.get_dataset(session, dataset_id).name
+    summary = ds.summarize(session, ds.get_dataset(session, dataset_id))
     ds.delete_dataset(session, dataset_id)
+    done = f"Deleted “{summary.name}” and its {plural(summary.examples, 'example')}."
     if is_htmx(request) and "/datasets/" not in request.headers.get("hx-current-url", ""):
-        return _list(request, session, f"Deleted “{name}”.")
-    return redirect(request, "/datasets")
+        return _list(request, session, done)
+    return redirect(request, "/datasets", done)
 
 
 @router.post("/datasets/{dataset_id}/duplicate")
@@ -117,6 +119,7 @@ def _body(
     context = {
         "dataset": dataset,
         "counts": counts,
+        "plan": training_plan(session, dataset_id),
         "page": page,
         "filters": filters,
         "query": urlencode(keep),
@@ -147,7 +150,7 @@ def _after_post(request: Request, session: Session, dataset_id: int, filters: di
     if is_htmx(request):
         return _body(request, session, dataset_id, filters, message)
     keep = {k: v for k, v in filters.items() if v}
-    return redirect(request, f"/datasets/{dataset_id}" + (f"?{urlencode(keep)}" if keep else ""))
+    return redirect(request, f"/datasets/{dataset_id}" + (f"?{urlencode(keep)}" if keep else ""), message)
 
 
 @router.post("/datasets/{dataset_id}/bulk")

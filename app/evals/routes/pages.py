@@ -116,5 +116,6 @@ def run_page(request: Request, eval_id: str, run_id: str, session: SessionDep, s
 @router.post("/evals/{eval_id}/runs/{run_id}/cancel")
 def cancel(request: Request, eval_id: str, run_id: str, session: SessionDep):
     """Stop the run (at once when queued, at the next batch when running)."""
-    cancel_run(session, eval_id, run_id)
-    return redirect(request, f"/evals/{eval_id}/runs/{run_id}")
+    run = cancel_run(session, eval_id, run_id)
+    done = "Cancelled the run." if run.status.is_terminal else "Cancelling the run: it stops after the current batch."
+    return redirect(request, f"/evals/{eval_id}/runs/{run_id}", done + " Items already graded are kept.")

@@ -12,7 +12,7 @@ from app.jobs import monitoring
 from app.jobs.jobs import get_job
 from app.jobs.promote import promote_checkpoint
 from app.web.api_types import DbIdQuery
-from app.web.rendering import SessionDep, redirect, render
+from app.web.rendering import SessionDep, flash, redirect, render
 
 router = APIRouter(tags=["jobs"])
 
@@ -72,9 +72,12 @@ def job_results_csv(request: Request, job_id: str, session: SessionDep):
 @router.post("/jobs/{job_id}/cancel", include_in_schema=False)
 def cancel(request: Request, job_id: str, session: SessionDep):
     """Ask the job to stop (refused while maintenance is off)."""
-    job_form.cancel(session, request.app.state.settings, job_id)
+    job = job_form.cancel(session, request.app.state.settings, job_id)
     ctx = job_form.job_page_context(session, job_id)
-    return render(request, "jobs/detail.html", ctx, partial="jobs/_summary.html")
+    done = (
+        f"Cancelled job {job.id}." if job.status.is_terminal else f"Cancelling job {job.id}: it stops at the next step."
+    )
+    return flash(request, render(request, "jobs/detail.html", ctx, partial="jobs/_summary.html"), done)
 
 
 @router.post("/jobs/{job_id}/rerun", include_in_schema=False)
@@ -91,11 +94,12 @@ def delete_model(
     """Delete the job's tuned model (refused while maintenance is off: a flash message from an htmx request)."""
     job_form.delete_job_model(session, request.app.state.settings, job_id)
     target = next_url if next_url.startswith("/") and not next_url.startswith("//") else f"/jobs/{job_id}"
-    return redirect(request, target)
+    model = get_job(session, job_id).fine_tuned_model
+    return redirect(request, target, f"Deleted the tuned model {model}. Its checkpoints stay available.")
 
 
 @router.post("/jobs/{job_id}/checkpoints/{checkpoint_id}/promote", include_in_schema=False)
 def promote(request: Request, job_id: str, checkpoint_id: str, session: SessionDep):
     """Use a checkpoint as the job's tuned model (the "best checkpoint" button), then show the job again."""
-    promote_checkpoint(session, request.app.state.settings, job_id, checkpoint_id)
-    return redirect(request, f"/jobs/{job_id}")
+    model = promote_checkpoint(session, request.app.state.settings, job_id, checkpoint_id)
+    return redirect(request, f"/jobs/{job_id}", f"The tuned model {model.id} now uses the chosen checkpoint.")

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 from starlette.concurrency import iterate_in_threadpool
 
-from app.playground import conversations, playground
+from app.playground import conversations, playground, warm
 from app.web.api_types import DbIdForm
 from app.web.json_body import read_json
 from app.web.rendering import SessionDep, render
@@ -65,6 +65,13 @@ async def chat(request: Request):
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@router.get("/playground/model-status", include_in_schema=False)
+def model_status(request: Request, session: SessionDep, model: str):
+    """Whether a model is loaded, and while it loads, what the load is doing (the chat's waiting text)."""
+    state = request.app.state
+    return JSONResponse(warm.model_status(session, state.settings, state.chat_engine, model).as_dict())
 
 
 @router.post("/playground/conversations", include_in_schema=False)

@@ -9,7 +9,7 @@ from sqlmodel import Session
 from app.settings import page as settings_page
 from app.settings.maintenance import set_maintenance
 from app.web.api_types import DbId
-from app.web.rendering import SessionDep, render
+from app.web.rendering import SessionDep, flash, render
 
 router = APIRouter(tags=["settings"])
 
@@ -58,6 +58,7 @@ def create_key(request: Request, session: SessionDep, name: str = Form("")):
 @router.post("/settings/api-keys/{key_id}/revoke", include_in_schema=False)
 def revoke_key(request: Request, key_id: DbId, session: SessionDep):
     """Revoke a key; it stops working at once."""
-    settings_page.revoke_api_key(session, key_id)
+    key = settings_page.revoke_api_key(session, key_id)
     request.app.state.auth.forget_cached_keys()
-    return _page(request, session)
+    name = f"“{key.name}” ({key.prefix}…)" if key.name else f"{key.prefix}…"
+    return flash(request, _page(request, session), f"Revoked the API key {name}: it no longer works.")
