@@ -42,11 +42,12 @@ def supports(model) -> bool:
 
 
 def _llama_layer(layer) -> bool:
+    """Llama's projections (Phi-3's fused ones are not), biased only on q/k/v if at all, q/k norms both or neither."""
     attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
     names = ("q_proj", "k_proj", "v_proj", "o_proj")
-    if not all(hasattr(attn, name) for name in names) or not all(
-        hasattr(mlp, name) for name in ("gate_proj", "up_proj", "down_proj")
-    ):
+    if attn is None or mlp is None or not all(hasattr(attn, name) for name in names):
+        return False
+    if not all(hasattr(mlp, name) for name in ("gate_proj", "up_proj", "down_proj")):
         return False
     if any(module.bias is not None for module in (attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)):
         return False

@@ -32,8 +32,6 @@ _CORPUS = [
 _MARKER = "tiny-model.ok"
 
 
-
-
 @dataclass(frozen=True)
 class _Family:
     """A chat family's template and special tokens; `stops` are end-of-turn tokens besides eos (generation_config)."""

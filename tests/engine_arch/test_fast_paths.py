@@ -159,7 +159,9 @@ def test_the_cpu_training_path_matches_the_hf_forward_in_loss_and_gradients(tiny
 def test_lora_adapters_sit_on_every_attention_and_mlp_projection(tiny_dirs, architecture):
     model = load_lora_model(tiny_dirs[architecture], 4, "cpu", 1)
     adapted = {name.split(".lora_A.")[0].rsplit(".", 1)[-1] for name, _ in model.named_parameters() if "lora_A" in name}
-    expected = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"} if architecture == "phi3" else {
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
-    }
+    expected = (
+        {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
+        if architecture == "phi3"
+        else {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    )
     assert adapted == expected
