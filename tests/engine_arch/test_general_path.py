@@ -20,6 +20,7 @@ from app.engine.tokenizer import count_chat_tokens, load_tokenizer
 from app.engine.train import run_training
 from tests.conftest import make_settings
 from tests.engine.conftest import make_spec, number_records
+from tests.engine_arch.test_fast_paths import FAST_CHAT
 
 GREEDY = ChatParams(temperature=0, max_tokens=12)
 CHAT = [
@@ -68,10 +69,14 @@ def _job(settings, tmp_path: Path, model: str) -> dict:
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_a_short_lora_job_lowers_the_loss(arch_settings, tmp_path, architecture):
-    losses = _losses(_job(arch_settings, tmp_path, architecture))
+def test_a_short_lora_job_lowers_the_loss_and_its_model_chats(arch_settings, engine, tmp_path, architecture):
+    spec = _job(arch_settings, tmp_path, architecture)
+    losses = _losses(spec)
     assert len(losses) == 8
     assert losses[-1] < 0.95 * losses[0]
+    tuned = ModelRef(name="tuned", base_model=architecture, adapter_path=Path(spec["output_dir"]) / "adapter")
+    chunks = list(engine.stream_chat(tuned, CHAT, GREEDY))
+    assert chunks[-1].usage is not None and chunks[-1].usage["completion_tokens"] > 0
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
@@ -90,6 +95,7 @@ def test_greedy_chat_answers_and_batched_generation_agrees(engine, architecture)
     ref = ModelRef(name=architecture, base_model=architecture)
     chunks = list(engine.stream_chat(ref, CHAT, GREEDY))
     assert chunks[-1].usage is not None and chunks[-1].usage["completion_tokens"] > 0
+    assert (engine.get_model(ref).decoder is not None) is (architecture in FAST_CHAT)
     text = "".join(chunk.text for chunk in chunks)
     [completion] = engine.generate_batch(ref, [CHAT], GREEDY)
     assert (completion.text, completion.finish_reason) == (text, chunks[-1].finish_reason)
