@@ -69,7 +69,7 @@ def fast_chat(config: Any) -> bool:
     if get("model_type") not in FAST_CHAT or not _plain(config):
         return False
     # Llama's and Mistral's attention biases are optional (and then not computed); Qwen2's are always there.
-    return get("model_type") in ("qwen2",) or not get("attention_bias")
+    return get("model_type") == "qwen2" or not get("attention_bias")
 
 
 def fast_training(config: Any) -> bool:
