@@ -115,7 +115,7 @@ class BatchDecoder:
         group = heads // kv
         for index, layer in enumerate(d.layers):
             h = F.rms_norm(x, (d.hidden,), layer.norm1, d.eps)
-            qkv = layer.qkv(h.to(layer.qkv.input_dtype)).float()
+            qkv = d.project_qkv(layer, h.to(layer.qkv.input_dtype)).float()
             qk = d._rope(qkv[:, : q_width + kv_width].view(rows, heads + kv, dim), cos, sin)
             q = qk[:, :heads].transpose(0, 1)  # [heads, rows, dim]
             if prefix is not None:
@@ -182,7 +182,7 @@ class BatchDecoder:
             kernels.tb_residual_norm_rows(
                 x_at, _at(delta), _bf16(delta), layer.norm1.data_ptr(), hidden, d.eps, normed_at, in_bf16, rows
             )
-            qkv = layer.qkv(normed)
+            qkv = d.project_qkv(layer, normed)
             kernels.tb_attend_rows(
                 qkv.data_ptr(),
                 _bf16(qkv),
@@ -228,7 +228,7 @@ class BatchDecoder:
         threads = torch.get_num_threads()
         x = d.embed[torch.tensor(tokens)]
         for index, layer in enumerate(d.layers):
-            qkv = layer.qkv(d._normed(x, layer.norm1, normed)).float()
+            qkv = d.project_qkv(layer, d._normed(x, layer.norm1, normed)).float()
             torch.set_num_threads(1)  # attention of one token is too small to share between threads
             qk = qkv[:, :qk_width].view(rows, heads + kv, dim)
             qk = qk * cos + torch.index_select(qk, 2, d._halves_swapped) * signed_sin

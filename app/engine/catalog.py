@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from app.engine import _hf
+from app.engine.architectures import Paths, read_paths
 from app.errors import NotFound
 
 SMOLLM2 = "SmolLM2-135M-Instruct"
@@ -41,6 +42,9 @@ class BaseModelInfo:
     source: str  # "gguf" (bundled SmolLM2) or "local" (a registered directory)
     path: Path | None
     cached: bool
+    architecture: str = "unknown"  # config.json's model_type: "llama", "qwen2", "gemma3_text"…
+    fast_training: bool = False  # the CPU training path's packed attention serves it (else the general PEFT path)
+    fast_chat: bool = False  # the CPU chat decoder serves it (else the Hugging Face forward)
 
 
 def gguf_file() -> Path:
@@ -70,11 +74,21 @@ def _is_cached(path: Path) -> bool:
 def list_base_models(settings: ModelSettings) -> list[BaseModelInfo]:
     """SmolLM2 always, then every directory registered in settings.local_models."""
     cached = cache_dir(settings)
-    models = [BaseModelInfo(SMOLLM2, "gguf", cached if _is_cached(cached) else None, _is_cached(cached))]
+    models = [_described(SMOLLM2, "gguf", cached if _is_cached(cached) else None, _is_cached(cached), _SMOLLM2_PATHS)]
     for name, path in settings.local_models.items():
         path = Path(path)
-        models.append(BaseModelInfo(name, "local", path, (path / "config.json").exists()))
+        models.append(_described(name, "local", path, (path / "config.json").exists()))
     return models
+
+
+# SmolLM2 is a plain Llama: known before its first conversion writes a config.json to read it from.
+_SMOLLM2_PATHS = Paths("llama", fast_training=True, fast_chat=True)
+
+
+def _described(name: str, source: str, path: Path | None, cached: bool, known: Paths | None = None) -> BaseModelInfo:
+    """A BaseModelInfo with the architecture and fast paths its config.json says (config.json only: no torch)."""
+    found = (read_paths(path) if path is not None else None) or known or Paths("unknown", False, False)
+    return BaseModelInfo(name, source, path, cached, found.architecture, found.fast_training, found.fast_chat)
 
 
 def resolve_base_model(settings: ModelSettings, name: str, progress: Progress | None = None) -> Path:

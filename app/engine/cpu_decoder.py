@@ -1,4 +1,5 @@
-"""The CPU chat decoder for Llama-shaped models: fused weights prepared once, a preallocated KV cache, torch ops.
+"""The CPU chat decoder for Llama-shaped models (Llama, Mistral without a binding window, Qwen2's q/k/v biases, Qwen3's
+q/k norms): fused weights prepared once, a preallocated KV cache, torch ops.
 
 Why: decoding one token of a 135M model through 30 layers of Hugging Face modules is mostly Python and module
 overhead, not arithmetic. This path runs the same maths (RMSNorm, rotary embeddings, grouped-query attention,
@@ -6,7 +7,7 @@ SwiGLU) as a tight loop of torch calls over fused QKV and gate/up weights, optio
 (quantized_weights.py). A decoded token costs about 30 torch calls a layer, each ~2 µs of overhead on this CPU beside
 the 4-bit matmuls (~8 ms of a ~12 ms token on one core): the decode loop is written to keep that count low, and
 with the compiled kernels (native.py) each stretch between two matmuls is a single C call (`_decode_native`).
-Models of other shapes keep the Hugging Face forward (see `supports`).
+Models of other shapes keep the Hugging Face forward (see `supports` and architectures.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from app.engine import architectures
 from app.engine.quantized_weights import Linear, WithLoRA, lora_pairs, make
 
-_ARCHITECTURES = ("llama",)  # model_type values whose maths this module reproduces exactly
 _INITIAL_CACHE = 256  # positions allocated beyond the prompt; the cache doubles when a reply runs past it
 _ROLES = ("qkv", "out", "gate_up", "down", "head")
 # Measured on SmolLM2-135M (bench/README.md): 4-bit decoder weights cost little (the residual stream and norms
@@ -29,16 +30,30 @@ RESCORED = 16  # head candidates given exact float32 logits; the greedy token is
 
 
 def supports(model) -> bool:
-    """Whether the model is a plain Llama (no biases, SiLU MLP) that LlamaDecoder computes exactly."""
+    """Whether LlamaDecoder computes the model exactly: an architecture of architectures.FAST_CHAT whose layers are
+    Llama's (SiLU MLP, no output or MLP biases) with at most q/k/v biases and per-head q/k norms."""
     config = getattr(model, "config", None)
-    if config is None or getattr(config, "model_type", None) not in _ARCHITECTURES:
-        return False
-    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
-        return False
-    if getattr(config, "hidden_act", "silu") != "silu" or getattr(config, "pretraining_tp", 1) != 1:
+    if config is None or not architectures.fast_chat(config):
         return False
     inner = getattr(model, "model", None)
-    return inner is not None and hasattr(inner, "rotary_emb") and hasattr(inner, "layers")
+    if inner is None or not hasattr(inner, "rotary_emb") or not hasattr(inner, "layers"):
+        return False
+    return all(_llama_layer(layer) for layer in inner.layers)
+
+
+def _llama_layer(layer) -> bool:
+    """Llama's projections (Phi-3's fused ones are not), biased only on q/k/v if at all, q/k norms both or neither."""
+    attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
+    names = ("q_proj", "k_proj", "v_proj", "o_proj")
+    if attn is None or mlp is None or not all(hasattr(attn, name) for name in names):
+        return False
+    if not all(hasattr(mlp, name) for name in ("gate_proj", "up_proj", "down_proj")):
+        return False
+    if any(module.bias is not None for module in (attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)):
+        return False
+    biased = {getattr(attn, name).bias is not None for name in names[:3]}
+    normed = {hasattr(attn, "q_norm"), hasattr(attn, "k_norm")}
+    return len(biased) == 1 and len(normed) == 1
 
 
 class Head:
@@ -75,6 +90,9 @@ class _Layer:
     norm2: torch.Tensor
     gate_up: Linear
     down: Linear
+    qkv_bias: torch.Tensor | None = None  # Qwen2's, the query's part scaled as its weights are
+    q_norm: torch.Tensor | None = None  # Qwen3's per-head RMSNorm weights (the query's carrying the attention scale)
+    k_norm: torch.Tensor | None = None
 
 
 class KVCache:
@@ -134,8 +152,11 @@ class LlamaDecoder:
         with torch.no_grad():
             for layer in inner.layers:
                 attn, mlp = layer.self_attn, layer.mlp
+                # RMSNorm undoes any scale before it: with q/k norms the attention scale goes into the query's norm.
+                q_norm = getattr(attn, "q_norm", None)
+                q_scale = 1.0 if q_norm is not None else scale
                 groups = {
-                    "qkv": ([attn.q_proj, attn.k_proj, attn.v_proj], [scale, 1.0, 1.0]),
+                    "qkv": ([attn.q_proj, attn.k_proj, attn.v_proj], [q_scale, 1.0, 1.0]),
                     "out": ([attn.o_proj], [1.0]),
                     "gate_up": ([mlp.gate_proj, mlp.up_proj], [1.0, 1.0]),
                     "down": ([mlp.down_proj], [1.0]),
@@ -158,6 +179,12 @@ class LlamaDecoder:
                         built["down"],
                     )
                 )
+                if attn.q_proj.bias is not None:
+                    biases = (attn.q_proj.bias * q_scale, attn.k_proj.bias, attn.v_proj.bias)
+                    self.layers[-1].qkv_bias = torch.cat([b.detach().float() for b in biases])
+                if q_norm is not None:
+                    self.layers[-1].q_norm = q_norm.weight.detach().float() * scale
+                    self.layers[-1].k_norm = attn.k_norm.weight.detach().float().clone()
             self.embed = inner.embed_tokens.weight.detach().float().clone()
             self.norm = inner.norm.weight.detach().float().clone()
             head = model.get_output_embeddings().weight
@@ -206,6 +233,23 @@ class LlamaDecoder:
             )
         return cache
 
+    def project_qkv(self, layer: _Layer, h: torch.Tensor) -> torch.Tensor:
+        """layer.qkv(h) [rows, (heads + 2 kv) * dim], with Qwen2's biases and Qwen3's per-head q/k norms where the
+        layer has them (then in float32); a Llama layer's output is returned as the matmul gave it."""
+        qkv = layer.qkv(h)
+        if layer.qkv_bias is None and layer.q_norm is None:
+            return qkv
+        qkv = qkv.float()
+        if layer.qkv_bias is not None:
+            qkv = qkv + layer.qkv_bias
+        if layer.q_norm is not None and layer.k_norm is not None:
+            rows, dim = qkv.shape[0], self.head_dim
+            q_width, k_end = self.n_heads * dim, (self.n_heads + self.n_kv) * dim
+            q = F.rms_norm(qkv[:, :q_width].reshape(rows, self.n_heads, dim), (dim,), layer.q_norm, self.eps)
+            k = F.rms_norm(qkv[:, q_width:k_end].reshape(rows, self.n_kv, dim), (dim,), layer.k_norm, self.eps)
+            qkv = torch.cat((q.view(rows, q_width), k.view(rows, k_end - q_width), qkv[:, k_end:]), dim=1)
+        return qkv
+
     def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         half = self.head_dim // 2
         rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -238,7 +282,7 @@ class LlamaDecoder:
         group = heads // kv
         for index, layer in enumerate(self.layers):
             h = F.rms_norm(x, (self.hidden,), layer.norm1, self.eps)
-            qkv = layer.qkv(h.to(layer.qkv.input_dtype)).float()
+            qkv = self.project_qkv(layer, h.to(layer.qkv.input_dtype)).float()
             qk = self._rope(qkv[:, : q_width + kv_width].view(n, heads + kv, dim), cos, sin)
             q = qk[:, :heads].transpose(0, 1)  # [heads, n, dim]
             cache.keys[index, :, :n] = qk[:, heads:].transpose(0, 1)
@@ -269,7 +313,7 @@ class LlamaDecoder:
         threads = torch.get_num_threads()
         x = self.embed[token : token + 1]  # a view: never written in place
         for index, layer in enumerate(self.layers):
-            qkv = layer.qkv(self._normed(x, layer.norm1, normed)).float()
+            qkv = self.project_qkv(layer, self._normed(x, layer.norm1, normed)).float()
             torch.set_num_threads(1)
             qk = qkv[:, :qk_width].view(heads + kv, dim)  # rope on q and k at once, the HF forward's arithmetic
             qk = qk * cos + torch.index_select(qk, 1, self._halves_swapped) * signed_sin
@@ -319,7 +363,7 @@ class LlamaDecoder:
             kernels.tb_residual_norm(
                 x_at, _at(delta), _bf16(delta), layer.norm1.data_ptr(), hidden, self.eps, normed_at, in_bf16
             )
-            qkv = layer.qkv(normed)
+            qkv = self.project_qkv(layer, normed)
             kernels.tb_attend(
                 qkv.data_ptr(),
                 _bf16(qkv),

@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from peft.tuners.lora.layer import Linear as LoraLinear
 from transformers import AttentionInterface
 
+from app.engine import architectures
+
 ATTENTION = "tuneboard_packed"  # the attention implementation name this module registers with transformers
 MATH_ATTENTION_MAX = 512  # longer examples use SDPA's flash kernel: the plain path stores L x L scores per head
 HEAD_CHUNK = 128  # rows of LM-head logits scored at once (measured: beats 64, and 16's small matmuls lose)
-_ARCHITECTURES = ("llama",)  # model types whose attention calls take no extras (no sliding window, no softcap)
 
 
 def packed_attention(
@@ -111,11 +112,10 @@ def _plain_lora_linear(layer) -> bool:
 
 
 def supports_packed_attention(model) -> bool:
-    """Whether the model's attention layers are ones whose calls packed_attention handles."""
+    """Whether the model's attention layers are ones whose calls packed_attention handles: plain causal attention
+    (architectures.FAST_TRAINING, with no sliding window that binds, no softcapping, no dropout)."""
     config = getattr(model, "config", None)
-    if getattr(config, "sliding_window", None) or getattr(config, "attention_dropout", 0.0):
-        return False
-    return getattr(config, "model_type", None) in _ARCHITECTURES
+    return config is not None and architectures.fast_training(config)
 
 
 def prepare(model, dtype) -> bool:

@@ -82,6 +82,8 @@ class Stepper:
         # and the head's loss runs in chunks against a bf16 copy of the head (the tied float32 embedding stays).
         self.packed = packed
         self.head_weight = cpu_training.head_weight(self.head, dtype) if packed else None
+        # Gemma 2 squashes its logits (tanh(logits / cap) * cap) after the head: the loss must see what chat samples.
+        self.softcap = getattr(inner.config, "final_logit_softcapping", None)
 
     def row_loss(self, ids: list[int], pos: list[int], trained: list[bool]) -> tuple[torch.Tensor, int, int]:
         """(summed loss tensor, n targets, n correct) for one packed row."""
@@ -119,9 +121,11 @@ class Stepper:
             hidden = self.backbone(
                 input_ids=input_ids, position_ids=position_ids, use_cache=False, **extra
             ).last_hidden_state
-            if self.head_weight is not None:
+            if self.head_weight is not None and not self.softcap:
                 return cpu_training.head_loss(hidden[targets_mask], self.head_weight, target_ids)
             logits = self.head(hidden[targets_mask]).float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
         loss = torch.nn.functional.cross_entropy(logits, target_ids, reduction="sum")
         correct = (logits.detach().argmax(-1) == target_ids).sum()
         return loss, correct

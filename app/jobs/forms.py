@@ -11,7 +11,7 @@ from app.config import Settings
 from app.datasets.validation.launch import launch_check
 from app.datasets.validation.modeltable import default_model, load_table
 from app.datasets.validation.report import ReportCache
-from app.engine.catalog import list_base_models
+from app.engine.catalog import BaseModelInfo, list_base_models
 from app.errors import Conflict, Invalid, NotFound
 from app.jobs import monitoring
 from app.jobs.jobs import (
@@ -300,6 +300,11 @@ def delete_job_model(session: Session, settings: Settings, job_id: str) -> None:
         when = model.deleted_at.strftime("%Y-%m-%d %H:%M")
         raise Conflict(f"The tuned model {model.id} was already deleted on {when} UTC.", code="model_deleted")
     delete_tuned_model(session, settings, job.fine_tuned_model)
+
+
+def base_models_view(settings: Settings) -> list[BaseModelInfo]:
+    """The local base models with their architecture and the CPU fast paths that serve them."""
+    return list_base_models(settings)
 
 
 def tuned_models_view(session: Session) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ def models_page(request: Request, session: SessionDep, deleted: str = ""):
     """Every tuned model that was not deleted; `deleted` names the model just deleted, for the message."""
     ctx = {
         "rows": job_form.tuned_models_view(session),
+        "base_models": job_form.base_models_view(request.app.state.settings),
         "maintenance": maintenance_enabled(session),
         "deleted": job_form.deleted_model(session, deleted),
     }
