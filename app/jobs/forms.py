@@ -8,8 +8,9 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from app.config import Settings
+from app.datasets.validation.estimate import Estimate
 from app.datasets.validation.launch import launch_check
-from app.datasets.validation.modeltable import default_model, load_table
+from app.datasets.validation.modeltable import ModelInfo, default_model, load_table, resolve_model
 from app.datasets.validation.report import ReportCache
 from app.engine.catalog import list_base_models
 from app.errors import Conflict, Invalid, NotFound
@@ -36,6 +37,16 @@ LIST_LIMIT = 100
 EVALS_OFFERED = 100  # existing evals listed in the form, newest first
 MAKE_EVAL = "validation"  # eval_choice: make an eval from the validation examples at launch (app.evals.job_evals)
 NO_EVAL = "none"
+
+
+@dataclass(frozen=True)
+class EstimateRow:
+    """One line of the form's estimate: a stable key (for tests and styling), a label, a value and a note."""
+
+    key: str
+    label: str
+    value: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,8 @@ def job_request_fields(values: dict[str, Any]) -> dict[str, Any]:
 def launch_preview(
     session: Session, settings: Settings, values: dict[str, Any], report_cache: ReportCache | None = None
 ) -> dict[str, Any] | None:
-    """The validation report's launch check for the form's values: estimate, refusals and warnings."""
+    """The validation report's launch check for the form's values: estimate (with labelled rows), refusals and
+    warnings."""
     dataset_id = _int_or_none(values.get("dataset_id"))
     if dataset_id is None:
         return None
@@ -162,16 +174,61 @@ def launch_preview(
             split="train",
             settings=settings,
             cache=report_cache,
+            hyperparameters=fields["hyperparameters"],
         )
     except (Invalid, NotFound) as exc:
-        return {"error": exc.message, "estimate": None, "refusals": [], "warnings": []}
+        return {"error": exc.message, "estimate": None, "rows": [], "refusals": [], "warnings": []}
     details = check.as_dict()
+    report = check.report
     return {
         "error": None,
         "estimate": details.get("estimate"),
+        "rows": estimate_rows(check.estimate, report.model if report else None, exact=bool(report and report.exact)),
         "refusals": [f.message for f in check.refusals],
         "warnings": [f.message for f in check.warnings],
     }
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"about {max(1, round(seconds / 10) * 10):.0f} s"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"about {minutes:.0f} min" if minutes >= 10 else f"about {minutes:.1f} min"
+    return f"about {minutes / 60:.1f} h"
+
+
+def estimate_rows(estimate: Estimate | None, info: ModelInfo | None, exact: bool = True) -> list[EstimateRow]:
+    """The estimate as labelled rows for people: a cost only where a provider bills, a time on the job's device."""
+    if estimate is None or info is None:
+        return []
+    counted = info.counted_with if exact else "OpenAI's o200k_base tokenizer, as an approximation"
+    per_epoch = (
+        f"{estimate.billing_tokens:,} per epoch × {estimate.n_epochs} epoch{'s' if estimate.n_epochs != 1 else ''}"
+    )
+    rows = [
+        EstimateRow("model", "Base model", estimate.model),
+        EstimateRow("epochs", "Epochs", f"{estimate.n_epochs}"),
+    ]
+    if not info.is_local:
+        rows.append(EstimateRow("tokens", "Tokens billed", f"{estimate.charged_tokens:,}", f"{per_epoch}; {counted}"))
+        if estimate.cost_usd is None:
+            rows.append(EstimateRow("cost", "Cost", "no price known", "the model table has no training price for it"))
+        else:
+            price = f"${info.training_usd_per_1m:.2f} per 1M training tokens" if info.training_usd_per_1m else ""
+            rows.append(EstimateRow("cost", "Cost", f"${estimate.cost_usd:,.2f}", price))
+        return rows
+    if estimate.n_steps:
+        rows.append(EstimateRow("steps", "Steps", f"{estimate.n_steps:,}", f"batches of {estimate.batch_size}"))
+    rows.append(EstimateRow("tokens", "Tokens trained", f"{estimate.charged_tokens:,}", f"{per_epoch}; {counted}"))
+    where = "this machine's GPU" if estimate.device == "cuda" else "this machine's CPU"
+    if estimate.training_seconds is None:
+        rows.append(EstimateRow("time", f"Estimated time on {where}", "unknown", "no measured pace for this model"))
+    else:
+        rows.append(
+            EstimateRow("time", f"Estimated time on {where}", _minutes(estimate.training_seconds), estimate.time_basis)
+        )
+    return rows
 
 
 def eval_source(session: Session, values: dict[str, Any]) -> EvalSource | None:
@@ -209,12 +266,31 @@ def _eval_section(session: Session, values: dict[str, Any]) -> dict[str, Any]:
     return {"source": source, "signature": signature, "evals": evals}
 
 
+def model_for_provider(settings: Settings, provider: str, model: str) -> str:
+    """The base model to show after the provider changed: the provider's default when `model` belongs to another
+    provider (SmolLM2 under OpenAI, gpt-4o-mini under local); a name typed for this provider stays."""
+    offered = base_models(settings, provider)
+    if not model or model in offered:
+        return model or (offered[0] if offered else "")
+    try:
+        belongs = resolve_model(model, settings).provider
+    except Invalid:
+        return model  # a name the table does not know: the person's own choice
+    if belongs == provider:
+        return model
+    if provider == "local":
+        return settings.default_base_model
+    table_default = default_model()
+    return table_default if table_default in offered else (offered[0] if offered else model)
+
+
 def form_context(
     session: Session, settings: Settings, values: dict[str, Any], report_cache: ReportCache | None = None
 ) -> dict[str, Any]:
-    """Everything the new fine-tune form shows for the given values."""
+    """Everything the new fine-tune form shows for the given values (the base model follows a provider change)."""
     values = form_values(values, settings)
     provider = values["provider"]
+    values["model"] = model_for_provider(settings, provider, values["model"])
     eval_section = _eval_section(session, values)
     return {
         "values": values,
