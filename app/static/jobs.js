@@ -1,4 +1,5 @@
-// Job pages: confirmation for destructive plain forms, and keeping the live event log scrolled to the newest line.
+// Job pages: confirmation for destructive plain forms, keeping the live event log scrolled to the newest line, and
+// showing the job form's refusals.
 (function () {
   "use strict";
 
@@ -19,6 +20,15 @@
     var log = event.target;
     if (log.id === "event-log" && log.dataset.stick) log.scrollTop = log.scrollHeight;
   });
+  // The job form: a refused launch's message lands in the flash area above the form; bring it into view, since
+  // the person pressed Launch at the bottom of a long form.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "flash" && document.getElementById("new-job") && target.firstElementChild) {
+      target.scrollIntoView({ block: "start" });
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     var log = document.getElementById("event-log");
     if (log) log.scrollTop = log.scrollHeight;

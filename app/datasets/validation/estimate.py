@@ -152,7 +152,7 @@ def estimate_from(
     epochs = int(requested.get("n_epochs", default_epochs(n_examples)))
     charged = epochs * billing
     cost = None if info.training_usd_per_1m is None else round(charged * info.training_usd_per_1m / 1_000_000, 6)
-    if not info.is_local:
+    if not info.is_local or n_examples <= 0 or epochs <= 0:  # no job to time (OpenAI's is not ours to time)
         return Estimate(info.name, epochs, billing, charged, cost, context_limit=info.context_limit)
     try:  # the engine's own rule for "auto", so the steps are the job's
         resolved = resolve_hyperparameters({**requested, "n_epochs": epochs}, n_examples)
