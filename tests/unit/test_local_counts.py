@@ -9,8 +9,8 @@ import pytest
 from app.config import Settings
 from app.datasets.validation.modeltable import resolve_model
 from app.datasets.validation.tokens import count_local, count_many
-from app.engine.chat_tokens import chat_tokenizer
 from app.engine.catalog import SMOLLM2
+from app.engine.chat_tokens import chat_tokenizer
 from app.engine.data import encode_dataset
 from app.engine.testing import build_tiny_model
 from tests.conftest import FIXTURES, SHARED
