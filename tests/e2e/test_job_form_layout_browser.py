@@ -104,3 +104,16 @@ def test_switching_the_provider_to_openai_swaps_the_model_and_shows_dollars(page
     expect(facts).not_to_contain_text("$")
     expect(facts.locator("dt").last).to_contain_text("Estimated time on this machine")
     screenshot(page, "job-form-3-local-again")
+
+
+def test_the_report_says_once_which_tokenizer_counted_and_where_the_job_would_train(page, e2e_server):
+    dataset_id = _dataset_without_system_messages(e2e_server)
+    # SmolLM2 is not converted on this server: its tokenizer is read from the GGUF file alone (seconds).
+    page.goto(f"/datasets/{dataset_id}/report?model=SmolLM2-135M-Instruct", timeout=90_000)
+    report = page.locator("#report")
+    expect(report.locator("#counted-with")).to_have_count(1)
+    expect(report.locator("#counted-with")).to_contain_text("SmolLM2-135M-Instruct's own tokenizer and chat template")
+    expect(report).not_to_contain_text("approximate")
+    expect(report.locator("[data-testid=training-time]")).to_contain_text("min on CPU")
+    expect(report).to_contain_text("tokens trained")
+    screenshot(page, "job-form-4-report-smollm2")

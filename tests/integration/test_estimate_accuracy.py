@@ -44,5 +44,5 @@ def test_estimated_tokens_of_a_finished_job_are_within_15_percent_of_its_trained
         )
     assert done["status"] == "succeeded", done["error"]
     estimate = done["estimate"]
-    assert estimate["n_epochs"] == 2 and estimate["n_steps"] == 6 and estimate["device"] == "cpu"
+    assert estimate["n_epochs"] == 2 and estimate["n_steps"] == 6
     assert done["trained_tokens"] == pytest.approx(estimate["charged_tokens"], rel=0.15)
