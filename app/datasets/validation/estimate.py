@@ -62,7 +62,7 @@ class Pace:
         """Where the pace comes from, in a few words."""
         if self.n_jobs:
             return f"calibrated on {self.n_jobs} finished job{'s' if self.n_jobs != 1 else ''} on this machine"
-        return "from the model table's measured pace (no finished job on this machine yet)"
+        return "from the model table (no finished job on this machine yet)"
 
 
 @dataclass(frozen=True)
