@@ -8,8 +8,9 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from app.config import Settings
+from app.datasets.validation.estimate_words import estimate_rows
 from app.datasets.validation.launch import launch_check
-from app.datasets.validation.modeltable import default_model, load_table
+from app.datasets.validation.modeltable import default_model, load_table, resolve_model
 from app.datasets.validation.report import ReportCache
 from app.engine.catalog import BaseModelInfo, list_base_models
 from app.errors import Conflict, Invalid, NotFound
@@ -145,7 +146,8 @@ def job_request_fields(values: dict[str, Any]) -> dict[str, Any]:
 def launch_preview(
     session: Session, settings: Settings, values: dict[str, Any], report_cache: ReportCache | None = None
 ) -> dict[str, Any] | None:
-    """The validation report's launch check for the form's values: estimate, refusals and warnings."""
+    """The validation report's launch check for the form's values: estimate (with labelled rows), refusals and
+    warnings."""
     dataset_id = _int_or_none(values.get("dataset_id"))
     if dataset_id is None:
         return None
@@ -162,13 +164,16 @@ def launch_preview(
             split="train",
             settings=settings,
             cache=report_cache,
+            hyperparameters=fields["hyperparameters"],
         )
     except (Invalid, NotFound) as exc:
-        return {"error": exc.message, "estimate": None, "refusals": [], "warnings": []}
+        return {"error": exc.message, "estimate": None, "rows": [], "refusals": [], "warnings": []}
     details = check.as_dict()
+    report = check.report
     return {
         "error": None,
         "estimate": details.get("estimate"),
+        "rows": estimate_rows(check.estimate, report.model if report else None, exact=bool(report and report.exact)),
         "refusals": [f.message for f in check.refusals],
         "warnings": [f.message for f in check.warnings],
     }
@@ -209,12 +214,31 @@ def _eval_section(session: Session, values: dict[str, Any]) -> dict[str, Any]:
     return {"source": source, "signature": signature, "evals": evals}
 
 
+def model_for_provider(settings: Settings, provider: str, model: str) -> str:
+    """The base model to show after the provider changed: the provider's default when `model` belongs to another
+    provider (SmolLM2 under OpenAI, gpt-4o-mini under local); a name typed for this provider stays."""
+    offered = base_models(settings, provider)
+    if not model or model in offered:
+        return model or (offered[0] if offered else "")
+    try:
+        belongs = resolve_model(model, settings).provider
+    except Invalid:
+        return model  # a name the table does not know: the person's own choice
+    if belongs == provider:
+        return model
+    if provider == "local":
+        return settings.default_base_model
+    table_default = default_model()
+    return table_default if table_default in offered else (offered[0] if offered else model)
+
+
 def form_context(
     session: Session, settings: Settings, values: dict[str, Any], report_cache: ReportCache | None = None
 ) -> dict[str, Any]:
-    """Everything the new fine-tune form shows for the given values."""
+    """Everything the new fine-tune form shows for the given values (the base model follows a provider change)."""
     values = form_values(values, settings)
     provider = values["provider"]
+    values["model"] = model_for_provider(settings, provider, values["model"])
     eval_section = _eval_section(session, values)
     return {
         "values": values,

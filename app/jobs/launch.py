@@ -114,6 +114,7 @@ def _dataset_check(
         split="train",
         settings=settings,
         cache=report_cache,
+        hyperparameters=request.hyperparameters,
     )
     details = check.as_dict()
     if check.refusals:

@@ -1,4 +1,5 @@
-// Job pages: keeping the live event log scrolled to the newest line (confirmations are app.js's dialog).
+// Job pages: keeping the live event log scrolled to the newest line, and showing the job form's refusals
+// (confirmations are app.js's dialog).
 (function () {
   "use strict";
 
@@ -12,6 +13,15 @@
     var log = event.target;
     if (log.id === "event-log" && log.dataset.stick) log.scrollTop = log.scrollHeight;
   });
+  // The job form: a refused launch's message lands in the flash area above the form; bring it into view, since
+  // the person pressed Launch at the bottom of a long form.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "flash" && document.getElementById("new-job") && target.firstElementChild) {
+      target.scrollIntoView({ block: "start" });
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     var log = document.getElementById("event-log");
     if (log) log.scrollTop = log.scrollHeight;

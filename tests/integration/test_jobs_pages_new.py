@@ -30,7 +30,12 @@ def test_form_preselects_the_dataset_and_shows_the_estimate(client, session):
     html = client.get(f"/jobs/new?dataset_id={ds.id}").text
     assert f'<option value="{ds.id}" selected>' in html
     assert 'hx-post="/jobs/new/estimate"' in html and 'name="csrf_token"' in html
-    assert "n epochs" in html and "charged tokens" in html
+    facts = html[html.index('id="estimate-facts"') :]
+    assert "<dt>Epochs</dt>" in facts and "<dt>Tokens trained</dt>" in facts
+    assert "Estimated time on this machine&#39;s CPU" in facts
+    # Raw field names and billing words are gone: a free local model is trained, not billed.
+    for raw in ("n epochs", "charged tokens", "billing tokens", "training seconds", "Cost"):
+        assert raw not in facts
 
 
 def test_estimate_fragment_refreshes_for_the_chosen_provider_and_asks_to_confirm_paid_ones(client, session):
@@ -41,7 +46,8 @@ def test_estimate_fragment_refreshes_for_the_chosen_provider_and_asks_to_confirm
         headers={"HX-Request": "true"},
     ).text
     assert fragment.startswith('<div id="job-estimate"')
-    assert "cost usd" in fragment and 'name="confirm_paid"' in fragment
+    assert "<dt>Cost</dt>" in fragment and "<dd>$" in fragment and 'name="confirm_paid"' in fragment
+    assert "<dt>Tokens billed</dt>" in fragment and "Estimated time" not in fragment
 
 
 def test_paid_launch_without_confirmation_is_refused_and_creates_nothing(client, session):

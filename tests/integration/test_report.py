@@ -257,16 +257,34 @@ def test_an_unchanged_dataset_is_reported_from_memory_and_a_change_is_seen(sessi
     assert build_report(session, dataset_id, cache=report_cache).n_examples == 11
 
 
-def test_a_local_model_not_yet_prepared_gets_approximate_counts_and_a_training_time(
+def test_a_local_model_not_yet_prepared_is_counted_with_its_own_tokenizer_and_gets_a_cpu_time(
     client, session, settings, toy, report_cache
 ):
     report = build_report(session, toy, "SmolLM2-135M-Instruct", settings=settings, cache=report_cache)
-    assert not report.exact and report.estimate.cost_usd is None
-    assert report.estimate.training_seconds_cpu > 0
+    # Its tokenizer is read from the bundled GGUF file alone: exact counts, no conversion of the weights.
+    assert report.exact and report.estimate.cost_usd is None
+    assert not (settings.data_dir / "models" / "SmolLM2-135M-Instruct").exists()
+    assert report.estimate.device == "cpu" and report.estimate.training_seconds_cpu > 0
     session.expire_all()
-    assert all("local:SmolLM2-135M-Instruct" not in (e.token_counts or {}) for e in session.exec(select(Example)))
+    assert all("local:SmolLM2-135M-Instruct" in (e.token_counts or {}) for e in session.exec(select(Example)))
     page = client.get(f"/datasets/{toy}/report?model=SmolLM2-135M-Instruct").text
-    assert "Estimated training time" in page and "approximate" in page
+    assert "Estimated training time" in page and "min on CPU" in page
+    assert page.count("own tokenizer and chat template") == 1 and "approximate" not in page
+    assert "o200k_base" not in page
+
+
+def test_without_a_local_tokenizer_counts_are_approximate_and_the_page_says_so_once(
+    client, session, settings, toy, report_cache, monkeypatch
+):
+    def unavailable(*args, **kwargs):
+        raise FileNotFoundError("no tokenizer here")
+
+    monkeypatch.setattr("app.datasets.validation.tokens.LocalCounter", unavailable)
+    report = build_report(session, toy, "SmolLM2-135M-Instruct", settings=settings, cache=report_cache)
+    assert not report.exact
+    page = client.get(f"/datasets/{toy}/report?model=SmolLM2-135M-Instruct").text
+    assert page.count("approximate") == 1 and page.count("o200k_base") == 1
+    assert "own tokenizer" not in page
 
 
 def test_offenders_of_a_stored_code_are_found_for_the_example_list_filter(session, report_cache):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from app.config import Settings
 from app.datasets.validation.chart import histogram_chart
-from app.datasets.validation.estimate import default_epochs, estimate
+from app.datasets.validation.estimate import default_epochs, estimate, table_pace
 from app.datasets.validation.modeltable import load_table, picker_models, resolve_model
 from app.datasets.validation.stats import histogram, percentile, summarize
 from app.errors import Invalid
@@ -62,7 +62,12 @@ def test_local_models_get_a_training_time_instead_of_a_cost():
     info = resolve_model("SmolLM2-135M-Instruct")
     result = estimate(info, [1000] * 40)
     assert result.cost_usd is None
-    assert result.training_seconds_cpu == pytest.approx(result.charged_tokens / info.train_tokens_per_second_cpu, 0.01)
+    pace = table_pace(info, "cpu")
+    assert pace is not None and result.device == "cpu"
+    # Tokens at the measured throughput, plus the fixed costs of a job and of each of its 40 steps (batch 1).
+    expected = pace.fixed_seconds + 40 * result.n_epochs * pace.seconds_per_step
+    expected += result.charged_tokens / info.train_tokens_per_second_cpu
+    assert result.training_seconds_cpu == pytest.approx(expected, 0.01)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=2, max_size=200))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import Session
 
 from app.datasets.validation.checks import CODES
-from app.datasets.validation.estimate import Estimate
+from app.datasets.validation.estimate import Estimate, estimate_from
 from app.datasets.validation.report import MIN_TRAINING_EXAMPLES, Report, ReportCache, build_report
 
 
@@ -32,6 +32,7 @@ class LaunchCheck:
     refusals: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     report: Report | None = None
+    planned: Estimate | None = None  # the estimate for the chosen hyperparameters and validation data
 
     @property
     def ok(self) -> bool:
@@ -45,7 +46,10 @@ class LaunchCheck:
 
     @property
     def estimate(self) -> Estimate | None:
-        """The report's estimate, to store on the job for "estimate vs actual"."""
+        """The estimate to store on the job for "estimate vs actual": for the chosen hyperparameters, else the
+        report's (default epochs)."""
+        if self.planned is not None:
+            return self.planned
         return self.report.estimate if self.report else None
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,10 +75,12 @@ def launch_check(
     split: str = "train",
     settings: Any = None,
     cache: ReportCache | None = None,
+    hyperparameters: dict[str, Any] | None = None,
 ) -> LaunchCheck:
     """Refuse a launch on errors or fewer than 10 valid training examples; list warnings to accept.
 
     Pass the app's ReportCache to reuse what its reports already read; without it every row is read again.
+    `hyperparameters` ("auto" or numbers, as a job takes them) shape the estimate: epochs, steps and time.
     """
     if cache is None:
         cache = ReportCache()  # shared by this check's reports: the train and validation splits read rows once
@@ -99,12 +105,22 @@ def launch_check(
             result.refusals.append(Finding(code, report.n_valid, message))
         else:
             result.warnings.append(Finding(code, count, _sentence(code, count)))
+    held_out: Report | None = None
     if validation_dataset_id is not None:
-        check = build_report(session, validation_dataset_id, model, cache=cache, settings=settings, split="all")
-        for code, count in check.errors.items():
+        held_out = build_report(session, validation_dataset_id, model, cache=cache, settings=settings, split="all")
+        for code, count in held_out.errors.items():
             result.refusals.append(Finding(code, count, _sentence(code, count, "Validation data, ")))
     elif split == "train":
-        check = build_report(session, dataset_id, model, cache=cache, settings=settings, split="validation")
-        for code, count in check.errors.items():
+        held_out = build_report(session, dataset_id, model, cache=cache, settings=settings, split="validation")
+        for code, count in held_out.errors.items():
             result.refusals.append(Finding(code, count, _sentence(code, count, "Validation split, ")))
+    result.planned = estimate_from(
+        report.model,
+        report.n_valid,
+        report.estimate.billing_tokens,
+        hyperparameters=hyperparameters,
+        pace=report.pace,
+        validation_tokens=held_out.estimate.billing_tokens if held_out else 0,
+        n_validation=held_out.n_valid if held_out else 0,
+    )
     return result

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.engine.data import MAX_EXAMPLE_TOKENS
 from app.errors import Invalid
 
 TABLE_PATH = Path(__file__).resolve().parents[2] / "data" / "models.toml"
@@ -25,11 +26,21 @@ class ModelInfo:
     training_usd_per_1m: float | None = None
     train_tokens_per_second_cpu: float | None = None
     train_tokens_per_second_gpu: float | None = None
+    # (tokens per second, seconds per optimizer step, fixed seconds per job) of the local engine, per device
+    pace_cpu: tuple[float | None, float | None, float | None] | None = None
+    pace_gpu: tuple[float | None, float | None, float | None] | None = None
 
     @property
     def is_local(self) -> bool:
         """Whether the model is counted with its own tokenizer (a local Hugging Face model)."""
         return self.encoding == LOCAL
+
+    @property
+    def counted_with(self) -> str:
+        """Which tokenizer counts this model's tokens, in words."""
+        if self.is_local:
+            return f"{self.name}'s own tokenizer and chat template"
+        return f"OpenAI's {self.encoding} tokenizer"
 
     @property
     def cache_key(self) -> str:
@@ -63,7 +74,16 @@ def _info(entry: dict[str, Any], name: str) -> ModelInfo:
         training_usd_per_1m=entry.get("training_usd_per_1m"),
         train_tokens_per_second_cpu=entry.get("train_tokens_per_second_cpu"),
         train_tokens_per_second_gpu=entry.get("train_tokens_per_second_gpu"),
+        pace_cpu=_pace(entry, "cpu"),
+        pace_gpu=_pace(entry, "gpu"),
     )
+
+
+def _pace(entry: dict[str, Any], device: str) -> tuple[float | None, float | None, float | None] | None:
+    speed = entry.get(f"train_tokens_per_second_{device}")
+    if speed is None:
+        return None
+    return speed, entry.get(f"train_seconds_per_step_{device}"), entry.get(f"train_fixed_seconds_{device}")
 
 
 def resolve_model(name: str | None, settings: Any = None) -> ModelInfo:
@@ -76,7 +96,8 @@ def resolve_model(name: str | None, settings: Any = None) -> ModelInfo:
             return _info(entry, name)
     local_models = getattr(settings, "local_models", None) or {}
     if base in local_models:
-        return ModelInfo(name=name, provider=LOCAL, encoding=LOCAL, context_limit=8192)
+        # The engine cuts longer chats: that is the context a registered model trains with.
+        return ModelInfo(name=name, provider=LOCAL, encoding=LOCAL, context_limit=MAX_EXAMPLE_TOKENS)
     best: tuple[int, dict[str, Any]] | None = None
     for entry in entries:
         prefixes = entry.get("prefix") or []

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from app.datasets.validation.checks import CODES
 from app.datasets.validation.modeltable import resolve_model, table_date
+from app.datasets.validation.pace import current_pace
 from app.datasets.validation.report_groups import TOTAL, VALID
 from app.datasets.validation.report_rows import SnapshotStore, current_snapshot, read_state
 from app.datasets.validation.report_totals import MIN_TRAINING_EXAMPLES, Report, aggregate
@@ -85,13 +86,16 @@ def build_report(
         raise Invalid(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.", param="split")
     state = read_state(session, dataset_id)  # before any row is read (see report_rows)
     validation_state = None if validation_dataset_id is None else read_state(session, validation_dataset_id)
-    key = (str(session.get_bind().engine.url), info, split, state, validation_state, table_date())
+    pace = current_pace(session, info) if info.is_local else None  # changes as jobs finish: part of the key
+    key = (str(session.get_bind().engine.url), info, split, state, validation_state, table_date(), pace)
     cached = cache.get(key)
     if cached is not None:
         return cached
     snapshot = current_snapshot(session, cache.snapshots, state, info, settings)
     extra_leaks = set() if validation_dataset_id is None else _validation_hashes(session, validation_dataset_id)
-    report = aggregate(snapshot.groups, info, split, extra_leaks, snapshot.exact, state.dataset_id, state.name)
+    report = aggregate(
+        snapshot.groups, info, split, extra_leaks, snapshot.exact, state.dataset_id, state.name, pace=pace
+    )
     if report.exact:
         cache.keep(key, report)
     return report

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.datasets.validation.checks import CODES
-from app.datasets.validation.estimate import Estimate, estimate
+from app.datasets.validation.estimate import Estimate, Pace, capped_sum, estimate
 from app.datasets.validation.modeltable import ModelInfo, table_date
 from app.datasets.validation.report_groups import GROUPS_OF_SPLIT, Group
 from app.datasets.validation.stats import Bin, Summary, histogram, summarize
@@ -37,6 +37,7 @@ class Report:
     tokens_lost: int = 0
     table_date: str = ""
     dataset_name: str = ""
+    pace: Pace | None = None  # the local training pace the estimate's time comes from
 
     def as_api(self) -> dict[str, Any]:
         """The JSON shape of GET /api/datasets/{id}/report."""
@@ -77,11 +78,12 @@ def aggregate(
     exact: bool,
     dataset_id: int = 0,
     dataset_name: str = "",
+    pace: Pace | None = None,
 ) -> Report:
     """The report from the split's running statistics (report_groups): no pass over the rows.
 
     Pure: the dashboard feeds it a dataset's snapshot, `tuneboard check` the rows of a file (`extra_leaks`: content
-    hashes of a separate validation set)."""
+    hashes of a separate validation set). `pace`: this machine's local training pace (default: the model table's)."""
     parts = [groups[g] for g in GROUPS_OF_SPLIT[split] if g in groups] or [Group()]
     totals = _merged([p.totals for p in parts])
     n_examples = sum(p.n for p in parts)
@@ -103,6 +105,8 @@ def aggregate(
             counts["train_validation_leakage"] = n_leaked
         if len(totals) < MIN_TRAINING_EXAMPLES:
             counts["too_few_examples"] = 1
+    # The training split's estimate includes evaluating the held-out split, as a job with it does.
+    held_out = groups["validation"].totals if split == "train" and "validation" in groups else []
     errors = {c: counts[c] for c in CODES if CODES[c][0] == "error" and counts[c]}
     warnings = {c: counts[c] for c in CODES if CODES[c][0] == "warning" and counts[c]}
     return Report(
@@ -116,10 +120,18 @@ def aggregate(
         tokens=summarize(totals, presorted=True),
         assistant_tokens=summarize(_merged([p.assistant for p in parts]), presorted=True),
         messages=summarize(_merged([p.messages for p in parts]), presorted=True),
-        estimate=estimate(info, totals, presorted=True),
+        estimate=estimate(
+            info,
+            totals,
+            presorted=True,
+            pace=pace,
+            validation_tokens=capped_sum(info, held_out, presorted=True),
+            n_validation=len(held_out),
+        ),
         histogram=histogram(totals, presorted=True),
         exact=exact,
         tokens_lost=sum(over) - len(over) * limit,
         table_date=table_date(),
         dataset_name=dataset_name,
+        pace=pace,
     )

@@ -23,10 +23,10 @@ from typing import Any
 
 import tiktoken
 
+from app.datasets.validation.local_counts import LocalCounter
 from app.datasets.validation.modeltable import ModelInfo, resolve_model
 from app.engine import tool_format
 from app.engine.catalog import list_base_models
-from app.engine.tokenizer import count_chat_tokens
 from app.errors import DomainError
 
 TOKENS_PER_MESSAGE = 3
@@ -253,38 +253,53 @@ def _approximate(record: Any) -> TokenCounts:
 
 
 def count_local(settings: Any, model: str, record: Any) -> TokenCounts:
-    """Exact counts with a local model's own tokenizer and chat template (app.engine.tokenizer).
+    """Exact counts with a local model's own tokenizer and chat template, rendered as the engine trains them.
 
-    The tokenizer loads transformers only when it is first used. Without it, or for an example its chat template
-    cannot render (the format checks report why), o200k_base stands in and the counts are marked inexact.
+    The tokenizer loads transformers only when it is first used. For an example its chat template cannot render
+    (the format checks report why), o200k_base stands in and the counts are marked inexact.
     """
     messages = record.get("messages") if isinstance(record, dict) else record
     if not isinstance(messages, list):
         return _approximate(record)
+    counter = LocalCounter(settings, model)  # DomainError: the model itself is unknown; say so instead of guessing
     try:
         tools = tool_format.record_tools(record)
-        result = count_chat_tokens(settings, model, [m for m in messages if isinstance(m, dict)], tools)
+        total, assistant, trained = counter.exact(
+            {"messages": [m for m in messages if isinstance(m, dict)], "tools": tools}
+        )
     except DomainError:
-        raise  # the model itself is unknown or unusable: say so instead of guessing
+        raise
     except Exception:
         return _approximate(record)
-    return TokenCounts(int(result["total"]), int(result["assistant"]), int(result["trained"]))
+    return TokenCounts(total, assistant, trained)
 
 
 def local_model_ready(settings: Any, model: str) -> bool:
-    """Whether a local model's tokenizer can be loaded now, without a long first-use conversion."""
+    """Whether a local model's weights are converted (its tokenizer loads without reading the GGUF file)."""
     return any(m.name == model and m.cached for m in list_base_models(settings))
 
 
+def _approximate_many(records: Sequence[Any]) -> list[TokenCounts]:
+    return [TokenCounts(c.total, c.assistant, c.trained, exact=False) for c in count_openai(records, "o200k_base")]
+
+
 def count_many(records: Sequence[Any], info: ModelInfo, settings: Any = None) -> list[TokenCounts]:
-    """Token counts of many examples for one model."""
+    """Token counts of many examples for one model: a local model's with its own tokenizer and chat template.
+
+    A local model's weights need not be converted: its tokenizer is read on its own (seconds, once). Only when
+    the tokenizer cannot be had at all does o200k_base stand in, and the counts are marked inexact.
+    """
     if info.is_local:
-        if settings is None or not local_model_ready(settings, info.name):
-            # Converting the bundled model takes minutes on first use: never make a page wait for it.
-            return [
-                TokenCounts(c.total, c.assistant, c.trained, exact=False) for c in count_openai(records, "o200k_base")
-            ]
-        return [count_local(settings, info.name, r) for r in records]
+        if settings is None:
+            return _approximate_many(records)
+        try:
+            counter = LocalCounter(settings, info.name)
+        except Exception:  # no tokenizer to be had (package missing, unreadable files): say so, never fail a page
+            return _approximate_many(records)
+        return [
+            TokenCounts(*c) if c is not None else _approximate(r)
+            for r, c in zip(records, counter.count(records), strict=True)
+        ]
     return count_openai(records, info.encoding)
 
 
