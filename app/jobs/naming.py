@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlmodel import Session, col, select
 
@@ -95,3 +95,20 @@ def model_names(session: Session, model_ids: Iterable[str], today: date | None =
         if job is not None:
             out[cp.fine_tuned_model_checkpoint] = f"{names[job.id]}{SEPARATOR}step {cp.step_number}"
     return out
+
+
+def relative_time(when: datetime, now: datetime | None = None) -> str:
+    """How long ago, in a list's few characters: "just now", "5 min ago", "3 h ago", "2 d ago", then the date."""
+    now = now or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # SQLite hands timestamps back naive; they are stored in UTC
+    seconds = max(0.0, (now - when).total_seconds())
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    if seconds < 7 * 86400:
+        return f"{int(seconds // 86400)} d ago"
+    return short_date(when, now.date())
