@@ -325,15 +325,14 @@ def tuned_models_view(session: Session) -> list[dict[str, Any]]:
     rows = session.exec(
         select(TunedModel).where(col(TunedModel.deleted_at).is_(None)).order_by(col(TunedModel.created_at).desc())
     ).all()
-    out = []
+    names = naming.model_names(session, [m.id for m in rows])
+    out: list[dict[str, Any]] = []
     for model in rows:
         job = session.get(Job, model.job_id) if model.job_id else None
         snapshot = session.get(Snapshot, job.training_snapshot_id) if job and job.training_snapshot_id else None
         dataset = session.get(Dataset, job.dataset_id) if job and job.dataset_id else None
-        out.append({"model": model, "job": job, "snapshot": snapshot, "dataset": dataset})
-    names = naming.model_names(session, [m.id for m in rows])
-    for row in out:
-        row["name"] = names.get(row["model"].id, row["model"].id)
+        name = names.get(model.id, model.id)
+        out.append({"model": model, "name": name, "job": job, "snapshot": snapshot, "dataset": dataset})
     return out
 
 
