@@ -11,6 +11,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from app.datasets.datasets import create_dataset
 from app.datasets.examples import bulk_set_split
 from app.datasets.importer import import_jsonl
+from app.jobs import naming
 from app.tables import Dataset, Example, Job, JobStatus, TunedModel
 
 SAMPLE_FILE = Path(__file__).resolve().parents[1] / "sample_data" / "pirate_voice.jsonl"
@@ -32,6 +33,8 @@ class HomeView:
     running: int = 0
     tuned_models: int = 0
     recent_jobs: list[Job] = field(default_factory=list)
+    job_names: dict[str, str] = field(default_factory=dict)  # friendly names of the recent jobs, by id
+    job_ages: dict[str, str] = field(default_factory=dict)  # "3 h ago", by id
     sample_dataset: Dataset | None = None
     first_tuned_model: str | None = None
 
@@ -50,6 +53,8 @@ def home_view(session: Session) -> HomeView:
         tuned_models=count(select(func.count()).select_from(TunedModel).where(col(TunedModel.deleted_at).is_(None))),
     )
     view.recent_jobs = list(session.exec(select(Job).order_by(col(Job.created_at).desc()).limit(5)))
+    view.job_names = naming.job_names(session, view.recent_jobs)
+    view.job_ages = {j.id: naming.relative_time(j.created_at) for j in view.recent_jobs}
     view.sample_dataset = session.exec(select(Dataset).where(Dataset.name == SAMPLE_NAME)).first()
     model = session.exec(
         select(TunedModel).where(col(TunedModel.deleted_at).is_(None)).order_by(col(TunedModel.created_at).desc())

@@ -14,7 +14,7 @@ from app.datasets.validation.modeltable import default_model, load_table, resolv
 from app.datasets.validation.report import ReportCache
 from app.engine.catalog import BaseModelInfo, list_base_models
 from app.errors import Conflict, Invalid, NotFound
-from app.jobs import monitoring
+from app.jobs import monitoring, naming
 from app.jobs.jobs import (
     JobRequest,
     cancel_job,
@@ -56,8 +56,11 @@ def _int_or_none(value: Any) -> int | None:
     return number if number is None or fits_db_int(number) else None  # too large to be any row's id
 
 
-def jobs_overview(session: Session, *, status: str = "", provider: str = "", dataset_id: str = "") -> dict:
-    """The jobs list context: filtered jobs (via the jobs service), dataset names and whether any job is live."""
+def jobs_overview(
+    session: Session, *, status: str = "", provider: str = "", dataset_id: str = "", selected: str = ""
+) -> dict:
+    """The jobs list context: filtered jobs (via the jobs service), their friendly names and ages, dataset names,
+    the selected job and whether any job is live."""
     jobs, has_more = list_jobs(
         session,
         status=status or None,
@@ -77,6 +80,10 @@ def jobs_overview(session: Session, *, status: str = "", provider: str = "", dat
         "statuses": list(JobStatus),
         "providers": provider_names(),
         "active": any(not j.status.is_terminal for j in jobs),
+        "names": naming.job_names(session, jobs),
+        "ages": {j.id: naming.relative_time(j.created_at) for j in jobs},
+        "selected": selected,
+        "counts": {s.value: sum(1 for j in jobs if j.status == s) for s in JobStatus},
     }
 
 
@@ -291,9 +298,11 @@ def job_page_context(session: Session, job_id: str) -> dict[str, Any]:
     job = get_job(session, job_id)
     events = monitoring.recent_events(session, job_id)
     checkpoints = list_checkpoints(session, job_id)
+    summary = monitoring.job_summary(session, job)
     return {
         "job": job,
-        "summary": monitoring.job_summary(session, job),
+        "name": naming.job_names(session, [job])[job.id],
+        "summary": summary,
         "events": events,
         "after_seq": events[-1].seq if events else 0,
         "points": monitoring.metric_series(session, job_id),
@@ -302,6 +311,15 @@ def job_page_context(session: Session, job_id: str) -> dict[str, Any]:
         "tuned_model": session.get(TunedModel, job.fine_tuned_model) if job.fine_tuned_model else None,
         "maintenance": maintenance_enabled(session),
     }
+
+
+def job_split_context(session: Session, job_id: str, *, with_list: bool = True) -> dict[str, Any]:
+    """The jobs page with one job selected: its page context, and the list beside it unless only the job is wanted."""
+    ctx = job_page_context(session, job_id)
+    if with_list:
+        ctx.update(jobs_overview(session, selected=job_id))
+        ctx["list_query"] = f"selected={job_id}"
+    return ctx
 
 
 def cancel(session: Session, settings: Settings, job_id: str) -> Job:
@@ -336,12 +354,14 @@ def tuned_models_view(session: Session) -> list[dict[str, Any]]:
     rows = session.exec(
         select(TunedModel).where(col(TunedModel.deleted_at).is_(None)).order_by(col(TunedModel.created_at).desc())
     ).all()
-    out = []
+    names = naming.model_names(session, [m.id for m in rows])
+    out: list[dict[str, Any]] = []
     for model in rows:
         job = session.get(Job, model.job_id) if model.job_id else None
         snapshot = session.get(Snapshot, job.training_snapshot_id) if job and job.training_snapshot_id else None
         dataset = session.get(Dataset, job.dataset_id) if job and job.dataset_id else None
-        out.append({"model": model, "job": job, "snapshot": snapshot, "dataset": dataset})
+        name = names.get(model.id, model.id)
+        out.append({"model": model, "name": name, "job": job, "snapshot": snapshot, "dataset": dataset})
     return out
 
 

@@ -16,6 +16,7 @@ import anyio.to_thread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
+from app.jobs import naming
 from app.jobs.event_notify import EventNotifier
 from app.tables import Dataset, Job, JobEvent, JobStatus
 
@@ -47,6 +48,8 @@ class JobSummary:
     comparison: list[dict[str, Any]] = field(default_factory=list)
     tokens_planned: int | None = None
     tokens_so_far: int | None = None
+    latest: dict[str, Any] = field(default_factory=dict)  # the newest metrics point (losses, accuracy)
+    model_name: str | None = None  # the tuned model's friendly name (app.jobs.naming)
 
     @property
     def elapsed_text(self) -> str:
@@ -115,6 +118,7 @@ def job_summary(session: Session, job: Job, now: datetime | None = None) -> JobS
     point = metric_point(last) if last is not None else None
     if point:
         summary.step, summary.total_steps = point.get("step"), point.get("total_steps")
+        summary.latest = point
     summary.estimated_finish = _aware(job.estimated_finish)
     started, finished = _aware(job.started_at), _aware(job.finished_at)
     if started:
@@ -135,6 +139,8 @@ def job_summary(session: Session, job: Job, now: datetime | None = None) -> JobS
         if ds_id is not None:
             dataset = session.get(Dataset, ds_id)
             setattr(summary, target, dataset.name if dataset else f"#{ds_id} (deleted)")
+    if job.fine_tuned_model:
+        summary.model_name = naming.model_names(session, [job.fine_tuned_model]).get(job.fine_tuned_model)
     if status.is_terminal:
         summary.comparison = estimate_vs_actual(job, summary.elapsed_seconds)
     return summary

@@ -16,6 +16,7 @@ from app.datasets.examples import add_example
 from app.engine.chat_types import ChatParams
 from app.engine.inference import ChatEngine
 from app.errors import DomainError, Invalid
+from app.jobs import naming
 from app.jobs.model_catalog import ModelInfo, list_models
 from app.playground.chat import stream_chat
 from app.playground.conversations import clean_messages, clean_params, clean_tools, column_history
@@ -54,6 +55,11 @@ def model_groups(session: Session, settings: Settings) -> list[tuple[str, list[M
     for model in list_models(session, settings):
         groups.setdefault(model.kind, []).append(model)
     return [(KIND_LABELS.get(kind, kind), models) for kind, models in groups.items() if models]
+
+
+def model_labels(session: Session, groups: list[tuple[str, list[ModelInfo]]]) -> dict[str, str]:
+    """The picker's labels: friendly names of tuned models and checkpoints by id (base models keep their names)."""
+    return naming.model_names(session, [m.id for _, models in groups for m in models if m.kind != "base"])
 
 
 def parse_chat_request(body: Any) -> ChatRequest:

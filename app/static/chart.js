@@ -172,9 +172,10 @@
 
   document.addEventListener("htmx:load", function (event) { drawEvalPanel(event.detail.elt); });
 
-  document.addEventListener("DOMContentLoaded", function () {
+  // The loss chart comes with the page, or with a job the jobs list swaps into its detail pane (htmx:load).
+  function initLossChart() {
     var node = document.getElementById("loss-chart");
-    if (!node) return;
+    if (!node || node.tbChart) return;
     var chart = new Chart(node);
     node.tbChart = chart;
     // The htmx SSE extension hands us each "metrics" message; we draw it ourselves instead of swapping HTML.
@@ -182,5 +183,8 @@
       event.preventDefault();
       try { chart.add(JSON.parse(event.detail.data)); chart.draw(); } catch (e) { /* ignore a malformed point */ }
     });
-  });
+  }
+
+  document.addEventListener("DOMContentLoaded", initLossChart);
+  document.addEventListener("htmx:load", initLossChart);
 })();

@@ -22,8 +22,10 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", function () {
+  function scrollLogToEnd() {
     var log = document.getElementById("event-log");
-    if (log) log.scrollTop = log.scrollHeight;
-  });
+    if (log && !log.dataset.scrolled) { log.dataset.scrolled = "1"; log.scrollTop = log.scrollHeight; }
+  }
+  document.addEventListener("DOMContentLoaded", scrollLogToEnd);
+  document.addEventListener("htmx:load", scrollLogToEnd);  // a job swapped into the jobs page's detail pane
 })();

@@ -173,11 +173,12 @@
   // Each column is titled with the model it runs; the "Reply from" choice names it too.
   function nameColumn(select) {
     var column = select.getAttribute("data-column");
-    var name = select.value || "No model chosen";
+    // The option's text is the model's friendly name (suffix · base · dataset · date); its value is the id.
+    var label = select.value && select.selectedIndex >= 0 ? select.options[select.selectedIndex].textContent : "";
     var title = root.querySelector('.pg-column-title[data-column="' + column + '"]');
-    if (title) title.textContent = name;
+    if (title) title.textContent = label || "No model chosen";
     var option = $("pg-save-column") && $("pg-save-column").querySelector('option[value="' + column + '"]');
-    if (option) option.textContent = select.value || "model " + (parseInt(column, 10) + 1);
+    if (option) option.textContent = label || "model " + (parseInt(column, 10) + 1);
   }
 
   // The server answers errors for non-htmx requests as a page; ask for the short flash fragment and read its text.

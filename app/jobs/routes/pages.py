@@ -1,4 +1,5 @@
-"""Job pages: the list with live badges, the new fine-tune form, and a job's live page with its actions."""
+"""Job pages: the list and the selected job side by side (live badges, live detail), the new fine-tune form, and
+a job's actions."""
 
 from __future__ import annotations
 
@@ -12,17 +13,31 @@ from app.jobs import monitoring
 from app.jobs.jobs import get_job
 from app.jobs.promote import promote_checkpoint
 from app.web.api_types import DbIdQuery
-from app.web.rendering import SessionDep, flash, redirect, render
+from app.web.rendering import SessionDep, flash, is_htmx, redirect, render
 
 router = APIRouter(tags=["jobs"])
 
 
+def _restoring_history(request: Request) -> bool:
+    # htmx asks for a whole page (with HX-Request set) when Back lands on a URL it pushed: never a fragment then.
+    return request.headers.get("hx-history-restore-request") == "true"
+
+
 @router.get("/jobs", include_in_schema=False)
-def jobs_list(request: Request, session: SessionDep, status: str = "", provider: str = "", dataset_id: str = ""):
-    """All jobs, newest first, filtered by status, provider and dataset; the list refreshes itself while jobs run."""
-    ctx = job_form.jobs_overview(session, status=status, provider=provider, dataset_id=dataset_id)
+def jobs_list(
+    request: Request,
+    session: SessionDep,
+    status: str = "",
+    provider: str = "",
+    dataset_id: str = "",
+    selected: str = "",
+):
+    """All jobs, newest first, filtered by status, provider and dataset, beside an empty detail pane; the list
+    refreshes itself while jobs run (keeping the `selected` job highlighted)."""
+    ctx = job_form.jobs_overview(session, status=status, provider=provider, dataset_id=dataset_id, selected=selected)
     ctx["query"] = request.url.query
-    return render(request, "jobs/list.html", ctx, partial="jobs/_list.html")
+    partial = None if _restoring_history(request) else "jobs/_list.html"
+    return render(request, "jobs/list.html", ctx, partial=partial)
 
 
 @router.get("/jobs/new", include_in_schema=False)
@@ -55,9 +70,14 @@ async def launch_job(request: Request, session: SessionDep):
 
 @router.get("/jobs/{job_id}", include_in_schema=False)
 def job_page(request: Request, job_id: str, session: SessionDep):
-    """A job: summary, live log and chart, hyperparameters, checkpoints and actions."""
-    ctx = job_form.job_page_context(session, job_id)
-    return render(request, "jobs/detail.html", ctx, partial="jobs/_summary.html")
+    """A job beside the jobs list: summary, live log and chart, hyperparameters, checkpoints and actions. From htmx:
+    the detail pane (with the list out of band) when the list swaps it in, else the summary alone."""
+    if _restoring_history(request) or not is_htmx(request):
+        partial = None
+    else:
+        partial = "jobs/_pane.html" if request.headers.get("hx-target") == "job-pane" else "jobs/_summary.html"
+    ctx = job_form.job_split_context(session, job_id, with_list=partial != "jobs/_summary.html")
+    return render(request, "jobs/detail.html", ctx, partial=partial)
 
 
 @router.get("/jobs/{job_id}/results.csv", include_in_schema=False)
@@ -73,7 +93,7 @@ def job_results_csv(request: Request, job_id: str, session: SessionDep):
 def cancel(request: Request, job_id: str, session: SessionDep):
     """Ask the job to stop (refused while maintenance is off)."""
     job = job_form.cancel(session, request.app.state.settings, job_id)
-    ctx = job_form.job_page_context(session, job_id)
+    ctx = job_form.job_split_context(session, job_id, with_list=not is_htmx(request))
     done = (
         f"Cancelled job {job.id}." if job.status.is_terminal else f"Cancelling job {job.id}: it stops at the next step."
     )

@@ -29,6 +29,7 @@ def _page(request: Request, session: Session, c: str | None, models: list[str] |
         "params": conv.params if conv else dict(conversations.DEFAULT_PARAMS),
         "groups": groups,
         "known": {m.id for _, models in groups for m in models},
+        "labels": playground.model_labels(session, groups),
         "datasets": playground.datasets(session),
         "compare": compare,
         "pretty_arguments": playground.pretty_arguments,
