@@ -17,6 +17,7 @@ from typing import Any
 import gguf
 import numpy as np
 
+from app.engine.export_modelfile import chat_template, special_token
 from app.errors import Invalid
 
 QUANTS = ("f16", "q8_0")
@@ -25,7 +26,8 @@ QUANTS = ("f16", "q8_0")
 ARCHITECTURES = {"llama": ("llama", True), "mistral": ("llama", True), "qwen2": ("qwen2", False)}
 _FILE_TYPES = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
 _LLAMA3_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 _QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -146,7 +148,7 @@ def read_vocab(model_dir: Path, vocab_size: int) -> Vocab:
             code="export_unsupported",
         )
     by_id = {index: token for token, index in model["vocab"].items()}
-    types = {index: gguf.TokenType.NORMAL for index in by_id}
+    types = dict.fromkeys(by_id, gguf.TokenType.NORMAL)
     for added in tokenizer.get("added_tokens", []):
         by_id[added["id"]] = added["content"]
         types[added["id"]] = gguf.TokenType.CONTROL if added.get("special") else gguf.TokenType.USER_DEFINED
@@ -154,31 +156,13 @@ def read_vocab(model_dir: Path, vocab_size: int) -> Vocab:
     tokens = [by_id.get(i, f"[PAD{i}]") for i in range(size)]
     token_types = [int(types.get(i, gguf.TokenType.UNUSED)) for i in range(size)]
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    tokenizer_config = _read_json(model_dir / "tokenizer_config.json")
     ids = {token: index for index, token in enumerate(tokens)}
     special = {}
     for role in ("bos", "eos", "unk", "pad"):
-        token = _token_text(tokenizer_config.get(f"{role}_token"))
+        token = special_token(model_dir, role)
         if token is not None and token in ids:
             special[role] = ids[token]
     return Vocab(_pre_tokenizer(tokenizer), tokens, token_types, merges, special, chat_template(model_dir))
-
-
-def chat_template(model_dir: Path) -> str | None:
-    """The model's chat template: chat_template.jinja (transformers 5) or the tokenizer config's entry."""
-    jinja = model_dir / "chat_template.jinja"
-    if jinja.exists():
-        return jinja.read_text()
-    template = _read_json(model_dir / "tokenizer_config.json").get("chat_template")
-    return template if isinstance(template, str) else None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _token_text(token: Any) -> str | None:
-    return token.get("content") if isinstance(token, dict) else token
 
 
 def _byte_level(tokenizer: dict[str, Any]) -> bool:
@@ -259,7 +243,7 @@ def _nbytes(shape: tuple[int, ...], qtype: gguf.GGMLQuantizationType) -> int:
 def _convert(
     name: str, weights: np.ndarray, qtype: gguf.GGMLQuantizationType, config: dict[str, Any], permute: bool
 ) -> np.ndarray:
-    if permute and (name.endswith("attn_q.weight") or name.endswith("attn_k.weight")):
+    if permute and name.endswith(("attn_q.weight", "attn_k.weight")):
         heads = int(config["num_attention_heads"])
         if name.endswith("attn_k.weight"):
             heads = int(config.get("num_key_value_heads") or heads)
