@@ -148,8 +148,8 @@ def export_view(session: Session, settings: Settings, model_id: str) -> dict:
     source = export_source(session, settings, model_id)
     gguf_name = target(source, "gguf", "f16").name
     downloads = [
-        {"format": "adapter", "quant": None, "label": "Adapter (PEFT)", "size": _size(source, "adapter")},
-        {"format": "merged", "quant": None, "label": "Merged model", "size": _size(source, "merged")},
+        {"format": "adapter", "quant": None, "label": "Adapter", "size": _size(source, "adapter")},
+        {"format": "merged", "quant": None, "label": "Merged", "size": _size(source, "merged")},
         {"format": "gguf", "quant": "f16", "label": "GGUF f16", "size": _size(source, "gguf", "f16")},
         {"format": "gguf", "quant": "q8_0", "label": "GGUF q8_0", "size": _size(source, "gguf", "q8_0")},
     ]
