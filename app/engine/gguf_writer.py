@@ -21,8 +21,8 @@ from app.engine.export_modelfile import chat_template, special_token
 from app.errors import Invalid
 
 QUANTS = ("f16", "q8_0")
-# Our name -> (llama.cpp architecture, are q/k rows permuted into GGUF's rope layout). llama.cpp reads Mistral as
-# Llama; transformers' loader tells them apart by "mistral" in general.name.
+# model_type -> (llama.cpp architecture, are q/k rows permuted into GGUF's rope layout). llama.cpp reads Mistral as
+# Llama (sliding-window attention aside, which only matters past 4k tokens).
 ARCHITECTURES = {"llama": ("llama", True), "mistral": ("llama", True), "qwen2": ("qwen2", False)}
 _FILE_TYPES = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
 _LLAMA3_SPLIT = (
@@ -67,7 +67,7 @@ def write_gguf(model_dir: Path, out_file: Path, quant: str = "f16") -> Path:
     tmp = out_file.parent / f".{out_file.name}.{os.getpid()}.part"
     try:
         writer = gguf.GGUFWriter(tmp, arch_name)
-        _write_metadata(writer, config, vocab, quant, name=_name(model_dir, config, model_type))
+        _write_metadata(writer, config, vocab, quant, name=_name(model_dir, config))
         plan = list(_tensor_plan(model_dir, config, arch, quant))
         for name, shape, qtype, nbytes, _ in plan:
             writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
@@ -95,10 +95,8 @@ def _check_rope(config: dict[str, Any]) -> None:
         )
 
 
-def _name(model_dir: Path, config: dict[str, Any], model_type: str) -> str:
-    name = str(config.get("_model_name_or_path") or model_dir.name)
-    # transformers' GGUF loader reads a llama-architecture file as Mistral only when the name says so.
-    return name if model_type != "mistral" or "mistral" in name.lower() else f"{name} (mistral)"
+def _name(model_dir: Path, config: dict[str, Any]) -> str:
+    return str(config.get("_model_name_or_path") or model_dir.name)
 
 
 def _write_metadata(writer: gguf.GGUFWriter, config: dict[str, Any], vocab: Vocab, quant: str, name: str) -> None:
