@@ -7,8 +7,8 @@ export_merged and export_gguf load torch/transformers/peft or numpy only when ca
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from app.engine import _hf
@@ -16,7 +16,16 @@ from app.engine import _hf
 # What peft and vLLM's --lora-modules read; the trainer's state and optimizer stay behind.
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # What a merged directory carries besides the weights (whichever the base has).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
 
 
 def export_adapter(adapter_dir: Path, out: Path, base_model: str | None = None) -> Path:
@@ -24,7 +33,6 @@ def export_adapter(adapter_dir: Path, out: Path, base_model: str | None = None) 
     recorded in adapter_config.json (a path on this machine means nothing elsewhere)."""
     tmp = _staging(out)
     try:
-        tmp.mkdir(parents=True)
         for name in ADAPTER_FILES:
             shutil.copy2(adapter_dir / name, tmp / name)
         if base_model is not None:
@@ -77,10 +85,9 @@ def export_gguf(merged_dir: Path, out_file: Path, quant: str = "f16") -> Path:
 
 
 def _staging(out: Path) -> Path:
+    """A fresh name beside out to build in (unique per call: two threads of one process never share one)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.part"
-    shutil.rmtree(tmp, ignore_errors=True)
-    return tmp
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
 
 
 def _replace(tmp: Path, out: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,9 @@ def write_gguf(model_dir: Path, out_file: Path, quant: str = "f16") -> Path:
     arch = next(a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == arch_name)
     vocab = read_vocab(model_dir, int(config["vocab_size"]))
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.parent / f".{out_file.name}.{os.getpid()}.part"
+    handle, name = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".part", dir=out_file.parent)
+    os.close(handle)
+    tmp = Path(name)
     try:
         writer = gguf.GGUFWriter(tmp, arch_name)
         _write_metadata(writer, config, vocab, quant, name=_name(model_dir, config))

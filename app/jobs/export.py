@@ -97,6 +97,8 @@ def build(settings: Settings, source: ExportSource, export_format: str, quant: s
     out = target(source, export_format, quant)
     if out.exists():
         return out
+    # A GGUF is written from the merged directory, which is built (under its own lock) and kept first.
+    merged = build(settings, source, "merged") if export_format == "gguf" else None
     source.folder.mkdir(parents=True, exist_ok=True)
     with open(source.folder / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -105,13 +107,10 @@ def build(settings: Settings, source: ExportSource, export_format: str, quant: s
                 return out
             if export_format == "adapter":
                 return engine_export.export_adapter(source.adapter_path, out, base_model=source.base_model)
-            merged = target(source, "merged")
-            if export_format == "merged" or not merged.exists():
-                base_dir = resolve_base_model(settings, source.base_model)
-                engine_export.export_merged(base_dir, source.adapter_path, merged)
-            if export_format == "merged":
-                return merged
-            return engine_export.export_gguf(merged, out, quant)
+            if merged is not None:
+                return engine_export.export_gguf(merged, out, quant)
+            base_dir = resolve_base_model(settings, source.base_model)
+            return engine_export.export_merged(base_dir, source.adapter_path, out)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

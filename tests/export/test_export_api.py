@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from app.engine import export as engine_export
 from app.jobs import export as exports
@@ -142,3 +144,25 @@ def test_the_export_page_of_a_base_model_says_why_not(client):
     page = client.get(f"/models/{TINY}/export")
     assert page.status_code == 400
     assert "Only local tuned models and checkpoints can be exported" in page.text
+
+
+def test_two_downloads_at_once_build_the_merged_model_once(settings, session, tuned, monkeypatch):
+    calls = []
+    real = engine_export.export_merged
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_export, "export_merged", counted)
+
+    def fetch(export_format: str) -> tuple[str, int, int]:
+        with Session(session.get_bind()) as own:
+            download = exports.download(own, settings, tuned.model_id, export_format)
+        return download.filename.rsplit(".", 1)[1], download.size, len(b"".join(download.chunks))
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(fetch, ["gguf", "merged"]))
+    assert len(calls) == 1
+    assert [kind for kind, _, _ in results] == ["gguf", "tar"]
+    assert all(size == sent for _, size, sent in results)
