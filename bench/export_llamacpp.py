@@ -52,7 +52,7 @@ def llamacpp_worker(gguf_path: str, threads: int, tokens: int) -> None:
     llm.create_chat_completion([{"role": "user", "content": "Hi"}], temperature=0, max_tokens=8)  # warm up
     for prompt in PROMPTS:
         started = time.perf_counter()
-        first, pieces, n = None, [], 0
+        first, pieces = None, []
         stream = llm.create_chat_completion(
             [{"role": "user", "content": prompt}], temperature=0, top_k=1, max_tokens=tokens, stream=True
         )
@@ -61,8 +61,9 @@ def llamacpp_worker(gguf_path: str, threads: int, tokens: int) -> None:
             if text:
                 first = first if first is not None else time.perf_counter() - started
                 pieces.append(text)
-                n += 1
         total = time.perf_counter() - started
+        # A stream chunk can hold more than one token (a character split over tokens): count the reply's tokens.
+        n = len(llm.tokenize("".join(pieces).encode(), add_bos=False, special=True))
         rate = (n - 1) / (total - first) if first is not None and n > 1 else 0.0
         print(json.dumps({"answer": "".join(pieces), "tokens": n, "ttft": first, "rate": rate}), flush=True)
 
@@ -133,24 +134,29 @@ def main() -> None:
     with ChatEngine(settings.model_copy(update={"engine_quantize": False})) as exact_engine:
         exact = tuneboard_chat(exact_engine, ref, args.tokens)
 
+    print(f"threads={threads} load={os.getloadavg()[0]:.2f} tokens={args.tokens} quant={args.quant}")
+    for prompt, ours, fp32 in zip(PROMPTS, served, exact, strict=True):
+        print(
+            f"{prompt[:40]!r}: tuneboard {ours['rate']:.1f} tok/s ({ours['tokens']} tokens, ttft "
+            f"{ours['ttft'] * 1000:.0f} ms); float32 {fp32['rate']:.1f} tok/s, same answer as served: "
+            f"{ours['answer'] == fp32['answer']}"
+        )
+    ours_rate = statistics.median(r["rate"] for r in served)
+    print(f"tuneboard_tokens_per_s={ours_rate:.1f}")
     command = [args.llama_python, __file__, "--llamacpp-worker", str(gguf_file), str(threads), str(args.tokens)]
     lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
     llama = [json.loads(line) for line in lines if line.startswith("{")]
     if llama and "error" in llama[0]:
         print(llama[0]["error"])
         return
-
-    print(f"threads={threads} load={os.getloadavg()[0]:.2f} tokens={args.tokens} quant={args.quant}")
-    for prompt, ours, fp32, theirs in zip(PROMPTS, served, exact, llama, strict=True):
+    for prompt, fp32, theirs in zip(PROMPTS, exact, llama, strict=True):
+        same = theirs["answer"] == fp32["answer"]
         print(
-            f"{prompt[:40]!r}: tuneboard {ours['rate']:.1f} tok/s ({ours['tokens']} tokens), "
-            f"llama.cpp {theirs['rate']:.1f} tok/s ({theirs['tokens']} tokens); llama.cpp's answer "
-            f"{'=' if theirs['answer'] == fp32['answer'] else '!='} Tuneboard float32's, "
-            f"{'=' if theirs['answer'] == ours['answer'] else '!='} Tuneboard served's"
+            f"{prompt[:40]!r}: llama.cpp {theirs['rate']:.1f} tok/s ({theirs['tokens']} tokens, ttft "
+            f"{theirs['ttft'] * 1000:.0f} ms); same answer as Tuneboard float32: {same}"
         )
-        if theirs["answer"] != fp32["answer"]:
+        if not same:
             print(f"    llama.cpp: {theirs['answer'][:160]!r}\n    tuneboard: {fp32['answer'][:160]!r}")
-    ours_rate = statistics.median(r["rate"] for r in served)
     theirs_rate = statistics.median(r["rate"] for r in llama)
     same = sum(t["answer"] == f["answer"] for t, f in zip(llama, exact, strict=True))
     print(
