@@ -1,7 +1,7 @@
 """Exported GGUF in llama.cpp beside Tuneboard's chat: the same prompts, greedy, the same threads; answers and tokens/s.
 
 Run: .venv/bin/python bench/export_llamacpp.py --llama-python /tmp/llamacpp-venv/bin/python [--adapter DIR]
-     [--quant f16|q8_0] [--tokens 128] [--data-dir /tmp/tuneboard-bench]
+     [--quant f16|q8_0] [--tokens 128] [--data-dir /tmp/tuneboard-bench] [--gguf OTHER.gguf]
 
 It exports SmolLM2 (with --adapter, that adapter merged) to a GGUF as the export endpoint does, decodes each prompt
 with Tuneboard's ChatEngine (as served: the engine_quantize setting in force; and float32, for the answers), then
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--adapter", type=Path, help="a tuned adapter to merge (default: the base SmolLM2)")
     parser.add_argument("--quant", default="f16", choices=["f16", "q8_0"])
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--gguf", type=Path, help="give llama.cpp this GGUF instead (e.g. the shipped SmolLM2 Q4_1)")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "tuneboard-bench"))
     parser.add_argument("--llamacpp-worker", nargs=3, metavar=("GGUF", "THREADS", "TOKENS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -127,6 +128,9 @@ def main() -> None:
     if not gguf_file.exists():
         export_gguf(merged, gguf_file, args.quant)
     print(f"export: {time.perf_counter() - started:.1f} s, {gguf_file} ({gguf_file.stat().st_size / 1e6:.0f} MB)")
+    if args.gguf is not None:
+        gguf_file = args.gguf
+        print(f"llama.cpp reads {gguf_file} ({gguf_file.stat().st_size / 1e6:.0f} MB) instead")
 
     ref = ModelRef(SMOLLM2 if args.adapter is None else "tuned", SMOLLM2, adapter_path=args.adapter)
     served = tuneboard_chat(served_engine, ref, args.tokens)
