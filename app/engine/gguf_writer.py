@@ -65,9 +65,9 @@ def write_gguf(model_dir: Path, out_file: Path, quant: str = "f16") -> Path:
     arch = next(a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == arch_name)
     vocab = read_vocab(model_dir, int(config["vocab_size"]))
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".part", dir=out_file.parent)
+    handle, staging = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".part", dir=out_file.parent)
     os.close(handle)
-    tmp = Path(name)
+    tmp = Path(staging)
     try:
         writer = gguf.GGUFWriter(tmp, arch_name)
         _write_metadata(writer, config, vocab, quant, name=_name(model_dir, config))
