@@ -42,6 +42,7 @@ SUMMARIES: dict[tuple[str, str], str] = {
     ("post", f"{_JOB}/checkpoints/{{checkpoint_id}}/promote"): "Use a checkpoint as the job's tuned model",
     ("get", "/api/models"): "List base models, tuned models and checkpoints",
     ("delete", "/api/models/{model_id}"): "Delete a tuned model",
+    ("get", "/api/models/{model_id}/export"): "Export a tuned model (adapter, merged or GGUF)",
     ("get", "/api/settings/maintenance"): "Get the maintenance switch",
     ("put", "/api/settings/maintenance"): "Turn the maintenance switch on or off",
     ("post", "/v1/files"): "Upload a training file (OpenAI)",
