@@ -1,7 +1,8 @@
 """Exports of tuned models and checkpoints: the PEFT adapter, the merged directory (each as a .tar) and GGUF files.
 
-Built on first download and kept under data_dir/exports/<key>/, where the key covers the model id and the adapter
-it has now (a promoted checkpoint changes it), so a second download streams from disk at once.
+Built on first download and kept under data_dir/exports/<model>/<key>/, where the key covers the model id and the
+adapter it has now (a promoted checkpoint changes it), so a second download streams from disk at once; deleting the
+model deletes its exports (forget_exports).
 
 - export_source(session, settings, model_id) -> ExportSource   (NotFound; Invalid for base and OpenAI models)
 - download(session, settings, model_id, format, quant) -> Download
@@ -13,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +71,17 @@ def export_source(session: Session, settings: Settings, model_id: str) -> Export
     stamp = weights.stat().st_mtime_ns
     key = hashlib.sha256(f"{model_id}\n{adapter.resolve()}\n{stamp}".encode()).hexdigest()[:20]
     base = resolved.base_model or resolved.ref.base_model
-    return ExportSource(model_id, resolved.kind, base, adapter, settings.data_dir / "exports" / key)
+    return ExportSource(model_id, resolved.kind, base, adapter, exports_folder(settings, model_id) / key)
+
+
+def exports_folder(settings: Settings, model_id: str) -> Path:
+    """Where every export of this model is kept (one sub-folder per adapter it has had)."""
+    return settings.data_dir / "exports" / stem(model_id)
+
+
+def forget_exports(settings: Settings, model_id: str) -> None:
+    """Delete the model's built exports: a deleted model's weights must not stay downloadable on disk."""
+    shutil.rmtree(exports_folder(settings, model_id), ignore_errors=True)
 
 
 def stem(model_id: str) -> str:

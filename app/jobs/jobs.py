@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from app.config import Settings
 from app.errors import Invalid, NotFound
 from app.jobs.events import add_event, events_page, get_job, list_checkpoints, list_events, record_event
+from app.jobs.export import forget_exports
 from app.jobs.launch import JobRequest, create_job
 from app.jobs.openai_import import import_openai_jobs
 from app.providers.registry import get_provider, provider_class
@@ -179,6 +180,7 @@ def delete_tuned_model(session: Session, settings: Settings, model_id: str, **pr
         shared = session.exec(select(Checkpoint.id).where(col(Checkpoint.path) == model.path).limit(1)).first()
         if model.path and shared is None:
             shutil.rmtree(settings.data_dir / model.path, ignore_errors=True)
+        forget_exports(settings, model_id)
     else:
         with get_provider(model.provider, settings, **provider_options) as provider:
             provider.delete_model(model_id)

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from app.engine import export as engine_export
 from app.jobs import export as exports
 from app.jobs.tar_stream import tar_chunks, tar_size
+from app.settings.maintenance import set_maintenance
 from tests.export.conftest import TINY
 
 
@@ -166,3 +167,12 @@ def test_two_downloads_at_once_build_the_merged_model_once(settings, session, tu
     assert len(calls) == 1
     assert [kind for kind, _, _ in results] == ["gguf", "tar"]
     assert all(size == sent for _, size, sent in results)
+
+
+def test_deleting_the_model_deletes_its_exports(api, session, settings, tuned):
+    assert api.get(_url(tuned.model_id, "adapter")).status_code == 200
+    folder = exports.exports_folder(settings, tuned.model_id)
+    assert any(folder.rglob("*.tar")) or any(folder.iterdir())
+    set_maintenance(session, True)
+    assert api.delete(f"/v1/models/{quote(tuned.model_id, safe='')}").status_code == 200
+    assert not folder.exists()
