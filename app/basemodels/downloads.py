@@ -134,9 +134,15 @@ class ModelDownloads:
         }
         env = {k: v for k, v in os.environ.items() if k not in _OFFLINE_VARIABLES}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        child = subprocess.Popen(
-            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=env
-        )
+        log = folder / "fetch.log"  # the child's stderr (huggingface_hub's retry warnings, a traceback)
+        try:
+            with open(log, "wb") as stderr:
+                child = subprocess.Popen(
+                    self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT, env=env
+                )
+        except OSError as exc:
+            self._finish(download, "failed", f"The download could not start: {exc}")
+            return
         with self._lock:
             self._children[download.name] = child
             cancelled_early = download.name in self._cancelled
@@ -151,7 +157,8 @@ class ModelDownloads:
         if cancelled:
             self._finish(download, "cancelled", "Cancelled. The files fetched so far are kept: add it again to resume.")
         elif error or child.returncode != 0:
-            self._finish(download, "failed", error or f"The download stopped (exit status {child.returncode}).")
+            stopped = f"The download stopped (exit status {child.returncode}); its log is {log}."
+            self._finish(download, "failed", error or stopped)
         else:
             self._install(download, plan, folder)
 

@@ -7,6 +7,7 @@ the files themselves are fetched in a child process (fetch_main.py) that has not
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ class HubFile:
 
 @dataclass(frozen=True)
 class HubPlan:
-    """A download decided: the repo at one commit, the files to fetch, and its card's licence when known."""
+    """A download decided: the repo at one commit, the files to fetch, whether the hub marks it gated."""
 
     repo: str
     revision: str
@@ -73,7 +74,10 @@ def plan_download(settings: Settings, repo: str, revision: str, token: str | Non
             else "it has no .safetensors weights"
         )
         raise Invalid(f"{repo} cannot be added: {why}. Choose a repo with .safetensors files.", code="no_safetensors")
-    plan = HubPlan(repo, revision, str(info.get("sha") or revision), files, gated=bool(info.get("gated")))
+    commit = str(info.get("sha") or "")
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):  # it names a folder and pins every file to one commit
+        raise Invalid(f"The hub's answer for {repo} has no commit sha.", code="hub_error")
+    plan = HubPlan(repo, revision, commit, files, gated=bool(info.get("gated")))
     check_disk_space(plan.total_bytes, target_dir)
     return plan
 

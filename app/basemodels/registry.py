@@ -109,6 +109,7 @@ def install_download(
 ) -> Manifest:
     """Move a fetched and verified download into place as an added model (Invalid if it is not a usable model)."""
     shutil.rmtree(folder / ".partial", ignore_errors=True)  # the fetcher's leftovers, if any
+    (folder / "fetch.log").unlink(missing_ok=True)
     problems = hf_dir_problems(folder)
     if problems:
         raise Invalid(f"The downloaded files are not a usable model: {' '.join(problems)}", code="invalid_model_dir")

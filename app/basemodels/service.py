@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from app.engine.devices import Gpu, visible_gpus
 from app.engine.model_files import Manifest, ModelFacts, describe_gguf, describe_hf_dir
 from app.errors import DomainError, Invalid
 
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 SOURCE_WORDS = {
     "gguf": "bundled (GGUF)",
     "local": "settings (local_models)",
@@ -82,14 +84,13 @@ def add_from_hub(
     settings: Settings, downloads: ModelDownloads, repo: str, revision: str, token: str | None, name: str | None
 ) -> Download:
     """Plan a Hub download (access, files, checksums, disk space) and start it in the background."""
-    repo = repo.strip()
-    if repo.count("/") != 1 or not all(repo.split("/")):
+    repo, token = repo.strip(), (token or "").strip() or None
+    # The id goes into the hub's URLs: owner/name of the hub's own characters, nothing that could climb a path.
+    if not _REPO_ID.match(repo) or ".." in repo:
         raise Invalid("Give the repo id as owner/name, e.g. HuggingFaceTB/SmolLM2-360M-Instruct.", param="repo")
     name = check_new_name(settings, (name or "").strip() or suggested_name(repo))
-    plan = plan_download(
-        settings, repo, revision.strip() or "main", (token or "").strip() or None, partial_dir(settings, name)
-    )
-    return downloads.start(plan, name, (token or "").strip() or None)
+    plan = plan_download(settings, repo, revision.strip() or "main", token, partial_dir(settings, name))
+    return downloads.start(plan, name, token)
 
 
 def add_from_directory(settings: Settings, path: str, name: str | None) -> Manifest:

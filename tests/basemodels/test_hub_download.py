@@ -123,3 +123,10 @@ def test_a_repo_with_only_pickled_weights_is_refused(settings, hub, tiny_dir):
     hub.repos["tiny-org/pickled"] = {"config.json": b"{}", "pytorch_model.bin": b"\x80\x04pickle"}
     with pytest.raises(Invalid, match="only pickled weights"):
         add_from_hub(settings, ModelDownloads(settings), "tiny-org/pickled", "main", None, None)
+
+
+@pytest.mark.parametrize("repo", ["no-slash", "a/b/c", "../etc/passwd", "org/..", "org/na me"])
+def test_a_repo_id_that_is_not_owner_slash_name_is_refused(settings, hub, repo):
+    with pytest.raises(Invalid, match="owner/name"):
+        add_from_hub(settings, ModelDownloads(settings), repo, "main", None, None)
+    assert hub.log == []
