@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app.basemodels import service
@@ -15,6 +15,8 @@ from app.basemodels.registry import delete_added
 from app.web.rendering import SessionDep
 
 router = APIRouter(prefix="/api/base-models", tags=["base models"])
+Batch = Annotated[int | None, Query(ge=1, le=256, description="Batch size the memory fit is judged at.")]
+Sequence = Annotated[int | None, Query(ge=16, le=131072, description="Tokens per example for the memory fit.")]
 
 
 class HubSource(BaseModel):
@@ -68,7 +70,7 @@ def _download_view(download: Download) -> dict[str, Any]:
 
 
 @router.get("")
-def list_base_models(request: Request, batch: int | None = None, sequence: int | None = None) -> dict[str, Any]:
+def list_base_models(request: Request, batch: Batch = None, sequence: Sequence = None) -> dict[str, Any]:
     """Every base model with architecture, size, context length, licence and whether it fits for LoRA training."""
     settings = request.app.state.settings
     rows = service.base_model_rows(settings, batch or settings.fit_batch_size, sequence or settings.fit_sequence_length)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 
 from app.basemodels import service
 from app.basemodels.downloads import ModelDownloads
@@ -14,6 +14,8 @@ from app.web.rendering import SessionDep, redirect, render
 
 router = APIRouter(tags=["models"])
 OptionalText = Annotated[str, Form()]
+Batch = Annotated[int | None, Query(ge=1, le=256, description="Batch size the memory fit is judged at.")]
+Sequence = Annotated[int | None, Query(ge=16, le=131072, description="Tokens per example for the memory fit.")]
 
 
 def _downloads(request: Request) -> ModelDownloads:
@@ -22,11 +24,11 @@ def _downloads(request: Request) -> ModelDownloads:
 
 
 @router.get("/models/base", include_in_schema=False)
-def base_models_page(request: Request, batch: int | None = None, sequence: int | None = None, added: str = ""):
+def base_models_page(request: Request, batch: Batch = None, sequence: Sequence = None, added: str = ""):
     """Every base model with its facts and memory fit at the chosen batch and sequence length."""
     settings = request.app.state.settings
-    batch = max(1, min(batch or settings.fit_batch_size, 256))
-    sequence = max(16, min(sequence or settings.fit_sequence_length, 131072))
+    batch = batch or settings.fit_batch_size
+    sequence = sequence or settings.fit_sequence_length
     ctx = {
         "rows": service.base_model_rows(settings, batch, sequence),
         "batch": batch,
