@@ -92,6 +92,30 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Extra local Hugging Face model directories, as JSON: {"name": "/path/to/model"}.',
     )
+    hf_endpoint: str = Field(
+        default="https://huggingface.co",
+        validation_alias=AliasChoices("TUNEBOARD_HF_ENDPOINT", "HF_ENDPOINT"),
+        description="The Hugging Face Hub (or a mirror) that base models are downloaded from on the Add a model page.",
+    )
+    hf_hub_offline: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("TUNEBOARD_HF_HUB_OFFLINE", "HF_HUB_OFFLINE"),
+        description="true/1: never reach the Hugging Face Hub; downloads are refused in words, and models are added "
+        "from a local directory or a GGUF file only.",
+    )
+    fit_batch_size: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Batch size at which the model list says whether a base model fits this machine's memory (RAM "
+        "and each GPU) for LoRA training; the page can ask for another.",
+    )
+    fit_sequence_length: int = Field(
+        default=1024,
+        ge=16,
+        le=131072,
+        description="Tokens per example at which the model list judges whether a base model fits for LoRA training.",
+    )
     default_base_model: str = Field(
         default="SmolLM2-135M-Instruct", description="Base model preselected for new local fine-tuning jobs."
     )

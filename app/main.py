@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from app.basemodels.downloads import ModelDownloads
 from app.config import Settings
 from app.datasets.validation.report import ReportCache
 from app.engine.inference import ChatEngine
@@ -44,6 +45,8 @@ ROUTER_MODULES = [
     "app.jobs.routes.stream",
     "app.playground.routes.pages",
     "app.evals.routes.pages",
+    "app.basemodels.routes.pages",  # before jobs' /models/{model_id:path}/delete, which /models/base/x/delete matches
+    "app.basemodels.routes.api",
     "app.jobs.routes.models",
     "app.evals.routes.job_panel",
     "app.migrate.routes.pages",
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker.stop()
             notifier.stop()
             chat_engine.close()
+            app.state.model_downloads.close()
             engine.dispose()
 
     app = FastAPI(
@@ -125,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.login_attempts_per_minute, settings.login_global_attempts_per_minute, settings.login_max_delay_seconds
     )
     app.state.report_cache = ReportCache()
+    app.state.model_downloads = ModelDownloads(settings)  # Hugging Face downloads running in the background
     app.add_middleware(
         SecurityMiddleware, network=NetworkPolicy.from_settings(settings), secret_key=secret_key, auth=auth
     )

@@ -1,4 +1,5 @@
-"""Base models the local engine can tune: SmolLM2 from its GGUF file (converted once) and registered local dirs."""
+"""Base models the local engine can tune: SmolLM2 from its GGUF file (converted once), registered local dirs, and
+models added under data_dir/models/added (downloaded, a local directory, or a GGUF file converted once)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Protocol
 
 from app.engine import _hf
 from app.engine.architectures import Paths, read_paths
+from app.engine.model_files import Manifest, added_manifests, hf_dir_problems
 from app.errors import NotFound
 
 SMOLLM2 = "SmolLM2-135M-Instruct"
@@ -39,7 +41,9 @@ class BaseModelInfo:
     """One base model: where it comes from, its HF directory (None until converted) and whether it is ready."""
 
     name: str
-    source: str  # "gguf" (bundled SmolLM2) or "local" (a registered directory)
+    # "gguf" (bundled SmolLM2), "local" (settings.local_models), or an added model's kind: "hf", "directory",
+    # "gguf-file"
+    source: str
     path: Path | None
     cached: bool
     architecture: str = "unknown"  # config.json's model_type: "llama", "qwen2", "gemma3_text"…
@@ -72,13 +76,37 @@ def _is_cached(path: Path) -> bool:
 
 
 def list_base_models(settings: ModelSettings) -> list[BaseModelInfo]:
-    """SmolLM2 always, then every directory registered in settings.local_models."""
+    """SmolLM2 always, then every directory registered in settings.local_models, then the models added by the user."""
     cached = cache_dir(settings)
     models = [_described(SMOLLM2, "gguf", cached if _is_cached(cached) else None, _is_cached(cached), _SMOLLM2_PATHS)]
     for name, path in settings.local_models.items():
         path = Path(path)
         models.append(_described(name, "local", path, (path / "config.json").exists()))
+    taken = {m.name for m in models}
+    for folder, manifest in added_manifests(settings.data_dir):
+        if manifest.name in taken:
+            continue  # a name given in settings wins over an added model of the same name
+        found = _added_path(folder, manifest)
+        ready = found is not None and (manifest.kind != "gguf" or _is_cached(found))
+        models.append(_described(manifest.name, _ADDED_SOURCES[manifest.kind], found if ready else None, ready))
     return models
+
+
+_ADDED_SOURCES = {"hf": "hf", "local": "directory", "gguf": "gguf-file"}
+
+
+def _added_path(folder: Path, manifest: Manifest) -> Path | None:
+    """The HF directory of an added model: its own folder (downloaded), the directory it names, or hf/ (GGUF)."""
+    if manifest.kind == "hf":
+        return folder
+    if manifest.kind == "local":
+        path = Path(manifest.source["path"])
+        return path if (path / "config.json").exists() else None
+    return folder / "hf"
+
+
+def _find_added(settings: ModelSettings, name: str) -> tuple[Path, Manifest] | None:
+    return next(((f, m) for f, m in added_manifests(settings.data_dir) if m.name == name), None)
 
 
 # SmolLM2 is a plain Llama: known before its first conversion writes a config.json to read it from.
@@ -99,35 +127,57 @@ def resolve_base_model(settings: ModelSettings, name: str, progress: Progress | 
             raise NotFound(f"The local model {name!r} has no config.json at {path}.", code="model_not_found")
         return path
     if name != SMOLLM2:
-        raise NotFound(f"Unknown base model {name!r}.", code="model_not_found", param="model")
+        added = _find_added(settings, name)
+        if added is None:
+            raise NotFound(f"Unknown base model {name!r}.", code="model_not_found", param="model")
+        return _resolve_added(name, *added, progress)
     target = cache_dir(settings)
     if _is_cached(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # The web server and a training process may both ask at once: one converts, the other waits.
-    with open(target.parent / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not _is_cached(target):
-                _convert_gguf(target, progress or (lambda message: None))
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    _convert_once(gguf_file(), target, name, progress)
     return target
 
 
-def _convert_gguf(target: Path, progress: Progress) -> None:
+def _resolve_added(name: str, folder: Path, manifest: Manifest, progress: Progress | None) -> Path:
+    path = _added_path(folder, manifest)
+    if manifest.kind == "gguf":
+        assert path is not None
+        if not _is_cached(path):
+            source = Path(manifest.source["file"])
+            if not source.is_file():
+                raise NotFound(f"The GGUF file of {name!r} is gone: {source}.", code="model_not_found")
+            _convert_once(source, path, name, progress)
+        return path
+    if path is None or hf_dir_problems(path):
+        raise NotFound(f"The added model {name!r} has no usable directory any more.", code="model_not_found")
+    return path
+
+
+def _convert_once(source: Path, target: Path, name: str, progress: Progress | None) -> None:
+    # The web server and a training process may both ask at once: one converts, the other waits.
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not _is_cached(target):
+                _convert_gguf(source, target, name, progress or (lambda message: None))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _convert_gguf(source: Path, target: Path, name: str, progress: Progress) -> None:
     _hf.prepare()
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = gguf_file()
     started = time.monotonic()
-    progress(f"Preparing {SMOLLM2}: reading {source.name} (first use only, about 20 s)…")
+    hint = ", about 20 s" if name == SMOLLM2 else ""
+    progress(f"Preparing {name}: reading {source.name} (first use only{hint})…")
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-    progress(f"Preparing {SMOLLM2}: dequantizing the weights…")
+    progress(f"Preparing {name}: dequantizing the weights…")
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
-    progress(f"Preparing {SMOLLM2}: saving safetensors…")
+    progress(f"Preparing {name}: saving safetensors…")
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         config = model.config
@@ -148,4 +198,4 @@ def _convert_gguf(target: Path, progress: Progress) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    progress(f"Preparing {SMOLLM2}: done in {time.monotonic() - started:.0f} s.")
+    progress(f"Preparing {name}: done in {time.monotonic() - started:.0f} s.")

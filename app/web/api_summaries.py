@@ -16,6 +16,11 @@ _V1RUN = "/v1/evals/{eval_id}/runs/{run_id}"
 
 SUMMARIES: dict[tuple[str, str], str] = {
     ("get", "/healthz"): "Check the server and its database",
+    ("get", "/api/base-models"): "List base models with their size and memory fit",
+    ("post", "/api/base-models"): "Add a base model from the Hugging Face Hub, a directory or a GGUF file",
+    ("get", "/api/base-models/downloads/{name}"): "Get a base model download's progress",
+    ("post", "/api/base-models/downloads/{name}/cancel"): "Cancel a base model download",
+    ("delete", "/api/base-models/{name}"): "Delete an added base model",
     ("get", "/api/datasets"): "List datasets",
     ("post", "/api/datasets"): "Create a dataset",
     ("get", _D): "Get a dataset",

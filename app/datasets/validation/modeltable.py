@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.engine.data import MAX_EXAMPLE_TOKENS
+from app.engine.model_files import added_manifests
 from app.errors import Invalid
 
 TABLE_PATH = Path(__file__).resolve().parents[2] / "data" / "models.toml"
@@ -98,6 +99,10 @@ def resolve_model(name: str | None, settings: Any = None) -> ModelInfo:
     if base in local_models:
         # The engine cuts longer chats: that is the context a registered model trains with.
         return ModelInfo(name=name, provider=LOCAL, encoding=LOCAL, context_limit=MAX_EXAMPLE_TOKENS)
+    added = _added_contexts(settings)
+    if base in added:  # a base model added on the Add a model page (app.basemodels); the engine cuts as above
+        context = min(added[base] or MAX_EXAMPLE_TOKENS, MAX_EXAMPLE_TOKENS)
+        return ModelInfo(name=name, provider=LOCAL, encoding=LOCAL, context_limit=context)
     best: tuple[int, dict[str, Any]] | None = None
     for entry in entries:
         prefixes = entry.get("prefix") or []
@@ -117,7 +122,15 @@ def resolve_model(name: str | None, settings: Any = None) -> ModelInfo:
 def picker_models(settings: Any = None) -> list[str]:
     """Model names offered by the report's model picker: the table's models, then configured local ones."""
     names = [e["name"] for e in load_table()["models"]]
-    for local in getattr(settings, "local_models", None) or {}:
+    for local in [*(getattr(settings, "local_models", None) or {}), *_added_contexts(settings)]:
         if local not in names:
             names.append(local)
     return names
+
+
+def _added_contexts(settings: Any) -> dict[str, int | None]:
+    """Added base models by name → their context length (when their config says)."""
+    data_dir = getattr(settings, "data_dir", None)
+    if data_dir is None:
+        return {}
+    return {m.name: m.facts.context_length for _, m in added_manifests(Path(data_dir))}

@@ -1,0 +1,1 @@
+"""The Add a model page and /api/base-models."""
