@@ -58,7 +58,7 @@ class Prepared:
     def discard(self) -> None:
         """The import failed: drop the spool and the rejection files."""
         self.rows.close()
-        self.counts.close(discard=True)
+        self.counts.close()
         self.rejections.discard()
 
 
@@ -85,8 +85,7 @@ class Receiver:
     def _add(self, rows: list[tuple]) -> None:
         """Spool a block of rows and start counting their tokens."""
         if rows:
-            self.rows.add(rows)
-            self.counts.add(rows)
+            self.counts.add(self.rows.add(rows), len(rows))
 
     def _prepared(self, lines: int) -> Prepared:
         return Prepared(self.rows, lines, self.rejections, self.encoding, self.notes, self.counts, self.source_file)
@@ -112,7 +111,7 @@ class Receiver:
     def discard(self) -> None:
         """Drop everything received."""
         self.rows.close()
-        self.counts.close(discard=True)
+        self.counts.close()
         self.rejections.discard()
 
     def __enter__(self) -> Receiver:

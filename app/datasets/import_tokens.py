@@ -4,12 +4,13 @@ The Report's default model (gpt-4o-mini) counts with o200k_base, and counting wa
 an import. So every block of rows an import spools is counted here and the writer stores the counts with the
 rows: the first report reads them instead of counting (bench/upload_to_report.py).
 
-Where: a small import's blocks are counted on a thread. A big one's go, past PROCESS_AFTER rows, to a helper
-process (`python -m app.datasets.import_tokens`, a plain subprocess, so it never re-runs the caller's `__main__`)
-that has the other core and a GIL of its own. On a thread, counting 100,000 examples slowed the import below its
-25,000/s target: tiktoken releases the GIL while it encodes, but takes it back after every string, and each time
-it waited for the thread parsing the file. Counts are a cache: a block whose count failed (the helper died, say)
-is written without them, and the report counts those rows as it always did.
+Where: a small import's blocks are counted on a thread. Past PROCESS_AFTER rows a helper process starts
+(`python -m app.datasets.import_tokens`, a plain subprocess, so it never re-runs the caller's `__main__`); once it
+is ready (it loads tiktoken's ranks first), the next blocks go to it: it has the other core and a GIL of its own.
+On a thread, counting 100,000 examples slowed the import below its 25,000/s target: tiktoken releases the GIL
+while it encodes, but takes it back after every string, and each time it waited for the thread parsing the file.
+Counts are a cache: a block whose count failed (the helper died, say) is written without them, and the report
+counts those rows as it always did.
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ from app.datasets.validation.checks import json_loads
 from app.datasets.validation.tokens import count_openai, get_encoding
 
 ENCODING = "o200k_base"  # the cache key of gpt-4o-mini, the Report's default model
-PROCESS_AFTER = 5_000  # rows counted on a thread before the rest go to a helper process (~0.5 s to start)
+PROCESS_AFTER = 1_000  # rows counted on a thread before a helper process starts (it takes ~0.5 s to be ready)
 IN_FLIGHT = 16  # blocks waiting for their counts at most: parsing waits rather than run further ahead
 _LENGTH = struct.Struct("<Q")
+_READY = b"R"  # the helper's first byte: its encoding is loaded
 
 
 def count_block(payload: bytes, encoding: str) -> array:
-    """(total, assistant, trained) of each row of a marshalled block of (messages, tools, extra) JSON texts, flat:
-    24 bytes an example, however big the file."""
+    """(total, assistant, trained) of each row of a spooled block (marshalled rows that start with the messages,
+    tools and extra JSON texts), flat: 24 bytes an example, however big the file."""
     records = []
-    for messages, tools, extra in marshal.loads(payload):
+    for row in marshal.loads(payload):
+        messages, tools, extra = row[0], row[1], row[2]
         # The record as the report rebuilds it from the stored columns (report_rows.fill_counts).
         record = {"messages": json_loads(messages), "tools": None if tools is None else json_loads(tools)}
         if extra is not None:
@@ -65,6 +68,7 @@ class _Helper:
         self._lock = threading.Lock()
         self._waiting: collections.deque[Future[array]] = collections.deque()
         self._dead = False
+        self.ready = threading.Event()
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         # Writing to a full pipe blocks: a thread of its own does it, so parsing never waits on the helper.
         self._threads = [
@@ -103,7 +107,9 @@ class _Helper:
         stdout = self.process.stdout
         assert stdout is not None
         try:
-            while (header := _read(stdout, _LENGTH.size)) is not None:
+            if _read(stdout, len(_READY)) == _READY:
+                self.ready.set()
+            while self.ready.is_set() and (header := _read(stdout, _LENGTH.size)) is not None:
                 payload = _read(stdout, _LENGTH.unpack(header)[0])
                 if payload is None:
                     break
@@ -120,16 +126,12 @@ class _Helper:
         for future in failed:
             future.set_exception(RuntimeError("the token counting process has ended"))
 
-    def close(self, *, kill: bool = False) -> None:
-        """Let the helper end (it exits at the end of its input), or end it now; kill it if it lingers."""
+    def close(self) -> None:
+        """End the helper now: every count it was asked for has been taken, or is no longer wanted (and one still
+        loading its ranks would otherwise make a mid-sized import wait for it)."""
         self._outbox.put(None)
-        if kill:
-            self.process.kill()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.kill()
+        self.process.wait()
         for thread in self._threads:
             thread.join(timeout=5)
         if self.process.stdout is not None:
@@ -155,19 +157,18 @@ class ImportCounts:
         key = json.dumps(encoding)[1:-1].replace("%", "%%")
         self._text = '{"' + key + '": {"total": %d, "assistant": %d, "trained": %d}}'
 
-    def add(self, rows: list[tuple]) -> None:
-        """Count the next spooled block's rows (import_rows.IMPORT_FIELDS), in the background."""
-        payload = marshal.dumps([row[:3] for row in rows])  # messages, tools, extra
-        self.rows += len(rows)
+    def add(self, block: bytes, rows: int) -> None:
+        """Count the next spooled block (`rows` rows, as RowSpool.add marshalled them), in the background."""
+        self.rows += rows
         if self.rows > PROCESS_AFTER and self._helper is None:
             with contextlib.suppress(OSError):  # no helper: the thread goes on counting
                 self._helper = _Helper(self.encoding)
-        if self._helper is not None:
-            self._blocks.append(self._helper.submit(payload))
+        if self._helper is not None and self._helper.ready.is_set():
+            self._blocks.append(self._helper.submit(block))
         else:
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="import-tokens")
-            self._blocks.append(self._thread.submit(count_block, payload, self.encoding))
+            self._blocks.append(self._thread.submit(count_block, block, self.encoding))
         if len(self._blocks) > IN_FLIGHT:
             wait([self._blocks[-IN_FLIGHT - 1]], return_when=FIRST_EXCEPTION)
 
@@ -182,13 +183,13 @@ class ImportCounts:
                 continue
             yield [text % (flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
-    def close(self, *, discard: bool = False) -> None:
+    def close(self) -> None:
         """Stop counting and free the thread and the helper (counts not taken yet are dropped)."""
         if self._thread is not None:
             self._thread.shutdown(wait=False, cancel_futures=True)
             self._thread = None
         if self._helper is not None:
-            self._helper.close(kill=discard)
+            self._helper.close()
             self._helper = None
 
 
@@ -197,6 +198,8 @@ def main() -> None:
     encoding = sys.argv[1] if len(sys.argv) > 1 else ENCODING
     get_encoding(encoding)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout.write(_READY)
+    stdout.flush()
     while (header := _read(stdin, _LENGTH.size)) is not None:
         payload = _read(stdin, _LENGTH.unpack(header)[0])
         if payload is None:

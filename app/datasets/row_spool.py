@@ -36,21 +36,22 @@ class RowSpool:
         self.file: IO[bytes] | None = None
         self.count = 0
 
-    def add(self, rows: list[tuple]) -> None:
-        """Append a block of rows."""
-        if not rows:
-            return
+    def add(self, rows: list[tuple]) -> bytes:
+        """Append a block of rows; returns it marshalled (the token counter reads the same bytes)."""
         block = marshal.dumps(rows)
+        if not rows:
+            return block
         self.count += len(rows)
         if self.file is None and self.in_memory + len(block) <= SPOOL_MEMORY:
             self.blocks.append(block)
             self.in_memory += len(block)
-            return
+            return block
         if self.file is None:
             # Unlinked at once (an anonymous file), so even a kill -9 leaves nothing behind.
             self.file = tempfile.TemporaryFile(dir=ensure_dir(self.folder))  # noqa: SIM115 (closed by close())
         self.file.write(_LENGTH.pack(len(block)))
         self.file.write(block)
+        return block
 
     def batches(self) -> Iterator[list[tuple]]:
         """The blocks, in order."""

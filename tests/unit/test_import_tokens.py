@@ -19,6 +19,7 @@ from app.tables.dataset import Example
 from tests.conftest import FIXTURES
 
 KEY = "o200k_base"  # gpt-4o-mini's, the report's default model
+HELPER = import_tokens._Helper
 
 
 def mixed_file() -> bytes:
@@ -77,33 +78,46 @@ def test_the_first_report_after_an_import_counts_nothing(session, dataset, monke
     assert report.tokens is not None and report.tokens.total > 0
 
 
+def ready_helper(monkeypatch) -> None:
+    """Each helper process is made ready before the import goes on (else a small file ends before it is)."""
+
+    def helper(encoding):
+        made = HELPER(encoding)
+        assert made.ready.wait(60)
+        return made
+
+    monkeypatch.setattr(import_tokens, "_Helper", helper)
+
+
 def test_a_big_import_counts_in_a_helper_process_with_the_same_result(session, dataset, monkeypatch):
     monkeypatch.setattr(import_stream, "BATCH", 10)
     monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 20)  # the first two blocks on the thread, then the helper
-    started = []
-    real_helper = import_tokens._Helper
+    ready_helper(monkeypatch)
+    submitted = []
+    real_submit = HELPER.submit
 
-    def helper(encoding):
-        started.append(encoding)
-        return real_helper(encoding)
+    def submit(helper, payload):
+        submitted.append(payload)
+        return real_submit(helper, payload)
 
-    monkeypatch.setattr(import_tokens, "_Helper", helper)
+    monkeypatch.setattr(HELPER, "submit", submit)
     import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
-    assert started == [KEY]
+    assert len(submitted) == 9  # every block after the first two
     assert_counts_are_the_reports(session, dataset.id)
 
 
 def test_a_helper_that_dies_leaves_its_rows_to_the_report(session, dataset, monkeypatch):
     monkeypatch.setattr(import_stream, "BATCH", 10)
     monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 20)
-    real_submit = import_tokens._Helper.submit
+    ready_helper(monkeypatch)
+    real_submit = HELPER.submit
 
     def submit(helper, payload):
         helper.process.kill()  # gone before it answers anything
         helper.process.wait()
         return real_submit(helper, payload)
 
-    monkeypatch.setattr(import_tokens._Helper, "submit", submit)
+    monkeypatch.setattr(HELPER, "submit", submit)
     result = import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
     assert result.imported == 101
     stored = stored_counts(session, dataset.id)
