@@ -5,10 +5,11 @@ an import. So every block of rows an import spools is counted here and the write
 rows: the first report reads them instead of counting (bench/upload_to_report.py).
 
 Where: a small import's blocks are counted on a thread. Past PROCESS_AFTER rows a helper process starts
-(`python -m app.datasets.import_tokens`, a plain subprocess, so it never re-runs the caller's `__main__`); once it
-is ready (it loads tiktoken's ranks first), the next blocks go to it: it has the other core and a GIL of its own.
-On a thread, counting 100,000 examples slowed the import below its 25,000/s target: tiktoken releases the GIL
-while it encodes, but takes it back after every string, and each time it waited for the thread parsing the file.
+(`python -m app.datasets.import_tokens`, a plain subprocess, so it never re-runs the caller's `__main__`) and every
+later block goes to it (they wait in its pipe while it loads tiktoken's ranks): it has the other core and a GIL
+of its own. On a thread, counting 100,000 examples slowed the import far below its 25,000/s target: tiktoken
+releases the GIL while it encodes, but takes it back after every string, and each time it waited for the thread
+parsing the file (counting on the thread until the helper was ready still cost the import 2 s of CPU under load).
 Counts are a cache: a block whose count failed (the helper died, say) is written without them, and the report
 counts those rows as it always did.
 """
@@ -33,8 +34,8 @@ from app.datasets.validation.checks import json_loads
 from app.datasets.validation.tokens import count_openai, get_encoding
 
 ENCODING = "o200k_base"  # the cache key of gpt-4o-mini, the Report's default model
-PROCESS_AFTER = 1_000  # rows counted on a thread before a helper process starts (it takes ~0.5 s to be ready)
-IN_FLIGHT = 16  # blocks waiting for their counts at most: parsing waits rather than run further ahead
+PROCESS_AFTER = 5_000  # rows counted on a thread before a helper process starts (it takes ~0.5 s to be ready)
+IN_FLIGHT = 32  # blocks waiting for their counts at most: parsing waits rather than run further ahead
 _LENGTH = struct.Struct("<Q")
 _READY = b"R"  # the helper's first byte: its encoding is loaded
 
@@ -163,7 +164,7 @@ class ImportCounts:
         if self.rows > PROCESS_AFTER and self._helper is None:
             with contextlib.suppress(OSError):  # no helper: the thread goes on counting
                 self._helper = _Helper(self.encoding)
-        if self._helper is not None and self._helper.ready.is_set():
+        if self._helper is not None:
             self._blocks.append(self._helper.submit(block))
         else:
             if self._thread is None:
