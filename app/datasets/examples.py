@@ -223,6 +223,8 @@ def duplicate_example(session: Session, example_id: int) -> Example:
         position=source.position,
         split=source.split,
         note=source.note,
+        source_file=source.source_file,  # a copy of the same line
+        source_line=source.source_line,
         **record_parts(source.to_record()),
     )
     validation.apply_check(copy)

@@ -38,6 +38,9 @@ _dumps = json_encoder()  # the same text as json.dumps(value)
 _NO_PROBLEMS = "[]"
 _SEARCH_TEXT = ROW_FIELDS.index("search_text")  # the only column stored as raw text (the JSON ones are ASCII)
 _VALID, _PROBLEMS = ROW_FIELDS.index("valid"), ROW_FIELDS.index("problems")
+TOKEN_COUNTS = ROW_FIELDS.index("token_counts")
+# An imported row: ROW_FIELDS, then the number of the file line it came from (migration 0008).
+IMPORT_FIELDS = (*ROW_FIELDS, "source_line")
 INVALID_SAMPLE = 1000  # imported-but-invalid lines listed by number in an import's result
 
 
@@ -172,9 +175,13 @@ def prepare_line(body: bytes, limits: Limits) -> tuple[dict[str, Any] | None, tu
 
 
 def prepare_lines(
-    lines: list[bytes], first_number: int, limits: Limits | None = None, notes: LineNotes | None = None
+    lines: list[bytes],
+    first_number: int,
+    limits: Limits | None = None,
+    notes: LineNotes | None = None,
 ) -> tuple[list[tuple], list[tuple[int, str, bytes, str]]]:
-    """Rows of the good lines (in order) and (line number, code, bytes, detail) of the rejected ones.
+    """Rows of the good lines (in order, IMPORT_FIELDS: each ends with its line number) and (line number, code,
+    bytes, detail) of the rejected ones.
 
     `lines` are raw lines without their line ends; blank lines are skipped and count as lines. `notes`, when
     given, counts the blank lines and lists the lines that became invalid examples.
@@ -192,7 +199,7 @@ def prepare_lines(
         if isinstance(row, str):  # a rejection's code
             rejected.append((number, row, body, detail))
         else:
-            rows.append(row)
+            rows.append((*row, number))
             if notes is not None and not row[_VALID]:
                 notes.row(number, row)
     return rows, rejected

@@ -9,8 +9,6 @@ unlinked temporary file); the importer then writes them in one transaction that 
 from __future__ import annotations
 
 import csv
-import marshal
-import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,73 +17,18 @@ from typing import IO
 
 from app.datasets.file_sniff import SNIFF_BYTES, Utf16Lines, sniff
 from app.datasets.import_rows import LineNotes, line_too_long, over_limits, prepare_lines, prepare_record
+from app.datasets.import_tokens import ImportCounts
 from app.datasets.limits import Limits
 from app.datasets.rejections import MESSAGES, Rejections
+from app.datasets.row_spool import RowSpool, ensure_dir
 from app.errors import Invalid
 
 BATCH = 1000  # lines per prepare_lines call and rows per spooled block
 PROGRESS_EVERY = 5000
-SPOOL_MEMORY = 64 << 20  # bytes of spooled rows kept in memory before the rest go to a temporary file
 RAW_MEMORY = 8 << 20  # bytes of a CSV file kept in memory before it goes to a temporary file
 CSV_COLUMNS = ("system", "user", "assistant")
 BOM = b"\xef\xbb\xbf"
-_LENGTH = struct.Struct("<Q")
 Progress = Callable[[int, int], None]  # (lines read, bytes read)
-
-
-def _dir(folder: Path | None) -> str | None:
-    if folder is None:
-        return None
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(folder)
-
-
-class RowSpool:
-    """Prepared rows, block after block: the first SPOOL_MEMORY bytes in memory, the rest in a temporary file.
-
-    Blocks are marshalled (the fastest round trip for tuples of str, int, bool and None) and stay bytes: compact,
-    and never copied again when the file takes over.
-    """
-
-    def __init__(self, folder: Path | None):
-        self.folder = folder
-        self.blocks: list[bytes] = []
-        self.in_memory = 0
-        self.file: IO[bytes] | None = None
-        self.count = 0
-
-    def add(self, rows: list[tuple]) -> None:
-        """Append a block of rows."""
-        if not rows:
-            return
-        block = marshal.dumps(rows)
-        self.count += len(rows)
-        if self.file is None and self.in_memory + len(block) <= SPOOL_MEMORY:
-            self.blocks.append(block)
-            self.in_memory += len(block)
-            return
-        if self.file is None:
-            # Unlinked at once (an anonymous file), so even a kill -9 leaves nothing behind.
-            self.file = tempfile.TemporaryFile(dir=_dir(self.folder))  # noqa: SIM115 (closed by close())
-        self.file.write(_LENGTH.pack(len(block)))
-        self.file.write(block)
-
-    def batches(self) -> Iterator[list[tuple]]:
-        """The blocks, in order."""
-        for block in self.blocks:
-            yield marshal.loads(block)
-        if self.file is not None:
-            self.file.seek(0)
-            while header := self.file.read(_LENGTH.size):
-                (size,) = _LENGTH.unpack(header)
-                yield marshal.loads(self.file.read(size))
-
-    def close(self) -> None:
-        """Free the memory and the temporary file."""
-        self.blocks, self.in_memory = [], 0
-        if self.file is not None:
-            self.file.close()
-            self.file = None
 
 
 @dataclass
@@ -97,15 +40,25 @@ class Prepared:
     rejections: Rejections
     encoding: str = "utf-8"  # what the file was decoded from ("utf-16-le": a UTF-16 file, read as such)
     notes: LineNotes = field(default_factory=LineNotes)  # blank lines and lines imported as invalid examples
+    counts: ImportCounts = field(default_factory=ImportCounts)  # each spooled block's token counts
+    source_file: str | None = None  # the file's name, as each example keeps it (None: no name was given)
+
+    def batches(self) -> Iterator[tuple[list[tuple], list[str] | None]]:
+        """Each block of rows with its token counts (None: not counted; the report will)."""
+        texts = self.counts.texts()
+        for rows in self.rows.batches():
+            yield rows, next(texts, None)
 
     def close(self) -> None:
         """The rows are written: drop the spool, keep the rejection files."""
         self.rows.close()
+        self.counts.close()
         self.rejections.close()
 
     def discard(self) -> None:
         """The import failed: drop the spool and the rejection files."""
         self.rows.close()
+        self.counts.close()
         self.rejections.discard()
 
 
@@ -113,12 +66,29 @@ class Receiver:
     """Takes an upload's bytes in order (feed), then hands over what they hold (finish). Used as a context
     manager, it discards everything if the block fails (a client gone, a limit, a bad header)."""
 
-    def __init__(self, limits: Limits, rejections: Rejections, spool_dir: Path | None, progress: Progress | None):
+    def __init__(
+        self,
+        limits: Limits,
+        rejections: Rejections,
+        spool_dir: Path | None,
+        progress: Progress | None,
+        filename: str = "",
+    ):
         self.limits, self.rejections, self.progress = limits, rejections, progress
         self.rows = RowSpool(spool_dir)
+        self.counts = ImportCounts()
+        self.source_file = source_name(filename)
         self.received = 0
         self.encoding = "utf-8"
         self.notes = LineNotes()
+
+    def _add(self, rows: list[tuple]) -> None:
+        """Spool a block of rows and start counting their tokens."""
+        if rows:
+            self.counts.add(self.rows.add(rows), len(rows))
+
+    def _prepared(self, lines: int) -> Prepared:
+        return Prepared(self.rows, lines, self.rejections, self.encoding, self.notes, self.counts, self.source_file)
 
     def feed(self, data: bytes) -> None:
         """The next bytes of the file."""
@@ -141,6 +111,7 @@ class Receiver:
     def discard(self) -> None:
         """Drop everything received."""
         self.rows.close()
+        self.counts.close()
         self.rejections.discard()
 
     def __enter__(self) -> Receiver:
@@ -154,8 +125,15 @@ class Receiver:
 class JsonlReceiver(Receiver):
     """JSONL: lines are cut out of the bytes as they come and prepared a thousand at a time."""
 
-    def __init__(self, limits: Limits, rejections: Rejections, spool_dir: Path | None, progress: Progress | None):
-        super().__init__(limits, rejections, spool_dir, progress)
+    def __init__(
+        self,
+        limits: Limits,
+        rejections: Rejections,
+        spool_dir: Path | None,
+        progress: Progress | None,
+        filename: str = "",
+    ):
+        super().__init__(limits, rejections, spool_dir, progress, filename)
         self._head = b""  # the first bytes, until there are enough to tell what the file is
         self._at_start = True
         self._utf16: Utf16Lines | None = None  # set when the file is UTF-16 text
@@ -236,7 +214,7 @@ class JsonlReceiver(Receiver):
         if self._batch:
             rows, rejected = prepare_lines(self._batch, self._batch_first, self.limits, self.notes)
             self.rejections.add_many(rejected)
-            self.rows.add(rows)
+            self._add(rows)
             self._batch = []
         self._batch_first = self._next
 
@@ -256,15 +234,22 @@ class JsonlReceiver(Receiver):
         lines = self._next - 1
         if self.progress is not None:
             self.progress(lines, self.received)
-        return Prepared(self.rows, lines, self.rejections, self.encoding, self.notes)
+        return self._prepared(lines)
 
 
 class CsvReceiver(Receiver):
     """CSV: a quoted cell may span lines, so the file is spooled as it comes and read as CSV at its end."""
 
-    def __init__(self, limits: Limits, rejections: Rejections, spool_dir: Path | None, progress: Progress | None):
-        super().__init__(limits, rejections, spool_dir, progress)
-        self._raw: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=RAW_MEMORY, dir=_dir(spool_dir))  # noqa: SIM115
+    def __init__(
+        self,
+        limits: Limits,
+        rejections: Rejections,
+        spool_dir: Path | None,
+        progress: Progress | None,
+        filename: str = "",
+    ):
+        super().__init__(limits, rejections, spool_dir, progress, filename)
+        self._raw: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=RAW_MEMORY, dir=ensure_dir(spool_dir))  # noqa: SIM115
 
     def _feed(self, data: bytes) -> None:
         self._raw.write(data)
@@ -281,7 +266,7 @@ class CsvReceiver(Receiver):
         self._raw.close()
         if self.progress is not None:
             self.progress(lines, self.received)
-        return Prepared(self.rows, lines, self.rejections, self.encoding, self.notes)
+        return self._prepared(lines)
 
     def _physical_lines(self, stream: IO[bytes], too_long: list[int], bad: set[int]) -> Iterator[str]:
         limit = self.limits.line_bytes
@@ -361,16 +346,22 @@ class CsvReceiver(Receiver):
             if problem is not None:
                 rejections.add(first, problem[0], raw.encode(), problem[1])
                 continue
-            batch.append(prepared)
+            batch.append((*prepared, first))
             self.notes.row(first, prepared)
             if len(batch) >= BATCH:
-                self.rows.add(batch)
+                self._add(batch)
                 batch = []
             if self.progress is not None and last % PROGRESS_EVERY == 0:
                 self.progress(last, 0)
-        self.rows.add(batch)
+        self._add(batch)
         long_lines_through(last)
         return last
+
+
+def source_name(filename: str) -> str | None:
+    """The name an upload's examples keep as their source: the last part of a path, at most 255 characters."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name[:255] or None
 
 
 def _csv_error(exc: csv.Error) -> str:

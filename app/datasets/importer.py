@@ -20,7 +20,7 @@ from sqlmodel import Session, col
 
 from app.config import Settings
 from app.datasets.datasets import big_cache, get_dataset, touch_dataset
-from app.datasets.import_rows import ROW_FIELDS, parse_line
+from app.datasets.import_rows import IMPORT_FIELDS, TOKEN_COUNTS, parse_line
 from app.datasets.import_stream import CsvReceiver, JsonlReceiver, Prepared, Progress, Receiver
 from app.datasets.limits import Limits
 from app.datasets.rejections import (
@@ -87,20 +87,20 @@ class ImportResult:
         }
 
 
-# The example's own values (import_rows), then what every row of one import shares, then its position.
-_SHARED_COLUMNS = ("dataset_id", "split", "note", "version", "created_at", "updated_at")
-# `rev` is the report's change counter (migration 0004): rows stamped with the import's revision are read once by
-# the report instead of at every request.
-_INSERT_COLUMNS = (*ROW_FIELDS, *_SHARED_COLUMNS, "rev", "position")
+# The example's own values and its file line (import_rows), then what every row of one import shares, then its
+# position. `rev` is the report's change counter (migration 0004): rows stamped with the import's revision are
+# read once by the report instead of at every request.
+_SHARED_COLUMNS = ("dataset_id", "split", "note", "version", "created_at", "updated_at", "source_file", "rev")
+_INSERT_COLUMNS = (*IMPORT_FIELDS, *_SHARED_COLUMNS, "position")
 # The table with untyped columns: values go to the driver as we prepared them. Serialising the JSON ourselves
 # (and converting datetimes once per import) roughly halves the cost of an insert.
 _RAW = table("examples", *[column(name) for name in _INSERT_COLUMNS])
 
 
 class _Writer:
-    """Inserts prepared rows (import_rows.ROW_FIELDS) in batches with executemany, in the caller's transaction."""
+    """Inserts prepared rows (import_rows.IMPORT_FIELDS) in batches with executemany, in the caller's transaction."""
 
-    def __init__(self, session: Session, dataset_id: int, rev: int):
+    def __init__(self, session: Session, dataset_id: int, rev: int, source_file: str | None = None):
         self.session, self.dataset_id = session, dataset_id
         where = col(Example.dataset_id) == dataset_id
         top = session.execute(select(func.max(Example.position)).where(where)).scalar()
@@ -112,7 +112,7 @@ class _Writer:
         sent: Any = stamp(now) if stamp else (now.isoformat(" ") if dialect.name == "sqlite" else now)
         # `valid` stays a Python bool: sqlite3 stores it as 1/0 (what the Boolean type's processor would make of
         # it) and PostgreSQL drivers send it as a boolean.
-        self.shared = (dataset_id, None, "", 1, sent, sent, rev)
+        self.shared = (dataset_id, None, "", 1, sent, sent, source_file, rev)
         # Compiled once; executemany then goes straight to the driver (no per-batch statement processing).
         compiled = insert(_RAW).compile(dialect=dialect)
         self.sql = str(compiled)
@@ -122,10 +122,18 @@ class _Writer:
         self.rows: list[Any] = []
         self.count = 0
 
-    def add_rows(self, prepared: list[tuple]) -> None:
-        """Queue prepared rows, in order; full batches are written at once."""
+    def add_rows(self, prepared: list[tuple], counts: list[str] | None = None) -> None:
+        """Queue prepared rows, in order, with their token counts (JSON text) when given; full batches are written
+        at once."""
         shared, start = self.shared, self.position
-        rows = [row + shared + (position,) for position, row in enumerate(prepared, start)]
+        if counts is None:
+            rows = [row + shared + (position,) for position, row in enumerate(prepared, start)]
+        else:
+            at = TOKEN_COUNTS
+            rows = [
+                (*row[:at], text, *row[at + 1 :], *shared, position)
+                for position, (row, text) in enumerate(zip(prepared, counts, strict=True), start)
+            ]
         self.position = start + len(rows)
         if self.positional:
             self.rows += rows
@@ -153,9 +161,9 @@ def write_rows(session: Session, dataset_id: int, prepared: Prepared) -> int:
     """Insert received rows after a dataset's examples, in the caller's transaction; returns how many."""
     with big_cache(session, IMPORT_CACHE_KB):
         # Bumped before any row is written, as the report's change counter asks (app.datasets.datasets).
-        writer = _Writer(session, dataset_id, _touch(session, dataset_id))
-        for rows in prepared.rows.batches():
-            writer.add_rows(rows)
+        writer = _Writer(session, dataset_id, _touch(session, dataset_id), prepared.source_file)
+        for rows, counts in prepared.batches():
+            writer.add_rows(rows, counts)
         writer.flush()
     return writer.count
 
@@ -202,7 +210,7 @@ def receiver(
     folder = rejections_folder(settings, dataset_id) if settings is not None and dataset_id is not None else None
     spool = settings.data_dir / "tmp" if settings is not None else None
     cls = CsvReceiver if kind == "csv" else JsonlReceiver
-    return cls(limits, Rejections(folder), spool, progress)
+    return cls(limits, Rejections(folder), spool, progress, filename)
 
 
 def start_import(

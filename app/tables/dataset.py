@@ -63,6 +63,17 @@ class Example(SQLModel, table=True):
     rev: int | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Where an imported example came from (migration 0008): the file's name and its line (for CSV, the first
+    # line of its row). NULL for examples written in the editor or imported before 0008.
+    source_file: str | None = Field(default=None, max_length=255)
+    source_line: int | None = Field(default=None)
+
+    @property
+    def source(self) -> str | None:
+        """Where the example was imported from, in words: "line 4 of data.jsonl" (None: not imported)."""
+        if self.source_line is None:
+            return None
+        return f"line {self.source_line:,} of {self.source_file}" if self.source_file else f"line {self.source_line:,}"
 
     def to_record(self) -> dict[str, Any]:
         """The example as one OpenAI chat fine-tuning JSONL object, keys in a stable order."""

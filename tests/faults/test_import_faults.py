@@ -140,7 +140,7 @@ def test_a_full_disk_during_an_import_gives_a_clear_message_and_imports_nothing(
     def add(spool, rows):  # the disk fills up once a first batch of checked rows has been spooled
         if spool.count:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_add(spool, rows)
+        return real_add(spool, rows)
 
     monkeypatch.setattr(import_stream.RowSpool, "add", add)
     data = (GOOD + "\n").encode() * 2500

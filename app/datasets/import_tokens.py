@@ -1,0 +1,215 @@
+"""An import's token counts, counted beside the import while its file is still being read and written.
+
+The Report's default model (gpt-4o-mini) counts with o200k_base, and counting was most of the first report after
+an import. So every block of rows an import spools is counted here and the writer stores the counts with the
+rows: the first report reads them instead of counting (bench/upload_to_report.py).
+
+Where: a small import's blocks are counted on a thread. Past PROCESS_AFTER rows a helper process starts
+(`python -m app.datasets.import_tokens`, a plain subprocess, so it never re-runs the caller's `__main__`) and every
+later block goes to it (they wait in its pipe while it loads tiktoken's ranks): it has the other core and a GIL
+of its own. On a thread, counting 100,000 examples slowed the import far below its 25,000/s target: tiktoken
+releases the GIL while it encodes, but takes it back after every string, and each time it waited for the thread
+parsing the file (counting on the thread until the helper was ready still cost the import 2 s of CPU under load).
+Counts are a cache: a block whose count failed (the helper died, say) is written without them, and the report
+counts those rows as it always did.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import marshal
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from array import array
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import IO
+
+from app.datasets.validation.checks import json_loads
+from app.datasets.validation.tokens import count_openai, get_encoding
+
+ENCODING = "o200k_base"  # the cache key of gpt-4o-mini, the Report's default model
+PROCESS_AFTER = 5_000  # rows counted on a thread before a helper process starts (it takes ~0.5 s to be ready)
+IN_FLIGHT = 32  # blocks waiting for their counts at most: parsing waits rather than run further ahead
+_LENGTH = struct.Struct("<Q")
+_READY = b"R"  # the helper's first byte: its encoding is loaded
+
+
+def count_block(payload: bytes, encoding: str) -> array:
+    """(total, assistant, trained) of each row of a spooled block (marshalled rows that start with the messages,
+    tools and extra JSON texts), flat: 24 bytes an example, however big the file."""
+    records = []
+    for row in marshal.loads(payload):
+        messages, tools, extra = row[0], row[1], row[2]
+        # The record as the report rebuilds it from the stored columns (report_rows.fill_counts).
+        record = {"messages": json_loads(messages), "tools": None if tools is None else json_loads(tools)}
+        if extra is not None:
+            record.update(json_loads(extra))
+        records.append(record)
+    out = array("q")
+    for c in count_openai(records, encoding):
+        out.extend((c.total, c.assistant, c.trained))
+    return out
+
+
+class _Helper:
+    """The helper process: blocks in through its stdin, counts back through its stdout, in the same order."""
+
+    def __init__(self, encoding: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.datasets.import_tokens", encoding],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[Future[array]] = collections.deque()
+        self._dead = False
+        self.ready = threading.Event()
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        # Writing to a full pipe blocks: a thread of its own does it, so parsing never waits on the helper.
+        self._threads = [
+            threading.Thread(target=self._send, name="import-tokens-send", daemon=True),
+            threading.Thread(target=self._receive, name="import-tokens-receive", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, payload: bytes) -> Future[array]:
+        """Count a block in the helper."""
+        future: Future[array] = Future()
+        with self._lock:
+            if self._dead:
+                future.set_exception(RuntimeError("the token counting process has ended"))
+                return future
+            self._waiting.append(future)
+        self._outbox.put(payload)
+        return future
+
+    def _send(self) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        try:
+            while (payload := self._outbox.get()) is not None:
+                stdin.write(_LENGTH.pack(len(payload)))
+                stdin.write(payload)
+                stdin.flush()
+        except OSError:
+            pass  # the helper has gone: the receiving thread fails what it has not answered
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    def _receive(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            if _read(stdout, len(_READY)) == _READY:
+                self.ready.set()
+            while self.ready.is_set() and (header := _read(stdout, _LENGTH.size)) is not None:
+                payload = _read(stdout, _LENGTH.unpack(header)[0])
+                if payload is None:
+                    break
+                counts = array("q")
+                counts.frombytes(payload)
+                with self._lock:
+                    future = self._waiting.popleft()
+                future.set_result(counts)
+        except (OSError, ValueError, IndexError):
+            pass
+        with self._lock:
+            self._dead = True
+            failed, self._waiting = list(self._waiting), collections.deque()
+        for future in failed:
+            future.set_exception(RuntimeError("the token counting process has ended"))
+
+    def close(self) -> None:
+        """End the helper now: every count it was asked for has been taken, or is no longer wanted (and one still
+        loading its ranks would otherwise make a mid-sized import wait for it)."""
+        self._outbox.put(None)
+        self.process.kill()
+        self.process.wait()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def _read(stream: IO[bytes], size: int) -> bytes | None:
+    """Exactly `size` bytes, or None at the end of the stream."""
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+class ImportCounts:
+    """The token counts of an import's row blocks, in the order the blocks were spooled."""
+
+    def __init__(self, encoding: str = ENCODING):
+        self.encoding = encoding
+        self.rows = 0
+        self._thread: ThreadPoolExecutor | None = None
+        self._helper: _Helper | None = None
+        self._blocks: list[Future[array]] = []
+        # The cached JSON as the report writes it (json.dumps of {key: {...}}), formatted without a dumps per row.
+        key = json.dumps(encoding)[1:-1].replace("%", "%%")
+        self._text = '{"' + key + '": {"total": %d, "assistant": %d, "trained": %d}}'
+
+    def add(self, block: bytes, rows: int) -> None:
+        """Count the next spooled block (`rows` rows, as RowSpool.add marshalled them), in the background."""
+        self.rows += rows
+        if self.rows > PROCESS_AFTER and self._helper is None:
+            with contextlib.suppress(OSError):  # no helper: the thread goes on counting
+                self._helper = _Helper(self.encoding)
+        if self._helper is not None:
+            self._blocks.append(self._helper.submit(block))
+        else:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="import-tokens")
+            self._blocks.append(self._thread.submit(count_block, block, self.encoding))
+        if len(self._blocks) > IN_FLIGHT:
+            wait([self._blocks[-IN_FLIGHT - 1]], return_when=FIRST_EXCEPTION)
+
+    def texts(self) -> Iterator[list[str] | None]:
+        """Each block's counts as the JSON the token_counts column stores (None: that block was not counted)."""
+        text = self._text
+        for block in self._blocks:
+            try:
+                flat = block.result()
+            except Exception:  # a cache: the report counts these rows itself
+                yield None
+                continue
+            yield [text % (flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+
+    def close(self) -> None:
+        """Stop counting and free the thread and the helper (counts not taken yet are dropped)."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=False, cancel_futures=True)
+            self._thread = None
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
+
+
+def main() -> None:
+    """The helper process: count each block read from stdin, write the counts to stdout, until stdin ends."""
+    encoding = sys.argv[1] if len(sys.argv) > 1 else ENCODING
+    get_encoding(encoding)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout.write(_READY)
+    stdout.flush()
+    while (header := _read(stdin, _LENGTH.size)) is not None:
+        payload = _read(stdin, _LENGTH.unpack(header)[0])
+        if payload is None:
+            break
+        counts = count_block(payload, encoding).tobytes()
+        stdout.write(_LENGTH.pack(len(counts)))
+        stdout.write(counts)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
