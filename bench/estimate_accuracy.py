@@ -29,7 +29,7 @@ from app.datasets.validation.tokens import count_many
 from app.engine import protocol as p
 from app.engine.catalog import SMOLLM2
 
-SHARED = Path(__file__).resolve().parents[1].parent.parent / "shared" / "datasets"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"  # ../shared beside the repository
 RUNS = {
     # name: (dataset file, examples, hyperparameters)
     "small": ("pirate_training_set.jsonl", 10, {"n_epochs": 2, "batch_size": 2}),
