@@ -140,7 +140,8 @@ def describe_hf_dir(path: Path) -> ModelFacts:
     weights = sorted(path.glob("*.safetensors"))
     architectures = config.get("architectures") or []
     return ModelFacts(
-        architecture=architectures[0] if architectures else config.get("model_type"),
+        # model_type ("llama", "qwen2"), as the engine's model list and a GGUF's general.architecture name it
+        architecture=config.get("model_type") or (architectures[0] if architectures else None),
         parameters=sum(safetensors_parameters(w) for w in weights) if weights else None,
         bytes=sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and ".cache" not in f.parts),
         context_length=next((int(config[k]) for k in _CONTEXT_KEYS if isinstance(config.get(k), int)), None),

@@ -39,7 +39,7 @@ def write_gguf(path: Path) -> Path:
 def test_a_local_directory_is_registered_where_it_is_with_its_facts(settings, tiny_dir):
     manifest = add_from_directory(settings, str(tiny_dir), "my-tiny")
     assert manifest.source == {"kind": "local", "path": str(tiny_dir)}
-    assert manifest.facts.architecture == "LlamaForCausalLM" and manifest.facts.parameters
+    assert manifest.facts.architecture == "llama" and manifest.facts.parameters
     assert resolve_base_model(settings, "my-tiny") == tiny_dir
     assert any(m.name == "my-tiny" and m.source == "directory" for m in list_base_models(settings))
 

@@ -26,7 +26,7 @@ def test_the_api_downloads_a_repo_reports_progress_and_lists_the_model(api, hub)
     models = {m["name"]: m for m in api.get("/api/base-models?batch=2&sequence=256").json()["data"]}
     tiny = models["tiny-llama"]
     assert tiny["source"] == "Hugging Face" and tiny["origin"] == f"{REPO}@main" and tiny["ready"]
-    assert tiny["architecture"] == "LlamaForCausalLM" and tiny["licence"] == "apache-2.0"
+    assert tiny["architecture"] == "llama" and tiny["licence"] == "apache-2.0"
     assert tiny["context_length"] == 1024 and tiny["parameters"] > 0
     assert tiny["fits"][0]["where"] == "RAM" and tiny["fits"][0]["fits"] is True
     assert "SmolLM2-135M-Instruct" in models
@@ -46,7 +46,7 @@ def test_the_api_answers_a_gated_repo_and_a_full_disk_in_words(api, hub, monkeyp
 def test_the_api_adds_a_directory_and_deletes_it_only_with_maintenance_on(api, tiny_dir):
     added = api.post("/api/base-models", json={"source": {"kind": "directory", "path": str(tiny_dir)}, "name": "d1"})
     assert added.status_code == 201, added.text
-    assert added.json()["facts"]["architecture"] == "LlamaForCausalLM"
+    assert added.json()["facts"]["architecture"] == "llama"
     assert api.delete("/api/base-models/d1").status_code == 403
     api.put("/api/settings/maintenance", json={"enabled": True})
     assert api.delete("/api/base-models/d1").json()["deleted"] is True
@@ -76,9 +76,7 @@ def test_the_add_page_has_three_forms_and_follows_a_download(client, hub):
     assert 'id="download-tiny-llama"' in fragment and "<html" not in fragment
     assert 'hx-trigger="every 1s"' not in fragment  # a finished download stops polling
     listing = client.get("/models/base")
-    assert (
-        'id="base-tiny-llama"' in listing.text and "apache-2.0" in listing.text and "LlamaForCausalLM" in listing.text
-    )
+    assert 'id="base-tiny-llama"' in listing.text and "apache-2.0" in listing.text and "<td>llama</td>" in listing.text
     assert 'href="/models/add"' in client.get("/models").text
 
 

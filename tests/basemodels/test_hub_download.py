@@ -35,7 +35,7 @@ def test_a_download_fetches_every_file_verifies_it_and_lists_the_model(settings,
     manifest = read_manifest(path)
     assert manifest is not None
     assert manifest.source == {"kind": "hf", "repo": REPO, "revision": "main", "commit": hub.commit(REPO)}
-    assert manifest.facts.architecture == "LlamaForCausalLM"
+    assert manifest.facts.architecture == "llama"
     assert manifest.facts.licence == "apache-2.0"
     assert manifest.facts.context_length == 1024
     weights = next(f for f in manifest.files if f["name"] == "model.safetensors")
