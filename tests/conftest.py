@@ -32,6 +32,9 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
         "api_key": API_KEY,
         "secret_key": "s" * 40,
         "allowed_hosts": ["testserver"],
+        # No test may reach the network: the Hugging Face Hub is a closed local port unless a test serves one.
+        "hf_endpoint": "http://127.0.0.1:9",
+        "hf_hub_offline": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -8,9 +8,13 @@ import pytest
 from sqlmodel import Session
 
 from app.tables import Job, JobStatus, TunedModel
-from tests.e2e.conftest import TINY, chromium, e2e_server, page, screenshot
+from tests.e2e.conftest import TINY, screenshot
+from tests.export.conftest import tiny_adapter
+from tests.support.jobs_fixtures import tiny_model
 
-__all__ = ["chromium", "e2e_server", "page"]
+# In tests/e2e, beside the other browser tests: the package-scoped Chromium fixture must not outlive its package
+# (used from tests/export, its Playwright loop stayed running and broke later asyncio tests).
+__all__ = ["tiny_adapter", "tiny_model"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
