@@ -11,6 +11,9 @@ from sqlmodel import Field, SQLModel
 from app.tables.common import json_field, utcnow
 
 SPLITS = ("train", "validation")
+# What a dataset's examples are (migration 0009): OpenAI's chat fine-tuning shape, or its DPO preference shape.
+SUPERVISED, PREFERENCE = "supervised", "preference"
+DATASET_KINDS = (SUPERVISED, PREFERENCE)
 
 
 class Dataset(SQLModel, table=True):
@@ -26,6 +29,12 @@ class Dataset(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     # Bumped by every change to the dataset's examples (app.datasets.datasets.touch_dataset); see migration 0004.
     rev: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # SUPERVISED or PREFERENCE (migration 0009); every example of a dataset has its dataset's kind.
+    kind: str = Field(default=SUPERVISED, max_length=20, sa_column_kwargs={"server_default": SUPERVISED})
+
+    @property
+    def is_preference(self) -> bool:
+        return self.kind == PREFERENCE
 
 
 class Example(SQLModel, table=True):
@@ -67,6 +76,10 @@ class Example(SQLModel, table=True):
     # line of its row). NULL for examples written in the editor or imported before 0008.
     source_file: str | None = Field(default=None, max_length=255)
     source_line: int | None = Field(default=None)
+    # A preference example's two answers (migration 0009): lists of assistant messages, as OpenAI's DPO shape has
+    # them; its input conversation is `messages` (and `tools`). NULL on supervised examples.
+    preferred_output: Any = json_field(None)
+    non_preferred_output: Any = json_field(None)
 
     @property
     def source(self) -> str | None:
@@ -75,8 +88,25 @@ class Example(SQLModel, table=True):
             return None
         return f"line {self.source_line:,} of {self.source_file}" if self.source_file else f"line {self.source_line:,}"
 
+    @property
+    def is_preference(self) -> bool:
+        return self.preferred_output is not None or self.non_preferred_output is not None
+
     def to_record(self) -> dict[str, Any]:
-        """The example as one OpenAI chat fine-tuning JSONL object, keys in a stable order."""
+        """The example as one OpenAI fine-tuning JSONL object (chat, or DPO for a preference example), keys in a
+        stable order."""
+        if self.is_preference:
+            given: dict[str, Any] = {"messages": self.messages}
+            if self.tools is not None:
+                given["tools"] = self.tools
+            preference: dict[str, Any] = {
+                "input": given,
+                "preferred_output": self.preferred_output,
+                "non_preferred_output": self.non_preferred_output,
+            }
+            if self.extra:
+                preference.update(self.extra)
+            return preference
         record: dict[str, Any] = {"messages": self.messages}
         if self.tools is not None:
             record["tools"] = self.tools
