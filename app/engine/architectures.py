@@ -2,7 +2,7 @@
 Hugging Face + PEFT path that every architecture takes otherwise.
 
 Read from a model's config (config.json's dict, or a loaded model's config object) without importing torch, so
-the catalog can say so in the model list. The fast paths check the loaded modules too (cpu_decoder.supports,
+the catalog can say so in the model list. The fast paths check the loaded modules too (decoder_parts.supports,
 cpu_training.supports_packed_attention); these are the config-level halves of those checks.
 """
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from app.engine.cpu_decoder import Head, KVCache, LlamaDecoder
+from app.engine.cpu_decoder import LlamaDecoder
+from app.engine.decoder_parts import Head, KVCache
 
 # A shared prefix is reused only where the CPU attention kernel (SDPA) computes a prefix row with the bits a whole
 # prefill gives it: prompts under 192 tokens (its query blocks change size there) and prefixes cut to a multiple of

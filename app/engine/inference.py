@@ -158,7 +158,7 @@ class ChatEngine:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from app.engine import cpu_decoder
+        from app.engine import cpu_decoder, decoder_parts
 
         path = resolve_base_model(self.settings, ref.base_model)
         quantize = self.settings.engine_quantize
@@ -171,7 +171,7 @@ class ChatEngine:
 
                 phase(ADAPTER, 2)
                 peft_model = PeftModel.from_pretrained(model, str(ref.adapter_path))
-                if quantize and cpu_decoder.supports(model):
+                if quantize and decoder_parts.supports(model):
                     # Quantized base + exact unmerged LoRA (a merged 4-bit weight would round the update away).
                     phase(DECODER, 3)
                     with torch.no_grad():
@@ -181,7 +181,7 @@ class ChatEngine:
                 model = peft_model.merge_and_unload()
         model.eval()
         phase(DECODER, 3 if ref.adapter_path is not None else 2)
-        if decoder is None and cpu_decoder.supports(model):
+        if decoder is None and decoder_parts.supports(model):
             # Decoding one token reads every weight: 4/8-bit weights are less memory traffic, and the decoder's loop
             # drops the per-module overhead that dominated the HF forward (bench/README.md).
             with torch.no_grad():

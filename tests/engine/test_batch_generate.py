@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from app.config import Settings
-from app.engine import _hf, batch_generate, cpu_decoder
+from app.engine import _hf, batch_generate, cpu_decoder, decoder_parts
 from app.engine.batch_decoder import BatchDecoder
 from app.engine.chat_types import ChatParams, Completion, ModelRef
 from app.engine.inference import ChatEngine
@@ -228,7 +228,7 @@ def test_should_stop_ends_the_batch_and_cancels_the_unfinished(tiny_chat):
 
 
 def test_models_without_the_cpu_decoder_generate_through_the_hf_forward(tiny_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(cpu_decoder, "supports", lambda model: False)
+    monkeypatch.setattr(decoder_parts, "supports", lambda model: False)
     with _engine(tiny_model_dir, tmp_path, engine_quantize=False) as chat:
         assert chat.get_model(REF).decoder is None
         expected = _one_by_one(chat, CONVERSATIONS, GREEDY)

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
-from app.engine.cpu_decoder import QUANTIZED, RESCORED, Head, LlamaDecoder, supports
+from app.engine.cpu_decoder import QUANTIZED, LlamaDecoder
+from app.engine.decoder_parts import RESCORED, Head, supports
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11]
 N = 24

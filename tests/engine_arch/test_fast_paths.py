@@ -12,8 +12,9 @@ from transformers import AutoModelForCausalLM
 from app.engine import architectures, cpu_training, native
 from app.engine._hf import quiet
 from app.engine.batch_decoder import BatchDecoder
-from app.engine.cpu_decoder import LlamaDecoder, supports
+from app.engine.cpu_decoder import LlamaDecoder
 from app.engine.data import Example, pack, segment_lengths
+from app.engine.decoder_parts import supports
 from app.engine.lora_model import Stepper, load_lora_model
 from app.engine.testing import ARCHITECTURES
 
