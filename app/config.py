@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A list setting read from the environment as comma-separated values ("a.example, b.example").
@@ -14,6 +14,16 @@ CommaList = Annotated[list[str], NoDecode]
 
 EngineSpin = Literal["auto", "on", "off"]
 _SPIN_DIGITS = {"0": "off", "1": "on"}
+
+
+class ChatServer(BaseModel):
+    """An OpenAI-compatible chat server whose models the playground and evals can use (vLLM, llama.cpp's
+    llama-server, Ollama, another Tuneboard): its models are listed as "<name>/<model>" (docs/serving.md)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Prefix of its models' ids here.")
+    base_url: str = Field(description="Its /v1 address, e.g. http://gpu-box:8000/v1.")
+    api_key: SecretStr | None = Field(default=None, description="Its key, when it asks for one.")
+    models: list[str] = Field(min_length=1, description="The model names it serves (vLLM: --lora-modules names).")
 
 
 class Settings(BaseSettings):
@@ -85,6 +95,11 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("TUNEBOARD_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
         description="Base URL of an OpenAI-compatible API; empty means api.openai.com.",
+    )
+    chat_servers: list[ChatServer] = Field(
+        default_factory=list,
+        description="OpenAI-compatible servers to chat with in the playground and evals, as JSON: "
+        '[{"name": "vllm", "base_url": "http://gpu-box:8000/v1", "models": ["support-bot"]}] (docs/serving.md).',
     )
     openai_organization: str | None = Field(default=None, description="Optional OpenAI organisation id.")
     openai_project: str | None = Field(default=None, description="Optional OpenAI project id.")

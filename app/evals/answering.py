@@ -93,6 +93,7 @@ class Answerer:
         if model.provider != "local":
             options = dict((provider_options or {}).get(model.provider, {}))
             options.setdefault("engine", engine)
+            options.update(model.options)  # a served model's server address and key
             self.provider = get_provider(model.provider, settings, **options)
 
     @property

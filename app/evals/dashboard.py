@@ -22,11 +22,10 @@ from app.evals.evals import get_eval, list_evals
 from app.evals.items import items_from_dataset
 from app.evals.reviews import reviews_of_eval
 from app.evals.runs import get_run, list_runs
-from app.jobs.model_catalog import ModelInfo, list_models
+from app.jobs.model_catalog import KIND_LABELS, ModelInfo, list_models
 from app.tables import Dataset, Eval, EvalRun, EvalRunItem, EvalRunStatus, Example
 from app.tables.common import fits_db_int
 
-KIND_LABELS = {"base": "Base models", "tuned": "Tuned models", "checkpoint": "Checkpoints", "openai": "OpenAI models"}
 PREVIEW_ITEMS = 5
 ITEMS_PER_PAGE = 25
 MAX_RUNS_SHOWN = 100

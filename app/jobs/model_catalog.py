@@ -1,4 +1,5 @@
-"""Every model Tuneboard can chat with: local base models, tuned models, checkpoints, and OpenAI's tuned models.
+"""Every model Tuneboard can chat with: local base models, tuned models, checkpoints, OpenAI's tuned models, and
+the models of the OpenAI-compatible servers in `Settings.chat_servers` (vLLM, llama-server: docs/serving.md).
 
 - list_models(session, settings) -> list[ModelInfo]
 - resolve_model(session, settings, model_id) -> ResolvedModel   (NotFound "model_not_found")
@@ -6,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -20,10 +21,20 @@ from app.settings.store import OPENAI_API_KEY, get_value
 from app.tables import Checkpoint, Job, TunedModel
 from app.tables.common import unix
 
+# The model pickers' groups (playground, evals), in this order.
+KIND_LABELS = {
+    "base": "Base models",
+    "tuned": "Tuned models",
+    "checkpoint": "Checkpoints",
+    "openai": "OpenAI models",
+    "served": "Served models",
+}
+
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One model as listed: kind is base | tuned | checkpoint (local) or openai (hosted by OpenAI)."""
+    """One model as listed: kind is base | tuned | checkpoint (local), openai (hosted by OpenAI) or served (on a
+    chat server of Settings.chat_servers)."""
 
     id: str
     kind: str
@@ -37,13 +48,30 @@ class ModelInfo:
 @dataclass(frozen=True)
 class ResolvedModel:
     """What chat needs: the provider name and its reference (local: an app.engine.chat_types.ModelRef; openai: the
-    model id)."""
+    model id), and the options the provider takes for it (a served model: its server's base_url and api_key)."""
 
     id: str
     kind: str
     provider: str
     ref: Any
     base_model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# A served model's key when its server has none: the SDK insists on one, and such servers ignore it.
+NO_KEY = "none"
+
+
+def _served(settings: Settings) -> dict[str, ResolvedModel]:
+    """The chat servers' models by id ("<server>/<model>"), resolved: no request is made to list them."""
+    out = {}
+    for server in settings.chat_servers:
+        key = server.api_key.get_secret_value() if server.api_key else NO_KEY
+        options = {"base_url": server.base_url, "api_key": key, "server": server.name}
+        for name in server.models:
+            model_id = f"{server.name}/{name}"
+            out[model_id] = ResolvedModel(model_id, "served", "openai", name, None, options)
+    return out
 
 
 def _openai_base_names(session: Session, settings: Settings) -> list[str]:
@@ -100,6 +128,10 @@ def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
                 note=note,
             )
         )
+    out += [
+        ModelInfo(id=model_id, kind="served", owned_by=model_id.split("/", 1)[0], created=0)
+        for model_id in _served(settings)
+    ]
     return out
 
 
@@ -128,4 +160,7 @@ def resolve_model(session: Session, settings: Settings, model_id: str) -> Resolv
             return ResolvedModel(model_id, "checkpoint", "local", ref, job.model)
     if model_id in _openai_base_names(session, settings):
         return ResolvedModel(model_id, "openai", "openai", model_id, model_id)
+    served = _served(settings).get(model_id)
+    if served is not None:
+        return served
     raise NotFound(f"The model '{model_id}' does not exist", code="model_not_found", param="model")

@@ -43,6 +43,7 @@ def stream_chat(
     resolved = resolve_model(session, settings, model_id)
     # A local model chats through the app's engine (its loaded models); OpenAI's provider reads its stored key.
     options = {"chat_engine": chat_engine} if resolved.provider == "local" else {"engine": session.get_bind()}
+    options.update(resolved.options)  # a served model's server address and key
     provider = get_provider(resolved.provider, settings, **options)
     if params is not None and 0 < params.temperature < MIN_TEMPERATURE:
         params = dataclasses.replace(params, temperature=0.0)

@@ -17,7 +17,7 @@ from app.engine.chat_types import ChatParams
 from app.engine.inference import ChatEngine
 from app.errors import DomainError, Invalid
 from app.jobs import naming
-from app.jobs.model_catalog import ModelInfo, list_models
+from app.jobs.model_catalog import KIND_LABELS, ModelInfo, list_models
 from app.playground.chat import stream_chat
 from app.playground.conversations import clean_messages, clean_params, clean_tools, column_history
 from app.playground.tool_calls import ToolCalls, stream_deltas
@@ -25,8 +25,6 @@ from app.playground.tool_messages import check_tool_turns
 from app.tables import Dataset, Example
 
 log = logging.getLogger("tuneboard.playground")
-
-KIND_LABELS = {"base": "Base models", "tuned": "Tuned models", "checkpoint": "Checkpoints", "openai": "OpenAI models"}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,8 @@ NO_PERMISSION = (
 
 class OpenAIProvider(Provider):
     """Options: api_key, base_url, engine (to read a key saved on the settings page), max_retries,
-    poll_seconds, retry_seconds (pause after a rate limit before trying again), timeout."""
+    poll_seconds, retry_seconds (pause after a rate limit before trying again), timeout, server (the name of the
+    OpenAI-compatible chat server it talks to instead of OpenAI, for its error messages)."""
 
     name = "openai"
     can_restart = False  # starting again could create a second, billed job at OpenAI
@@ -58,11 +60,14 @@ class OpenAIProvider(Provider):
         poll_seconds: float = 5.0,
         retry_seconds: float = 2.0,
         timeout: float = 60.0,
+        server: str | None = None,
         **options: Any,
     ):
         super().__init__(settings, **options)
         self._api_key = api_key
         self._base_url = base_url
+        # A chat server of Settings.chat_servers (vLLM, llama-server…) rather than OpenAI: errors name it instead.
+        self.speaker = _Speaker(f"the chat server {server}", SERVER_KEY_HINT) if server else OPENAI
         self.engine = engine
         self.max_retries = max_retries
         self.poll_seconds = poll_seconds
@@ -125,7 +130,7 @@ class OpenAIProvider(Provider):
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         """Call the SDK, turning its exceptions into ProviderError with plain words."""
-        with _translated(what):
+        with _translated(what, self.speaker):
             return fn(*args, **kwargs)
 
     def _retrying(self, ctx: JobContext | None, what: str, fn, *args: Any, **kwargs: Any) -> Any:
@@ -258,15 +263,32 @@ class OpenAIProvider(Provider):
         """Stream a chat completion as app.engine.chat_types.ChatChunk objects (tool-call deltas included, usage
         on the last one); tools, tool_choice and response_format go to OpenAI as they are."""
         stream = self._call("chat", self.client.chat.completions.create, **chat_request(model, messages, params))
-        yield from chat_chunks(_translated_stream("chat", stream))
+        yield from chat_chunks(_translated_stream("chat", stream, self.speaker))
 
 
-def _translated_stream(what: str, stream: Any) -> Iterator[Any]:
+@dataclass(frozen=True)
+class _Speaker:
+    """Who answered, for error messages: OpenAI, or a chat server of Settings.chat_servers."""
+
+    name: str
+    key_hint: str
+
+    @property
+    def opening(self) -> str:
+        """The name at the start of a sentence."""
+        return self.name[:1].upper() + self.name[1:]
+
+
+OPENAI = _Speaker("OpenAI", "Check it on the settings page.")
+SERVER_KEY_HINT = "Check the api_key of its entry in TUNEBOARD_CHAT_SERVERS."
+
+
+def _translated_stream(what: str, stream: Any, speaker: _Speaker = OPENAI) -> Iterator[Any]:
     """A stream's items; a failure while reading it raises ProviderError, as a failed call does."""
     iterator = iter(stream)
     try:
         while True:
-            with _translated(what):
+            with _translated(what, speaker):
                 item = next(iterator, _END)
             if item is _END:
                 return
@@ -282,7 +304,7 @@ _END = object()
 
 
 @contextmanager
-def _translated(what: str) -> Iterator[None]:
+def _translated(what: str, speaker: _Speaker = OPENAI) -> Iterator[None]:
     """SDK exceptions raised inside, as ProviderError with plain words (calls, and reading pages and streams)."""
     import httpx
     import openai
@@ -291,23 +313,23 @@ def _translated(what: str) -> Iterator[None]:
         yield
     except openai.AuthenticationError as exc:
         raise ProviderError(
-            "OpenAI rejected the API key (it is invalid or was revoked). Check it on the settings page.",
+            f"{speaker.opening} rejected the API key (it is invalid or was revoked). {speaker.key_hint}",
             code="invalid_api_key",
         ) from exc
     except openai.PermissionDeniedError as exc:
         raise ProviderError(NO_PERMISSION.format(detail=_message(exc)), code="fine_tuning_not_permitted") from exc
     except openai.RateLimitError as exc:
         raise ProviderError(
-            f"OpenAI is rate limiting requests ({_message(exc)}).", code="rate_limited", retryable=True
+            f"{speaker.opening} is rate limiting requests ({_message(exc)}).", code="rate_limited", retryable=True
         ) from exc
     except (openai.InternalServerError, openai.APIConnectionError) as exc:
         raise ProviderError(
-            f"OpenAI could not be reached or failed while trying to {what} ({_message(exc)}).",
+            f"{speaker.opening} could not be reached or failed while trying to {what} ({_message(exc)}).",
             code="provider_unavailable",
             retryable=True,
         ) from exc
     except openai.NotFoundError as exc:
-        raise ProviderError(f"OpenAI does not know it: {_message(exc)}", code="not_found") from exc
+        raise ProviderError(f"{speaker.opening} does not know it: {_message(exc)}", code="not_found") from exc
     except openai.BadRequestError as exc:
         code, message = _code(exc), _message(exc)
         if code in ("model_not_available", "invalid_model") or ("fine-tun" in message and "model" in message):
@@ -321,24 +343,26 @@ def _translated(what: str) -> Iterator[None]:
                 param=getattr(exc, "param", None),
             ) from exc
         raise ProviderError(
-            f"OpenAI refused to {what}: {message}",
+            f"{speaker.opening} refused to {what}: {message}",
             code=code or "invalid_request",
             param=getattr(exc, "param", None),
         ) from exc
     except openai.APIStatusError as exc:
         raise ProviderError(
-            f"OpenAI answered {exc.status_code} while trying to {what}: {_message(exc)}",
+            f"{speaker.opening} answered {exc.status_code} while trying to {what}: {_message(exc)}",
             code=_code(exc) or "provider_error",
         ) from exc
     except openai.APIError as exc:
         # Neither a status nor a connection error: OpenAI reported a failure inside a stream it had started.
         raise ProviderError(
-            f"OpenAI failed while trying to {what} ({_message(exc)}).", code="provider_unavailable", retryable=True
+            f"{speaker.opening} failed while trying to {what} ({_message(exc)}).",
+            code="provider_unavailable",
+            retryable=True,
         ) from exc
     except httpx.HTTPError as exc:
         # The SDK wraps errors of the requests it makes, not those of reading a stream's body afterwards.
         raise ProviderError(
-            f"The connection to OpenAI broke while trying to {what} ({exc}).",
+            f"The connection to {speaker.name} broke while trying to {what} ({exc}).",
             code="provider_unavailable",
             retryable=True,
         ) from exc
