@@ -11,10 +11,13 @@ import pytest
 from sqlmodel import select
 
 from app.datasets.datasets import create_dataset
-from app.datasets.examples import get_example, list_examples, record_from_form
+from app.datasets.examples import get_example, list_examples, record_from_form, split_randomly
+from app.datasets.exporter import export_jsonl
 from app.datasets.forms import editor_rows, top_level_texts
 from app.datasets.importer import import_jsonl
 from app.datasets.pair_forms import answer_boxes, conversation_of
+from app.datasets.validation import count_tokens
+from app.datasets.validation.preference import chat_views
 from app.tables.dataset import PREFERENCE, Dataset
 from tests.conftest import FIXTURES
 
@@ -173,3 +176,20 @@ def test_a_v1_files_upload_of_pairs_makes_a_preference_dataset(api, session):
     assert created["status"] == "processed" and "line 7" in created["status_details"]
     [dataset] = session.exec(select(Dataset)).all()
     assert dataset.kind == PREFERENCE
+
+
+def test_the_report_counts_each_pair_as_its_input_with_each_answer(api, session, pair):
+    records = [json.loads(t) for t in SAMPLE.decode().splitlines()]
+    expected = [sum(count_tokens(v).total for v in chat_views(r)) for r in records]
+    body = api.get(f"/api/datasets/{pair.dataset_id}/report", params={"split": "all"}).json()
+    assert body["n_examples"] == 6 and body["n_valid"] == 6 and body["errors"] == {}
+    assert (body["tokens"]["min"], body["tokens"]["max"]) == (min(expected), max(expected))
+    assert body["estimate"]["billing_tokens"] == sum(expected)
+
+
+def test_a_random_split_and_a_split_export_keep_the_pairs(client, session, pair):
+    counts = split_randomly(session, pair.dataset_id, 50, 1)
+    assert counts == {"train": 3, "validation": 3}
+    train = b"".join(export_jsonl(session, pair.dataset_id, "train")).decode().splitlines()
+    validation = b"".join(export_jsonl(session, pair.dataset_id, "validation")).decode().splitlines()
+    assert sorted(train + validation) == sorted(SAMPLE.decode().splitlines())
