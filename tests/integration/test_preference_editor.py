@@ -193,3 +193,13 @@ def test_a_random_split_and_a_split_export_keep_the_pairs(client, session, pair)
     train = b"".join(export_jsonl(session, pair.dataset_id, "train")).decode().splitlines()
     validation = b"".join(export_jsonl(session, pair.dataset_id, "validation")).decode().splitlines()
     assert sorted(train + validation) == sorted(SAMPLE.decode().splitlines())
+
+
+def test_the_dashboard_upload_of_pairs_says_the_dataset_now_holds_pairs(client, session):
+    dataset = create_dataset(session, "fresh")
+    files = {"file": ("dpo.jsonl", SAMPLE)}
+    html = client.post(f"/datasets/{dataset.id}/import", files=files, headers=HX).text
+    assert "Imported 6 examples" in html and "The file holds preference pairs" in html
+    chat = b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    refused = client.post(f"/datasets/{dataset.id}/import", files={"file": ("chat.jsonl", chat)}, headers=HX)
+    assert refused.status_code == 400 and "This dataset holds preference pairs" in refused.text
