@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from app.engine.gguf_header import read_gguf_header
+
 MANIFEST = "tuneboard-model.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
@@ -173,28 +175,18 @@ def card_licence(readme: Path) -> str | None:
 
 def describe_gguf(path: Path) -> ModelFacts:
     """The facts a GGUF file's metadata holds; ValueError when it is not a GGUF file."""
-    from gguf import GGUFReader  # numpy-backed reader: loaded only when a GGUF file is read
-
-    with open(path, "rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ValueError(f"{path.name} is not a GGUF file.")
-    reader = GGUFReader(path)
-
-    def value(key: str) -> Any:
-        found = reader.get_field(key)
-        return found.contents() if found is not None else None
-
-    arch = value("general.architecture")
-    vocab = value("tokenizer.ggml.tokens")
+    header = read_gguf_header(path)
+    meta = header.metadata
+    arch = meta.get("general.architecture")
     return ModelFacts(
         architecture=str(arch) if arch else None,
-        parameters=sum(int(t.n_elements) for t in reader.tensors),
+        parameters=header.n_elements,
         bytes=path.stat().st_size,
-        context_length=_int(value(f"{arch}.context_length")),
-        licence=value("general.license"),
-        hidden_size=_int(value(f"{arch}.embedding_length")),
-        layers=_int(value(f"{arch}.block_count")),
-        vocab_size=len(vocab) if isinstance(vocab, list) else None,
+        context_length=_int(meta.get(f"{arch}.context_length")),
+        licence=meta.get("general.license"),
+        hidden_size=_int(meta.get(f"{arch}.embedding_length")),
+        layers=_int(meta.get(f"{arch}.block_count")),
+        vocab_size=header.array_lengths.get("tokenizer.ggml.tokens"),
     )
 
 
