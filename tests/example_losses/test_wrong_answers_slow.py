@@ -3,34 +3,11 @@ them among its highest-loss examples, linked to their examples."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from tests.support.tiny_jobs import tiny_model, tiny_worker  # noqa: F401
+from tests.support.tiny_jobs import WRONG, echo_records, tiny_model, tiny_worker  # noqa: F401
 
 pytestmark = pytest.mark.slow
-
-WORDS = ["cat", "dog", "fox", "the", "quick", "brown", "lazy", "hello", "world", "capital"]
-WRONG = (3, 11, 19, 27)
-
-
-def echo_records(n: int = 32, wrong: tuple[int, ...] = WRONG, seed: int = 3) -> list[dict]:
-    """Chats whose right answer echoes the question's word; the `wrong` ones answer a random string instead."""
-    rng = random.Random(seed)
-    records = []
-    for i in range(n):
-        word = WORDS[i % len(WORDS)]
-        answer = "".join(rng.choice("bcdfghjkmnpqvwxz") for _ in range(6)) if i in wrong else word
-        records.append(
-            {
-                "messages": [
-                    {"role": "user", "content": f"Repeat the word: {word}"},
-                    {"role": "assistant", "content": answer},
-                ]
-            }
-        )
-    return records
 
 
 def test_the_deliberately_wrong_answers_are_among_the_highest_losses(tiny_worker):

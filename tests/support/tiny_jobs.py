@@ -11,6 +11,7 @@ the API key, datasets written straight to the database, and a launch that waits 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,10 +33,56 @@ from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import TINY, tiny_model
 from tests.support.waiting import wait_for
 
-__all__ = ["TINY", "TinyWorker", "running_tiny_worker", "tiny_model", "tiny_worker"]
+__all__ = [
+    "TINY",
+    "WRONG",
+    "TinyWorker",
+    "dataset_of_records",
+    "echo_records",
+    "running_tiny_worker",
+    "tiny_model",
+    "tiny_worker",
+]
 
 ENDED = ("succeeded", "failed", "cancelled")
 JOB_TIMEOUT = 240.0  # a tiny job takes seconds alone; seven test runs sharing two cores make it minutes
+
+
+def dataset_of_records(session: Session, records: list[dict], name: str = "records") -> Dataset:
+    """A dataset of these chat records in order; a record's "split" key (if any) is its split."""
+    dataset = Dataset(name=name)
+    session.add(dataset)
+    session.commit()
+    for position, record in enumerate(records):
+        example = Example(
+            dataset_id=dataset.id, position=position, messages=record["messages"], split=record.get("split")
+        )
+        apply_check(example)
+        session.add(example)
+    session.commit()
+    return dataset
+
+
+WORDS = ["cat", "dog", "fox", "the", "quick", "brown", "lazy", "hello", "world", "capital"]
+WRONG = (3, 11, 19, 27)  # the lines of echo_records() whose answer is wrong
+
+
+def echo_records(n: int = 32, wrong: tuple[int, ...] = WRONG, seed: int = 3) -> list[dict]:
+    """Chats whose right answer echoes the question's word; the `wrong` ones answer a random string instead."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        word = WORDS[i % len(WORDS)]
+        answer = "".join(rng.choice("bcdfghjkmnpqvwxz") for _ in range(6)) if i in wrong else word
+        records.append(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Repeat the word: {word}"},
+                    {"role": "assistant", "content": answer},
+                ]
+            }
+        )
+    return records
 
 
 @dataclass
@@ -52,19 +99,9 @@ class TinyWorker:
             return make_dataset(session, **kwargs)
 
     def dataset_of(self, records: list[dict], name: str = "records") -> Dataset:
-        """A dataset of these chat records in order; a record's "split" key (if any) is its split."""
+        """A dataset of these chat records in order (see dataset_of_records)."""
         with Session(self.app.state.engine, expire_on_commit=False) as session:
-            dataset = Dataset(name=name)
-            session.add(dataset)
-            session.commit()
-            for position, record in enumerate(records):
-                example = Example(
-                    dataset_id=dataset.id, position=position, messages=record["messages"], split=record.get("split")
-                )
-                apply_check(example)
-                session.add(example)
-            session.commit()
-            return dataset
+            return dataset_of_records(session, records, name)
 
     def launch(self, **body: Any) -> dict:
         """POST /api/jobs with this body; the created job."""
