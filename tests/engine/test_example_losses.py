@@ -163,3 +163,23 @@ def test_example_losses_round_trip_and_bad_lines_are_skipped(tmp_path):
         handle.write(json.dumps({"split": "train"}) + "\nnot json\n")
     assert read_example_losses(path) == items
     assert read_example_losses(tmp_path / "missing.jsonl") == []
+
+
+def test_a_resumed_job_records_each_step_once_and_its_losses_at_its_end(tiny_settings, tmp_path):
+    spec = make_spec(tiny_settings, tmp_path, hyperparameters={"n_epochs": 2, "batch_size": 2, "lora_rank": 4})
+    first: list[dict] = []
+
+    def past_the_checkpoint() -> bool:
+        checkpoints = [line["step"] for line in first if line["kind"] == "checkpoint"]
+        steps = [e["data"]["step"] for e in first if e["kind"] == "event" and e["type"] == "metrics"]
+        return bool(checkpoints) and any(s > checkpoints[0] + 1 for s in steps)
+
+    assert run_training(spec, first.append, past_the_checkpoint) == "cancelled"
+    out = Path(spec["output_dir"])
+    assert not (out / LOSSES_FILE).exists()  # measured after the last step only
+    (checkpoint,) = [line for line in first if line["kind"] == "checkpoint"]
+    resume = {"checkpoint_dir": checkpoint["path"], "step": checkpoint["step"], "reported_step": checkpoint["step"]}
+    assert run_training({**spec, "resume_from": resume}, lambda obj: None) == "succeeded"
+    raw = [json.loads(line)["step"] for line in (out / BATCHES_FILE).read_text().splitlines()]
+    assert raw == list(range(1, 13))  # the steps past the checkpoint were trained again and recorded once
+    assert len(read_example_losses(out / LOSSES_FILE)) == 12

@@ -7,6 +7,8 @@ the API key, datasets written straight to the database, and a launch that waits 
         dataset = tiny_worker.dataset(n_train=12)
         done = tiny_worker.run_job(dataset_id=dataset.id, seed=1, hyperparameters={"n_epochs": 1})
         assert done["status"] == "succeeded", done["error"]
+
+`echo_records()` is a dataset whose answers echo the question's word, except a few (WRONG) that are random.
 """
 
 from __future__ import annotations
