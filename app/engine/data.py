@@ -29,6 +29,7 @@ class Example:
 
     input_ids: list[int]
     trained: list[bool]
+    line: int = -1  # 0-based index of its record among the file's non-blank lines (-1: not from a file)
 
     @property
     def n_trained(self) -> int:
@@ -75,13 +76,13 @@ def encode_dataset(tokenizer, records: list[dict], max_tokens: int | None = None
     """Encode every record with its tools; cut chats over max_tokens (None: MAX_EXAMPLE_TOKENS); drop untrainables."""
     max_tokens = MAX_EXAMPLE_TOKENS if max_tokens is None else max_tokens
     examples, total, truncated = [], 0, 0
-    for record in records:
+    for line, record in enumerate(records):
         encoded = encode_chat(tokenizer, record["messages"], record_tools(record))
         ids, trained = encoded.input_ids, encoded.trained
         if len(ids) > max_tokens:
             ids, trained, truncated = ids[:max_tokens], trained[:max_tokens], truncated + 1
         total += len(ids)
-        example = Example(ids, trained)
+        example = Example(ids, trained, line)
         if example.n_trained:
             examples.append(example)
     return Dataset(examples, total, sum(e.n_trained for e in examples), truncated)

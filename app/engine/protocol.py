@@ -15,6 +15,9 @@ stdout, one JSON object per line, flushed after each:
     {"kind": "checkpoint", "step": int, "path": abs adapter dir, "metrics": {...}}   (after it is fully written)
     {"kind": "result", "adapter_path": abs, "trained_tokens": int, "result_file": abs csv}
     {"kind": "error", "code": str, "message": str}                                   (then exit code 1)
+After the last step an event whose data holds {"example_losses": {"file", "train", "validation"}} says that the
+output dir's example_losses.jsonl is written (each example's final loss; batches.jsonl: each step's training lines;
+both described in loss_records.py).
 Anything else on stdout/stderr is diagnostics; a parent should ignore lines that are not JSON objects.
 
 Resuming: training goes on from the checkpoint's "step"; the steps up to "reported_step" (the last step whose

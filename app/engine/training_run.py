@@ -31,6 +31,7 @@ from app.engine.data import (
     resolve_hyperparameters,
     steps_per_epoch,
 )
+from app.engine.example_losses import record_final_losses
 from app.engine.lora_model import (
     Stepper,
     autocast_dtype,
@@ -41,6 +42,7 @@ from app.engine.lora_model import (
     save_adapter,
     token_buckets,
 )
+from app.engine.loss_records import BatchLog
 from app.engine.tokenizer import load_tokenizer
 
 EVAL_SUBSET = 16  # examples of the validation file measured at the steady cadence (all of them at epoch ends)
@@ -102,6 +104,7 @@ class TrainingRun:
         self._prepare_data()
         self._prepare_model()
         self._start_result_file()
+        batches = BatchLog(self.out_dir, self.step)  # each step's training lines, so a loss spike names its batch
         with self.result_file.open("a", newline="") as handle:
             results = csv.writer(handle)
             self.emit(p.event("Fine-tuning job started"))
@@ -109,6 +112,7 @@ class TrainingRun:
             for epoch, batch, epoch_end in self._remaining_batches():
                 self._stop_if_asked()
                 totals = self._step(batch)
+                batches.record(self.step, [self.train.examples[i].line for i in batch])
                 metrics = self._report(totals, epoch_end)
                 if metrics is None:
                     continue  # nothing due: no host sync, the GPU runs ahead
@@ -124,6 +128,9 @@ class TrainingRun:
                 handle.flush()
                 if epoch_end:
                     self._checkpoint(epoch, metrics)
+        record_final_losses(
+            self.stepper, self.train, self.valid, self.row_tokens, self.out_dir, self.emit, self._stop_if_asked
+        )
         self._finish(time.monotonic() - started)
 
     # -- prepare ---------------------------------------------------------------------------------------------------

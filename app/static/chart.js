@@ -51,6 +51,7 @@
     this.rate = !!options.rate;
     this.xRange = options.xRange || null;
     this.marker = options.marker === undefined ? null : options.marker;
+    this.spikes = []; // loss spikes [{step, loss, title}] from the job's example-loss card (drawSpikes below)
     this.points = [];
     this.seen = {};
     try { JSON.parse(container.getAttribute("data-points") || "[]").forEach(this.add, this); } catch (e) { /* bad data: start empty */ }
@@ -143,6 +144,18 @@
       svg.appendChild(el("rect", { x: lx, y: M.top + 2, width: 12, height: 3, fill: s.color }));
       svg.appendChild(el("text", { x: lx + 16, y: M.top + 7, class: "legend" }, s.label));
     });
+    if (!rate) this.spikes.forEach(function (s) { // ▲ above each spike's point; its batch is listed under the chart
+      if (typeof s.step !== "number" || typeof s.loss !== "number" || s.step < x0 || s.step > x1) return;
+      var cx = sx(s.step), cy = sy(s.loss, "loss") - 4;
+      var mark = el("path", { d: "M" + cx.toFixed(1) + " " + (cy - 9).toFixed(1) + " l-5.5 9 h11 z", class: "spike",
+        "data-spike-step": s.step });
+      mark.appendChild(el("title", {}, s.title || "Loss spike at step " + s.step));
+      mark.addEventListener("click", function () {
+        var item = document.getElementById("spike-" + s.step);
+        if (item) item.scrollIntoView({ block: "center" });
+      });
+      svg.appendChild(mark);
+    });
     while (this.container.firstChild) this.container.removeChild(this.container.firstChild);
     this.container.appendChild(svg);
   };
@@ -171,6 +184,17 @@
   }
 
   document.addEventListener("htmx:load", function (event) { drawEvalPanel(event.detail.elt); });
+
+  // The example-loss card (app/templates/jobs/_example_losses.html) carries the loss spikes: mark them on the chart.
+  function drawSpikes(root) {
+    var card = root.id === "job-example-losses" ? root : root.querySelector && root.querySelector("#job-example-losses");
+    var lossNode = document.getElementById("loss-chart"), loss = lossNode && lossNode.tbChart;
+    if (!card || !loss || !card.hasAttribute("data-spikes")) return;
+    try { loss.spikes = JSON.parse(card.getAttribute("data-spikes")) || []; } catch (e) { loss.spikes = []; }
+    loss.draw();
+  }
+
+  document.addEventListener("htmx:load", function (event) { drawSpikes(event.detail.elt); });
 
   // The loss chart comes with the page, or with a job the jobs list swaps into its detail pane (htmx:load).
   function initLossChart() {

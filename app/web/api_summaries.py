@@ -44,6 +44,7 @@ SUMMARIES: dict[tuple[str, str], str] = {
     ("post", f"{_JOB}/rerun"): "Run a job again",
     ("get", f"{_JOB}/events"): "List a job's events",
     ("get", f"{_JOB}/checkpoints"): "List a job's checkpoints",
+    ("get", f"{_JOB}/example_losses"): "List the examples the model could not learn, and the loss spikes",
     ("post", f"{_JOB}/checkpoints/{{checkpoint_id}}/promote"): "Use a checkpoint as the job's tuned model",
     ("get", "/api/models"): "List base models, tuned models and checkpoints",
     ("delete", "/api/models/{model_id}"): "Delete a tuned model",

@@ -16,10 +16,8 @@ from app.main import create_app
 from app.playground.warm import Preloader, model_status
 from app.tables import Job, JobStatus, TunedModel
 from app.tables.common import utcnow
-from tests.conftest import API_KEY, make_settings
-from tests.support.builders import make_dataset
 from tests.support.jobs_fixtures import TINY, settings, tiny_model  # noqa: F401
-from tests.support.waiting import wait_for
+from tests.support.tiny_jobs import tiny_worker  # noqa: F401
 
 
 class RecordingEngine(ChatEngine):
@@ -95,33 +93,14 @@ def test_model_status_says_loaded_only_once_the_model_is_loaded(session, setting
 
 
 @pytest.mark.slow
-def test_a_model_tuned_by_the_embedded_worker_is_loaded_before_any_chat(tmp_path, tiny_model):
-    from app.tables.migrate import upgrade
-
-    settings = make_settings(
-        tmp_path / "data",
-        embedded_worker=True,
-        local_models={TINY: tiny_model},
-        default_base_model=TINY,
-        heartbeat_seconds=0.2,
-        worker_poll_seconds=0.05,
-    )
-    upgrade(settings)
-    app = create_app(settings)
-    with TestClient(app, headers={"Authorization": f"Bearer {API_KEY}"}) as api:
-        with Session(app.state.engine, expire_on_commit=False) as session:
-            dataset = make_dataset(session, n_train=12)
-        body = {"dataset_id": dataset.id, "suffix": "warm", "seed": 1, "hyperparameters": {"n_epochs": 1}}
-        job = api.post("/api/jobs", json=body).json()
-        done = wait_for(
-            lambda: (j := api.get(f"/api/jobs/{job['id']}").json())["status"] in ("succeeded", "failed") and j,
-            240,
-            "the job to end",
-        )
-        assert done["status"] == "succeeded", done["error"]
-        model_id = done["fine_tuned_model"]
-        # No chat asked for it: the server warms it as soon as it notices the success.
-        assert app.state.preloader.wait_for(model_id, timeout=120)
-        with Session(app.state.engine) as session:
-            ref = resolve_model(session, settings, model_id).ref
-        assert app.state.chat_engine.is_loaded(ref)
+def test_a_model_tuned_by_the_embedded_worker_is_loaded_before_any_chat(tiny_worker):
+    settings, app = tiny_worker.settings, tiny_worker.app
+    dataset = tiny_worker.dataset(n_train=12)
+    done = tiny_worker.run_job(dataset_id=dataset.id, suffix="warm", seed=1, hyperparameters={"n_epochs": 1})
+    assert done["status"] == "succeeded", done["error"]
+    model_id = done["fine_tuned_model"]
+    # No chat asked for it: the server warms it as soon as it notices the success.
+    assert app.state.preloader.wait_for(model_id, timeout=120)
+    with Session(app.state.engine) as session:
+        ref = resolve_model(session, settings, model_id).ref
+    assert app.state.chat_engine.is_loaded(ref)

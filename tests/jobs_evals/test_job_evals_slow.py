@@ -11,35 +11,21 @@ from sqlmodel import Session
 
 from app.engine.chat_types import ChatParams
 from app.evals.runs import list_runs_for_job
-from app.main import create_app
 from app.playground.chat import stream_chat
 from app.tables import EvalRunStatus, Job, TunedModel
-from app.tables.migrate import upgrade
-from tests.conftest import browser_client, make_settings
-from tests.support.builders import make_dataset
-from tests.support.jobs_fixtures import TINY, tiny_model
+from tests.support.tiny_jobs import tiny_model, tiny_worker
 from tests.support.waiting import wait_for
 
-__all__ = ["tiny_model"]
+__all__ = ["tiny_model", "tiny_worker"]
 
 pytestmark = pytest.mark.slow
 
 
-def test_each_checkpoint_is_evaluated_and_the_best_becomes_the_tuned_model(tmp_path, tiny_model):
-    settings = make_settings(
-        tmp_path / "data",
-        embedded_worker=True,
-        local_models={TINY: tiny_model},
-        default_base_model=TINY,
-        heartbeat_seconds=0.2,
-        worker_poll_seconds=0.05,
-    )
-    upgrade(settings)
-    app = create_app(settings)
-    client = browser_client(app)
+def test_each_checkpoint_is_evaluated_and_the_best_becomes_the_tuned_model(tiny_worker):
+    settings, app = tiny_worker.settings, tiny_worker.app
+    client = tiny_worker.browser()
     try:
-        with Session(app.state.engine, expire_on_commit=False) as session:
-            dataset = make_dataset(session, n_train=12, n_validation=3)
+        dataset = tiny_worker.dataset(n_train=12, n_validation=3)
         form = {"dataset_id": dataset.id, "suffix": "evald", "seed": "1", "n_epochs": "2", "batch_size": "4"}
         launched = client.post("/jobs/new", data=dict(form, eval_choice="validation"), follow_redirects=False)
         assert launched.status_code == 303, launched.text
@@ -89,4 +75,4 @@ def test_each_checkpoint_is_evaluated_and_the_best_becomes_the_tuned_model(tmp_p
             )
             assert chunks[-1].finish_reason in ("stop", "length") and chunks[-1].usage["prompt_tokens"] > 0
     finally:
-        client.__exit__(None, None, None)
+        client.close()

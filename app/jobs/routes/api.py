@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from app.jobs import jobs
+from app.jobs.example_losses import MAX_LIMIT, TOP, job_example_losses
 from app.jobs.model_catalog import list_models
 from app.jobs.promote import promote_checkpoint
 from app.jobs.shapes import checkpoint_dict, event_dict, job_dict
@@ -135,3 +136,18 @@ def delete_model(model_id: str, request: Request, session: SessionDep):
     off."""
     deleted = jobs.delete_tuned_model(session, request.app.state.settings, model_id, engine=session.get_bind())
     return {"id": deleted, "object": "model", "deleted": True}
+
+
+@router.get("/jobs/{job_id}/example_losses")
+def example_losses(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    limit: int = Query(TOP, ge=1, le=MAX_LIMIT),
+    split: Literal["train", "validation"] | None = None,
+):
+    """The examples the model could not learn: each example's final loss (mean per trained assistant token, measured
+    by the local engine after the last step), highest first, with its example id (`deleted` when it no longer
+    exists); and the loss spikes of the training curve with the examples of their batches. `state` is `pending`
+    until the job ends, `missing` or `unsupported` when there is nothing to show."""
+    return job_example_losses(session, request.app.state.settings, job_id, limit, split).as_dict()

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from app.jobs import forms as job_form
 from app.jobs import monitoring
+from app.jobs.example_losses import job_example_losses
 from app.jobs.jobs import get_job
 from app.jobs.promote import promote_checkpoint
 from app.web.api_types import DbIdQuery
@@ -123,3 +124,11 @@ def promote(request: Request, job_id: str, checkpoint_id: str, session: SessionD
     """Use a checkpoint as the job's tuned model (the "best checkpoint" button), then show the job again."""
     model = promote_checkpoint(session, request.app.state.settings, job_id, checkpoint_id)
     return redirect(request, f"/jobs/{job_id}", f"The tuned model {model.id} now uses the chosen checkpoint.")
+
+
+@router.get("/jobs/{job_id}/example-losses", include_in_schema=False)
+def job_example_losses_panel(request: Request, job_id: str, session: SessionDep):
+    """The job page's "examples the model could not learn" card and the loss spikes under its chart (it reloads
+    itself until the job ends)."""
+    losses = job_example_losses(session, request.app.state.settings, job_id)
+    return render(request, "jobs/_example_losses.html", {"losses": losses})
