@@ -15,7 +15,7 @@ from app.datasets.fixes.catalog import Fix
 from app.datasets.fixes.revisions import record_revision, snapshot
 from app.errors import Invalid
 from app.tables.common import stored_id, utcnow
-from app.tables.dataset import Example
+from app.tables.dataset import EXAMPLES, Example
 
 # The columns that hold message lists: a supervised example's conversation, a preference example's two answers.
 MESSAGE_COLUMNS = ("messages", "preferred_output", "non_preferred_output")
@@ -87,8 +87,8 @@ def examples_in_chunks(session: Session, dataset_id: int, ids: list[int] | None 
         yield [rows[i] for i in chunk if i in rows]
 
 
-def fixed_columns(fix: Fix, example: Example) -> dict[str, list[Any]]:
-    """The message columns the fix changes in this example, with their new values."""
+def fixed_columns(fix: Fix, example: Any) -> dict[str, list[Any]]:
+    """The message columns the fix changes in this example (an Example or a row of its columns), new values."""
     assert fix.rewrite is not None
     out: dict[str, list[Any]] = {}
     for name in MESSAGE_COLUMNS:
@@ -98,6 +98,17 @@ def fixed_columns(fix: Fix, example: Example) -> dict[str, list[Any]]:
             if new is not None and new != value:
                 out[name] = new
     return out
+
+
+def message_rows(session: Session, dataset_id: int, ids: list[int] | None = None) -> Iterator[Any]:
+    """(id, position, and the message columns) of the dataset's examples in order: what a preview reads, without
+    loading the rest of each row (its cached problems, token counts, search text)."""
+    t = EXAMPLES.c
+    where = [t.dataset_id == dataset_id]
+    if ids is not None:
+        where.append(t.id.in_(ids))
+    query = select(t.id, t.position, *[t[name] for name in MESSAGE_COLUMNS]).where(*where).order_by(t.position, t.id)
+    yield from session.execute(query.execution_options(yield_per=CHUNK))
 
 
 def _text(message: Any) -> str:
@@ -131,9 +142,9 @@ def _window(before: str, after: str) -> tuple[str, str]:
     return cut(before), cut(after)
 
 
-def diff(fix: Fix, example: Example, new: dict[str, list[Any]]) -> ExampleDiff:
+def diff(fix: Fix, example: Any, new: dict[str, list[Any]]) -> ExampleDiff:
     """The changed messages of an example, before and after (what was found is shown only partly)."""
-    out = ExampleDiff(stored_id(example), example.position)
+    out = ExampleDiff(int(example.id), int(example.position))
     for name, messages in new.items():
         old = getattr(example, name) or []
         for index, message in enumerate(messages):
@@ -147,20 +158,22 @@ def diff(fix: Fix, example: Example, new: dict[str, list[Any]]) -> ExampleDiff:
     return out
 
 
-def preview_rewrite(session: Session, dataset_id: int, fix: Fix, ids: list[int] | None = None) -> Preview:
-    """How many examples the fix would change, and the first few before/after diffs; nothing is written."""
+def preview_rewrites(
+    session: Session, dataset_id: int, chosen: list[Fix], ids: list[int] | None = None
+) -> list[Preview]:
+    """How many examples each fix would change, and the first few before/after diffs, in one pass over the
+    examples; nothing is written."""
     get_dataset(session, dataset_id)
-    preview = Preview(fix)
-    for chunk in examples_in_chunks(session, dataset_id, ids):
-        for example in chunk:
+    previews = [Preview(fix) for fix in chosen]
+    for row in message_rows(session, dataset_id, ids):
+        for preview in previews:
             preview.n_examples += 1
-            new = fixed_columns(fix, example)
+            new = fixed_columns(preview.fix, row)
             if new:
                 preview.n_changed += 1
                 if len(preview.diffs) < SAMPLES:
-                    preview.diffs.append(diff(fix, example, new))
-        session.expunge_all()  # a preview reads every example: don't keep them all in memory
-    return preview
+                    preview.diffs.append(diff(preview.fix, row, new))
+    return previews
 
 
 def apply_rewrite(session: Session, dataset_id: int, fix: Fix, ids: list[int] | None = None) -> Applied:

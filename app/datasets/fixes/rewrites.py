@@ -38,31 +38,38 @@ def message_texts(messages: Any) -> list[tuple[int, str, str]]:
 
 
 def _rewrite_texts(messages: list[Any], change: Callable[[str], str]) -> list[Any] | None:
+    # Looked at before copied: most examples need no change, and a deep copy of each would dominate a preview.
+    if all(change(text) == text for _, _, text in message_texts(messages)):
+        return None
     out = copy.deepcopy(messages)
-    changed = False
     for message in out:
-        if not isinstance(message, dict):
-            continue
-        for holder, key in _texts(message):
-            new = change(holder[key])
-            if new != holder[key]:
-                holder[key] = new
-                changed = True
-    return out if changed else None
+        if isinstance(message, dict):
+            for holder, key in _texts(message):
+                holder[key] = change(holder[key])
+    return out
+
+
+def _functions(messages: list[Any]) -> list[dict[str, Any]]:
+    """The `function` object of every tool call in the messages."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        for call in calls if isinstance(calls, list) else []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                out.append(function)
+    return out
 
 
 def string_tool_arguments(messages: list[Any]) -> list[Any] | None:
     """Each `tool_calls[].function.arguments` given as a JSON object becomes the string of JSON OpenAI expects."""
+    if not any(isinstance(f.get("arguments"), dict) for f in _functions(messages)):
+        return None
     out = copy.deepcopy(messages)
-    changed = False
-    for message in out:
-        calls = message.get("tool_calls") if isinstance(message, dict) else None
-        for call in calls if isinstance(calls, list) else []:
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and isinstance(function.get("arguments"), dict):
-                function["arguments"] = json.dumps(function["arguments"], ensure_ascii=False)
-                changed = True
-    return out if changed else None
+    for function in _functions(out):
+        if isinstance(function.get("arguments"), dict):
+            function["arguments"] = json.dumps(function["arguments"], ensure_ascii=False)
+    return out
 
 
 def strip_trailing_whitespace(messages: list[Any]) -> list[Any] | None:
@@ -104,11 +111,15 @@ def _json_masked(arguments: str, mask: Callable[[str], str]) -> str:
 def mask_texts(messages: list[Any], mask: Callable[[str], str]) -> list[Any] | None:
     """Every message text and tool call's arguments passed through `mask` (personal data and secrets replaced by
     <EMAIL>, <CARD>…)."""
-    out = _rewrite_texts(messages, mask) or copy.deepcopy(messages)
-    for message in out:
-        calls = message.get("tool_calls") if isinstance(message, dict) else None
-        for call in calls if isinstance(calls, list) else []:
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and "arguments" in function:
-                function["arguments"] = _mask_arguments(function["arguments"], mask)
-    return out if out != messages else None
+    texts = _rewrite_texts(messages, mask)
+    out = texts if texts is not None else messages
+    functions = [f for f in _functions(out) if "arguments" in f]
+    masked = [_mask_arguments(f["arguments"], mask) for f in functions]
+    if all(new == f["arguments"] for new, f in zip(masked, functions, strict=True)):
+        return texts
+    if texts is None:
+        out = copy.deepcopy(messages)
+        functions = [f for f in _functions(out) if "arguments" in f]
+    for function, new in zip(functions, masked, strict=True):
+        function["arguments"] = new
+    return out
