@@ -1,11 +1,12 @@
 """Personal data and secrets in example text: where they are, a masked preview, and masking.
 
-Personal data ("pii"): e-mail addresses, phone numbers, payment card numbers (Luhn-checked), IBANs (mod-97
-checked), public IPv4 addresses. Secrets ("secret"): API keys and tokens in their published shapes (OpenAI, AWS,
-GitHub, Slack, PEM private key blocks) and high-entropy strings right after a word such as key, token, secret or
-password. Each pattern runs only when a cheap substring test says it can match, so the editor's live check stays
-well under a millisecond per example. Nothing here logs or returns a found secret in full except `Finding`'s
-offsets into the caller's own text.
+Personal data ("pii"): e-mail addresses (not at domains reserved for examples, such as example.com), phone
+numbers, payment card numbers (Luhn-checked), IBANs (mod-97 checked), IPv4 addresses (not loopback). Secrets
+("secret"): API keys and tokens in their published shapes (OpenAI, AWS, GitHub, Slack, PEM private key blocks)
+and high-entropy strings right after a word such as key, token, secret or password. Each pattern runs only where
+a cheap test (a substring, a run of digits) says it can match, so clean text costs a few microseconds per 1,000
+characters. Nothing here logs or returns a found secret in full except `Finding`'s offsets into the caller's own
+text; masked_preview shows at most its first four characters and its length.
 """
 
 from __future__ import annotations
@@ -55,14 +56,18 @@ class Finding:
         return KINDS[self.kind][2]
 
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,24}\b")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,24}\b"
+)
 # Digit runs with the separators people write: cards and phone numbers. Not inside a word, a path or a number.
 _CARD = re.compile(r"(?<![\w.,/+-])\d(?:[ -]?\d){12,18}(?![\w/-]|[.,]\d)")
 _PHONE = re.compile(
     r"(?<![\w.,/+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){0,4}(?![\w/:-]|[.,]\d)"
 )
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-_IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)")
+_IPV4 = re.compile(
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)"
+)
 _KEYS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     # (kind, a substring it must contain, the pattern)
     ("openai_key", "sk-", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
@@ -73,7 +78,9 @@ _KEYS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     (
         "private_key",
         "PRIVATE KEY",
-        re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|.*)", re.S),
+        re.compile(
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|.*)", re.S
+        ),
     ),
 )
 # A word that says a secret follows (found in the lower-cased text), then within a few characters a candidate value.
@@ -84,6 +91,10 @@ _SECRET_VALUE = re.compile(
 # Cheap tests that say whether a pattern can match at all: most text has no run of 9+ digits and separators.
 _DIGIT_RUN = re.compile(r"\d[\d ().-]{5,}\d")  # starting with a digit: re skips to digits in C
 _IBAN_HINT = re.compile(r"[A-Z][A-Z]\d")
+# Domains reserved for documentation and tests (RFC 2606, RFC 6761): addresses there belong to no one.
+_RESERVED_DOMAIN = re.compile(
+    r"@(?:[\w-]+\.)*(?:example\.(?:com|net|org)|[\w-]+\.(?:example|test|invalid|localhost))$", re.I
+)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MIN_SECRET_ENTROPY = 3.0  # bits per character: random base64 of 16+ characters has ~3.5 and more; words ~2.5-3
 
@@ -191,17 +202,21 @@ def find_sensitive(text: str) -> list[Finding]:
     if len(lowered) != len(text):  # a character whose lower case is longer ("İ"): offsets would shift
         lowered = "".join(ch.lower()[0] for ch in text)
     for word in _SECRET_WORDS.finditer(lowered):
-        m = _SECRET_VALUE.match(text, word.end())
-        if m is not None:
-            span = m.span(1)
-            value = m.group(1)
+        value_match = _SECRET_VALUE.match(text, word.end())
+        if value_match is not None:
+            span = value_match.span(1)
+            value = value_match.group(1)
             uuid = _UUID.fullmatch(value)
-            if (uuid is None or text[max(0, span[0] - 1)] != "/") and _looks_random(value) and not _overlaps(span, taken):
+            if (
+                (uuid is None or text[max(0, span[0] - 1)] != "/")
+                and _looks_random(value)
+                and not _overlaps(span, taken)
+            ):
                 taken.append(span)
                 found.append(Finding("secret", SECRET, *span))
     if "@" in text:
         for m in _EMAIL.finditer(text):
-            if not _overlaps(m.span(), taken):
+            if not _overlaps(m.span(), taken) and not _RESERVED_DOMAIN.search(m.group()):
                 taken.append(m.span())
                 found.append(Finding("email", PII, *m.span()))
     found.extend(_numbers(text, taken))
