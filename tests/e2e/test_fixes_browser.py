@@ -21,7 +21,9 @@ def test_review_a_near_duplicate_cluster_keep_one_and_undo_it(page, e2e_server):
         ids = [
             add_example(session, dataset.id, chat(QUESTION, ANSWER), split="train").id,
             add_example(session, dataset.id, chat(QUESTION.lower(), ANSWER + "!"), split="validation").id,
-            add_example(session, dataset.id, chat(QUESTION + "?", ANSWER.upper()), split="train").id,
+            add_example(
+                session, dataset.id, chat(QUESTION + "?", ANSWER.replace("right", "straight")), split="train"
+            ).id,
         ]
         add_example(session, dataset.id, chat("How many legs does a spider have?", "Eight legs, always eight."))
         dataset_id = dataset.id
@@ -56,7 +58,7 @@ def test_review_a_near_duplicate_cluster_keep_one_and_undo_it(page, e2e_server):
 def test_mask_personal_data_in_one_example_then_in_bulk(page, e2e_server):
     with Session(e2e_server.app.state.engine) as session:
         dataset = create_dataset(session, "mask personal data")
-        first = add_example(session, dataset.id, chat("Where do I write?", "Write to jane.doe@example.com today."))
+        first = add_example(session, dataset.id, chat("Where do I write?", "Write to jane.doe@acmecorp.io today."))
         for n in range(2):
             add_example(session, dataset.id, chat(f"Call me on +44 20 7946 095{n}", f"Noted, I will call. ({n})"))
         add_example(session, dataset.id, chat("Hi", "Hello."))
@@ -65,7 +67,7 @@ def test_mask_personal_data_in_one_example_then_in_bulk(page, e2e_server):
     page.goto(f"/examples/{first_id}")
     note = page.locator("#sensitive-note")
     expect(note).to_contain_text("an e-mail address")
-    expect(note).not_to_contain_text("jane.doe@example.com")
+    expect(note).not_to_contain_text("jane.doe@acmecorp.io")
     note.get_by_role("button", name="Mask in this example").click()
     expect(page.locator("#flash .flash")).to_contain_text("Masked personal data and secrets in 1 example.")
     expect(page.locator("#sensitive-note")).to_have_count(0)

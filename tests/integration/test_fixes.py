@@ -160,7 +160,7 @@ def test_a_revision_of_another_dataset_is_not_found(session):
         fixes.undo_revision(session, other.id, applied.revision_id)
 
 
-PII_ANSWER = "Write to jane.doe@example.com or call +44 20 7946 0958."
+PII_ANSWER = "Write to jane.doe@acmecorp.io or call +44 20 7946 0958."
 SECRET = "sk-proj-" + "Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY"
 
 
@@ -170,7 +170,7 @@ def test_mask_pii_preview_never_shows_a_found_value_and_apply_masks_it(session):
     keyed = chat("Use my key", "Done.")
     keyed["messages"][1]["content"] = f"My key is {SECRET} please"
     keyed["messages"][2]["tool_calls"] = [
-        {"id": "c1", "type": "function", "function": {"name": "mail", "arguments": '{"to": "jane.doe@example.com"}'}}
+        {"id": "c1", "type": "function", "function": {"name": "mail", "arguments": '{"to": "jane.doe@acmecorp.io"}'}}
     ]
     secret = add_example(session, dataset.id, keyed)
     add_example(session, dataset.id, chat("Card 4242 4242 4242 4241?", "That number fails Luhn."))
@@ -178,7 +178,7 @@ def test_mask_pii_preview_never_shows_a_found_value_and_apply_masks_it(session):
     preview = fixes.preview_fix(session, dataset.id, "mask_pii")
     assert (preview.n_examples, preview.n_changed) == (3, 2)
     shown = repr(preview.diffs)
-    assert "jane.doe@example.com" not in shown and SECRET not in shown
+    assert "jane.doe@acmecorp.io" not in shown and SECRET not in shown
     assert "<EMAIL>" in shown and "<SECRET>" in shown
 
     applied = fixes.apply_fix(session, dataset.id, "mask_pii")
@@ -201,7 +201,7 @@ def test_one_example_is_masked_alone(session):
     assert fixes.apply_fix(session, dataset.id, "mask_pii", [a.id]).n_changed == 1
     session.expire_all()
     assert "<EMAIL>" in session.get(Example, a.id).messages[2]["content"]
-    assert "jane.doe@example.com" in session.get(Example, b.id).messages[2]["content"]
+    assert "jane.doe@acmecorp.io" in session.get(Example, b.id).messages[2]["content"]
 
 
 QUESTION = "What is the capital city of France, and which river runs through the middle of it?"
@@ -214,7 +214,7 @@ def cluster_dataset(session) -> tuple[int, list[int]]:
     ids = [
         add_example(session, dataset.id, chat(QUESTION, ANSWER), split="train", note="first").id,
         add_example(session, dataset.id, chat(QUESTION.lower(), ANSWER + "!"), split="validation", note="second").id,
-        add_example(session, dataset.id, chat(QUESTION + "?", ANSWER.upper()), split="train").id,
+        add_example(session, dataset.id, chat(QUESTION + "?", ANSWER.replace("right", "straight")), split="train").id,
     ]
     add_example(session, dataset.id, chat("How many legs does a spider have?", "Eight legs, always eight."))
     return dataset.id, ids

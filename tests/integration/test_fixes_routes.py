@@ -27,7 +27,7 @@ def test_the_api_previews_applies_lists_and_undoes_a_fix(api, engine):
         "near_duplicates": 0,
     }
     preview = api.get(f"/api/datasets/{dataset_id}/fixes/mask_pii").json()
-    assert preview["n_changed"] == 1 and "jane.doe@example.com" not in str(preview)
+    assert preview["n_changed"] == 1 and "jane.doe@acmecorp.io" not in str(preview)
 
     applied = api.post(f"/api/datasets/{dataset_id}/fixes/trailing_whitespace").json()
     assert applied["n_changed"] == 1 and applied["message"] == "Cut trailing whitespace in 1 example."
@@ -48,7 +48,7 @@ def test_the_pages_show_the_panel_the_preview_and_the_history(client, engine):
     assert "Trailing whitespace" in panel and "Mask personal data" in panel and "Tool call arguments" not in panel
     preview = client.get(f"/datasets/{dataset_id}/fixes/mask_pii").text
     assert "This changes <strong>1</strong> of 2 examples" in preview
-    assert "jane.doe@example.com" not in preview and "&lt;EMAIL&gt;" in preview
+    assert "jane.doe@acmecorp.io" not in preview and "&lt;EMAIL&gt;" in preview
 
     done = client.post(f"/datasets/{dataset_id}/fixes/mask_pii", follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == f"/datasets/{dataset_id}"
