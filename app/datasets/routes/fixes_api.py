@@ -102,7 +102,7 @@ def preview_fix(
     dataset_id: DbId,
     name: str,
     session: SessionDep,
-    example_ids: Annotated[list[DbIdField] | None, Query(max_length=1000)] = None,
+    example_ids: Annotated[list[DbIdField] | None, Query(max_length=100)] = None,
 ):
     """Preview a fix (tool_arguments, trailing_whitespace, mask_pii, near_duplicates): nothing is written."""
     return preview_out(fixes.preview_fix(session, dataset_id, name, example_ids))
