@@ -194,6 +194,16 @@ def test_mask_pii_preview_never_shows_a_found_value_and_apply_masks_it(session):
     assert session.get(Example, secret.id).messages[1]["content"] == f"My key is {SECRET} please"
 
 
+def test_no_preview_shows_a_found_secret_and_neither_does_the_cluster_review(session):
+    dataset = create_dataset(session, "secrets")
+    add_example(session, dataset.id, chat("Keep it", f"My key is {SECRET} "))
+    add_example(session, dataset.id, chat("Keep it", f"My key is {SECRET}!"))
+    preview = fixes.preview_fix(session, dataset.id, "trailing_whitespace")
+    assert preview.n_changed == 1 and SECRET not in repr(preview.diffs) and "␣" in repr(preview.diffs)
+    _, [cluster] = fixes.review_clusters(session, dataset.id)
+    assert SECRET not in repr([s.messages for s in cluster.examples])
+
+
 def test_one_example_is_masked_alone(session):
     dataset = create_dataset(session, "one")
     a = add_example(session, dataset.id, chat("Mail me", PII_ANSWER))
@@ -224,7 +234,7 @@ def test_a_near_duplicate_cluster_keeps_one_and_undo_brings_the_others_back(sess
     dataset_id, ids = cluster_dataset(session)
     before = rows(session, dataset_id)
     total, [cluster] = fixes.review_clusters(session, dataset_id)
-    assert total == 1 and [e.id for e in cluster.examples] == ids and cluster.leaks_split
+    assert total == 1 and [s.example.id for s in cluster.examples] == ids and cluster.leaks_split
 
     applied = fixes.keep_one(session, dataset_id, ids[1], ids)
     assert applied.message == f"Kept example {ids[1]} of a near-duplicate cluster, deleting 2 others."

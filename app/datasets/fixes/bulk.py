@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from app.datasets import validation
 from app.datasets.datasets import get_dataset, touch_dataset
 from app.datasets.fixes.catalog import Fix
+from app.datasets.fixes.masking import partly_hidden
 from app.datasets.fixes.revisions import record_revision, snapshot
 from app.errors import Invalid
 from app.tables.common import stored_id, utcnow
@@ -142,7 +143,7 @@ def _window(before: str, after: str) -> tuple[str, str]:
     return cut(before), cut(after)
 
 
-def diff(fix: Fix, example: Any, new: dict[str, list[Any]]) -> ExampleDiff:
+def diff(example: Any, new: dict[str, list[Any]]) -> ExampleDiff:
     """The changed messages of an example, before and after (what was found is shown only partly)."""
     out = ExampleDiff(int(example.id), int(example.position))
     for name, messages in new.items():
@@ -153,7 +154,8 @@ def diff(fix: Fix, example: Any, new: dict[str, list[Any]]) -> ExampleDiff:
                 continue
             role = message.get("role", "?") if isinstance(message, dict) else "?"
             where = f"message {index + 1} ({role})" if name == "messages" else f"{name} {index + 1}"
-            before, after = _window(fix.show_before(_text(previous)), _text(message))
+            # Any fix's preview, not only masking's, shows a found secret only partly.
+            before, after = _window(partly_hidden(_text(previous)), partly_hidden(_text(message)))
             out.changes.append(Change(where, before, after))
     return out
 
@@ -172,7 +174,7 @@ def preview_rewrites(
             if new:
                 preview.n_changed += 1
                 if len(preview.diffs) < SAMPLES:
-                    preview.diffs.append(diff(preview.fix, row, new))
+                    preview.diffs.append(diff(row, new))
     return previews
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.datasets.fixes import masking, rewrites
@@ -17,10 +16,6 @@ TOOL_ARGUMENTS, TRAILING_WHITESPACE, MASK_PII, NEAR_DUPLICATES = (
 )
 
 
-def _shown(text: str) -> str:
-    return text
-
-
 @dataclass(frozen=True)
 class Fix:
     """One bulk fix: `rewrite` maps a message list to its fixed copy (None: unchanged); a cluster fix has none."""
@@ -31,8 +26,6 @@ class Fix:
     # "{n}" becomes how many examples changed: the sentence the step is remembered by.
     done: str
     rewrite: Rewrite | None = None
-    # How a text from before the fix is shown: masking never shows a found secret in full.
-    show_before: Callable[[str], str] = _shown
 
 
 FIXES: dict[str, Fix] = {
@@ -61,7 +54,6 @@ FIXES: dict[str, Fix] = {
             "messages are replaced by a placeholder such as <EMAIL> or <CARD>.",
             "Masked personal data and secrets in {n}",
             masking.mask_messages,
-            masking.partly_hidden,
         ),
         Fix(
             NEAR_DUPLICATES,

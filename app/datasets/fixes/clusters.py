@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from app.datasets import validation
 from app.datasets.datasets import get_dataset, touch_dataset
 from app.datasets.fixes.bulk import Applied, Preview, clean_ids
 from app.datasets.fixes.catalog import NEAR_DUPLICATES, get_fix
+from app.datasets.fixes.masking import partly_hidden
 from app.datasets.fixes.revisions import record_revision, snapshot
 from app.datasets.quality.near_duplicates import near_duplicate_clusters
 from app.errors import Invalid
@@ -22,13 +24,32 @@ MERGED_NOTE = "Merged with {n} near-duplicate{s} (ids {ids})."
 
 
 @dataclass
+class Shown:
+    """An example as the review shows it: the row, and (role, text) of each message, found secrets only partly."""
+
+    example: Example
+    messages: list[tuple[str, str]]
+
+
+@dataclass
 class ClusterView:
     """A cluster to review: its examples in order, how alike they are, and whether it spans train and validation."""
 
     number: int
     similarity: float
     leaks_split: bool
-    examples: list[Example]
+    examples: list[Shown]
+
+
+def shown(example: Example) -> Shown:
+    """The example's messages for the review page, each text with what it holds of secrets cut to its ends."""
+    messages: list[tuple[str, str]] = []
+    for message in example.messages or []:
+        if isinstance(message, dict):
+            content = message.get("content")
+            text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+            messages.append((str(message.get("role", "?")), partly_hidden(text)))
+    return Shown(example, messages)
 
 
 def review_clusters(session: Session, dataset_id: int, limit: int = 50) -> tuple[int, list[ClusterView]]:
@@ -41,7 +62,8 @@ def review_clusters(session: Session, dataset_id: int, limit: int = 50) -> tuple
         rows = session.exec(select(Example).where(col(Example.id).in_(ids))).all()
         ordered = sorted(rows, key=lambda e: (e.position, stored_id(e)))
         if len(ordered) > 1:
-            views.append(ClusterView(number, float(cluster.similarity), bool(cluster.leaks_split), ordered))
+            examples = [shown(e) for e in ordered]
+            views.append(ClusterView(number, float(cluster.similarity), bool(cluster.leaks_split), examples))
     return len(clusters), views
 
 
