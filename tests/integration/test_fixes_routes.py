@@ -49,6 +49,7 @@ def test_the_pages_show_the_panel_the_preview_and_the_history(client, engine):
     preview = client.get(f"/datasets/{dataset_id}/fixes/mask_pii").text
     assert "This changes <strong>1</strong> of 2 examples" in preview
     assert "jane.doe@acmecorp.io" not in preview and "&lt;EMAIL&gt;" in preview
+    assert 'id="sensitive-list"' in preview and "an e-mail address" in preview and "j•••@acmecorp.io" in preview
 
     done = client.post(f"/datasets/{dataset_id}/fixes/mask_pii", follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == f"/datasets/{dataset_id}"

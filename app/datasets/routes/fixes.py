@@ -9,7 +9,8 @@ from fastapi import APIRouter, Form, Request
 from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets import fixes
-from app.datasets.fixes.sensitive_list import sensitive_in_example
+from app.datasets.fixes.catalog import MASK_PII
+from app.datasets.fixes.sensitive_list import sensitive_examples, sensitive_in_example
 from app.web.api_types import DbId, DbIdField
 from app.web.rendering import SessionDep, redirect, render
 
@@ -25,10 +26,14 @@ def fix_panel(request: Request, session: SessionDep, dataset_id: DbId):
 
 @router.get("/datasets/{dataset_id}/fixes/{name}")
 def fix_preview(request: Request, session: SessionDep, dataset_id: DbId, name: str):
-    """A fix's preview: how many examples change and a few before/after diffs, with the Apply button."""
+    """A fix's preview: how many examples change and a few before/after diffs, with the Apply button; masking's
+    also lists what was found where (each only partly shown)."""
     dataset = ds.get_dataset(session, dataset_id)
     preview = fixes.preview_fix(session, dataset_id, name)
-    return render(request, "datasets/fix_preview.html", {"dataset": dataset, "preview": preview})
+    context = {"dataset": dataset, "preview": preview, "sensitive": None}
+    if name == MASK_PII:
+        context["sensitive"] = sensitive_examples(session, dataset_id)
+    return render(request, "datasets/fix_preview.html", context)
 
 
 @router.post("/datasets/{dataset_id}/fixes/{name}")
