@@ -150,7 +150,8 @@ def main() -> None:
 
     _, seconds = timed(datasketch_signatures)
     print(
-        f"datasketch MinHash(64), 2,000 examples: {seconds:.2f} s, {seconds * len(data) / 2_000:.1f} s per {len(data):,}"
+        f"datasketch MinHash(64), 2,000 examples: {seconds:.2f} s; "
+        f"{seconds * len(data) / 2_000:.1f} s per {len(data):,}"
     )
 
 
