@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import random
 
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from app.cli import cli as cli_app
 from app.datasets import examples
+from app.datasets.quality.near_duplicates import near_duplicate_clusters
 from app.datasets.validation.report import ReportCache, build_report, example_ids_with_problem
+from app.tables import Example
 from tests.integration.test_report import add_dataset
 from tests.quality.test_near_duplicates_and_outliers import BASE, edited
 
@@ -111,3 +114,17 @@ def test_tuneboard_check_prints_the_quality_findings(tmp_path):
     assert KEY not in result.stdout
     text = CliRunner().invoke(cli_app, ["check", str(train), "--validation", str(validation)]).stdout
     assert "near_duplicate_leakage" in text and "contains_secret" in text and KEY not in text
+
+
+def test_near_duplicate_clusters_within_a_dataset_and_against_another(session):
+    records, splits = planted()
+    dataset_id = add_dataset(session, records, "planted", splits=splits)
+    [within] = near_duplicate_clusters(session, dataset_id)
+    assert len(within.example_ids) == 2 and within.leaks_split
+    other = [json.loads(json.dumps(records[12]))]
+    other[0]["messages"][2]["content"] += " Thanks"
+    other_id = add_dataset(session, other + records[20:22], "other")
+    [across] = near_duplicate_clusters(session, dataset_id, other_dataset_id=other_id)
+    assert across.leaks_split and len(across.example_ids) == 2
+    main_ids = set(session.scalars(select(Example.id).where(Example.dataset_id == dataset_id)))
+    assert len(main_ids.intersection(across.example_ids)) == 1  # one of each dataset; exact copies are no cluster
