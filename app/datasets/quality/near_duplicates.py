@@ -21,7 +21,7 @@ not a cluster on their own; a cluster needs at least two different contents.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,17 +217,31 @@ def _candidate_pairs(sig: np.ndarray) -> np.ndarray:
 
 
 def find_clusters(
-    ids: Sequence[int], hashes: Sequence[str], texts: Sequence[str], sides: Sequence[str], threshold: float = THRESHOLD
+    ids: Sequence[int],
+    hashes: Sequence[str],
+    texts: Sequence[str | None],
+    sides: Sequence[str],
+    threshold: float = THRESHOLD,
+    known: MutableMapping[str, bytes] | None = None,
 ) -> list[Cluster]:
     """Clusters of near-duplicate examples among the given ones (ids in the order to list them).
 
     `hashes`: each example's content hash (equal hashes are exact duplicates: listed in a cluster, never one alone);
-    `sides`: "train", "validation" or another dataset's mark: a cluster with two sides leaks across them."""
-    # One signature per distinct text: exact copies and prompt-only differences cost nothing extra.
-    unique: dict[str, int] = {}
-    text_of = [unique.setdefault(t, len(unique)) for t in texts]
-    sig = signatures(list(unique))
-    parent = list(range(len(unique)))
+    `sides`: "train", "validation" or another dataset's mark: a cluster with two sides leaks across them;
+    `known`: signatures by content hash, read and filled in (a text may then be None where its hash is known)."""
+    # One signature per distinct text (or content hash): exact copies cost nothing extra.
+    keys: Sequence[str | None] = texts if known is None else hashes
+    unique: dict[str | None, int] = {}
+    first_row: list[int] = []
+    key_of = []
+    for row, key in enumerate(keys):
+        index = unique.get(key)
+        if index is None:
+            index = unique[key] = len(first_row)
+            first_row.append(row)
+        key_of.append(index)
+    sig = _signatures_of([hashes[r] for r in first_row], [texts[r] for r in first_row], known)
+    parent = list(range(len(first_row)))
     lowest: dict[int, float] = {}
 
     def root(i: int) -> int:
@@ -239,19 +253,22 @@ def find_clusters(
     pairs = _candidate_pairs(sig)
     estimates = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
     close = estimates >= threshold
+    touched: set[int] = set()
     for (a, b), s in zip(pairs[close].tolist(), estimates[close].tolist(), strict=True):
+        touched.update((a, b))
         ra, rb = root(a), root(b)
         low = min(s, lowest.get(ra, 1.0), lowest.get(rb, 1.0))
         if ra != rb:
             parent[rb] = ra
         lowest[ra] = low
     members: dict[int, list[int]] = {}
-    for row, t in enumerate(text_of):
-        members.setdefault(root(t), []).append(row)
+    for row, index in enumerate(key_of):
+        if index in touched:  # the others are alone, or exact copies only
+            members.setdefault(root(index), []).append(row)
     clusters = []
     for r, rows in members.items():
         if len({hashes[row] for row in rows}) < 2:
-            continue  # one example, or exact copies only (duplicate_example's)
+            continue  # exact copies only (duplicate_example's)
         clusters.append(
             Cluster(
                 example_ids=[ids[row] for row in rows],
@@ -261,6 +278,27 @@ def find_clusters(
         )
     clusters.sort(key=lambda c: c.example_ids[0])
     return clusters
+
+
+def _signatures_of(
+    hashes: Sequence[str], texts: Sequence[str | None], known: MutableMapping[str, bytes] | None
+) -> np.ndarray:
+    """Signatures of distinct examples: from `known` where it has them, else computed (and kept there)."""
+    if known is None:
+        return signatures([t or "" for t in texts])
+    sig = np.empty((len(hashes), SIGNATURE_SIZE), dtype=np.uint32)
+    cached = [known.get(h) for h in hashes]
+    missing = [i for i, c in enumerate(cached) if c is None]
+    have = [i for i, c in enumerate(cached) if c is not None]
+    if have:
+        block = b"".join(c for c in cached if c is not None)
+        sig[have] = np.frombuffer(block, dtype=np.uint32).reshape(len(have), SIGNATURE_SIZE)
+    if missing:
+        fresh = signatures([texts[i] or "" for i in missing])
+        sig[missing] = fresh
+        for i, row in zip(missing, fresh, strict=True):
+            known[hashes[i]] = row.tobytes()
+    return sig
 
 
 def _rows(session: Session, dataset_id: int) -> Iterable[tuple[int, str, Any, str | None]]:
