@@ -40,6 +40,8 @@ ROUTER_MODULES = [
     "app.datasets.routes.examples",
     "app.datasets.routes.api",
     "app.datasets.routes.reports",
+    "app.datasets.routes.fixes",
+    "app.datasets.routes.fixes_api",
     "app.jobs.routes.pages",
     "app.jobs.routes.api",
     "app.jobs.routes.stream",

@@ -24,6 +24,7 @@ from app.datasets.rejections import message_for
 from app.datasets.validation.checks import CODES
 from app.datasets.validation.modeltable import ModelInfo, resolve_model
 from app.datasets.validation.report_groups import build_groups
+from app.datasets.validation.report_quality import findings, merge_counts, problems_by_example, record_clusters
 from app.datasets.validation.report_totals import Report, aggregate
 from app.datasets.validation.tokens import TokenCounts, count_many
 from app.tables.dataset import PREFERENCE, SUPERVISED
@@ -274,4 +275,23 @@ def check_file(
         result.validation = other
         result.validation_report = aggregate(groups, info, "validation", set(), exact, dataset_name=validation.name)
         result.validation_problems = _line_problems(other, other_counts, info, None)
+    _add_quality(result, rows, record_clusters(rows, dict(enumerate(train.records + (other.records if other else [])))))
     return result
+
+
+def _add_quality(result: FileCheck, rows: dict[int, tuple], clusters: list) -> None:
+    """Near-duplicates and outliers (report_quality) in each file's report and on its lines."""
+    numbers = result.train.numbers + (result.validation.numbers if result.validation else [])
+    n_train = len(result.train.numbers)
+    files = [(result.report, "train", result.problems)]
+    if result.validation_report is not None:
+        files.append((result.validation_report, "validation", result.validation_problems))
+    for report, split, problems in files:
+        report.quality = findings(rows, clusters, split)
+        report.warnings = merge_counts(report.warnings, report.quality)
+
+        def name(i: int, train: bool = split == "train") -> str:
+            return f"line {numbers[i]}" + ("" if (i < n_train) == train else " of the other file")
+
+        for i, found in sorted(problems_by_example(report.quality, name).items()):
+            problems.extend(LineProblem(numbers[i], code, CODES[code][0], message) for code, message in found)

@@ -4,6 +4,7 @@ from app.tables.dataset import Dataset, Example
 from app.tables.evals import Eval, EvalRun, EvalRunItem, EvalRunStatus, PairwiseReview, PairwiseVote
 from app.tables.file import UploadedFile
 from app.tables.job import Checkpoint, Job, JobEvent, JobStatus, Snapshot, TunedModel
+from app.tables.revision import DatasetRevision
 from app.tables.settings_store import ApiKey, AppSetting, Conversation
 from app.tables.worker import WorkerRow
 
@@ -13,6 +14,7 @@ __all__ = [
     "Checkpoint",
     "Conversation",
     "Dataset",
+    "DatasetRevision",
     "Eval",
     "EvalRun",
     "EvalRunItem",

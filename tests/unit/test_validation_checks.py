@@ -10,6 +10,7 @@ import pytest
 from app.datasets.validation import check_record
 from app.datasets.validation.checks import apply_check
 from app.datasets.validation.codes import CODES, ERROR_CODES, WARNING_CODES
+from app.datasets.validation.report_quality import QUALITY_CODES
 from tests.conftest import FIXTURES, SHARED
 from tests.unit.test_preference_checks import PREFERENCE_TRIGGERS
 
@@ -81,6 +82,8 @@ TRIGGERS = {
     "nothing_to_train": lambda r: {
         "messages": [*r["messages"][:2], {"role": "assistant", "content": "a", "weight": 0}]
     },
+    "contains_pii": lambda r: r["messages"][1].update(content="Weather in Paris? Write to jane.doe@gmail.com."),
+    "contains_secret": lambda r: r["messages"][3].update(content="Go on, my key is sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t."),
     "system_message_not_first": lambda r: {
         "messages": [r["messages"][1], r["messages"][0], {"role": "assistant", "content": "a"}]
     },
@@ -103,6 +106,7 @@ def test_each_per_example_code_is_triggered_by_its_minimal_example(code):
 
 def test_every_documented_code_is_tested_here_or_at_dataset_level():
     dataset_level = {"over_context_limit", "duplicate_example", "train_validation_leakage", "too_few_examples"}
+    dataset_level |= set(QUALITY_CODES)  # near-duplicates and outliers: tests/unit/test_quality_report.py
     assert set(TRIGGERS) | dataset_level | set(PREFERENCE_TRIGGERS) == set(CODES)
     assert set(ERROR_CODES) | set(WARNING_CODES) == set(CODES)
 

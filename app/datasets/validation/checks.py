@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from json import encoder as _json_encoder
 from typing import Any, NoReturn
 
+from app.datasets.quality.sensitive import SECRET, scan_messages
 from app.datasets.validation.codes import (
     CODES,
     CONTENT_PART_TYPES,
@@ -216,7 +217,19 @@ def check_record(record: Any) -> ExampleCheck:
         # Consecutive tool results are normal (one per parallel call).
         if roles[i] is not None and roles[i] == roles[i - 1] and roles[i] != "tool":
             result.add("consecutive_same_role", f"Messages {i} and {i + 1} are both {roles[i]!r}.", i)
+    _check_sensitive(messages, result)
     return result
+
+
+def _check_sensitive(messages: list[Any], result: ExampleCheck) -> None:
+    """contains_pii / contains_secret, one per kind and message; the message shows the finding masked."""
+    seen: set[tuple[int, str]] = set()
+    for i, finding, preview in scan_messages(messages):
+        if (i, finding.kind) in seen:
+            continue
+        seen.add((i, finding.kind))
+        code = "contains_secret" if finding.category == SECRET else "contains_pii"
+        result.add(code, f"{_where(i)} contains {finding.label}: {preview}.", i)
 
 
 def _not_json(value: Any) -> Any:

@@ -49,6 +49,15 @@ CODES: dict[str, tuple[str, str]] = {
         "warning",
         "The preferred and rejected answers are the same: the pair teaches nothing.",
     ),
+    # Data quality (app/datasets/quality): personal data and secrets per example, near-duplicates and outliers
+    # per dataset.
+    "contains_pii": ("warning", "A message contains personal data: an e-mail address, phone, card, IBAN or IP."),
+    "contains_secret": ("warning", "A message contains an API key, token, private key or other secret."),
+    "near_duplicate": ("warning", "The example is nearly the same as another one (a few words changed)."),
+    "near_duplicate_leakage": ("warning", "A training example is nearly the same as a validation example."),
+    "outlier_tokens": ("warning", "The example is far longer or shorter, in tokens, than the dataset's others."),
+    "outlier_turns": ("warning", "The example has far more or fewer messages than the dataset's others."),
+    "outlier_answer": ("warning", "The example's answers are far longer or shorter than the dataset's others."),
 }
 ERROR_CODES = tuple(c for c, (level, _) in CODES.items() if level == "error")
 WARNING_CODES = tuple(c for c, (level, _) in CODES.items() if level == "warning")

@@ -13,6 +13,7 @@ from app.datasets.validation.checks import CODES
 from app.datasets.validation.modeltable import resolve_model, table_date
 from app.datasets.validation.pace import current_pace
 from app.datasets.validation.report_groups import TOTAL, VALID
+from app.datasets.validation.report_quality import QUALITY_CODES, QualityMemo, dataset_clusters, findings, merge_counts
 from app.datasets.validation.report_rows import SnapshotStore, current_snapshot, read_state
 from app.datasets.validation.report_totals import MIN_TRAINING_EXAMPLES, Report, aggregate
 from app.errors import Invalid
@@ -29,7 +30,13 @@ __all__ = [
 
 SPLITS = ("train", "validation", "all")
 MEMO_SIZE = 32  # reports kept per app; each is a few kB
-COMPUTED_CODES = ("over_context_limit", "duplicate_example", "train_validation_leakage", "too_few_examples")
+COMPUTED_CODES = (
+    "over_context_limit",
+    "duplicate_example",
+    "train_validation_leakage",
+    "too_few_examples",
+    *QUALITY_CODES,
+)
 
 T = EXAMPLES.c
 
@@ -46,6 +53,7 @@ class ReportCache:
         self.snapshots = snapshots or SnapshotStore()
         self._reports: OrderedDict[tuple, Report] = OrderedDict()
         self._lock = threading.Lock()
+        self.quality = QualityMemo()  # near-duplicate clusters per dataset state (report_quality)
 
     def get(self, key: tuple) -> Report | None:
         """The report kept under `key`, if any."""
@@ -64,6 +72,7 @@ class ReportCache:
         with self._lock:
             self._reports.clear()
         self.snapshots.clear()
+        self.quality.clear()
 
 
 def _validation_hashes(session: Session, validation_dataset_id: int) -> set[str]:
@@ -96,6 +105,8 @@ def build_report(
     report = aggregate(
         snapshot.groups, info, split, extra_leaks, snapshot.exact, state.dataset_id, state.name, pace=pace
     )
+    report.quality = findings(snapshot.rows, dataset_clusters(session, cache.quality, state, validation_state), split)
+    report.warnings = merge_counts(report.warnings, report.quality)
     if report.exact:
         cache.keep(key, report)
     return report
@@ -122,6 +133,10 @@ def example_ids_with_problem(
         raise Invalid(f"Unknown problem code {code!r}.", param="problem")
     if code == "too_few_examples":
         return []
+    if code in QUALITY_CODES:
+        state = read_state(session, dataset_id)
+        rows = current_snapshot(session, cache.snapshots, state, resolve_model(model, settings), settings).rows
+        return findings(rows, dataset_clusters(session, cache.quality, state), "all").ids[code]
     base = T.dataset_id == dataset_id
     clause = stored_problem_clause(code)
     if clause is not None:

@@ -12,6 +12,7 @@ from app.datasets.validation.checks import CODES
 from app.datasets.validation.estimate import Estimate, Pace, capped_sum, estimate
 from app.datasets.validation.modeltable import ModelInfo, table_date
 from app.datasets.validation.report_groups import GROUPS_OF_SPLIT, Group
+from app.datasets.validation.report_quality import QualityFindings
 from app.datasets.validation.stats import Bin, Summary, histogram, summarize
 
 MIN_TRAINING_EXAMPLES = 10
@@ -38,6 +39,7 @@ class Report:
     table_date: str = ""
     dataset_name: str = ""
     pace: Pace | None = None  # the local training pace the estimate's time comes from
+    quality: QualityFindings | None = None  # near-duplicates and outliers, once the quality pass ran
 
     def as_api(self) -> dict[str, Any]:
         """The JSON shape of GET /api/datasets/{id}/report."""
@@ -55,6 +57,7 @@ class Report:
             "estimate": self.estimate.as_dict(),
             "exact_counts": self.exact,
             "table_date": self.table_date,
+            "quality": self.quality.as_api() if self.quality is not None else None,
         }
 
 

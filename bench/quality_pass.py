@@ -1,0 +1,159 @@
+"""The Report's data-quality pass against the exact-duplicate pass it extends, 100,000 examples, in one run.
+
+Target (issue #21): the data-quality pass (near-duplicate clusters from the examples' text, outliers from the
+token counts) within 2x of the exact-duplicate pass: the Report's own pass from scratch (every row's content hash,
+split, problem codes and cached token counts read into a snapshot, grouped, and aggregated into counts, duplicates
+and leakage). Both read the same SQLite dataset, imported from bench/import_export.py's data (support chats with
+planted near-duplicates: 1 % of the examples are copies of another with one word changed), alternated `--runs`
+times. A second pair measures the same passes in memory on the parsed records, as `tuneboard check` runs them:
+content hashes and their counts against signatures, LSH and clusters. datasketch's MinHash is timed on a sample
+for comparison.
+
+    .venv/bin/python bench/quality_pass.py [--n 100000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from import_export import example, setup  # the import bench's data and database
+
+
+def records(n: int, seed: int = 1) -> list[dict]:
+    """The import bench's examples, with 1 % near-duplicates planted (one word of the last answer changed)."""
+    rng = random.Random(seed)
+    out = [example(rng) for _ in range(n)]
+    for i in rng.sample(range(n), n // 100):
+        copy = json.loads(json.dumps(out[rng.randrange(n)]))
+        last = copy["messages"][-1]
+        words = last["content"].split()
+        words[rng.randrange(len(words))] = "changed"
+        last["content"] = " ".join(words)
+        out[i] = copy
+    return out
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    from sqlmodel import Session
+
+    from app.datasets.datasets import create_dataset
+    from app.datasets.importer import import_jsonl
+    from app.datasets.quality.near_duplicates import comparable_text, find_clusters
+    from app.datasets.validation.checks import content_hash
+    from app.datasets.validation.modeltable import resolve_model
+    from app.datasets.validation.report_quality import QualityMemo, dataset_clusters, findings
+    from app.datasets.validation.report_rows import SnapshotStore, current_snapshot, read_state
+    from app.datasets.validation.report_totals import aggregate
+
+    data = records(args.n)
+    body = "".join(json.dumps(r) + "\n" for r in data).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings, engine = setup(Path(tmp))
+        with Session(engine) as session:
+            dataset_id = create_dataset(session, "bench").id
+            result, seconds = timed(lambda: import_jsonl(session, dataset_id, io.BytesIO(body), settings=settings))
+            print(f"imported {result.imported:,} examples in {seconds:.1f} s")
+            info = resolve_model(None, settings)
+            state = read_state(session, dataset_id)
+            # The first snapshot counts any tokens the import did not: not part of either pass.
+            current_snapshot(session, SnapshotStore(), state, info, settings)
+            load = os.getloadavg()[0]
+            print(f"load (1 min) {load:.1f}")
+            print(
+                "run | exact-duplicate pass (report from scratch) | quality pass, cold | ratio | after an edit "
+                "(signatures kept) | ratio | clusters, outliers"
+            )
+            warm = QualityMemo()
+            dataset_clusters(session, warm, state)
+            for run in range(1, args.runs + 1):
+
+                def exact():
+                    snapshot = current_snapshot(session, SnapshotStore(), state, info, settings)
+                    aggregate(snapshot.groups, info, "all", set(), snapshot.exact)
+                    return snapshot
+
+                snapshot, exact_s = timed(exact)
+
+                def quality(snapshot=snapshot):
+                    clusters = dataset_clusters(session, QualityMemo(), state)
+                    return findings(snapshot.rows, clusters, "all")
+
+                found, quality_s = timed(quality)
+
+                def after_an_edit(snapshot=snapshot, run=run):
+                    # A new dataset state, as an edit makes: clusters again, signatures from the memo.
+                    clusters = dataset_clusters(session, warm, state._replace(rev=state.rev + run))
+                    return findings(snapshot.rows, clusters, "all")
+
+                _, warm_s = timed(after_an_edit)
+                print(
+                    f"{run} | {exact_s:.2f} s | {quality_s:.2f} s | {quality_s / exact_s:.2f}x | {warm_s:.2f} s | "
+                    f"{warm_s / exact_s:.2f}x | {len(found.clusters):,}, {len(found.outliers):,}"
+                )
+        engine.dispose()
+
+    print("in memory (tuneboard check's passes):")
+    ids = list(range(len(data)))
+    for run in range(1, args.runs + 1):
+
+        def hashes():
+            digests = [content_hash(r) for r in data]
+            Counter(digests)
+            return digests
+
+        digests, exact_s = timed(hashes)
+
+        def near(digests=digests):
+            texts = [comparable_text(r["messages"]) for r in data]
+            return find_clusters(ids, digests, texts, ["train"] * len(data))
+
+        clusters, near_s = timed(near)
+        print(
+            f"{run} | hashes {exact_s:.2f} s | near-duplicates {near_s:.2f} s | {near_s / exact_s:.2f}x | "
+            f"{len(clusters):,} clusters"
+        )
+
+    try:
+        from datasketch import MinHash
+    except ImportError:
+        return
+    sample = [comparable_text(r["messages"]) for r in data[:2_000]]
+
+    def datasketch_signatures():
+        for text in sample:
+            words = text.lower().split()
+            m = MinHash(num_perm=64)
+            m.update_batch([" ".join(words[i : i + 3]).encode() for i in range(max(1, len(words) - 2))])
+
+    _, seconds = timed(datasketch_signatures)
+    print(
+        f"datasketch MinHash(64), 2,000 examples: {seconds:.2f} s; "
+        f"{seconds * len(data) / 2_000:.1f} s per {len(data):,}"
+    )
+
+
+if __name__ == "__main__":
+    main()
