@@ -175,7 +175,10 @@ def test_make_rejected_answers_writes_a_pair_per_usable_example_in_order(pg):
         ).all()
     assert target is not None and target.kind == PREFERENCE and target.name == f"arith · rejected by {TINY}"
     assert [p.preferred_output[0]["content"] for p in pairs] == ["0", "2", "4", "2000"]
-    assert [p.messages[-1]["content"] for p in pairs][0] == "What is 0 plus 0?"
+    assert pairs[0].messages == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "What is 0 plus 0?"},
+    ]
     assert all(p.non_preferred_output[0]["role"] == "assistant" for p in pairs)
     assert [p.split for p in pairs] == [None, None, None, "validation"]
     done = client.get(f"/rejected-answers/{task_id}", headers={"HX-Request": "true"}).text
