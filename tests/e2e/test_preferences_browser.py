@@ -9,7 +9,6 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import TINY, TINY_B, screenshot, seed_dataset
 
-
 COMPARED = {
     "models": [TINY, TINY_B],
     "messages": [
