@@ -42,11 +42,7 @@ def target_dataset(session: Session, dataset_id: str | int | None, new_name: str
     named `new_name` in the caller's transaction. A supervised dataset is refused: its examples have one answer."""
     choice = str(dataset_id).strip() if dataset_id is not None else ""
     if choice in ("", NEW):
-        dataset = new_dataset(session, (new_name or "").strip() or DEFAULT_NAME)
-        dataset.kind = PREFERENCE
-        session.add(dataset)
-        session.flush()
-        return dataset
+        return new_dataset(session, (new_name or "").strip() or DEFAULT_NAME, kind=PREFERENCE)
     if not (choice.isascii() and choice.isdigit()):
         raise Invalid("Pick a preference dataset, or a new one.", param="dataset_id")
     dataset = get_dataset(session, int(choice))

@@ -98,6 +98,7 @@ def test_prefer_saves_the_pair_to_a_new_preference_dataset_and_says_where(pg):
     assert example.non_preferred_output == [{"role": "assistant", "content": "Maybe 5"}]
     assert example.messages[-1] == {"role": "user", "content": "What is 2 plus 2?"}
     assert example.to_record()["input"]["messages"] == example.messages
+    assert example.valid and example.problems == []  # checked on arrival, as OpenAI checks a DPO line
     assert flash_of(response) == "Saved to Picks (example 1)"
     assert f'href="/examples/{example.id}">example 1</a>' in response.text
     assert f'href="/datasets/{dataset.id}">Picks</a>' in response.text
