@@ -72,6 +72,7 @@ def test_make_rejected_answers_for_a_supervised_dataset_and_open_the_pairs(page,
     page.goto(f"/datasets/{dataset_id}")
     page.get_by_role("link", name="Make rejected answers…").click()
     expect(page.locator("#rejected-usable")).to_have_text("3 examples can be used.")
+    screenshot(page, "make-rejected-answers-form")
     page.get_by_label("Model", exact=True).select_option(TINY)
     page.get_by_label("Max tokens").fill("4")
     page.get_by_role("button", name="Make rejected answers").click()
@@ -82,3 +83,27 @@ def test_make_rejected_answers_for_a_supervised_dataset_and_open_the_pairs(page,
     expect(page.get_by_role("heading", name=f"rejected source · rejected by {TINY}")).to_be_visible()
     expect(page.locator(".example-link")).to_have_count(3)
     expect(page.locator(".example-link").first).to_contain_text("What is 0 plus 0?")
+
+
+def test_a_blind_review_s_votes_become_preference_pairs(page, e2e_server):
+    from sqlmodel import Session
+
+    from app.evals import reviews
+    from tests.evals.pages_support import two_runs
+
+    with Session(e2e_server.app.state.engine, expire_on_commit=False) as session:
+        _, base, tuned = two_runs(session)
+        review = reviews.create_review(session, base.id, tuned.id)
+        reviews.cast_vote(session, review.id, 0, "a")
+        reviews.cast_vote(session, review.id, 2, "b")
+    page.goto(f"/reviews/{review.id}/results")
+    pairs = page.locator("#review-pairs")
+    pairs.locator("summary").click()
+    expect(pairs).to_contain_text("2 votes picked a side")
+    pairs.get_by_label("Preference dataset").select_option("new")
+    pairs.get_by_label("Name of the new dataset").fill("Reviewed in the browser")
+    screenshot(page, "review-preference-pairs")
+    pairs.get_by_role("button", name="Save the pairs").click()
+    expect(page.get_by_role("heading", name="Reviewed in the browser")).to_be_visible()
+    expect(page.locator("#flash")).to_contain_text("Saved 2 preference pairs to Reviewed in the browser")
+    expect(page.locator(".example-link")).to_have_count(2)
