@@ -9,10 +9,13 @@ order as their answers arrive, so the dataset fills while the page shows the pro
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -129,6 +132,16 @@ def chat_params(temperature: Any, max_tokens: Any) -> ChatParams:
     return ChatParams(temperature=values["temperature"], top_p=1.0, max_tokens=int(values["max_tokens"]))
 
 
+def _by_tools(prompts: list[Prompt]) -> list[tuple[list[int], list[dict[str, Any]] | None]]:
+    """The prompts' indices grouped by the tools their examples define (one batch of answers per group), in the
+    order each group first appears: most datasets have one group."""
+    groups: dict[str, tuple[list[int], list[dict[str, Any]] | None]] = {}
+    for index, prompt in enumerate(prompts):
+        key = json.dumps(prompt.tools, sort_keys=True)
+        groups.setdefault(key, ([], prompt.tools))[0].append(index)
+    return list(groups.values())
+
+
 class _Writer:
     """Writes pairs in the source's order as answers arrive (a batch may end out of order)."""
 
@@ -144,6 +157,10 @@ class _Writer:
             ready.append((self.next, self.pending.pop(self.next)))
             self.next += 1
         self._write(ready)
+
+    def reporter(self, indices: list[int]) -> Callable[[int, Answer], None]:
+        """on_answer for a group of the prompts: its n-th answer is prompt indices[n]'s."""
+        return lambda n, answer: self.on_answer(indices[n], answer)
 
     def finish(self) -> None:
         """Write what arrived after a gap that will not be filled (the run stopped)."""
@@ -280,7 +297,15 @@ class RejectedAnswers:
                 resolved = resolve_model(session, self.settings, task.model)
             answerer = Answerer(self.settings, self.engine, self.chat_engine, resolved)
             answerer.warm_up()
-            answerer.answer_many([p.messages for p in prompts], params, task.stop_requested.is_set, writer.on_answer)
+            for indices, tools in _by_tools(prompts):
+                # The model is given the example's tools, so that it may call them as the preferred answer does.
+                group_params = dataclasses.replace(params, tools=tools, tool_choice="auto" if tools else None)
+                answerer.answer_many(
+                    [prompts[i].messages for i in indices],
+                    group_params,
+                    task.stop_requested.is_set,
+                    writer.reporter(indices),
+                )
             writer.finish()
             if task.stop_requested.is_set():
                 task.status = "stopped"

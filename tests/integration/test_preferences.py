@@ -9,6 +9,7 @@ from urllib.parse import unquote
 import pytest
 from sqlmodel import Session, col, select
 
+from app.datasets import validation
 from app.engine.testing import build_tiny_model
 from app.errors import Invalid
 from app.evals import reviews
@@ -205,3 +206,52 @@ def test_make_rejected_answers_refuses_an_unknown_model_and_a_dataset_without_an
     with Session(app.state.engine) as session:
         assert not session.exec(select(Dataset).where(col(Dataset.kind) == PREFERENCE)).all()
     assert client.get("/rejected-answers/nope").status_code == 404
+
+
+LOOKUP = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "Find an order",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+    },
+}
+
+
+def test_rejected_answers_see_their_example_s_tools_and_keep_the_source_order(pg):
+    client, app = pg
+    with Session(app.state.engine, expire_on_commit=False) as session:
+        source = make_dataset(session, n_train=1, name="with tools")
+        rows = [
+            Example(
+                dataset_id=source.id,
+                position=1,
+                messages=[
+                    {"role": "user", "content": "Where is order 7?"},
+                    {"role": "assistant", "content": "Order 7 shipped yesterday."},
+                ],
+                tools=[LOOKUP],
+            ),
+            Example(
+                dataset_id=source.id,
+                position=2,
+                messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+            ),
+        ]
+        for row in rows:
+            validation.apply_check(row)
+            session.add(row)
+        session.commit()
+    response = client.post(
+        f"/datasets/{source.id}/rejected-answers",
+        data={"model": TINY, "temperature": "0", "max_tokens": "4"},
+        follow_redirects=False,
+    )
+    task = app.state.rejected_answers.join(response.headers["location"].rsplit("/", 1)[1], timeout=120)
+    assert task.status == "succeeded", task.message
+    with Session(app.state.engine) as session:
+        pairs = session.exec(
+            select(Example).where(col(Example.dataset_id) == task.target_id).order_by(col(Example.position))
+        ).all()
+    assert [p.preferred_output[0]["content"] for p in pairs] == ["0", "Order 7 shipped yesterday.", "Hello!"]
+    assert [p.tools for p in pairs] == [None, [LOOKUP], None]
