@@ -51,8 +51,13 @@ def test_prefer_an_answer_in_the_compare_view_and_see_the_pair_in_the_dataset(pa
     expect(page.locator("#flash")).to_contain_text("Saved to Browser picks (example 1)")
     result = page.locator("#pg-prefer-result")
     expect(result).to_contain_text("Saved to Browser picks (example 1)")
-    # The dataset just made is the choice for the next pair.
+    # The dataset just made is the choice for the next pair: no new name is asked for then.
     expect(page.locator("#pg-prefer-dataset option:checked")).to_have_text("Browser picks")
+    buttons.nth(1).click()
+    expect(page.locator("#pg-prefer-name")).to_have_text(f"{TINY_B}'s answer")
+    expect(dialog.get_by_label("Name of the new dataset")).to_be_hidden()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
 
     result.get_by_role("link", name="Browser picks").click()
     expect(page.get_by_role("heading", name="Browser picks")).to_be_visible()

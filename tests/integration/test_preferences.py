@@ -255,3 +255,16 @@ def test_rejected_answers_see_their_example_s_tools_and_keep_the_source_order(pg
         ).all()
     assert [p.preferred_output[0]["content"] for p in pairs] == ["0", "Order 7 shipped yesterday.", "Hello!"]
     assert [p.tools for p in pairs] == [None, [LOOKUP], None]
+
+
+def test_with_three_models_the_dialog_asks_which_answer_is_rejected(pg):
+    client, _ = pg
+    html = client.get(f"/playground/compare?model={TINY}&model={TINY_B}&model={TINY}").text
+    assert '<select name="rejected" id="pg-prefer-rejected">' in html
+    two = client.get(f"/playground/compare?model={TINY}&model={TINY_B}").text
+    assert '<input type="hidden" name="rejected" id="pg-prefer-rejected" value="1">' in two
+    assert 'id="pg-prefer"' not in client.get("/playground").text  # one model: nothing to prefer it over
+    third = [*compared(), {"role": "assistant", "content": "Four", "column": 2}]
+    form = {"messages": json.dumps(third), "preferred": 2, "rejected": 1, "dataset_id": "new"}
+    response = client.post("/playground/prefer", data=form, headers={"HX-Request": "true"})
+    assert flash_of(response) == f"Saved to {preferences.DEFAULT_NAME} (example 1)"
