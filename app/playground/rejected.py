@@ -151,6 +151,7 @@ class _Writer:
         self.next = 0
 
     def on_answer(self, index: int, answer: Answer) -> None:
+        """Keep prompt `index`'s answer; write every answer that now follows the last one written."""
         self.pending[index] = answer
         ready = []
         while self.next in self.pending:

@@ -268,3 +268,24 @@ def test_with_three_models_the_dialog_asks_which_answer_is_rejected(pg):
     form = {"messages": json.dumps(third), "preferred": 2, "rejected": 1, "dataset_id": "new"}
     response = client.post("/playground/prefer", data=form, headers={"HX-Request": "true"})
     assert flash_of(response) == f"Saved to {preferences.DEFAULT_NAME} (example 1)"
+
+
+def test_a_model_that_cannot_load_fails_the_run_in_plain_words(tmp_path, tiny_models):
+    settings = make_settings(tmp_path / "data", local_models={"broken": tmp_path / "no-model-here"})
+    upgrade(settings)
+    app = create_app(settings)
+    client = browser_client(app)
+    try:
+        with Session(app.state.engine, expire_on_commit=False) as session:
+            source = make_dataset(session, n_train=2, name="two")
+        response = client.post(
+            f"/datasets/{source.id}/rejected-answers", data={"model": "broken"}, follow_redirects=False
+        )
+        assert response.status_code == 303
+        task_id = response.headers["location"].rsplit("/", 1)[1]
+        task = app.state.rejected_answers.join(task_id, timeout=60)
+        assert task.status == "failed" and task.written == 0 and task.message
+        page = client.get(f"/rejected-answers/{task_id}").text
+        assert "Failed: 0 pairs written." in page and "flash-error" in page
+    finally:
+        client.__exit__(None, None, None)
