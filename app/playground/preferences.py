@@ -5,7 +5,7 @@ rejected — into a preference dataset, an existing one or one made on the spot.
 - preference_datasets(session) -> list[Dataset]            (the datasets a pair can go to)
 - target_dataset(session, dataset_id, new_name) -> Dataset   (an existing preference dataset, or a new one)
 - pair_record(messages_json, system, tools, preferred, rejected) -> record   (OpenAI's DPO line)
-- add_pair(session, dataset, record, note) -> Example        (validated on arrival, like every example)
+  (the pair is added through app.datasets.examples.add_example: checked against the limits and validated)
 - pairs_from_review(session, review_id) -> list[record]      (the votes of a blind review that chose a side)
 """
 
@@ -14,15 +14,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.datasets import validation
-from app.datasets.datasets import get_dataset, new_dataset, touch_dataset
+from app.datasets.datasets import get_dataset, new_dataset
+from app.datasets.examples import add_example
+from app.datasets.limits import Limits
 from app.errors import Invalid
 from app.evals import reviews
 from app.playground.conversations import clean_messages, clean_tools, column_history
 from app.tables import Dataset, Example
+from app.tables.common import stored_id
 from app.tables.dataset import PREFERENCE
 
 NEW = "new"  # the dataset choice that makes a new preference dataset
@@ -102,55 +103,18 @@ def pair_record(
     return record
 
 
-def _next_position(session: Session, dataset_id: int) -> int:
-    last = session.exec(select(func.max(Example.position)).where(col(Example.dataset_id) == dataset_id)).one()
-    return 0 if last is None else last + 1
-
-
-def add_pair(
-    session: Session,
-    dataset: Dataset,
-    record: dict[str, Any],
-    note: str = "",
-    split: str | None = None,
-    *,
-    commit: bool = True,
-) -> Example:
-    """Append one DPO record to a preference dataset as an example (its validation columns filled)."""
-    assert dataset.id is not None  # flushed or loaded: it has its id
-    given = record["input"]
-    rev = touch_dataset(session, dataset.id)  # first: it takes the dataset row's lock (see touch_dataset)
-    example = Example(
-        dataset_id=dataset.id,
-        position=_next_position(session, dataset.id),
-        messages=given["messages"],
-        tools=given.get("tools"),
-        preferred_output=record["preferred_output"],
-        non_preferred_output=record["non_preferred_output"],
-        split=split,
-        note=note,
-    )
-    validation.apply_check(example)
-    example.rev = rev
-    session.add(example)
-    if commit:
-        session.commit()
-        session.refresh(example)
-    else:
-        session.flush()
-    return example
-
-
 def save_preferred(
     session: Session,
     dataset_id: str | int | None,
     new_name: str,
     record: dict[str, Any],
-    note: str = "preferred in the playground",
+    limits: Limits | None = None,
 ) -> tuple[Example, Dataset]:
     """Save one pair to the chosen (or a new) preference dataset; the example and its dataset."""
     dataset = target_dataset(session, dataset_id, new_name)
-    example = add_pair(session, dataset, record, note)
+    example = add_example(
+        session, stored_id(dataset), record, note="preferred in the playground", limits=limits or Limits()
+    )
     session.refresh(dataset)
     return example, dataset
 
@@ -182,7 +146,7 @@ def decided_votes(session: Session, review_id: str) -> int:
 
 
 def save_review_pairs(
-    session: Session, review_id: str, dataset_id: str | int | None, new_name: str
+    session: Session, review_id: str, dataset_id: str | int | None, new_name: str, limits: Limits | None = None
 ) -> tuple[int, Dataset]:
     """Save every decided vote of a review as a pair in the chosen (or a new) preference dataset; how many, where."""
     records = pairs_from_review(session, review_id)
@@ -190,7 +154,6 @@ def save_review_pairs(
         raise Invalid("No vote of this review chose a side yet: there is no pair to save.", param="review_id")
     dataset = target_dataset(session, dataset_id, new_name)
     for record in records:
-        add_pair(session, dataset, record, "preferred in a blind review", commit=False)
-    session.commit()
+        add_example(session, stored_id(dataset), record, note="preferred in a blind review", limits=limits or Limits())
     session.refresh(dataset)
     return len(records), dataset

@@ -25,13 +25,15 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.datasets.datasets import get_dataset
+from app.datasets.examples import add_example
+from app.datasets.limits import Limits
 from app.engine.chat_types import ChatParams
 from app.engine.inference import ChatEngine
 from app.errors import DomainError, Invalid, NotFound
 from app.evals.answering import Answer, Answerer
 from app.jobs.model_catalog import resolve_model
 from app.playground.conversations import PARAM_LIMITS
-from app.playground.preferences import add_pair, answer_output, target_dataset
+from app.playground.preferences import answer_output, target_dataset
 from app.tables import Dataset, Example
 from app.tables.common import utcnow
 
@@ -145,8 +147,8 @@ def _by_tools(prompts: list[Prompt]) -> list[tuple[list[int], list[dict[str, Any
 class _Writer:
     """Writes pairs in the source's order as answers arrive (a batch may end out of order)."""
 
-    def __init__(self, engine: Engine, task: RejectedTask, prompts: list[Prompt]):
-        self.engine, self.task, self.prompts = engine, task, prompts
+    def __init__(self, engine: Engine, task: RejectedTask, prompts: list[Prompt], limits: Limits):
+        self.engine, self.task, self.prompts, self.limits = engine, task, prompts, limits
         self.pending: dict[int, Answer] = {}
         self.next = 0
 
@@ -169,16 +171,11 @@ class _Writer:
         self.pending.clear()
 
     def _write(self, answers: list[tuple[int, Answer]]) -> None:
-        if not answers:
-            return
         with Session(self.engine) as session:
-            dataset = get_dataset(session, self.task.target_id)
-            written = 0
             for index, answer in answers:
                 prompt = self.prompts[index]
                 if answer.error:
-                    self.task.failed += 1
-                    self.task.message = self.task.message or f"Some answers failed: {answer.error}"
+                    self._failed(f"Some answers failed: {answer.error}")
                     continue
                 rejected: dict[str, Any] = {"role": "assistant", "content": answer.text}
                 if answer.tool_calls:
@@ -188,10 +185,16 @@ class _Writer:
                     given["tools"] = prompt.tools
                 record = {"input": given, "preferred_output": prompt.preferred, "non_preferred_output": [rejected]}
                 note = f"rejected answer by {self.task.model} (from example {prompt.example_id})"
-                add_pair(session, dataset, record, note, prompt.split, commit=False)
-                written += 1
-            session.commit()
-            self.task.written += written
+                try:
+                    add_example(session, self.task.target_id, record, prompt.split, note, limits=self.limits)
+                except Invalid as exc:  # over the limits (a very long answer): this pair only
+                    self._failed(f"A pair was not saved: {exc.message}")
+                    continue
+                self.task.written += 1
+
+    def _failed(self, message: str) -> None:
+        self.task.failed += 1
+        self.task.message = self.task.message or message
 
 
 class RejectedAnswers:
@@ -291,7 +294,7 @@ class RejectedAnswers:
             self._threads.pop(old, None)
 
     def _run(self, task: RejectedTask, prompts: list[Prompt], params: ChatParams) -> None:
-        writer = _Writer(self.engine, task, prompts)
+        writer = _Writer(self.engine, task, prompts, Limits.of(self.settings))
         answerer = None
         try:
             with Session(self.engine) as session:

@@ -67,8 +67,9 @@ def test_prefer_an_answer_in_the_compare_view_and_see_the_pair_in_the_dataset(pa
     page.wait_for_url(re.compile(r"/examples/\d+$"))
     body = page.locator("main")
     expect(body).to_contain_text("What is 2 plus 2?")
-    expect(body).to_contain_text("2 plus 2 is 4.")
-    expect(body).to_contain_text("It is 5, I think.")
+    # The first model's answer (the one preferred) and the second's (rejected), in the pair editor's two boxes.
+    expect(page.get_by_label("Preferred answer", exact=True)).to_have_value("2 plus 2 is 4.")
+    expect(page.get_by_label("Rejected answer", exact=True)).to_have_value("It is 5, I think.")
     screenshot(page, "preference-pair-in-dataset")
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 
+from app.datasets.limits import Limits
 from app.playground import preferences
 from app.web.rendering import SessionDep, flash, redirect, render
 
@@ -28,7 +29,8 @@ def prefer(
 ):
     """Save the chosen column's answer as preferred and the other's as rejected, in a preference dataset."""
     record = preferences.pair_record(messages, system, tools, preferred, rejected)
-    example, dataset = preferences.save_preferred(session, dataset_id, new_name, record)
+    limits = Limits.of(request.app.state.settings)
+    example, dataset = preferences.save_preferred(session, dataset_id, new_name, record, limits)
     response = render(request, "playground/_preferred.html", {"example": example, "dataset": dataset})
     return flash(request, response, f"Saved to {dataset.name} (example {example.position + 1})")
 
@@ -53,6 +55,7 @@ def review_pairs(
     new_name: Annotated[str, Form()] = "",
 ):
     """Every vote of a blind review that picked a side, saved as a pair (the winner preferred)."""
-    count, dataset = preferences.save_review_pairs(session, review_id, dataset_id, new_name)
+    limits = Limits.of(request.app.state.settings)
+    count, dataset = preferences.save_review_pairs(session, review_id, dataset_id, new_name, limits)
     noun = "pair" if count == 1 else "pairs"
     return redirect(request, f"/datasets/{dataset.id}", f"Saved {count} preference {noun} to {dataset.name}")
