@@ -48,6 +48,7 @@ class Prompt:
     """One usable example: the conversation up to its last user turn and its own last answer."""
 
     example_id: int
+    position: int
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None
     preferred: list[dict[str, Any]]
@@ -111,7 +112,9 @@ def _prompt(example: Example) -> Prompt | None:
         return None
     given = [{k: m[k] for k in MESSAGE_KEYS if k in m} for m in messages[:last]]
     assert example.id is not None
-    return Prompt(example.id, given, example.tools or None, answer_output(messages[last]), example.split)
+    return Prompt(
+        example.id, example.position, given, example.tools or None, answer_output(messages[last]), example.split
+    )
 
 
 def default_name(source: Dataset, model: str) -> str:
@@ -184,7 +187,9 @@ class _Writer:
                 if prompt.tools:
                     given["tools"] = prompt.tools
                 record = {"input": given, "preferred_output": prompt.preferred, "non_preferred_output": [rejected]}
-                note = f"rejected answer by {self.task.model} (from example {prompt.example_id})"
+                note = (
+                    f"rejected answer by {self.task.model} (example {prompt.position + 1} of {self.task.source_name})"
+                )
                 try:
                     add_example(session, self.task.target_id, record, prompt.split, note, limits=self.limits)
                 except Invalid as exc:  # over the limits (a very long answer): this pair only

@@ -89,6 +89,7 @@ def test_make_rejected_answers_for_a_supervised_dataset_and_open_the_pairs(page,
     expect(page.get_by_role("heading", name=f"rejected source · rejected by {TINY}")).to_be_visible()
     expect(page.locator(".example-link")).to_have_count(3)
     expect(page.locator(".example-link").first).to_contain_text("What is 0 plus 0?")
+    screenshot(page, "make-rejected-answers-pairs")
 
 
 def test_a_blind_review_s_votes_become_preference_pairs(page, e2e_server):

@@ -183,6 +183,7 @@ def test_make_rejected_answers_writes_a_pair_per_usable_example_in_order(pg):
     ]
     assert all(p.non_preferred_output[0]["role"] == "assistant" for p in pairs)
     assert [p.split for p in pairs] == [None, None, None, "validation"]
+    assert pairs[1].note == f"rejected answer by {TINY} (example 2 of arith)"
     done = client.get(f"/rejected-answers/{task_id}", headers={"HX-Request": "true"}).text
     assert "Done: 4 pairs written." in done and 'hx-trigger="every 1s"' not in done
     assert f'href="/datasets/{task.target_id}" id="rejected-open"' in done
