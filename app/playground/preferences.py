@@ -5,8 +5,12 @@ rejected — into a preference dataset, an existing one or one made on the spot.
 - preference_datasets(session) -> list[Dataset]            (the datasets a pair can go to)
 - target_dataset(session, dataset_id, new_name) -> Dataset   (an existing preference dataset, or a new one)
 - pair_record(messages_json, system, tools, preferred, rejected) -> record   (OpenAI's DPO line)
-  (the pair is added through app.datasets.examples.add_example: checked against the limits and validated)
+- save_preferred(session, dataset_id, new_name, record, limits) -> (Example, Dataset)
 - pairs_from_review(session, review_id) -> list[record]      (the votes of a blind review that chose a side)
+- save_review_pairs(session, review_id, dataset_id, new_name, limits) -> (count, Dataset)
+
+Pairs are added through the examples service (app.datasets.examples.add_example): checked against the limits in
+force and validated on arrival, like every example.
 """
 
 from __future__ import annotations
