@@ -96,10 +96,13 @@ def test_a_blind_review_s_votes_become_preference_pairs(page, e2e_server):
     from sqlmodel import Session
 
     from app.evals import reviews
-    from tests.evals.pages_support import two_runs
+    from tests.evals.pages_support import make_eval, make_run
 
     with Session(e2e_server.app.state.engine, expire_on_commit=False) as session:
-        _, base, tuned = two_runs(session)
+        # Its own eval name: the package's server is shared, and eval names are unique.
+        ev = make_eval(session, "preference pairs from a review")
+        base = make_run(session, ev.id, TINY, {0: "0", 1: "2", 2: "no idea"})
+        tuned = make_run(session, ev.id, TINY_B, {0: "0", 1: "3", 2: "4"})
         review = reviews.create_review(session, base.id, tuned.id)
         reviews.cast_vote(session, review.id, 0, "a")
         reviews.cast_vote(session, review.id, 2, "b")
