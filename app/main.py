@@ -16,6 +16,7 @@ from app.engine.inference import ChatEngine
 from app.jobs.event_notify import EventNotifier
 from app.jobs.monitoring import EventFeed
 from app.openai_api.files import recover_interrupted_uploads
+from app.playground.rejected import RejectedAnswers
 from app.playground.warm import Preloader
 from app.settings.auth import AuthState, ensure_api_key
 from app.settings.maintenance import apply_configured_maintenance
@@ -46,6 +47,8 @@ ROUTER_MODULES = [
     "app.jobs.routes.api",
     "app.jobs.routes.stream",
     "app.playground.routes.pages",
+    "app.playground.routes.preferences",
+    "app.playground.routes.rejected",
     "app.evals.routes.pages",
     "app.basemodels.routes.pages",  # before jobs' /models/{model_id:path}/delete, which /models/base/x/delete matches
     "app.basemodels.routes.api",
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 preloader.stop()
             if worker is not None:
                 worker.stop()
+            app.state.rejected_answers.stop()
             notifier.stop()
             chat_engine.close()
             app.state.model_downloads.close()
@@ -124,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.event_feed = EventFeed(engine, notifier)
     app.state.chat_engine = chat_engine
+    app.state.rejected_answers = RejectedAnswers(settings, engine, chat_engine)  # "make rejected answers" runs
     app.state.templates = make_templates()
     app.state.secret_key = secret_key
     app.state.auth = auth

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.datasets.examples import add_example
@@ -23,6 +23,7 @@ from app.playground.conversations import clean_messages, clean_params, clean_too
 from app.playground.tool_calls import ToolCalls, stream_deltas
 from app.playground.tool_messages import check_tool_turns
 from app.tables import Dataset, Example
+from app.tables.dataset import PREFERENCE
 
 log = logging.getLogger("tuneboard.playground")
 
@@ -192,5 +193,6 @@ def save_example(
 
 
 def datasets(session: Session) -> list[Dataset]:
-    """Datasets a conversation can be saved into."""
-    return list(session.exec(select(Dataset).order_by(Dataset.name)))
+    """Datasets a conversation can be saved into (supervised ones: a preference dataset takes pairs instead)."""
+    query = select(Dataset).where(col(Dataset.kind) != PREFERENCE)
+    return list(session.exec(query.order_by(col(Dataset.name))))

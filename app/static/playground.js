@@ -145,7 +145,7 @@
       });
       form.parentNode.removeChild(form);
       busy(true);
-      streamColumn(column, model).then(function () { busy(false); return save(); });
+      streamColumn(column, model).then(function () { busy(false); turnDone(); return save(); });
     });
     li.appendChild(form);
   }
@@ -316,6 +316,7 @@
       return;
     }
     $("pg-input").value = "";
+    document.dispatchEvent(new CustomEvent("tb:playground-send"));
     var user = { role: "user", content: text };
     state.messages.push(user);
     chosen.forEach(function (_, column) { addMessage(column, "user", text); });
@@ -332,9 +333,13 @@
       $("pg-send").disabled = false;
       $("pg-stop").disabled = true;
       status("");
+      turnDone();
       return save();
     });
   }
+
+  // Every column has answered: other scripts (playground_prefer.js) offer what can be done with the answers.
+  function turnDone() { document.dispatchEvent(new CustomEvent("tb:playground-turn")); }
 
   function stop() {
     controllers.forEach(function (c) { c.abort(); });
@@ -369,6 +374,8 @@
     Array.prototype.forEach.call(root.querySelectorAll(".pg-model"), function (select) {
       select.addEventListener("change", function () { nameColumn(select); });
     });
+    window.tbPlayground = { state: function () { return state; } };
+    turnDone();
     $("pg-composer").addEventListener("submit", send);
     $("pg-stop").addEventListener("click", stop);
     $("pg-input").addEventListener("keydown", function (e) {

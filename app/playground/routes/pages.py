@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 from starlette.concurrency import iterate_in_threadpool
 
-from app.playground import conversations, playground, warm
+from app.playground import conversations, playground, preferences, warm
 from app.web.api_types import DbIdForm
 from app.web.json_body import read_json
 from app.web.rendering import SessionDep, render
@@ -31,6 +31,7 @@ def _page(request: Request, session: Session, c: str | None, models: list[str] |
         "known": {m.id for _, models in groups for m in models},
         "labels": playground.model_labels(session, groups),
         "datasets": playground.datasets(session),
+        "preference_datasets": preferences.preference_datasets(session) if compare else [],
         "compare": compare,
         "pretty_arguments": playground.pretty_arguments,
         "tools_text": playground.tools_text(conv.params if conv else {}),
