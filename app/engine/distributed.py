@@ -17,8 +17,9 @@ Importing this module loads torch: call _hf.prepare() first (train.run_training 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -114,10 +115,8 @@ class Ranks:
         """Leave the process group (after the last collective)."""
         if self.joined:
             self.joined = False
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):  # a group broken by a lost rank: nothing to tidy
                 dist.destroy_process_group()
-            except (RuntimeError, ValueError):
-                pass  # a group broken by a lost rank: nothing left to tidy
 
     def threads(self) -> int:
         """CPU threads for this rank: the cores shared out between the processes of this host."""
@@ -131,7 +130,7 @@ class Ranks:
         self._collective(lambda: dist.broadcast(value, src=0))
         return int(value.item())
 
-    def same_parameters(self, params: list[torch.Tensor]) -> None:
+    def same_parameters(self, params: Sequence[torch.Tensor]) -> None:
         """Rank 0's trainable weights on every rank (fresh adapters start equal, whatever each rank drew)."""
         if not self.parallel or not params:
             return
@@ -157,7 +156,7 @@ class Ranks:
         return mine
 
     def reduce_step(
-        self, params: list[torch.Tensor], loss: Any, correct: Any, stop: Callable[[], bool]
+        self, params: Sequence[torch.Tensor], loss: Any, correct: Any, stop: Callable[[], bool]
     ) -> tuple[Any, Any, bool]:
         """Sum the step's gradients, loss and correct tokens over the ranks; whether any rank was asked to stop.
 
@@ -175,7 +174,7 @@ class Ranks:
         for q, g in zip(params, grads, strict=True):
             q.grad = g
         total_loss, total_correct, stops = flat[-len(extras) :].tolist()
-        return total_loss, int(round(total_correct)), stops > 0
+        return total_loss, round(total_correct), stops > 0
 
     def evaluate(
         self, evaluate: Callable[[list[Example]], tuple[float | None, float | None]], examples: list[Example]

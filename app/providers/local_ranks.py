@@ -8,6 +8,7 @@ stops the others: a job never waits on a rank that is gone. Torch is never impor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -114,8 +115,8 @@ class TrainerGroup:
             for process in processes:
                 process.kill()
                 process.wait()
-            for log in logs:
-                log.close()
+            for handle in logs:
+                handle.close()
             raise
         return cls(processes, logs)
 
@@ -165,10 +166,8 @@ class TrainerGroup:
     def _signal(self, sig: int) -> None:
         for process in self.processes:
             if process.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):  # it ended between poll() and the signal
                     process.send_signal(sig)
-                except ProcessLookupError:
-                    pass  # it ended between poll() and the signal
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for every rank to end (killing those still running after timeout); rank 0's exit code."""
