@@ -49,4 +49,4 @@ def test_speeds_are_not_measured_until_a_job_finishes_and_a_reply_is_decoded(api
         "training_device": "cpu",
     }
     row = client.get("/models/base").text.split(f'id="base-{SMOL}"')[1].split("</tr>")[0]
-    assert "Training: 1,234 tokens/s" in row and "(2 × CPU)" in row and "Chat: 160 tokens/s" in row
+    assert "Training: 1,234 tokens/s" in row and "(2 processes, CPU)" in row and "Chat: 160 tokens/s" in row
