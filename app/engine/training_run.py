@@ -81,9 +81,9 @@ def train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> s
     except Cancelled:
         if ranks.lead:
             emit(p.event("The job was cancelled.", level="warn"))
-        return "cancelled"
-    finally:
         ranks.leave()
+        return "cancelled"
+    ranks.leave()  # not after an error: a group that lost a rank may hang in its teardown
     return "succeeded"
 
 

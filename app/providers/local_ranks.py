@@ -1,9 +1,10 @@
 """The training processes of one local job: one, or N data-parallel ranks started as `torchrun` would start them.
 
 Each rank is `python -m app.engine.train_main SPEC.json` with RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
-MASTER_ADDR and MASTER_PORT set (app/engine/distributed.py). Rank 0 alone reports on stdout; the others' stdout is
-discarded and each rank's stderr goes to its own log. If a rank dies, the group says so in words and the parent
-stops the others: a job never waits on a rank that is gone. Torch is never imported here.
+MASTER_ADDR and MASTER_PORT set (app/engine/distributed.py). Rank 0 alone reports on stdout; every other rank's
+stdout (nothing but its error line, if it fails) and stderr go to its own log, which names its failure. If a rank
+dies, the group says so in words and the parent stops the others: a job never waits on a rank that is gone. Torch
+is never imported here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from app.engine.devices import visible_gpus
+from app.engine.protocol import parse_line
 
 EXIT_CANCELLED = 143  # app.engine.protocol.EXIT_CANCELLED: a rank stopped by SIGTERM
 
@@ -76,9 +78,10 @@ def _free_port() -> int:
 class TrainerGroup:
     """The running ranks of one job. `lead` is rank 0, whose stdout carries the protocol lines."""
 
-    def __init__(self, processes: list[subprocess.Popen], logs: list[IO[bytes]]):
+    def __init__(self, processes: list[subprocess.Popen], logs: list[IO[bytes]], log_paths: list[Path] | None = None):
         self.processes = processes
         self.logs = logs
+        self.log_paths = log_paths or []
         self.lead = processes[0]
         self.stopping = False
         self.stopped: set[int] = set()  # ranks this group stopped after another was lost: not lost themselves
@@ -96,15 +99,16 @@ class TrainerGroup:
             )
         processes: list[subprocess.Popen] = []
         logs: list[IO[bytes]] = []
+        paths = [out / ("stderr.log" if rank == 0 else f"stderr.rank{rank}.log") for rank in range(n)]
         try:
             for rank in range(n):
-                log = open(out / ("stderr.log" if rank == 0 else f"stderr.rank{rank}.log"), "ab")  # noqa: SIM115
+                log = open(paths[rank], "ab")  # noqa: SIM115 (closed by close())
                 logs.append(log)
                 rank_env = dict(base, RANK=str(rank), LOCAL_RANK=str(rank)) if n > 1 else base
                 processes.append(
                     subprocess.Popen(
                         [*command, str(spec_path)],
-                        stdout=subprocess.PIPE if rank == 0 else subprocess.DEVNULL,
+                        stdout=subprocess.PIPE if rank == 0 else log,
                         stderr=log,
                         cwd=cwd,
                         env=rank_env,
@@ -118,7 +122,7 @@ class TrainerGroup:
             for handle in logs:
                 handle.close()
             raise
-        return cls(processes, logs)
+        return cls(processes, logs, paths)
 
     @property
     def size(self) -> int:
@@ -145,9 +149,26 @@ class TrainerGroup:
                 name = f"signal {-code}"
             how = f"was killed ({name})"
         else:
-            how = f"stopped with exit status {code}"
+            reported = self._reported_error(rank)
+            how = f"failed: {reported}" if reported else f"stopped with exit status {code}"
         tail = " The other processes were stopped; the job cannot go on without it." if self.size > 1 else ""
         return f"{who} {how}.{tail}"
+
+    def _reported_error(self, rank: int) -> str | None:
+        """The message of the error line a rank other than 0 wrote to its log, if it wrote one."""
+        if rank == 0 or rank >= len(self.log_paths):
+            return None
+        try:
+            with self.log_paths[rank].open("rb") as handle:
+                handle.seek(max(0, handle.seek(0, os.SEEK_END) - 65536))
+                tail = handle.read().splitlines()
+        except OSError:
+            return None
+        for raw in reversed(tail):
+            line = parse_line(raw)
+            if line is not None and line.get("kind") == "error":
+                return str(line.get("message") or "").rstrip(".") or None
+        return None
 
     def terminate(self) -> None:
         """SIGTERM every rank still running (each stops at its next step, together)."""

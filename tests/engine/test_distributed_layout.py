@@ -98,3 +98,20 @@ def test_a_lost_rank_is_named_in_words():
         "on without it."
     )
     assert TrainerGroup([Ended(1), Ended(None)], []).lost_rank() is None
+
+
+def test_a_rank_that_failed_is_named_with_its_own_error_line(tmp_path):
+    class Ended:
+        def __init__(self, code):
+            self.returncode = code
+
+        def poll(self):
+            return self.returncode
+
+    log = tmp_path / "stderr.rank1.log"
+    log.write_text('Traceback ...\n{"kind": "error", "code": "out_of_memory", "message": "The machine ran out."}\n')
+    group = TrainerGroup([Ended(None), Ended(1)], [], [tmp_path / "stderr.log", log])
+    assert group.lost_rank() == (
+        "Training process 2 of 2 (rank 1) failed: The machine ran out. The other processes were stopped; the job "
+        "cannot go on without it."
+    )
