@@ -232,6 +232,22 @@ class Settings(BaseSettings):
         "1.5x the tokens/s on 2 cores); without a compiler it falls back by itself. false/0: torch ops only.",
     )
 
+    worker_gpus: str = Field(
+        "all",
+        description="GPUs a worker that trains on GPUs (`tuneboard worker --gpu`, the embedded worker) uses: all = "
+        "every visible GPU, or their indexes as this process sees them, comma-separated (0,2; `--gpus 0,2`). With "
+        "more than one, each local job trains data-parallel, one process per GPU (NCCL), the same global batch "
+        "shared out between them.",
+    )
+    train_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Training processes of a local job that trains on the CPU (data-parallel over gloo; `tuneboard "
+        "worker --processes N`). 1 = one process (the default: on one CPU more processes only share out the same "
+        "cores); more is for testing the multi-GPU path, or a CPU host with many cores per NUMA node.",
+    )
+
     eval_batch_size: int = Field(
         16,
         ge=1,
@@ -247,6 +263,23 @@ class Settings(BaseSettings):
     def _spin_from_digits(cls, value: Any) -> Any:
         """TUNEBOARD_ENGINE_SPIN=0/1 (the older spelling) means off/on."""
         return _SPIN_DIGITS.get(str(value).strip().lower(), value) if isinstance(value, str | int) else value
+
+    @field_validator("worker_gpus", mode="before")
+    @classmethod
+    def _gpu_list(cls, value: Any) -> Any:
+        """'all' (or empty), or GPU indexes separated by commas; anything else is refused at start."""
+        text = ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        if not parts or parts == ["all"]:
+            return "all"
+        if not all(part.isdigit() for part in parts):
+            raise ValueError(f"{value!r}: give 'all' or GPU indexes such as 0,2")
+        return ",".join(parts)
+
+    @property
+    def gpu_indexes(self) -> list[int] | None:
+        """The GPU indexes worker_gpus names; None for every visible GPU."""
+        return None if self.worker_gpus == "all" else [int(part) for part in self.worker_gpus.split(",")]
 
     @field_validator("maintenance", mode="before")
     @classmethod

@@ -6,10 +6,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlmodel import Session
+
 from app.basemodels.downloads import Download, ModelDownloads, partial_dir
 from app.basemodels.fit import Fit, available_ram, fits
 from app.basemodels.hub import plan_download
 from app.basemodels.registry import add_gguf_file, add_local_directory, check_new_name, list_added, suggested_name
+from app.basemodels.throughput import Throughput, measured_speeds
 from app.config import Settings
 from app.engine.catalog import SMOLLM2, gguf_file, list_base_models
 from app.engine.devices import Gpu, visible_gpus
@@ -37,6 +40,7 @@ class BaseModelRow:
     origin: str | None = None  # the repo, directory or file it came from
     fits: list[Fit] = field(default_factory=list)
     added: bool = False
+    throughput: Throughput = field(default_factory=Throughput)  # measured on this machine, once known
 
 
 def _origin(manifest: Manifest) -> str:
@@ -57,11 +61,19 @@ def _facts(info_path: Path | None, name: str, source: str) -> ModelFacts:
     return ModelFacts()
 
 
-def base_model_rows(settings: Settings, batch: int, sequence: int, gpus: list[Gpu] | None = None) -> list[BaseModelRow]:
-    """Every base model with its facts (from its manifest, directory or GGUF file) and whether it fits for LoRA."""
+def base_model_rows(
+    settings: Settings,
+    batch: int,
+    sequence: int,
+    gpus: list[Gpu] | None = None,
+    session: Session | None = None,
+) -> list[BaseModelRow]:
+    """Every base model with its facts (from its manifest, directory or GGUF file), whether it fits for LoRA, and
+    with a session, its measured speeds on this machine (throughput.py)."""
     manifests = {m.name: m for m in list_added(settings)}
     ram = available_ram()
     gpus = visible_gpus() if gpus is None else gpus
+    speeds = measured_speeds(session, settings) if session is not None else {}
     rows = []
     for info in list_base_models(settings):
         manifest = manifests.get(info.name)
@@ -75,6 +87,7 @@ def base_model_rows(settings: Settings, batch: int, sequence: int, gpus: list[Gp
                 origin=_origin(manifest) if manifest else (str(info.path) if info.source == "local" else None),
                 fits=fits(facts, batch, sequence, ram, gpus),
                 added=manifest is not None,
+                throughput=speeds.get(info.name, Throughput()),
             )
         )
     return rows

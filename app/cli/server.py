@@ -61,18 +61,43 @@ def worker(
         bool,
         typer.Option(
             "--gpu",
-            help="This host has a GPU: take local training jobs at once (a worker without --gpu trains on CPU and "
-            "takes a local job only after it has waited heartbeat_timeout_seconds in the queue, so GPU hosts get "
-            "it first).",
+            help="This host has GPUs: take local training jobs at once and train on every visible GPU (data-parallel "
+            "when there are several; --gpus picks some). A worker without --gpu trains on CPU and takes a local job "
+            "only after it has waited heartbeat_timeout_seconds in the queue, so GPU hosts get it first.",
         ),
     ] = False,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus",
+            help="With --gpu (implied): train on these GPUs only, by index (0,2); default every visible one "
+            "(TUNEBOARD_WORKER_GPUS). With more than one, each job trains data-parallel, one process per GPU.",
+            show_default=False,
+        ),
+    ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="Training processes of a job on the CPU, data-parallel over gloo (TUNEBOARD_TRAIN_PROCESSES; "
+            "default 1).",
+            show_default=False,
+        ),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Run until the queue is empty, then exit.")] = False,
 ) -> None:
     """Run a job worker process against the same database as the server."""
     from app.worker.process import run_worker_process
 
     chosen = [p.strip() for p in providers.split(",") if p.strip()]
-    raise typer.Exit(run_worker_process(Settings(), providers=chosen or None, gpu=gpu, once=once))
+    overrides: dict[str, Any] = {}
+    if gpus:
+        overrides["worker_gpus"], gpu = gpus, True
+    if processes:
+        overrides["train_processes"] = processes
+    raise typer.Exit(run_worker_process(Settings(**overrides), providers=chosen or None, gpu=gpu, once=once))
 
 
 def _safe_url(settings: Settings) -> str:

@@ -7,6 +7,7 @@ its own). Importing this module, or building an engine, loads no torch: the firs
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from app.engine.catalog import resolve_base_model
 from app.engine.chat_types import ChatChunk, ChatParams, Completion, ModelRef
 from app.engine.cpu_share import CoreShare
 from app.engine.decoding import Detokenizer, Step, held_back, hf_steps, next_token, stop_list
+from app.engine.throughput import ChatSpeeds
 from app.engine.tokenizer import load_tokenizer, render_chat
 from app.errors import Invalid, NotFound
 
@@ -80,6 +82,7 @@ class ChatEngine:
         self._progress: dict[tuple, LoadProgress] = {}  # the loads under way, by cache key
         self._loaded = threading.Condition(self._cache_lock)  # notified whenever a model joins the cache
         self.grammars = constrained.Grammars()  # compiled grammars of constrained replies, per tokenizer
+        self.speeds = ChatSpeeds(Path(settings.data_dir))  # measured decoding tokens/s, for the model list
 
     def __enter__(self) -> ChatEngine:
         return self
@@ -270,6 +273,7 @@ class ChatEngine:
         guide = compiled.guide() if compiled is not None else None
         reader = CallReader() if compiled is not None and compiled.reads_calls else None
         generated: list[int] = []
+        first_at = 0.0  # when the first token came
         detokenizer = Detokenizer(tokenizer)
         text = ""
         emitted = 0
@@ -294,6 +298,8 @@ class ChatEngine:
                 finish = "stop"
                 break
             generated.append(token)
+            if len(generated) == 1:
+                first_at = time.monotonic()  # decoding speed counts from here: the prompt's prefill is not decoding
             next_ids = [token]
             text = detokenizer.add(token)
             hits = [i for i in (text.find(s, max(0, emitted - len(s))) for s in stops) if i >= 0]
@@ -318,6 +324,8 @@ class ChatEngine:
                 yield ChatChunk(held)
             if reader.made() and finish == "stop":
                 finish = "tool_calls"
+        if len(generated) > 1:
+            self.speeds.record(ref.base_model, len(generated) - 1, time.monotonic() - first_at)
         usage = {
             "prompt_tokens": len(prompt_ids),
             "completion_tokens": len(generated),

@@ -8,6 +8,10 @@ SPEC.json (written by the parent, read by the child):
      "local_models" {name: path}, "device": "auto" | "cpu" | "cuda",
      "engine_spin": "auto" | "on" | "off" (how idle OpenMP threads wait: Settings.engine_spin; default "auto")}
 
+Several processes (data-parallel, app/engine/distributed.py): started with torchrun's variables (RANK, WORLD_SIZE,
+LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), every rank reads the same SPEC.json; rank 0 alone prints
+the lines below and writes result.csv, checkpoints and the adapter. SIGTERM must reach every rank.
+
 stdout, one JSON object per line, flushed after each:
     {"kind": "event", "level": "info"|"warn"|"error", "type": "message"|"metrics", "message": str, "data": dict|null}
     {"kind": "hyperparameters", "values": {n_epochs, batch_size, learning_rate_multiplier, lora_rank},
@@ -61,6 +65,7 @@ ERROR_INVALID_SPEC = "invalid_spec"
 ERROR_MODEL_NOT_FOUND = "model_not_found"
 ERROR_OUT_OF_MEMORY = "out_of_memory"
 ERROR_INTERNAL = "internal_error"
+ERROR_PROCESS_LOST = "training_process_lost"  # another rank of a data-parallel job stopped (distributed.py)
 
 Emit = Callable[[dict], None]
 

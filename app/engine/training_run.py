@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from app.engine import cpu_training
+from app.engine import cpu_training, distributed
 from app.engine import protocol as p
 from app.engine.catalog import resolve_base_model
 from app.engine.data import (
@@ -77,19 +77,32 @@ class StepTotals:
 
 def train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> str:
     """Run the job; "succeeded", or "cancelled" when should_stop() said so (no final adapter then)."""
+    ranks = distributed.Ranks(distributed.RankEnv.from_environ())  # one process unless started as several ranks
     try:
-        TrainingRun(spec, emit, should_stop).run()
+        TrainingRun(spec, emit, should_stop, ranks).run()
     except Cancelled:
-        emit(p.event("The job was cancelled.", level="warn"))
+        if ranks.lead:
+            emit(p.event("The job was cancelled.", level="warn"))
+        ranks.leave()
         return "cancelled"
+    ranks.leave()  # not after an error: a group that lost a rank may hang in its teardown
     return "succeeded"
 
 
 class TrainingRun:
     """A job's data, model and optimizer, and where its loop stands (step, last metrics)."""
 
-    def __init__(self, spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]):
+    def __init__(
+        self,
+        spec: p.TrainSpec,
+        emit: p.Emit,
+        should_stop: Callable[[], bool],
+        ranks: distributed.Ranks | None = None,
+    ):
         self.spec, self.emit, self.should_stop = spec, emit, should_stop
+        self.ranks = ranks or distributed.Ranks()
+        if not self.ranks.lead:
+            self.emit = _silent  # rank 0 alone reports
         self.out_dir = Path(spec.output_dir)
         self.result_file = self.out_dir / "result.csv"
         self.checkpoint = Path(spec.resume_from["checkpoint_dir"]) if spec.resume_from else None
@@ -98,21 +111,24 @@ class TrainingRun:
         self.reported_step = int((spec.resume_from or {}).get("reported_step") or 0)
         self.step = 0
         self.last_metrics: dict[str, Any] = {}
+        self.tokens_seen = 0  # tokens of the steps this attempt trained, for its tokens/s
 
     def run(self) -> None:
         """Prepare, train every remaining step (reporting, evaluating and checkpointing as due), then finish."""
         self._prepare_data()
         self._prepare_model()
         self._start_result_file()
-        batches = BatchLog(self.out_dir, self.step)  # each step's training lines, so a loss spike names its batch
-        with self.result_file.open("a", newline="") as handle:
+        # Each step's training lines, so a loss spike names its batch (the lead process writes the job's files).
+        batches = BatchLog(self.out_dir, self.step) if self.ranks.lead else None
+        with (self.result_file if self.ranks.lead else Path(os.devnull)).open("a", newline="") as handle:
             results = csv.writer(handle)
             self.emit(p.event("Fine-tuning job started"))
             started = time.monotonic()
             for epoch, batch, epoch_end in self._remaining_batches():
                 self._stop_if_asked()
                 totals = self._step(batch)
-                batches.record(self.step, [self.train.examples[i].line for i in batch])
+                if batches is not None:
+                    batches.record(self.step, [self.train.examples[i].line for i in batch])
                 metrics = self._report(totals, epoch_end)
                 if metrics is None:
                     continue  # nothing due: no host sync, the GPU runs ahead
@@ -128,16 +144,17 @@ class TrainingRun:
                 handle.flush()
                 if epoch_end:
                     self._checkpoint(epoch, metrics)
-        record_final_losses(
-            self.stepper, self.train, self.valid, self.row_tokens, self.out_dir, self.emit, self._stop_if_asked
-        )
+        if self.ranks.lead:  # the adapters are equal on every process: one scores the examples
+            record_final_losses(
+                self.stepper, self.train, self.valid, self.row_tokens, self.out_dir, self.emit, self._stop_if_asked
+            )
         self._finish(time.monotonic() - started)
 
     # -- prepare ---------------------------------------------------------------------------------------------------
     def _prepare_data(self) -> None:
         """Resolve the base model, encode the files, settle the hyperparameters and say what will be trained."""
         spec, emit = self.spec, self.emit
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(self.ranks.threads())
         self.out_dir.mkdir(parents=True, exist_ok=True)
         emit(p.event(f"Validating training file: {Path(spec.train_file).name}"))
         settings = SpecSettings(Path(spec.data_dir), {k: Path(v) for k, v in spec.local_models.items()})
@@ -176,12 +193,15 @@ class TrainingRun:
         spec = self.spec
         state = read_state(self.checkpoint) if self.checkpoint else {}
         self.seed = spec.seed if spec.seed is not None else state.get("seed", random.SystemRandom().randrange(2**31))
+        device = self.ranks.join(pick_device(spec.device))
+        self.seed = self.ranks.same_seed(self.seed)
         random.seed(self.seed)
-        device = pick_device(spec.device)
         dtype = autocast_dtype(device)
         self.cuda = device == "cuda"
         self.model = load_lora_model(self.base_path, self.hyper["lora_rank"], device, self.seed)
         params = [q for q in self.model.parameters() if q.requires_grad]
+        self.ranks.same_parameters(params)
+        self.params = params
         self.lr = BASE_LEARNING_RATE * self.hyper["learning_rate_multiplier"]
         # fused: one kernel for the whole update on CUDA instead of a dozen per parameter group.
         self.optimizer = torch.optim.AdamW(
@@ -196,7 +216,7 @@ class TrainingRun:
             self.emit(p.event(f"Resumed from the checkpoint at step {self.step}.{again}"))
         self.row_tokens = CPU_ROW_TOKENS
         if self.cuda:
-            big = torch.cuda.get_device_properties(0).total_memory >= 20 * 2**30
+            big = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory >= 20 * 2**30
             self.row_tokens = GPU_ROW_TOKENS if big else SMALL_GPU_ROW_TOKENS
         packed = False if self.cuda else cpu_training.prepare(self.model, dtype)  # CUDA keeps PEFT's own forward
         self.stepper = Stepper(self.model, device, dtype, packed)
@@ -204,6 +224,8 @@ class TrainingRun:
 
     def _start_result_file(self) -> None:
         """A fresh result.csv, or on resume the rows up to the checkpoint's step (later ones are trained again)."""
+        if not self.ranks.lead:
+            return
         kept: list[list[str]] = []
         if self.checkpoint is not None and self.result_file.exists():
             seen: set[int] = set()
@@ -231,15 +253,24 @@ class TrainingRun:
                     yield epoch, batch, index == len(batches) - 1
 
     def _stop_if_asked(self) -> None:
-        if self.should_stop():
+        # Several ranks stop together, at a step's all-reduce (_step), never one alone in mid-step.
+        if self.should_stop() and not self.ranks.parallel:
             raise Cancelled()
 
     def _step(self, batch: list[int]) -> StepTotals:
         """One optimizer step: gradients of every row (CPU) or length bucket (GPU) of the batch, then the update."""
         self.optimizer.zero_grad(set_to_none=True)
         examples = [self.train.examples[i] for i in batch]
-        n_targets = sum(e.n_trained for e in examples)
+        n_targets = sum(e.n_trained for e in examples)  # the global batch's, on every rank
+        self.tokens_seen += sum(len(e.input_ids) for e in examples)
+        examples = self.ranks.share(examples)
         totals = self._backward_buckets(examples, n_targets) if self.cuda else self._backward_rows(examples, n_targets)
+        if self.ranks.parallel:
+            totals.loss, totals.correct, stop = self.ranks.reduce_step(
+                self.params, totals.loss, totals.correct, self.should_stop
+            )
+            if stop:
+                raise Cancelled()
         for group in self.optimizer.param_groups:  # linear decay; a function of the step, so resume needs no state
             group["lr"] = self.lr * max(0.0, 1.0 - self.step / self.total_steps)
         self.optimizer.step()
@@ -289,14 +320,20 @@ class TrainingRun:
 
     def _evaluate(self, evaluate_now: bool, epoch_end: bool) -> tuple[float | None, float | None]:
         """Validation loss and accuracy: the whole file at an epoch's end, a subset at the steady cadence."""
+
+        def evaluate(examples: list[Example]) -> tuple[float | None, float | None]:
+            return self.stepper.evaluate(examples, self.row_tokens)
+
         if epoch_end and self.valid is not None:
-            return self.stepper.evaluate(self.valid.examples, self.row_tokens)
+            return self.ranks.evaluate(evaluate, self.valid.examples)
         if evaluate_now:
-            return self.stepper.evaluate(self.eval_subset, self.row_tokens)
+            return self.ranks.evaluate(evaluate, self.eval_subset)
         return None, None
 
     def _checkpoint(self, epoch: int, metrics: dict[str, Any]) -> None:
         """Save the adapter and optimizer at an epoch's end, then announce it (only once it is fully written)."""
+        if not self.ranks.lead:
+            return
         state = {"step": self.step, "seed": self.seed, "base_model": self.spec.base_model, "epoch": epoch + 1}
         target = self.out_dir / "checkpoints" / f"step-{self.step}"
         checkpoint = save_adapter(self.model, self.optimizer, target, state)
@@ -304,14 +341,26 @@ class TrainingRun:
         self.emit(p.checkpoint_line(self.step, checkpoint, metrics))
 
     def _finish(self, elapsed: float) -> None:
-        """Save the final adapter and report the result."""
+        """Save the final adapter and report the result (with this attempt's training tokens/s)."""
+        if not self.ranks.lead:
+            return
         state = {"step": self.step, "seed": self.seed, "base_model": self.spec.base_model}
         final = save_adapter(self.model, None, self.out_dir / "adapter", state)
         self.emit(
             p.event(
                 f"New fine-tuned model created: {self.spec.fine_tuned_model}",
-                data={"seconds": round(elapsed, 1), "final_metrics": self.last_metrics},
+                data={
+                    "seconds": round(elapsed, 1),
+                    "final_metrics": self.last_metrics,
+                    "tokens_per_second": round(self.tokens_seen / elapsed, 1) if elapsed > 0 else None,
+                    "processes": self.ranks.world_size,
+                    "device": "cuda" if self.cuda else "cpu",
+                },
             )
         )
         self.emit(p.result_line(final, self.billed, self.result_file))
         self.emit(p.event("The job has successfully completed"))
+
+
+def _silent(obj: dict) -> None:
+    """The emit() of a rank other than 0: rank 0 reports for every rank."""

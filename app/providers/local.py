@@ -2,16 +2,14 @@
 
 The parent side only: it writes SPEC.json, reads the JSON lines of app/engine/protocol.py from the child's
 stdout and reports them through the job context; SIGTERM on cancel (the child exits within 5 s, else it is
-killed). Torch is never imported here.
+killed). With several GPUs (or `train_processes` on a CPU) the child is N data-parallel ranks (local_ranks.py);
+rank 0 reports, and a rank that dies ends the job as failed, in words. Torch is never imported here.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import queue
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.engine.catalog import list_base_models
 from app.engine.chat_types import ChatChunk, ChatParams, ModelRef
+from app.engine.protocol import ERROR_PROCESS_LOST
 from app.errors import Invalid
 from app.providers.base import (
     HYPERPARAMETERS,
@@ -33,12 +32,14 @@ from app.providers.base import (
     RemoteStatus,
     fine_tuned_model_name,
 )
+from app.providers.local_ranks import Layout, TrainerGroup, child_environ, plan_layout
 
 if TYPE_CHECKING:
     from app.engine.inference import ChatEngine
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TERM_GRACE_SECONDS = 5.0
+RANKS_EXIT_SECONDS = 60.0  # after rank 0 ends well, the others have only to leave the process group
 
 
 def model_names(settings: Any) -> list[str]:
@@ -47,8 +48,9 @@ def model_names(settings: Any) -> list[str]:
 
 
 class LocalProvider(Provider):
-    """LoRA fine-tuning on this machine. Options: `command` (argv prefix of the trainer), `device`, and for chat
-    the app's `chat_engine` (app.engine.inference.ChatEngine)."""
+    """LoRA fine-tuning on this machine. Options: `command` (argv prefix of the trainer), `device`, `gpus` (GPU
+    indexes; default Settings.worker_gpus), `processes` (ranks on a CPU; default Settings.train_processes), and for
+    chat the app's `chat_engine` (app.engine.inference.ChatEngine)."""
 
     name = "local"
     hyperparameter_names = (*HYPERPARAMETERS, "lora_rank")
@@ -59,12 +61,16 @@ class LocalProvider(Provider):
         *,
         command: list[str] | None = None,
         device: str = "auto",
+        gpus: list[int] | None = None,
+        processes: int | None = None,
         chat_engine: ChatEngine | None = None,
         **options: Any,
     ):
         super().__init__(settings, **options)
         self.command = command or [sys.executable, "-m", "app.engine.train_main"]
         self.device = device
+        self.gpus = gpus if gpus is not None else getattr(settings, "gpu_indexes", None)
+        self.processes = processes or int(getattr(settings, "train_processes", 1) or 1)
         self.chat_engine = chat_engine
 
     def check_parameters(self, model: str, hyperparameters: dict | None, method_type: str = "supervised") -> dict:
@@ -108,7 +114,7 @@ class LocalProvider(Provider):
         return self.chat_engine.stream_chat(model, messages, params)
 
     # -- training ----------------------------------------------------------------------------------------------
-    def _write_spec(self, ctx: JobContext, out: Path) -> Path:
+    def _write_spec(self, ctx: JobContext, out: Path, device: str) -> Path:
         spec = ctx.spec
         hyper = {k: spec.hyperparameters.get(k, "auto") for k in self.hyperparameter_names}
         body = {
@@ -123,7 +129,7 @@ class LocalProvider(Provider):
             "resume_from": spec.resume_from,
             "data_dir": str(self.settings.data_dir.resolve()),
             "local_models": {k: str(v) for k, v in self.settings.local_models.items()},
-            "device": self.device,
+            "device": device,
             "engine_spin": self.settings.engine_spin,
         }
         path = out / "spec.json"
@@ -136,33 +142,26 @@ class LocalProvider(Provider):
             raise JobOutcome("cancelled")
         out = Path(ctx.spec.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        spec_path = self._write_spec(ctx, out)
-        stderr = open(out / "stderr.log", "ab")  # noqa: SIM115 (closed below, after the child exits)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        layout = self.layout()
+        spec_path = self._write_spec(ctx, out, layout.device)
         try:
-            child = subprocess.Popen(
-                [*self.command, str(spec_path)],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                cwd=ROOT,
-                env=env,
-                start_new_session=True,
-            )
+            group = TrainerGroup.start(self.command, spec_path, out, child_environ(ROOT), layout, ROOT)
         except OSError as exc:
-            stderr.close()
             raise ProviderError(f"Could not start the local trainer: {exc}", code="engine_unavailable") from exc
+        if group.size > 1:
+            ctx.event(layout.describe())
         try:
-            return self._relay(ctx, child, out)
+            return self._relay(ctx, group, out)
         finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            if child.stdout is not None:
-                child.stdout.close()
-            stderr.close()
+            group.close()  # kills what still runs (nothing, unless this thread was interrupted)
 
-    def _relay(self, ctx: JobContext, child: subprocess.Popen, out: Path) -> None:
+    def layout(self) -> Layout:
+        """How the next job trains here: its device, its processes and the GPUs they see."""
+        return plan_layout(self.device, self.gpus, self.processes)
+
+    def _relay(self, ctx: JobContext, group: TrainerGroup, out: Path) -> None:
         lines: queue.Queue[bytes | None] = queue.Queue()
+        child = group.lead
         stdout = child.stdout
         assert stdout is not None  # started with stdout=PIPE
 
@@ -174,6 +173,7 @@ class LocalProvider(Provider):
         threading.Thread(target=read, daemon=True).start()
         state: dict[str, Any] = {"started": time.monotonic(), "result": None, "error": None}
         terminated_at: float | None = None
+        lost_at: float | None = None
         while True:
             try:
                 raw = lines.get(timeout=0.2)
@@ -185,10 +185,19 @@ class LocalProvider(Provider):
                 self._handle(ctx, raw, state)
             if ctx.should_stop() and terminated_at is None:
                 terminated_at = time.monotonic()
-                child.send_signal(signal.SIGTERM)
-            if terminated_at is not None and time.monotonic() - terminated_at > TERM_GRACE_SECONDS:
-                child.kill()
-        code = child.wait()
+                group.terminate()
+            if group.size > 1 and lost_at is None and (lost := group.lost_rank()):
+                state["lost"], lost_at = lost, time.monotonic()  # the others cannot step without it
+                group.stop_others()
+            stopped_at = terminated_at or lost_at
+            if stopped_at is not None and time.monotonic() - stopped_at > TERM_GRACE_SECONDS:
+                group.kill()
+        failed = child.wait() != 0
+        if failed and group.size > 1:
+            group.stop_others()  # rank 0 is gone: the others would wait on it
+        code = group.wait(timeout=TERM_GRACE_SECONDS if failed else RANKS_EXIT_SECONDS)
+        if group.size > 1 and "lost" not in state and (lost := group.lost_rank()):
+            state["lost"] = lost
         if terminated_at is not None:
             if ctx.cancel_requested():
                 raise JobOutcome("cancelled")
@@ -206,6 +215,9 @@ class LocalProvider(Provider):
                 model_path=result.get("adapter_path"),
             )
         error = state["error"] or {}
+        if state.get("lost") and error.get("code") in (None, ERROR_PROCESS_LOST):
+            # A rank died: that is the cause, not rank 0's report of losing its peer.
+            raise ProviderError(state["lost"], code=ERROR_PROCESS_LOST)
         message = error.get("message") or self._stderr_tail(out) or f"The trainer exited with status {code}."
         raise ProviderError(message, code=error.get("code") or "training_failed")
 

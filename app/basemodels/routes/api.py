@@ -70,10 +70,18 @@ def _download_view(download: Download) -> dict[str, Any]:
 
 
 @router.get("")
-def list_base_models(request: Request, batch: Batch = None, sequence: Sequence = None) -> dict[str, Any]:
-    """Every base model with architecture, size, context length, licence and whether it fits for LoRA training."""
+def list_base_models(
+    request: Request, session: SessionDep, batch: Batch = None, sequence: Sequence = None
+) -> dict[str, Any]:
+    """Every base model with architecture, size, context length, licence, whether it fits for LoRA training, and
+    the training and chat tokens/s measured on this machine (null until measured)."""
     settings = request.app.state.settings
-    rows = service.base_model_rows(settings, batch or settings.fit_batch_size, sequence or settings.fit_sequence_length)
+    rows = service.base_model_rows(
+        settings,
+        batch or settings.fit_batch_size,
+        sequence or settings.fit_sequence_length,
+        session=session,
+    )
     data = [
         {
             "object": "base_model",
@@ -87,6 +95,13 @@ def list_base_models(request: Request, batch: Batch = None, sequence: Sequence =
                 {"where": f.where, "need_bytes": f.need_bytes, "have_bytes": f.have_bytes, "fits": f.fits}
                 for f in r.fits
             ],
+            "training_tokens_per_second": r.throughput.training_tokens_per_second,
+            "chat_tokens_per_second": r.throughput.chat_tokens_per_second,
+            "throughput_measured_on": {
+                "training_job": r.throughput.training_job,
+                "training_processes": r.throughput.training_processes,
+                "training_device": r.throughput.training_device,
+            },
         }
         for r in rows
     ]

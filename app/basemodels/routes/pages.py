@@ -24,13 +24,15 @@ def _downloads(request: Request) -> ModelDownloads:
 
 
 @router.get("/models/base", include_in_schema=False)
-def base_models_page(request: Request, batch: Batch = None, sequence: Sequence = None, added: str = ""):
-    """Every base model with its facts and memory fit at the chosen batch and sequence length."""
+def base_models_page(
+    request: Request, session: SessionDep, batch: Batch = None, sequence: Sequence = None, added: str = ""
+):
+    """Every base model with its facts, memory fit at the chosen batch and sequence length, and measured speed."""
     settings = request.app.state.settings
     batch = batch or settings.fit_batch_size
     sequence = sequence or settings.fit_sequence_length
     ctx = {
-        "rows": service.base_model_rows(settings, batch, sequence),
+        "rows": service.base_model_rows(settings, batch, sequence, session=session),
         "batch": batch,
         "sequence": sequence,
         "added": added,
