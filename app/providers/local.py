@@ -23,7 +23,10 @@ from app.engine.catalog import list_base_models
 from app.engine.chat_types import ChatChunk, ChatParams, ModelRef
 from app.errors import Invalid
 from app.providers.base import (
+    DPO,
+    DPO_HYPERPARAMETERS,
     HYPERPARAMETERS,
+    SUPERVISED,
     JobContext,
     JobOutcome,
     Provider,
@@ -52,6 +55,8 @@ class LocalProvider(Provider):
 
     name = "local"
     hyperparameter_names = (*HYPERPARAMETERS, "lora_rank")
+    methods = (SUPERVISED, DPO)
+    dpo_hyperparameter_names = (*DPO_HYPERPARAMETERS, "sft_weight")
 
     def __init__(
         self,
@@ -110,7 +115,8 @@ class LocalProvider(Provider):
     # -- training ----------------------------------------------------------------------------------------------
     def _write_spec(self, ctx: JobContext, out: Path) -> Path:
         spec = ctx.spec
-        hyper = {k: spec.hyperparameters.get(k, "auto") for k in self.hyperparameter_names}
+        names = (*self.hyperparameter_names, *(self.dpo_hyperparameter_names if spec.method_type == DPO else ()))
+        hyper = {k: spec.hyperparameters.get(k, "auto") for k in names}
         body = {
             "job_id": spec.job_id,
             "base_model": spec.model,
@@ -125,6 +131,7 @@ class LocalProvider(Provider):
             "local_models": {k: str(v) for k, v in self.settings.local_models.items()},
             "device": self.device,
             "engine_spin": self.settings.engine_spin,
+            "method": spec.method_type,
         }
         path = out / "spec.json"
         path.write_text(json.dumps(body, indent=2))
