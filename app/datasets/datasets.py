@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, insert, literal, select
 from sqlmodel import Session, col
 
+from app.datasets.kinds import checked_kind, kind_mismatch
 from app.errors import Invalid, NotFound
 from app.tables.common import fits_db_int, stored_id, utcnow
-from app.tables.dataset import DATASETS, EXAMPLES, Dataset
+from app.tables.dataset import DATASETS, EXAMPLES, PREFERENCE, SUPERVISED, Dataset
 from app.tables.file import UploadedFile
 
 # Columns copied verbatim when a dataset or an example is duplicated (everything but id, dataset_id, timestamps).
@@ -31,6 +32,10 @@ COPY_COLUMNS = (
     "token_counts",
     "content_hash",
     "search_text",
+    "source_file",
+    "source_line",
+    "preferred_output",
+    "non_preferred_output",
 )
 
 
@@ -97,17 +102,17 @@ def _clean_description(description: str | None) -> str:
     return description
 
 
-def new_dataset(session: Session, name: str, description: str = "") -> Dataset:
+def new_dataset(session: Session, name: str, description: str = "", kind: str = SUPERVISED) -> Dataset:
     """Add an empty dataset in the caller's transaction (flushed: it has its id)."""
-    dataset = Dataset(name=_clean_name(name), description=_clean_description(description))
+    dataset = Dataset(name=_clean_name(name), description=_clean_description(description), kind=checked_kind(kind))
     session.add(dataset)
     session.flush()
     return dataset
 
 
-def create_dataset(session: Session, name: str, description: str = "") -> Dataset:
-    """Create an empty dataset."""
-    dataset = new_dataset(session, name, description)
+def create_dataset(session: Session, name: str, description: str = "", kind: str = SUPERVISED) -> Dataset:
+    """Create an empty dataset of a kind (supervised chat examples, or preference pairs)."""
+    dataset = new_dataset(session, name, description, kind)
     session.commit()
     session.refresh(dataset)
     return dataset
@@ -197,6 +202,28 @@ def touch_dataset(session: Session, dataset_id: int) -> int:
     return session.execute(bump.returning(d.rev)).scalar_one()
 
 
+def import_kind(session: Session, dataset: Dataset) -> str | None:
+    """The kind a file imported into the dataset must have: its own once it holds examples or was made for
+    preference pairs; None for an empty dataset of the default kind, which takes its first file's kind."""
+    if dataset.kind == PREFERENCE:
+        return PREFERENCE
+    held = session.execute(select(EXAMPLES.c.id).where(EXAMPLES.c.dataset_id == dataset.id).limit(1)).first()
+    return dataset.kind if held is not None else None
+
+
+def settle_kind(session: Session, dataset_id: int, kind: str) -> None:
+    """Before rows of `kind` are written (in the caller's transaction): an empty dataset of the default kind
+    takes that kind; a dataset that requires the other kind refuses them (Invalid)."""
+    dataset = get_dataset(session, dataset_id)
+    required = import_kind(session, dataset)
+    if required is None:
+        if dataset.kind != kind:
+            session.execute(DATASETS.update().where(DATASETS.c.id == dataset_id).values(kind=kind))
+            session.expire(dataset, ["kind"])
+    elif required != kind:
+        raise kind_mismatch(required, kind)
+
+
 def delete_dataset(session: Session, id: int) -> None:
     """Delete a dataset and all its examples."""
     dataset = get_dataset(session, id)
@@ -237,7 +264,9 @@ def copy_examples_sql(
 def duplicate_dataset(session: Session, id: int, name: str | None = None) -> Dataset:
     """A copy of a dataset with all its examples (each at version 1)."""
     source = get_dataset(session, id)
-    copy = Dataset(name=_clean_name(name or f"{source.name} (copy)"[:200]), description=source.description)
+    copy = Dataset(
+        name=_clean_name(name or f"{source.name} (copy)"[:200]), description=source.description, kind=source.kind
+    )
     session.add(copy)
     session.flush()
     copy_id = stored_id(copy)

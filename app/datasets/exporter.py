@@ -1,4 +1,4 @@
-"""Export a dataset as OpenAI chat JSONL, streamed line by line, keys in a stable order."""
+"""Export a dataset as OpenAI chat (or DPO) JSONL, streamed line by line, keys in a stable order."""
 
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ def _where(dataset_id: int, split: str, only_valid: bool) -> list:
 
 
 def export_jsonl(session: Session, dataset_id: int, split: str = "all", only_valid: bool = True) -> Iterator[bytes]:
-    """The dataset's examples as JSONL lines (bytes), in position order: messages, tools, then other keys."""
-    get_dataset(session, dataset_id)
+    """The dataset's examples as JSONL lines (bytes), in position order: messages, tools, then other keys (for a
+    preference dataset, OpenAI's DPO lines: input, preferred_output, non_preferred_output, then other keys)."""
+    dataset = get_dataset(session, dataset_id)
     where = _where(dataset_id, split, only_valid)
+    if dataset.is_preference:
+        return _pair_lines(session, where)
     # The JSON columns are read as text (no ORM objects, no parsing) and fetched in chunks, so memory stays
     # flat for any dataset size.
     stmt = (
@@ -54,6 +57,35 @@ def _lines(session: Session, stmt) -> Iterator[bytes]:
                 parts += [", ", json.dumps(key), ": ", json.dumps(value)]
         parts.append("}\n")
         yield "".join(parts).encode("utf-8")
+
+
+def _pair_lines(session: Session, where: list) -> Iterator[bytes]:
+    stmt = (
+        select(
+            cast(Example.messages, Text),
+            cast(Example.tools, Text),
+            cast(Example.extra, Text),
+            cast(Example.preferred_output, Text),
+            cast(Example.non_preferred_output, Text),
+        )
+        .where(*where)
+        .order_by(col(Example.position), col(Example.id))
+    )
+    result = session.execute(stmt.execution_options(yield_per=FETCH))
+    for messages, tools, extra, preferred, rejected in result:
+        parts = ['{"input": {"messages": ', messages]
+        if tools is not None and tools != "null":
+            parts += [', "tools": ', tools]
+        parts += ['}, "preferred_output": ', _or_empty(preferred), ', "non_preferred_output": ', _or_empty(rejected)]
+        if extra is not None and extra != "null":
+            for key, value in json.loads(extra).items():
+                parts += [", ", json.dumps(key), ": ", json.dumps(value)]
+        parts.append("}\n")
+        yield "".join(parts).encode("utf-8")
+
+
+def _or_empty(answer: str | None) -> str:
+    return "[]" if answer is None or answer == "null" else answer
 
 
 def count_exported(session: Session, dataset_id: int, split: str = "all", only_valid: bool = True) -> int:

@@ -19,6 +19,8 @@ from app.datasets.validation.checks import (
     search_text,
     strict_json_loads,
 )
+from app.datasets.validation.preference import check_preference, input_of, pair_hash, pair_search_text
+from app.tables.dataset import PREFERENCE, SUPERVISED
 
 # A prepared row: the example's own column values, in this order (the writer adds dataset, position, stamps).
 ROW_FIELDS = (
@@ -41,6 +43,11 @@ _VALID, _PROBLEMS = ROW_FIELDS.index("valid"), ROW_FIELDS.index("problems")
 TOKEN_COUNTS = ROW_FIELDS.index("token_counts")
 # An imported row: ROW_FIELDS, then the number of the file line it came from (migration 0008).
 IMPORT_FIELDS = (*ROW_FIELDS, "source_line")
+# A preference (DPO) example's row: ROW_FIELDS (its input as messages and tools), then its two answers.
+PAIR_FIELDS = (*ROW_FIELDS, "preferred_output", "non_preferred_output")
+PAIR_IMPORT_FIELDS = (*PAIR_FIELDS, "source_line")
+# How many values a prepared row of each kind has: a file's rows are all of one kind.
+ROW_WIDTH = {SUPERVISED: len(ROW_FIELDS), PREFERENCE: len(PAIR_FIELDS)}
 INVALID_SAMPLE = 1000  # imported-but-invalid lines listed by number in an import's result
 
 
@@ -85,6 +92,8 @@ def parse_line(text: str) -> tuple[dict[str, Any], None, str] | tuple[None, str,
         if not isinstance(obj["messages"], list):
             return None, "messages_not_a_list", ""
         return obj, None, ""
+    if "input" in obj or "preferred_output" in obj or "non_preferred_output" in obj:
+        return preference_line(obj)
     if "prompt" in obj and "completion" in obj:
         prompt, completion = obj.pop("prompt"), obj.pop("completion")
         if not isinstance(prompt, str) or not isinstance(completion, str):
@@ -93,6 +102,20 @@ def parse_line(text: str) -> tuple[dict[str, Any], None, str] | tuple[None, str,
         messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion.strip()}]
         return {"messages": messages, **obj}, None, ""
     return None, "missing_messages", ""
+
+
+def preference_line(obj: dict[str, Any]) -> tuple[dict[str, Any], None, str] | tuple[None, str, str]:
+    """A DPO-shaped object as a record (a missing answer becomes an empty list, flagged by the checks), or
+    (None, code, detail) when its input or an answer cannot be stored."""
+    given = obj.get("input")
+    if not isinstance(given, dict) or not isinstance(given.get("messages"), list):
+        return None, "input_not_a_conversation", ""
+    for key in ("preferred_output", "non_preferred_output"):
+        if key not in obj:
+            obj[key] = []
+        elif not isinstance(obj[key], list):
+            return None, "answer_not_a_list", f"`{key}` is a JSON {type(obj[key]).__name__}"
+    return obj, None, ""
 
 
 def prepare_record(record: dict[str, Any]) -> tuple:
@@ -129,12 +152,48 @@ def prepare_record(record: dict[str, Any]) -> tuple:
     )
 
 
+def prepare_pair(record: dict[str, Any]) -> tuple:
+    """One preference record's row values in PAIR_FIELDS order (parse_line made its input and answers lists)."""
+    messages, tools = input_of(record)
+    extra = {k: v for k, v in record.items() if k not in ("input", "preferred_output", "non_preferred_output")}
+    check = check_preference(record)
+    problems = _dumps([p.as_dict() for p in check.problems]) if check.problems else _NO_PROBLEMS
+    return (
+        _dumps(messages),
+        None if tools is None else _dumps(tools),
+        _dumps(extra) if extra else None,
+        problems,
+        None,
+        check.n_errors,
+        check.n_warnings,
+        check.n_messages,
+        pair_hash(record),
+        pair_search_text(record),
+        check.valid,
+        _dumps(record["preferred_output"]),
+        _dumps(record["non_preferred_output"]),
+    )
+
+
+def record_kind(record: dict[str, Any]) -> str:
+    """SUPERVISED or PREFERENCE: the kind of dataset a parsed record belongs in."""
+    return SUPERVISED if "messages" in record else PREFERENCE
+
+
 def over_limits(record: dict[str, Any], row: tuple, limits: Limits) -> tuple[str, str] | None:
     """(code, sentence) when a prepared record is over the message or example size limits, else None."""
-    found = longest_message(record["messages"], limits.message_chars)
+    if "messages" in record:
+        found = longest_message(record["messages"], limits.message_chars)
+    else:  # a preference pair: its input's messages, then the preferred and the rejected answer
+        messages = input_of(record)[0]
+        found = longest_message(
+            [*messages, *record["preferred_output"], *record["non_preferred_output"]], limits.message_chars
+        )
     if found is not None:
         return "message_too_long", too_long_text(*found, limits)
     size = stored_size(row[0], row[1], row[2])
+    if len(row) > len(ROW_FIELDS):
+        size += len(row[-2]) + len(row[-1])
     if size > limits.example_bytes:
         return "example_too_large", too_large_text(size, limits)
     return None
@@ -159,7 +218,7 @@ def prepare_line(body: bytes, limits: Limits) -> tuple[dict[str, Any] | None, tu
     record, code, detail = parse_line(text)
     if record is None:
         return None, code or "", detail
-    row = prepare_record(record)
+    row = prepare_record(record) if "messages" in record else prepare_pair(record)
     if "\\u" in text and not _storable(row[_SEARCH_TEXT]):
         # A \ud800-\udfff escape with no partner: valid JSON syntax, but no character UTF-8 (nor the database)
         # can store. Only an escape can make one, so lines without "\u" skip the check.
@@ -179,14 +238,17 @@ def prepare_lines(
     first_number: int,
     limits: Limits | None = None,
     notes: LineNotes | None = None,
+    kind: str = SUPERVISED,
 ) -> tuple[list[tuple], list[tuple[int, str, bytes, str]]]:
     """Rows of the good lines (in order, IMPORT_FIELDS: each ends with its line number) and (line number, code,
     bytes, detail) of the rejected ones.
 
     `lines` are raw lines without their line ends; blank lines are skipped and count as lines. `notes`, when
-    given, counts the blank lines and lists the lines that became invalid examples.
+    given, counts the blank lines and lists the lines that became invalid examples. `kind` is the file's: a line
+    of the other shape (a chat line in a preference file, or the reverse) is rejected as `wrong_shape`.
     """
     limits = limits or Limits()
+    width = ROW_WIDTH[kind]
     rows: list[tuple] = []
     rejected: list[tuple[int, str, bytes, str]] = []
     for number, body in enumerate(lines, start=first_number):
@@ -198,11 +260,29 @@ def prepare_lines(
         _, row, detail = prepared
         if isinstance(row, str):  # a rejection's code
             rejected.append((number, row, body, detail))
+        elif len(row) != width:
+            rejected.append((number, "wrong_shape", body, wrong_shape(kind)))
         else:
             rows.append((*row, number))
             if notes is not None and not row[_VALID]:
                 notes.row(number, row)
     return rows, rejected
+
+
+def wrong_shape(kind: str) -> str:
+    """Why a line of the other shape than its file's is rejected."""
+    if kind == PREFERENCE:
+        return "it is a chat example (`messages`), but the file holds preference pairs (`input`, `preferred_output`)"
+    return "it is a preference pair (`input`, `preferred_output`), but the file holds chat examples (`messages`)"
+
+
+def line_kind(body: bytes) -> str | None:
+    """The kind of a raw line that parses as an example, else None (blank, bad or not an example)."""
+    try:
+        record = parse_line(body.decode("utf-8"))[0] if body.strip() else None
+    except UnicodeDecodeError:
+        return None
+    return None if record is None else record_kind(record)
 
 
 def _storable(text: str) -> bool:

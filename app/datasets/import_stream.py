@@ -16,12 +16,21 @@ from pathlib import Path
 from typing import IO
 
 from app.datasets.file_sniff import SNIFF_BYTES, Utf16Lines, sniff
-from app.datasets.import_rows import LineNotes, line_too_long, over_limits, prepare_lines, prepare_record
+from app.datasets.import_rows import (
+    LineNotes,
+    line_kind,
+    line_too_long,
+    over_limits,
+    prepare_lines,
+    prepare_record,
+)
 from app.datasets.import_tokens import ImportCounts
+from app.datasets.kinds import kind_mismatch
 from app.datasets.limits import Limits
 from app.datasets.rejections import MESSAGES, Rejections
 from app.datasets.row_spool import RowSpool, ensure_dir
 from app.errors import Invalid
+from app.tables.dataset import PREFERENCE, SUPERVISED
 
 BATCH = 1000  # lines per prepare_lines call and rows per spooled block
 PROGRESS_EVERY = 5000
@@ -42,6 +51,7 @@ class Prepared:
     notes: LineNotes = field(default_factory=LineNotes)  # blank lines and lines imported as invalid examples
     counts: ImportCounts = field(default_factory=ImportCounts)  # each spooled block's token counts
     source_file: str | None = None  # the file's name, as each example keeps it (None: no name was given)
+    kind: str = SUPERVISED  # what its examples are: chat examples or preference pairs (its first example's shape)
 
     def batches(self) -> Iterator[tuple[list[tuple], list[str] | None]]:
         """Each block of rows with its token counts (None: not counted; the report will)."""
@@ -73,8 +83,11 @@ class Receiver:
         spool_dir: Path | None,
         progress: Progress | None,
         filename: str = "",
+        expected: str | None = None,
     ):
         self.limits, self.rejections, self.progress = limits, rejections, progress
+        # The kind the dataset requires (None: any; the file's first example decides) and the file's own.
+        self.expected, self.kind = expected, expected
         self.rows = RowSpool(spool_dir)
         self.counts = ImportCounts()
         self.source_file = source_name(filename)
@@ -85,10 +98,15 @@ class Receiver:
     def _add(self, rows: list[tuple]) -> None:
         """Spool a block of rows and start counting their tokens."""
         if rows:
-            self.counts.add(self.rows.add(rows), len(rows))
+            block = self.rows.add(rows)
+            if self.kind != PREFERENCE:  # the import's counter counts chat rows; the report counts pairs
+                self.counts.add(block, len(rows))
 
     def _prepared(self, lines: int) -> Prepared:
-        return Prepared(self.rows, lines, self.rejections, self.encoding, self.notes, self.counts, self.source_file)
+        kind = self.kind or SUPERVISED
+        return Prepared(
+            self.rows, lines, self.rejections, self.encoding, self.notes, self.counts, self.source_file, kind
+        )
 
     def feed(self, data: bytes) -> None:
         """The next bytes of the file."""
@@ -132,8 +150,10 @@ class JsonlReceiver(Receiver):
         spool_dir: Path | None,
         progress: Progress | None,
         filename: str = "",
+        expected: str | None = None,
     ):
-        super().__init__(limits, rejections, spool_dir, progress, filename)
+        super().__init__(limits, rejections, spool_dir, progress, filename, expected)
+        self.kind = None  # the first line that is an example sets it
         self._head = b""  # the first bytes, until there are enough to tell what the file is
         self._at_start = True
         self._utf16: Utf16Lines | None = None  # set when the file is UTF-16 text
@@ -212,11 +232,24 @@ class JsonlReceiver(Receiver):
 
     def _flush(self) -> None:
         if self._batch:
-            rows, rejected = prepare_lines(self._batch, self._batch_first, self.limits, self.notes)
+            if self.kind is None:
+                self._decide_kind()
+            kind = self.kind or SUPERVISED
+            rows, rejected = prepare_lines(self._batch, self._batch_first, self.limits, self.notes, kind)
             self.rejections.add_many(rejected)
             self._add(rows)
             self._batch = []
         self._batch_first = self._next
+
+    def _decide_kind(self) -> None:
+        """The file's kind is its first example's; a dataset of the other kind refuses the file at once."""
+        for number, body in enumerate(self._batch, start=self._batch_first):
+            kind = line_kind(body)
+            if kind is not None:
+                if self.expected is not None and kind != self.expected:
+                    raise kind_mismatch(self.expected, kind, number)
+                self.kind = kind
+                return
 
     def finish(self) -> Prepared:
         """The file has ended: its last line (with or without a final newline), rows and rejections."""
@@ -247,8 +280,11 @@ class CsvReceiver(Receiver):
         spool_dir: Path | None,
         progress: Progress | None,
         filename: str = "",
+        expected: str | None = None,
     ):
-        super().__init__(limits, rejections, spool_dir, progress, filename)
+        if expected == PREFERENCE:
+            raise kind_mismatch(PREFERENCE, SUPERVISED)  # CSV rows are chat examples
+        super().__init__(limits, rejections, spool_dir, progress, filename, SUPERVISED)
         self._raw: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=RAW_MEMORY, dir=ensure_dir(spool_dir))  # noqa: SIM115
 
     def _feed(self, data: bytes) -> None:

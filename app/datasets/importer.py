@@ -19,8 +19,8 @@ from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col
 
 from app.config import Settings
-from app.datasets.datasets import big_cache, get_dataset, touch_dataset
-from app.datasets.import_rows import IMPORT_FIELDS, TOKEN_COUNTS, parse_line
+from app.datasets.datasets import big_cache, get_dataset, import_kind, settle_kind, touch_dataset
+from app.datasets.import_rows import IMPORT_FIELDS, PAIR_IMPORT_FIELDS, TOKEN_COUNTS, parse_line
 from app.datasets.import_stream import CsvReceiver, JsonlReceiver, Prepared, Progress, Receiver
 from app.datasets.limits import Limits
 from app.datasets.rejections import (
@@ -34,7 +34,7 @@ from app.datasets.rejections import (
 )
 from app.errors import Invalid, NotFound
 from app.tables.common import utcnow
-from app.tables.dataset import EXAMPLES, Example
+from app.tables.dataset import EXAMPLES, PREFERENCE, SUPERVISED, Example
 
 __all__ = [
     "MESSAGES",
@@ -95,12 +95,20 @@ _INSERT_COLUMNS = (*IMPORT_FIELDS, *_SHARED_COLUMNS, "position")
 # The table with untyped columns: values go to the driver as we prepared them. Serialising the JSON ourselves
 # (and converting datetimes once per import) roughly halves the cost of an insert.
 _RAW = table("examples", *[column(name) for name in _INSERT_COLUMNS])
+# The same for preference pairs: their rows carry the two answers before the file line.
+_PAIR_INSERT_COLUMNS = (*PAIR_IMPORT_FIELDS, *_SHARED_COLUMNS, "position")
+_PAIR_RAW = table("examples", *[column(name) for name in _PAIR_INSERT_COLUMNS])
 
 
 class _Writer:
     """Inserts prepared rows (import_rows.IMPORT_FIELDS) in batches with executemany, in the caller's transaction."""
 
-    def __init__(self, session: Session, dataset_id: int, rev: int, source_file: str | None = None):
+    def __init__(
+        self, session: Session, dataset_id: int, rev: int, source_file: str | None = None, kind: str = SUPERVISED
+    ):
+        pairs = kind == PREFERENCE
+        self.columns: tuple[str, ...] = _PAIR_INSERT_COLUMNS if pairs else _INSERT_COLUMNS
+        raw = _PAIR_RAW if pairs else _RAW
         self.session, self.dataset_id = session, dataset_id
         where = col(Example.dataset_id) == dataset_id
         top = session.execute(select(func.max(Example.position)).where(where)).scalar()
@@ -114,10 +122,10 @@ class _Writer:
         # it) and PostgreSQL drivers send it as a boolean.
         self.shared = (dataset_id, None, "", 1, sent, sent, source_file, rev)
         # Compiled once; executemany then goes straight to the driver (no per-batch statement processing).
-        compiled = insert(_RAW).compile(dialect=dialect)
+        compiled = insert(raw).compile(dialect=dialect)
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
-        if self.positional and tuple(compiled.positiontup or ()) != _INSERT_COLUMNS:
+        if self.positional and tuple(compiled.positiontup or ()) != self.columns:
             raise RuntimeError("unexpected column order in the compiled INSERT")
         self.rows: list[Any] = []
         self.count = 0
@@ -138,7 +146,7 @@ class _Writer:
         if self.positional:
             self.rows += rows
         else:
-            self.rows += [dict(zip(_INSERT_COLUMNS, values, strict=True)) for values in rows]
+            self.rows += [dict(zip(self.columns, values, strict=True)) for values in rows]
         if len(self.rows) >= BATCH:
             self.flush()
 
@@ -161,7 +169,9 @@ def write_rows(session: Session, dataset_id: int, prepared: Prepared) -> int:
     """Insert received rows after a dataset's examples, in the caller's transaction; returns how many."""
     with big_cache(session, IMPORT_CACHE_KB):
         # Bumped before any row is written, as the report's change counter asks (app.datasets.datasets).
-        writer = _Writer(session, dataset_id, _touch(session, dataset_id), prepared.source_file)
+        rev = _touch(session, dataset_id)
+        settle_kind(session, dataset_id, prepared.kind)
+        writer = _Writer(session, dataset_id, rev, prepared.source_file, prepared.kind)
         for rows, counts in prepared.batches():
             writer.add_rows(rows, counts)
         writer.flush()
@@ -199,9 +209,11 @@ def receiver(
     settings: Settings | None = None,
     dataset_id: int | None = None,
     progress: Progress | None = None,
+    expected: str | None = None,
 ) -> Receiver:
     """A receiver for a file's bytes: 'jsonl', 'csv', or 'auto' (from the file name). With settings, its limits
-    apply, rows spool under data_dir/tmp and rejected lines are written under data_dir/imports/<dataset>."""
+    apply, rows spool under data_dir/tmp and rejected lines are written under data_dir/imports/<dataset>.
+    `expected`: the kind of examples the dataset requires (None: the file's first example decides)."""
     if kind == "auto":
         kind = "csv" if filename.lower().endswith(".csv") else "jsonl"
     if kind not in ("jsonl", "csv"):
@@ -210,7 +222,7 @@ def receiver(
     folder = rejections_folder(settings, dataset_id) if settings is not None and dataset_id is not None else None
     spool = settings.data_dir / "tmp" if settings is not None else None
     cls = CsvReceiver if kind == "csv" else JsonlReceiver
-    return cls(limits, Rejections(folder), spool, progress, filename)
+    return cls(limits, Rejections(folder), spool, progress, filename, expected)
 
 
 def start_import(
@@ -222,10 +234,11 @@ def start_import(
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> Receiver:
-    """Check that the dataset exists, end that read, and return a receiver for the file (see `receiver`)."""
-    get_dataset(session, dataset_id)
+    """Check that the dataset exists, end that read, and return a receiver for the file (see `receiver`): one
+    that refuses a file of the other kind than the dataset requires (datasets.import_kind)."""
+    expected = import_kind(session, get_dataset(session, dataset_id))
     session.commit()  # no transaction stays open while the file arrives
-    return receiver(kind, filename, settings=settings, dataset_id=dataset_id, progress=progress)
+    return receiver(kind, filename, settings=settings, dataset_id=dataset_id, progress=progress, expected=expected)
 
 
 def import_file(

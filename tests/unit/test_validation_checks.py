@@ -11,6 +11,7 @@ from app.datasets.validation import check_record
 from app.datasets.validation.checks import apply_check
 from app.datasets.validation.codes import CODES, ERROR_CODES, WARNING_CODES
 from tests.conftest import FIXTURES, SHARED
+from tests.unit.test_preference_checks import PREFERENCE_TRIGGERS
 
 GOOD = {
     "messages": [
@@ -102,7 +103,7 @@ def test_each_per_example_code_is_triggered_by_its_minimal_example(code):
 
 def test_every_documented_code_is_tested_here_or_at_dataset_level():
     dataset_level = {"over_context_limit", "duplicate_example", "train_validation_leakage", "too_few_examples"}
-    assert set(TRIGGERS) | dataset_level == set(CODES)
+    assert set(TRIGGERS) | dataset_level | set(PREFERENCE_TRIGGERS) == set(CODES)
     assert set(ERROR_CODES) | set(WARNING_CODES) == set(CODES)
 
 

@@ -35,6 +35,20 @@ CODES: dict[str, tuple[str, str]] = {
     "duplicate_example": ("warning", "The example appears more than once in the dataset."),
     "train_validation_leakage": ("warning", "The same example is in both the training and the validation data."),
     "too_few_examples": ("warning", "The dataset has fewer than 10 valid training examples (OpenAI's minimum)."),
+    # Preference (DPO) examples: OpenAI's rules for its DPO shape (app/datasets/validation/preference.py).
+    "preference_missing_input": ("error", "A preference example has no `input` with a non-empty `messages` list."),
+    "preference_missing_output": ("error", "A preference example lacks its preferred or its rejected answer."),
+    "preference_output_not_single": ("error", "An answer must be a list of exactly one assistant message."),
+    "preference_output_not_assistant": ("error", "An answer's message is not the assistant's."),
+    "preference_output_missing_content": ("error", "An answer has neither text content nor tool calls."),
+    "input_last_message_not_user": (
+        "error",
+        "The input conversation of a preference example must end with a user message.",
+    ),
+    "preference_outputs_identical": (
+        "warning",
+        "The preferred and rejected answers are the same: the pair teaches nothing.",
+    ),
 }
 ERROR_CODES = tuple(c for c, (level, _) in CODES.items() if level == "error")
 WARNING_CODES = tuple(c for c, (level, _) in CODES.items() if level == "warning")
