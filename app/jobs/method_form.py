@@ -23,9 +23,12 @@ def dataset_kind(session: Session, dataset_id: int | None) -> str | None:
 def method_section(kind: str | None, values: dict[str, Any]) -> dict[str, Any]:
     """What the method field offers: DPO only for a preference dataset, supervised only for a chat one."""
     method = DPO if kind == PREFERENCE else SUPERVISED
+    # changed: the form shows another method (its dataset changed kind), so the estimate's refresh swaps the field;
+    # otherwise it is left alone, so a refresh answering an earlier change never undoes a beta typed since.
+    changed = values.get("method") != method
     values["method"] = method
     values.setdefault("beta", "auto")
-    return {"method": method, "label": METHOD_LABELS[method], "beta": values["beta"]}
+    return {"method": method, "label": METHOD_LABELS[method], "beta": values["beta"], "changed": changed}
 
 
 def method_request(values: dict[str, Any]) -> dict[str, Any] | None:
