@@ -112,3 +112,12 @@ def test_api_jobs_refuse_a_method_that_does_not_fit_the_dataset(api: TestClient,
     prefs = preference_dataset(session)
     refused = api.post("/api/jobs", json={"dataset_id": prefs.id})
     assert refused.status_code == 400 and "DPO" in refused.json()["detail"]
+
+
+def test_a_dpo_job_is_rerun_as_a_dpo_job_with_its_beta(api: TestClient, session, settings):
+    from app.jobs.jobs import rerun_job
+
+    pairs = upload(api, [pair(i) for i in range(12)])
+    first = api.post("/v1/fine_tuning/jobs", json={"model": "tiny-llama", "training_file": pairs, "method": DPO})
+    again = rerun_job(session, settings, first.json()["id"])
+    assert again.method["type"] == "dpo" and again.hyperparameters["beta"] == 0.2
