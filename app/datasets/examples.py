@@ -12,8 +12,10 @@ from sqlmodel import Session, col, select
 
 from app.datasets import validation
 from app.datasets.datasets import big_cache, copy_examples_sql, get_dataset, touch_dataset
-from app.datasets.forms import check_form, record_from_form
-from app.datasets.limits import Limits, refusal
+from app.datasets.kinds import kind_mismatch
+from app.datasets.limits import Limits
+from app.datasets.pair_forms import check_form, record_from_form
+from app.datasets.records import check_fits, form_version, record_parts
 from app.datasets.splitting import random_split
 from app.errors import Conflict, Invalid, NotFound
 from app.tables.common import fits_db_int, stored_id, utcnow
@@ -79,37 +81,6 @@ def normalize_split(split: Any) -> str | None:
     return split
 
 
-def record_parts(record: Any, limits: Limits | None = None) -> dict[str, Any]:
-    """Split a chat record into the Example columns messages / tools / extra (other top-level keys verbatim).
-
-    What JSON cannot hold (absurd depth, NaN or infinite numbers) is refused with the field it is about; so is
-    what is over `limits` (message and example sizes), when given.
-    """
-    if not isinstance(record, dict):
-        raise Invalid("An example must be a JSON object with a `messages` list.", param="messages")
-    if not isinstance(record.get("messages"), list):
-        raise Invalid("An example needs a `messages` list.", param="messages")
-    refused = refusal(record, limits)
-    if refused is not None:
-        raise Invalid(refused.message, code=refused.code, param=refused.param)
-    extra = {k: v for k, v in record.items() if k not in ("messages", "tools")}
-    tools = record.get("tools")
-    if "tools" in record and tools is None:
-        extra["tools"] = None  # an explicit null survives export
-    return {"messages": record["messages"], "tools": tools, "extra": extra or None}
-
-
-def form_version(value: Any) -> int | None:
-    """The version a form says it edited: None if missing (a stale save), Invalid if not a whole number."""
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        return None
-    # ASCII digits only: "²" passes str.isdigit() but int() refuses it.
-    if not (text.isascii() and text.isdigit()):
-        raise Invalid("The version must be a whole number (the one shown in the editor).", param="version")
-    return int(text)
-
-
 def get_example(session: Session, example_id: int) -> Example:
     """The example with this id, or NotFound."""
     example = session.get(Example, example_id) if fits_db_int(example_id) else None
@@ -132,8 +103,9 @@ def add_example(
     *,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Example:
-    """Append one example (validated, its cached columns filled) to a dataset; over `limits` is refused."""
-    get_dataset(session, dataset_id)
+    """Append one example (validated, its cached columns filled) to a dataset of its kind; over `limits` is
+    refused."""
+    check_fits(get_dataset(session, dataset_id), record)
     parts = record_parts(record, limits)
     example = Example(
         dataset_id=dataset_id,
@@ -163,6 +135,7 @@ def update_example(
     """Replace an example's content if `version` is still current; a stale version raises Conflict."""
     parts = record_parts(record, limits)
     example = get_example(session, example_id)
+    check_fits(get_dataset(session, example.dataset_id), record)
     if version is None or int(version) != example.version:
         raise Conflict(
             f"This example was changed elsewhere (you edited version {version}, it is now at version "
@@ -334,8 +307,10 @@ def bulk_set_split(session: Session, dataset_id: int, ids: Iterable[Any], split:
 
 def bulk_copy(session: Session, dataset_id: int, ids: Iterable[Any], target_dataset_id: int) -> int:
     """Copy the given examples to the end of another dataset; returns how many were copied."""
-    get_dataset(session, dataset_id)
-    get_dataset(session, int(target_dataset_id))
+    source_kind = get_dataset(session, dataset_id).kind
+    target = get_dataset(session, int(target_dataset_id))
+    if target.kind != source_kind:
+        raise kind_mismatch(target.kind, source_kind)
     rev = touch_dataset(session, target_dataset_id)
     n = 0
     for chunk in _chunks(_clean_ids(ids)):
@@ -377,8 +352,10 @@ def split_randomly(session: Session, dataset_id: int, percent: float | str, seed
 
 
 def other_datasets(session: Session, dataset_id: int) -> list[Dataset]:
-    """Datasets examples can be copied to (every one but this)."""
-    return list(session.exec(select(Dataset).where(col(Dataset.id) != dataset_id).order_by(col(Dataset.name))))
+    """Datasets examples can be copied to (every other one of the same kind)."""
+    kind = get_dataset(session, dataset_id).kind
+    others = select(Dataset).where(col(Dataset.id) != dataset_id, col(Dataset.kind) == kind)
+    return list(session.exec(others.order_by(col(Dataset.name))))
 
 
 def bulk_action(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.datasets.import_rows import ROW_FIELDS, prepare_line
+from app.datasets.import_rows import ROW_FIELDS, prepare_line, wrong_shape
 from app.datasets.import_stream import BOM
 from app.datasets.limits import Limits
 from app.datasets.rejections import message_for
@@ -26,18 +26,13 @@ from app.datasets.validation.modeltable import ModelInfo, resolve_model
 from app.datasets.validation.report_groups import build_groups
 from app.datasets.validation.report_totals import Report, aggregate
 from app.datasets.validation.tokens import TokenCounts, count_many
+from app.tables.dataset import PREFERENCE, SUPERVISED
 
 CHUNK = 5_000  # lines parsed before their tokens are handed to the counting thread
 _PROBLEMS = ROW_FIELDS.index("problems")
 _N_MESSAGES = ROW_FIELDS.index("n_messages")
 _HASH = ROW_FIELDS.index("content_hash")
 _VALID = ROW_FIELDS.index("valid")
-DPO_KEYS = ("preferred_output", "non_preferred_output")
-DPO_CODE = "dpo_not_supported"
-DPO_MESSAGE = (
-    "This line is a DPO (preference) example; Tuneboard does not support DPO yet (issue #19). "
-    "Only chat examples (`messages`) can be checked and trained on."
-)
 
 
 @dataclass(frozen=True)
@@ -71,6 +66,7 @@ class FileLines:
     records: list[dict[str, Any]] = field(default_factory=list)
     rows: list[tuple] = field(default_factory=list)  # import_rows.ROW_FIELDS order
     rejected: list[LineProblem] = field(default_factory=list)
+    kind: str | None = None  # SUPERVISED or PREFERENCE: the first example's shape (None: no example yet)
 
 
 @dataclass
@@ -143,14 +139,6 @@ def split_lines(data: bytes) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
-def _dpo_shaped(body: bytes) -> bool:
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(obj, dict) and any(key in obj for key in DPO_KEYS)
-
-
 def read_file(
     path: Path, limits: Limits | None = None, on_chunk: Callable[[list[dict]], None] | None = None
 ) -> FileLines:
@@ -176,10 +164,16 @@ def _read_lines(found: FileLines, lines: list[bytes], first: int, limits: Limits
             continue  # a blank line
         record, row, detail = prepared
         if isinstance(row, str):
-            if row == "missing_messages" and _dpo_shaped(body):
-                found.rejected.append(LineProblem(number, DPO_CODE, "error", DPO_MESSAGE))
-            else:
-                found.rejected.append(LineProblem(number, row, "error", message_for(row, detail)))
+            found.rejected.append(LineProblem(number, row, "error", message_for(row, detail)))
+            continue
+        # As the import: the first example's shape is the file's (chat or preference pairs); the other is rejected.
+        kind = SUPERVISED if len(row) == len(ROW_FIELDS) else PREFERENCE
+        if found.kind is None:
+            found.kind = kind
+        elif kind != found.kind:
+            found.rejected.append(
+                LineProblem(number, "wrong_shape", "error", message_for("wrong_shape", wrong_shape(found.kind)))
+            )
             continue
         assert record is not None  # prepare_line gives a record with every row
         found.numbers.append(number)

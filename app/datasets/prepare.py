@@ -19,7 +19,8 @@ from app.datasets.import_stream import BOM, CsvReceiver
 from app.datasets.limits import Limits
 from app.datasets.rejections import Rejections
 from app.datasets.splitting import random_split
-from app.datasets.validation.checks import check_record, content_hash
+from app.datasets.validation.checks import content_hash
+from app.datasets.validation.preference import check_example, is_preference_record, pair_hash
 
 # What each fix is called in the summary.
 FIXES = {
@@ -105,13 +106,13 @@ def prepare_file(
     for number, record in numbered:
         if _trimmed(record):
             result.note("whitespace", number)
-        check = check_record(record)
+        check = check_example(record)  # a chat example or a preference pair (the file holds one kind)
         if not check.valid:
             for p in check.problems:
                 if p.level == "error":
                     result.unfixable.append(LineProblem(number, p.code, p.level, p.message, p.message_index))
             continue
-        digest = content_hash(record)
+        digest = pair_hash(record) if is_preference_record(record) else content_hash(record)
         if digest in seen:
             result.note("duplicate", number)
             continue

@@ -119,18 +119,24 @@ def test_exit_status_is_1_on_errors_and_on_warnings_with_strict(tmp_path):
     assert "example_missing_assistant_message" in result.stdout and "line 2" in result.stdout
 
 
-def test_a_dpo_line_is_said_to_be_unsupported_yet(tmp_path):
+def test_a_dpo_line_in_a_chat_file_is_rejected_and_a_dpo_file_is_checked(tmp_path):
     dpo = {
         "input": {"messages": [{"role": "user", "content": "Hi"}]},
         "preferred_output": [{"role": "assistant", "content": "Hello!"}],
         "non_preferred_output": [{"role": "assistant", "content": "Go away."}],
     }
-    path = write_jsonl(tmp_path / "dpo.jsonl", [chat(1), dpo])
+    path = write_jsonl(tmp_path / "mixed.jsonl", [chat(1), dpo])
     status, out = invoke_json("check", path)
     (rejected,) = out["train"]["rejected"]
-    assert (rejected["line"], rejected["code"]) == (2, "dpo_not_supported")
-    assert "not support DPO yet" in rejected["message"]
+    assert (rejected["line"], rejected["code"]) == (2, "wrong_shape")
+    assert "preference pair" in rejected["message"] and "chat examples" in rejected["message"]
     assert status == 1
+    pairs = write_jsonl(tmp_path / "dpo.jsonl", [dpo] * 9 + [{**dpo, "preferred_output": []}])
+    status, out = invoke_json("check", pairs)
+    assert out["train"]["rejected"] == [] and status == 1
+    assert [(p["line"], p["code"]) for p in out["train"]["problems"] if p["level"] == "error"] == [
+        (10, "preference_missing_output")
+    ]
 
 
 def test_an_unknown_model_is_a_usage_error(tmp_path):

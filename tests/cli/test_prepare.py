@@ -11,6 +11,7 @@ from sqlmodel import select
 from app.datasets.datasets import create_dataset
 from app.datasets.examples import split_randomly
 from app.datasets.importer import import_jsonl
+from app.datasets.prepare import prepare_file
 from app.tables import Example
 from tests.cli.harness import invoke, invoke_json
 from tests.conftest import FIXTURES
@@ -140,3 +141,13 @@ def test_the_split_is_reproducible_and_is_the_dashboards(session, tmp_path):
     examples = session.exec(select(Example).where(Example.dataset_id == dataset.id).order_by(Example.position)).all()
     picked = [e.messages[1]["content"].strip() for e in examples if e.split == "validation"]
     assert [r["messages"][1]["content"] for r in read(first / "pirate_validation.jsonl")] == picked
+
+
+def test_a_preference_file_is_prepared_with_its_pairs_kept_whole(tmp_path):
+    source = tmp_path / "pairs.jsonl"
+    lines = (FIXTURES / "dpo_signoff.jsonl").read_text().splitlines()
+    source.write_text("\n".join([*lines, lines[0]]) + "\n")
+    result = prepare_file(source, validation_percent=20)
+    assert result.fixes["duplicate"] == 1 and result.unfixable == [] and result.rejected == []
+    kept = result.train + result.validation
+    assert len(kept) == 6 and all(set(r) == {"input", "preferred_output", "non_preferred_output"} for r in kept)

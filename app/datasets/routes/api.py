@@ -25,6 +25,9 @@ router = APIRouter(prefix="/api", tags=["datasets"])
 class DatasetIn(BaseModel):
     name: str = Field(max_length=200, examples=["support-bot"])
     description: str = Field("", max_length=5000)
+    kind: Literal["supervised", "preference"] = Field(
+        "supervised", description="Chat examples (supervised) or preference pairs in OpenAI's DPO shape."
+    )
 
 
 class DatasetPatch(BaseModel):
@@ -43,21 +46,29 @@ class DatasetOut(BaseModel):
     id: int
     name: str
     description: str
+    kind: Literal["supervised", "preference"]
     created_at: UtcDateTime
     updated_at: UtcDateTime
     counts: Counts
 
 
 class ExampleIn(BaseModel):
-    """A chat example: `messages`, optional `tools`, and any other top-level key (kept verbatim)."""
+    """A chat example: `messages`, optional `tools`, and any other top-level key (kept verbatim); or, in a
+    preference dataset, a pair in OpenAI's DPO shape: `input`, `preferred_output`, `non_preferred_output`."""
 
     model_config = ConfigDict(extra="allow")
-    messages: list[Any]
+    messages: list[Any] | None = Field(None, description="A chat example's messages (pairs give `input` instead).")
+    input: dict[str, Any] | None = Field(None, description="A preference pair's conversation: messages, tools.")
+    preferred_output: list[Any] | None = Field(None, description="A pair's better answer: one assistant message.")
+    non_preferred_output: list[Any] | None = Field(None, description="A pair's worse answer: one assistant message.")
     split: Literal["train", "validation"] | None = None
     note: str = ""
 
     def record(self) -> dict[str, Any]:
-        """The chat record without Tuneboard's own fields."""
+        """The chat record (or preference pair) without Tuneboard's own fields."""
+        if self.messages is None and self.input is not None:
+            pair = {"input": self.input, "preferred_output": self.preferred_output}
+            return pair | {"non_preferred_output": self.non_preferred_output, **(self.model_extra or {})}
         return {"messages": self.messages, **(self.model_extra or {})}
 
 
@@ -97,6 +108,7 @@ def dataset_out(summary: ds.DatasetSummary) -> dict[str, Any]:
         "id": d.id,
         "name": d.name,
         "description": d.description,
+        "kind": d.kind,
         "created_at": d.created_at,
         "updated_at": d.updated_at,
         "counts": {"examples": c.examples, "train": c.train, "validation": c.validation, "invalid": c.invalid},
@@ -124,7 +136,7 @@ def example_out(e: Example) -> dict[str, Any]:
 @router.post("/datasets", status_code=201, response_model=DatasetOut)
 def create_dataset(body: DatasetIn, session: SessionDep):
     """Create a dataset."""
-    dataset = ds.create_dataset(session, body.name, body.description)
+    dataset = ds.create_dataset(session, body.name, body.description, body.kind)
     return dataset_out(ds.summarize(session, dataset))
 
 
@@ -267,7 +279,8 @@ def export(
     split: Literal["all", "train", "validation"] = "all",
     only_valid: bool = True,
 ):
-    """The dataset as OpenAI chat JSONL (only valid examples unless only_valid=false)."""
+    """The dataset as OpenAI chat JSONL, or DPO JSONL for a preference dataset (only valid examples unless
+    only_valid=false)."""
     ds.get_dataset(session, dataset_id)
     return StreamingResponse(
         exporter.export_chunks(request.app.state.engine, dataset_id, split, only_valid), media_type="application/jsonl"

@@ -9,6 +9,7 @@ from app.datasets import datasets as ds
 from app.datasets import examples as ex
 from app.datasets.forms import ROLES, editor_rows, top_level_texts
 from app.datasets.limits import Limits
+from app.datasets.pair_forms import BLANK_PAIR, answer_boxes, conversation_of
 from app.tables.dataset import Example
 from app.web.api_types import DbId
 from app.web.rendering import SessionDep, is_htmx, redirect, render
@@ -24,12 +25,17 @@ BLANK = {
 
 
 def _editor(request: Request, session: Session, dataset_id: int, example: Example | None, message: str | None = None):
-    record = example.to_record() if example else BLANK
+    dataset = ds.get_dataset(session, dataset_id)
+    record = example.to_record() if example else (BLANK_PAIR if dataset.is_preference else BLANK)
+    # A pair's conversation is edited as a chat example's messages are; its two answers beside each other.
+    answers = answer_boxes(record) if dataset.is_preference else None
+    chat = conversation_of(record) if dataset.is_preference else record
     context = {
-        "dataset": ds.get_dataset(session, dataset_id),
+        "dataset": dataset,
         "example": example,
-        "rows": editor_rows(record),
-        "texts": top_level_texts(record),
+        "rows": editor_rows(chat),
+        "texts": top_level_texts(chat),
+        "answers": answers,
         "roles": ROLES,
         "message": message,
         "action": f"/examples/{example.id}" if example else f"/datasets/{dataset_id}/examples",
@@ -40,7 +46,7 @@ def _editor(request: Request, session: Session, dataset_id: int, example: Exampl
 
 @router.get("/datasets/{dataset_id}/examples/new")
 def new_example(request: Request, session: SessionDep, dataset_id: DbId):
-    """An empty editor (system, user, assistant) for a new example."""
+    """An empty editor for a new example: system, user, assistant (a pair: system, user, and two answers)."""
     return _editor(request, session, dataset_id, None)
 
 

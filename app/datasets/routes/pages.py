@@ -34,10 +34,14 @@ def datasets_page(request: Request, session: SessionDep, source: str = ""):
 
 @router.post("/datasets")
 def create(
-    request: Request, session: SessionDep, name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = ""
+    request: Request,
+    session: SessionDep,
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "supervised",
 ):
-    """Create a dataset and open it."""
-    dataset = ds.create_dataset(session, name, description)
+    """Create a dataset (supervised or preference) and open it."""
+    dataset = ds.create_dataset(session, name, description, kind)
     return redirect(request, f"/datasets/{dataset.id}")
 
 

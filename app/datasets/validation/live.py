@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.datasets.validation.checks import ExampleCheck, Problem, check_record
+from app.datasets.validation.checks import ExampleCheck, Problem
 from app.datasets.validation.modeltable import ModelInfo, resolve_model
+from app.datasets.validation.preference import check_example
 from app.datasets.validation.tokens import TokenCounts, count_many
 
 
@@ -51,4 +52,4 @@ class LiveCheck:
 def live_check(record: Any, model: str | None = None, settings: Any = None) -> LiveCheck:
     """Check one example as the person types: format problems, token counts, context limit."""
     info = resolve_model(model, settings)
-    return LiveCheck(check_record(record), count_many([record], info, settings)[0], info)
+    return LiveCheck(check_example(record), count_many([record], info, settings)[0], info)

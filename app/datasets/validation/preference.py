@@ -161,6 +161,24 @@ def pair_search_text(record: dict[str, Any]) -> str:
     return search_text(every)
 
 
+def chat_views(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two sequences a DPO step trains on, as chat records: the input with the preferred answer, and the input
+    with the rejected one. The input's own assistant turns get weight 0: only the answers are trained."""
+    messages, tools = input_of(record)
+    given = [
+        {**m, "weight": 0} if isinstance(m, dict) and m.get("role") == "assistant" else m
+        for m in (messages if isinstance(messages, list) else [])
+    ]
+    views = []
+    for key, _label in ANSWERS:
+        answer = record.get(key)
+        view: dict[str, Any] = {"messages": [*given, *(answer if isinstance(answer, list) else [])]}
+        if tools is not None:
+            view["tools"] = tools
+        views.append(view)
+    return views[0], views[1]
+
+
 def apply_example_check(example: Any) -> ExampleCheck:
     """Recompute an Example's cached validation columns from its content (either shape); returns the check."""
     if not example.is_preference:

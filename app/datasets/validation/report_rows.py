@@ -253,9 +253,10 @@ def fill_counts(session: Session, rows: dict, missing: list[int], info: ModelInf
         # (the encoding threads wait for the GIL between strings while this thread decodes JSON).
         chunk = missing[start : start + FILL_CHUNK]
         loaded = _load_for_count(session, chunk)
-        records = [{"messages": m, "tools": tools, **(extra or {})} for _, m, tools, extra, _, _ in loaded]
+        records = [_record(m, tools, extra, answers) for _, m, tools, extra, _, _, *answers in loaded]
         updates = []
-        for (row_id, _, _, _, cached, content_hash), c in zip(loaded, count_many(records, info, settings), strict=True):
+        counted = count_many(records, info, settings)
+        for (row_id, _, _, _, cached, content_hash, *_), c in zip(loaded, counted, strict=True):
             row = rows[row_id]
             rows[row_id] = (*row[:TOTAL], c.total, c.assistant, c.trained, row[CODES])
             exact = exact and c.exact
@@ -272,19 +273,39 @@ def fill_counts(session: Session, rows: dict, missing: list[int], info: ModelInf
     return exact
 
 
+def _record(messages: Any, tools: Any, extra: Any, answers: list[Any]) -> dict[str, Any]:
+    """The record to count, as Example.to_record() builds it: a chat example, or a preference pair (its answers)."""
+    preferred, rejected = answers
+    if preferred is None and rejected is None:
+        return {"messages": messages, "tools": tools, **(extra or {})}
+    given = {"messages": messages} if tools is None else {"messages": messages, "tools": tools}
+    return {"input": given, "preferred_output": preferred, "non_preferred_output": rejected, **(extra or {})}
+
+
 def _load_for_count(session: Session, ids: list[int]) -> list[tuple]:
-    """(id, messages, tools, extra, token_counts, content_hash) of the given examples."""
+    """(id, messages, tools, extra, token_counts, content_hash, preferred_output, non_preferred_output) of the
+    given examples."""
     connection = session.connection()
     if connection.dialect.name != "sqlite":
-        query = select(T.id, T.messages, T.tools, T.extra, T.token_counts, T.content_hash).where(T.id.in_(ids))
+        query = select(
+            T.id,
+            T.messages,
+            T.tools,
+            T.extra,
+            T.token_counts,
+            T.content_hash,
+            T.preferred_output,
+            T.non_preferred_output,
+        ).where(T.id.in_(ids))
         return [tuple(r) for r in connection.execute(query)]
     # Decoding the JSON ourselves from the driver's rows halves the cost of reading 100,000 examples back.
-    sql = "SELECT id, messages, tools, extra, token_counts, content_hash FROM examples WHERE id IN ({})".format(
-        ",".join("?" * len(ids))
+    sql = (
+        "SELECT id, messages, tools, extra, token_counts, content_hash, preferred_output, non_preferred_output "
+        "FROM examples WHERE id IN ({})".format(",".join("?" * len(ids)))
     )
     return [
-        (i, _decode(m), _decode(t), _decode(x), _decode(c), h)
-        for i, m, t, x, c, h in _driver(connection).execute(sql, ids)
+        (i, _decode(m), _decode(t), _decode(x), _decode(c), h, _decode(p), _decode(n))
+        for i, m, t, x, c, h, p, n in _driver(connection).execute(sql, ids)
     ]
 
 

@@ -25,6 +25,7 @@ import tiktoken
 
 from app.datasets.validation.local_counts import LocalCounter
 from app.datasets.validation.modeltable import ModelInfo, resolve_model
+from app.datasets.validation.preference import chat_views, is_preference_record
 from app.engine import tool_format
 from app.engine.catalog import list_base_models
 from app.errors import DomainError
@@ -287,8 +288,11 @@ def count_many(records: Sequence[Any], info: ModelInfo, settings: Any = None) ->
     """Token counts of many examples for one model: a local model's with its own tokenizer and chat template.
 
     A local model's weights need not be converted: its tokenizer is read on its own (seconds, once). Only when
-    the tokenizer cannot be had at all does o200k_base stand in, and the counts are marked inexact.
+    the tokenizer cannot be had at all does o200k_base stand in, and the counts are marked inexact. A preference
+    pair counts as the two sequences a DPO step trains on (its input once per answer).
     """
+    if any(is_preference_record(r) for r in records):
+        return _count_pairs(records, info, settings)
     if info.is_local:
         if settings is None:
             return _approximate_many(records)
@@ -301,6 +305,22 @@ def count_many(records: Sequence[Any], info: ModelInfo, settings: Any = None) ->
             for r, c in zip(records, counter.count(records), strict=True)
         ]
     return count_openai(records, info.encoding)
+
+
+def _count_pairs(records: Sequence[Any], info: ModelInfo, settings: Any) -> list[TokenCounts]:
+    """count_many of records among which are preference pairs: each pair's two sequences, summed."""
+    flat: list[Any] = []
+    for record in records:
+        flat += chat_views(record) if is_preference_record(record) else [record]
+    counted = iter(count_many(flat, info, settings))
+    out = []
+    for record in records:
+        c = next(counted)
+        if is_preference_record(record):
+            d = next(counted)
+            c = TokenCounts(c.total + d.total, c.assistant + d.assistant, c.trained + d.trained, c.exact and d.exact)
+        out.append(c)
+    return out
 
 
 def count_tokens(record: Any, model: str | None = None, settings: Any = None) -> TokenCounts:
