@@ -88,6 +88,8 @@ def _causal_bias(length: int, dtype) -> torch.Tensor:
 def _fused_lora_forward(layer, x, *args, **kwargs):
     """base(x) + B(A(x) * scaling) with the add fused into B's matmul and the scaling on the rank-r activations."""
     base = layer.base_layer
+    if layer.disable_adapters:  # inside peft's disable_adapter(): the base model alone (DPO's reference)
+        return F.linear(x.to(base.weight.dtype), base.weight, base.bias)
     lora_a = layer.lora_A["default"].weight
     lora_b = layer.lora_B["default"].weight
     flat = x.reshape(-1, x.shape[-1]).to(base.weight.dtype)  # once, not once per matmul (autocast would)

@@ -6,7 +6,9 @@ SPEC.json (written by the parent, read by the child):
      "hyperparameters": {"n_epochs", "batch_size", "learning_rate_multiplier", "lora_rank"} (number or "auto"),
      "seed" (int or null), "resume_from": {"checkpoint_dir", "step", "reported_step"} or null, "data_dir",
      "local_models" {name: path}, "device": "auto" | "cpu" | "cuda",
-     "engine_spin": "auto" | "on" | "off" (how idle OpenMP threads wait: Settings.engine_spin; default "auto")}
+     "engine_spin": "auto" | "on" | "off" (how idle OpenMP threads wait: Settings.engine_spin; default "auto"),
+     "method": "supervised" | "dpo" (default "supervised"; a DPO job's files are OpenAI's DPO JSONL and its
+     hyperparameters add "beta" and "sft_weight", see app/engine/dpo_run.py)}
 
 Several processes (data-parallel, app/engine/distributed.py): started with torchrun's variables (RANK, WORLD_SIZE,
 LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), every rank reads the same SPEC.json; rank 0 alone prints
@@ -31,6 +33,9 @@ reported again, and result.csv keeps its rows up to the checkpoint's step, so ev
 Exit codes: 0 success, 1 failure (an error line was printed), 143 stopped by SIGTERM (at a step boundary).
 Metrics data: {step, total_steps, train_loss, train_mean_token_accuracy, valid_loss, valid_mean_token_accuracy};
 valid_* are null when not measured at that step. result.csv columns: RESULT_COLUMNS.
+A DPO job's metrics add train_/valid_ + DPO_METRIC_KEYS (rewards of the preferred and the other answer, their
+margin, the share of pairs where the preferred one wins); its losses are DPO's, its token accuracy the preferred
+answers'.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ METRIC_KEYS = (
     "valid_loss",
     "valid_mean_token_accuracy",
 )
+
+SUPERVISED, DPO = "supervised", "dpo"
+DPO_HYPERPARAMETERS = ("beta", "sft_weight")
+DPO_METRIC_KEYS = ("reward_chosen", "reward_rejected", "reward_margin", "reward_accuracy")
 
 # Error codes a child may report.
 ERROR_INVALID_FILE = "invalid_training_file"
@@ -87,6 +96,7 @@ class TrainSpec:
     local_models: dict[str, str] = field(default_factory=dict)
     device: str = "auto"
     engine_spin: EngineSpin = "auto"
+    method: str = SUPERVISED
 
     def to_json(self) -> str:
         """The spec as SPEC.json text."""
@@ -106,6 +116,8 @@ class TrainSpec:
         if missing:
             raise ValueError(f"SPEC is missing {', '.join(missing)}.")
         values = {k: v for k, v in data.items() if k in names}
+        if values.get("method", SUPERVISED) not in (SUPERVISED, DPO):
+            raise ValueError(f"SPEC method must be {SUPERVISED!r} or {DPO!r}, not {values['method']!r}.")
         hyper = dict.fromkeys(HYPERPARAMETERS, "auto")
         hyper.update({k: v for k, v in (data.get("hyperparameters") or {}).items() if v is not None})
         values["hyperparameters"] = hyper

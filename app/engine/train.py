@@ -1,4 +1,5 @@
-"""Supervised LoRA fine-tuning of a causal LM on chat JSONL, reporting through protocol lines (see protocol.py).
+"""LoRA fine-tuning of a causal LM on chat JSONL (supervised) or preference JSONL (DPO, dpo_run.py), reporting
+through protocol lines (see protocol.py).
 
 This is the entry point (run_training) and its error reporting; the run itself is training_run.TrainingRun and the
 model lora_model.py, both loaded only once the Hugging Face libraries are prepared.
@@ -21,7 +22,10 @@ def run_training(spec: p.TrainSpec | dict, emit: p.Emit, should_stop: Callable[[
         spec = spec if isinstance(spec, p.TrainSpec) else p.TrainSpec.from_dict(spec)
         _hf.prepare(spec.engine_spin)
         # torch, transformers and peft load here, after prepare() set their environment.
-        from app.engine.training_run import train
+        if spec.method == p.DPO:
+            from app.engine.dpo_run import train
+        else:
+            from app.engine.training_run import train
 
         return train(spec, emit, should_stop or (lambda: False))
     except DataError as exc:

@@ -25,6 +25,7 @@ from app.jobs.jobs import (
     list_jobs,
     rerun_job,
 )
+from app.jobs.method_form import dataset_kind, method_request, method_section
 from app.providers.base import HYPERPARAMETERS
 from app.providers.registry import provider_names
 from app.settings.maintenance import maintenance_enabled
@@ -147,6 +148,7 @@ def job_request_fields(values: dict[str, Any]) -> dict[str, Any]:
         "hyperparameters": parse_hyperparameters(values),
         "suffix": (values.get("suffix") or "").strip() or None,
         "seed": _int_or_none(seed),
+        "method": method_request(values),
     }
 
 
@@ -246,10 +248,12 @@ def form_context(
     values = form_values(values, settings)
     provider = values["provider"]
     values["model"] = model_for_provider(settings, provider, values["model"])
+    method = method_section(dataset_kind(session, _int_or_none(values.get("dataset_id"))), values)
     eval_section = _eval_section(session, values)
     return {
         "values": values,
         "eval_section": eval_section,
+        "method_section": method,
         "preview": launch_preview(session, settings, values, report_cache),
         "datasets": session.exec(select(Dataset).order_by(Dataset.name)).all(),
         "providers": provider_names(),

@@ -134,12 +134,12 @@ def rerun_job(session: Session, settings: Settings, job_id: str, provider: str |
     (e.g. "run this job on the local engine" after OpenAI refused it: the provider's default model is used)."""
     old = get_job(session, job_id)
     method = old.method or {}
-    requested = dict(
-        (method.get(method.get("type", "supervised")) or {}).get("hyperparameters") or old.hyperparameters or {}
-    )
+    kind = method.get("type", "supervised")
+    requested = dict((method.get(kind) or {}).get("hyperparameters") or old.hyperparameters or {})
     switch_to = provider if provider is not None and provider != old.provider else None
     if switch_to is not None:
-        allowed = provider_class(switch_to).hyperparameter_names
+        target = provider_class(switch_to)
+        allowed = (*target.hyperparameter_names, *(target.dpo_hyperparameter_names if kind == "dpo" else ()))
         requested = {k: v for k, v in requested.items() if k in allowed}
     request = JobRequest(
         training_snapshot=old.training_snapshot_id,
@@ -148,6 +148,7 @@ def rerun_job(session: Session, settings: Settings, job_id: str, provider: str |
         provider=provider or old.provider,
         model=None if switch_to is not None else old.model,
         hyperparameters=requested,
+        method={"type": kind} if kind != "supervised" else None,  # a DPO job is re-run as DPO
         suffix=old.suffix,
         seed=old.seed,
         metadata=old.metadata_,

@@ -24,6 +24,7 @@ from app.datasets.validation.launch import launch_check
 from app.datasets.validation.report import ReportCache
 from app.errors import Invalid
 from app.jobs.events import add_event
+from app.jobs.training_kind import check_method_fits
 from app.providers.registry import get_provider
 from app.tables import Eval, Job, JobStatus, Snapshot, UploadedFile
 from app.tables.common import utcnow
@@ -40,7 +41,8 @@ class JobRequest:
     validation: validation_dataset_id, validation_snapshot, validation_file, or (by default) the "validation"
     split of the training dataset when it has one. hyperparameters: n_epochs, batch_size,
     learning_rate_multiplier (and lora_rank for local), each "auto" or a number; `method` in OpenAI's shape
-    ({"type": "supervised", "supervised": {"hyperparameters": {...}}}) is accepted instead. eval_id: an eval
+    ({"type": "supervised", "supervised": {"hyperparameters": {...}}}) is accepted instead, and is how a DPO job
+    is asked for ({"type": "dpo", "dpo": {"hyperparameters": {"beta": ...}}}: preference data only). eval_id: an eval
     (made beforehand, see app.evals.job_evals) that each checkpoint is evaluated on as it is written.
     """
 
@@ -229,6 +231,7 @@ def create_job(
     model = request.model or (settings.default_base_model if request.provider == "local" else DEFAULT_OPENAI_MODEL)
     method_type, hyper = _method_parts(request)
     hyper = provider.check_parameters(model, hyper, method_type)
+    check_method_fits(session, settings, request, method_type)
     if request.suffix is not None and not _SUFFIX.match(request.suffix):
         raise Invalid("suffix may hold up to 64 letters, digits, '-', '_' or '.'.", param="suffix")
     if request.seed is not None and not (isinstance(request.seed, int) and 0 <= request.seed <= 2**31 - 1):

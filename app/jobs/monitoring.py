@@ -30,6 +30,11 @@ METRIC_KEYS = (
     "train_mean_token_accuracy",
     "valid_mean_token_accuracy",
     "full_valid_mean_token_accuracy",
+    # DPO jobs (app/engine/dpo_run.py): the preference chart's series
+    "train_reward_margin",
+    "valid_reward_margin",
+    "train_reward_accuracy",
+    "valid_reward_accuracy",
 )
 
 

@@ -108,6 +108,8 @@ def _method(job: Any, hyperparameters: dict[str, Any]) -> dict[str, Any]:
         section = dict(method.get(kind) or {})
         # Report the values in force (resolved at launch) rather than "auto" once they are known.
         section["hyperparameters"] = {**(section.get("hyperparameters") or {}), **hyperparameters}
+        if kind == "dpo" and "beta" in (job.hyperparameters or {}):
+            section["hyperparameters"]["beta"] = job.hyperparameters["beta"]  # resolved from "auto" once it ran
         method[kind] = section
         return method
     return {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}}

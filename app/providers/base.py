@@ -22,7 +22,12 @@ _LIMITS: dict[str, tuple[type, float, float]] = {
     "batch_size": (int, 1, 256),
     "learning_rate_multiplier": (float, 1e-6, 100.0),
     "lora_rank": (int, 1, 512),
+    "beta": (float, 1e-6, 2.0),
+    "sft_weight": (float, 0.0, 10.0),
 }
+SUPERVISED, DPO = "supervised", "dpo"
+#: What a DPO job accepts besides HYPERPARAMETERS (OpenAI's `beta`; the local engine adds `sft_weight`).
+DPO_HYPERPARAMETERS = ("beta",)
 
 
 def fine_tuned_model_name(base: str, suffix: str | None, job_id: str, step: int | None = None) -> str:
@@ -200,6 +205,10 @@ class Provider(ABC):
     name: str = ""
     #: Hyperparameters this provider accepts.
     hyperparameter_names: tuple[str, ...] = HYPERPARAMETERS
+    #: Fine-tuning methods this provider runs (OpenAI's `method.type`).
+    methods: tuple[str, ...] = (SUPERVISED,)
+    #: Hyperparameters a DPO job accepts besides hyperparameter_names.
+    dpo_hyperparameter_names: tuple[str, ...] = DPO_HYPERPARAMETERS
     #: How often run() polls a remote job.
     poll_seconds: float = 5.0
     #: Whether a job interrupted before the provider gave it an id may simply be started again.
@@ -222,12 +231,13 @@ class Provider(ABC):
         self, model: str, hyperparameters: dict[str, Any] | None, method_type: str = "supervised"
     ) -> dict[str, Any]:
         """Validate a launch's model and hyperparameters; return them normalised. Raises Invalid."""
-        if method_type != "supervised":
+        if method_type not in self.methods:
             raise Invalid(
-                f"The {self.name} provider supports supervised fine-tuning only, not {method_type!r}.",
+                f"The {self.name} provider supports {' and '.join(self.methods)} fine-tuning, not {method_type!r}.",
                 param="method.type",
             )
-        return normalize_hyperparameters(hyperparameters, self.hyperparameter_names)
+        extra = self.dpo_hyperparameter_names if method_type == DPO else ()
+        return normalize_hyperparameters(hyperparameters, (*self.hyperparameter_names, *extra))
 
     @abstractmethod
     def list_base_models(self) -> list[str]:

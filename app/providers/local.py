@@ -22,7 +22,10 @@ from app.engine.chat_types import ChatChunk, ChatParams, ModelRef
 from app.engine.protocol import ERROR_PROCESS_LOST
 from app.errors import Invalid
 from app.providers.base import (
+    DPO,
+    DPO_HYPERPARAMETERS,
     HYPERPARAMETERS,
+    SUPERVISED,
     JobContext,
     JobOutcome,
     Provider,
@@ -54,6 +57,8 @@ class LocalProvider(Provider):
 
     name = "local"
     hyperparameter_names = (*HYPERPARAMETERS, "lora_rank")
+    methods = (SUPERVISED, DPO)
+    dpo_hyperparameter_names = (*DPO_HYPERPARAMETERS, "sft_weight")
 
     def __init__(
         self,
@@ -116,7 +121,8 @@ class LocalProvider(Provider):
     # -- training ----------------------------------------------------------------------------------------------
     def _write_spec(self, ctx: JobContext, out: Path, device: str) -> Path:
         spec = ctx.spec
-        hyper = {k: spec.hyperparameters.get(k, "auto") for k in self.hyperparameter_names}
+        names = (*self.hyperparameter_names, *(self.dpo_hyperparameter_names if spec.method_type == DPO else ()))
+        hyper = {k: spec.hyperparameters.get(k, "auto") for k in names}
         body = {
             "job_id": spec.job_id,
             "base_model": spec.model,
@@ -131,6 +137,7 @@ class LocalProvider(Provider):
             "local_models": {k: str(v) for k, v in self.settings.local_models.items()},
             "device": device,
             "engine_spin": self.settings.engine_spin,
+            "method": spec.method_type,
         }
         path = out / "spec.json"
         path.write_text(json.dumps(body, indent=2))

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from app.providers.base import JobContext, Provider, ProviderError, RemoteCheckpoint, RemoteEvent, RemoteStatus
+from app.providers.base import (
+    DPO,
+    SUPERVISED,
+    JobContext,
+    Provider,
+    ProviderError,
+    RemoteCheckpoint,
+    RemoteEvent,
+    RemoteStatus,
+)
 from app.providers.openai_chat import chat_chunks, chat_request
 from app.tables import JobStatus
 from app.tables.settings_store import OPENAI_API_KEY, OPENAI_BASE_URL, get_secret, get_value, load_secret_key
@@ -48,6 +57,7 @@ class OpenAIProvider(Provider):
 
     name = "openai"
     can_restart = False  # starting again could create a second, billed job at OpenAI
+    methods = (SUPERVISED, DPO)
 
     def __init__(
         self,
@@ -165,7 +175,7 @@ class OpenAIProvider(Provider):
         body: dict[str, Any] = {
             "model": spec.model,
             "training_file": training,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
+            "method": {"type": spec.method_type, spec.method_type: {"hyperparameters": hyper}},
         }
         for key, value in (
             ("validation_file", validation),
@@ -371,8 +381,9 @@ def _translated(what: str, speaker: _Speaker = OPENAI) -> Iterator[None]:
 def _status(job: Any) -> RemoteStatus:
     hyper = None
     method = getattr(job, "method", None)
-    if method is not None and getattr(method, "supervised", None) is not None:
-        hyper = method.supervised.hyperparameters.model_dump(exclude_none=True)
+    section = getattr(method, getattr(method, "type", None) or "supervised", None) if method is not None else None
+    if section is not None and getattr(section, "hyperparameters", None) is not None:
+        hyper = section.hyperparameters.model_dump(exclude_none=True)
     elif getattr(job, "hyperparameters", None) is not None:
         hyper = job.hyperparameters.model_dump(exclude_none=True)
     error = job.error.model_dump() if getattr(job, "error", None) is not None else None

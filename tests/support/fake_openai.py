@@ -149,9 +149,21 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
                 code="invalid_n_examples",
                 param="training_file",
             )
+        method = body.get("method") or {"type": "supervised"}
+        kind = method.get("type", "supervised")
+        if kind == "dpo" and b"preferred_output" not in lines[0]:
+            return error(
+                400,
+                "Training file has an invalid format for the DPO method: each line needs input, "
+                "preferred_output and non_preferred_output.",
+                code="invalid_file_format",
+                param="training_file",
+            )
         jid = state.new_id("ftjob")
         hyper = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8}
-        hyper.update(body.get("method", {}).get("supervised", {}).get("hyperparameters", {}))
+        if kind == "dpo":
+            hyper["beta"] = 0.1
+        hyper.update((method.get(kind) or {}).get("hyperparameters", {}))
         state.jobs[jid] = {
             "id": jid,
             "object": "fine_tuning.job",
@@ -172,7 +184,7 @@ def make_app(state: FakeOpenAIState) -> FastAPI:
             "metadata": body.get("metadata"),
             "estimated_finish": None,
             "integrations": [],
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
+            "method": {"type": kind, kind: {"hyperparameters": hyper}},
         }
         state.events[jid] = []
         state.checkpoints[jid] = []
