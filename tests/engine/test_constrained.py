@@ -11,7 +11,7 @@ import json
 import jsonschema
 import pytest
 
-from app.engine import cpu_decoder
+from app.engine import decoder_parts
 from app.engine.call_reader import CallReader, read_calls
 from app.engine.chat_types import ChatParams, ModelRef
 from app.engine.constrained import Grammars, json_safe, plan
@@ -170,7 +170,7 @@ def test_streamed_calls_are_the_batch_calls_for_the_same_seed(tiny_chat):
 
 
 def test_the_hf_forward_decodes_under_the_grammar_too(tiny_model_dir, tiny_settings, monkeypatch):
-    monkeypatch.setattr(cpu_decoder, "supports", lambda model: False)
+    monkeypatch.setattr(decoder_parts, "supports", lambda model: False)
     with ChatEngine(tiny_settings) as engine:
         assert engine.get_model(REF).decoder is None
         for seed in range(2):
