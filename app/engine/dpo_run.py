@@ -53,6 +53,9 @@ class DpoRun(TrainingRun):
     def _prepare_data(self) -> None:
         """Resolve the base model, encode the pairs, settle the hyperparameters and say what will be trained."""
         spec, emit = self.spec, self.emit
+        if self.ranks.parallel:
+            # Its steps do not all-reduce yet: N processes would train N diverging adapters.
+            raise DataError("DPO jobs train in one process for now: run them with one GPU (or train_processes = 1).")
         torch.set_num_threads(os.cpu_count() or 1)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         emit(p.event(f"Validating training file: {Path(spec.train_file).name}"))
@@ -107,6 +110,12 @@ class DpoRun(TrainingRun):
             for index, batch in enumerate(batches):
                 if epoch * self.per_epoch + index >= start_step:
                     yield epoch, batch, index == len(batches) - 1
+
+    def _batch_lines(self, batch: list[int]) -> list[int] | None:
+        return None  # a pair's loss is not a per-example loss: no batch log, no loss spikes named by batch
+
+    def _record_final_losses(self) -> None:
+        pass  # the examples the model could not learn are a supervised notion (issue #21); pairs have margins
 
     def _step(self, batch: list[int]) -> PairTotals:
         """One optimizer step over a batch of pairs; each row's backward runs before the next row is computed."""

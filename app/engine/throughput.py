@@ -43,7 +43,8 @@ class ChatSpeeds:
         """Keep a reply's speed (tokens decoded after the first, in seconds) when it is long enough to tell."""
         if tokens < MIN_TOKENS or seconds <= 0:
             return
-        speed = ChatSpeed(round(tokens / seconds, 1), tokens, round(seconds, 3), time.time(), socket.gethostname())
+        # Seconds to the microsecond: a tiny model decodes dozens of tokens in a few milliseconds.
+        speed = ChatSpeed(round(tokens / seconds, 1), tokens, round(seconds, 6), time.time(), socket.gethostname())
         # A read-only or full data directory: the reply matters, its speed does not.
         with self._lock, contextlib.suppress(OSError):
             known = self._read_raw()

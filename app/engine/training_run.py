@@ -127,8 +127,9 @@ class TrainingRun:
             for epoch, batch, epoch_end in self._remaining_batches():
                 self._stop_if_asked()
                 totals = self._step(batch)
-                if batches is not None:
-                    batches.record(self.step, [self.train.examples[i].line for i in batch])
+                lines = self._batch_lines(batch)
+                if batches is not None and lines is not None:
+                    batches.record(self.step, lines)
                 metrics = self._report(totals, epoch_end)
                 if metrics is None:
                     continue  # nothing due: no host sync, the GPU runs ahead
@@ -145,10 +146,18 @@ class TrainingRun:
                 if epoch_end:
                     self._checkpoint(epoch, metrics)
         if self.ranks.lead:  # the adapters are equal on every process: one scores the examples
-            record_final_losses(
-                self.stepper, self.train, self.valid, self.row_tokens, self.out_dir, self.emit, self._stop_if_asked
-            )
+            self._record_final_losses()
         self._finish(time.monotonic() - started)
+
+    def _batch_lines(self, batch: list[int]) -> list[int] | None:
+        """The training file's lines of a step's examples, for the batch log (None: not logged)."""
+        return [self.train.examples[i].line for i in batch]
+
+    def _record_final_losses(self) -> None:
+        """Score every training and validation example once training is done (example_losses.jsonl)."""
+        record_final_losses(
+            self.stepper, self.train, self.valid, self.row_tokens, self.out_dir, self.emit, self._stop_if_asked
+        )
 
     # -- prepare ---------------------------------------------------------------------------------------------------
     def _prepare_data(self) -> None:
