@@ -20,8 +20,9 @@ from sqlmodel import Session, col
 
 from app.config import Settings
 from app.datasets.datasets import big_cache, get_dataset, import_kind, settle_kind, touch_dataset
+from app.datasets.import_csv import CsvReceiver
 from app.datasets.import_rows import IMPORT_FIELDS, PAIR_IMPORT_FIELDS, TOKEN_COUNTS, parse_line
-from app.datasets.import_stream import CsvReceiver, JsonlReceiver, Prepared, Progress, Receiver
+from app.datasets.import_stream import JsonlReceiver, Prepared, Progress, Receiver
 from app.datasets.limits import Limits
 from app.datasets.rejections import (
     MESSAGES,

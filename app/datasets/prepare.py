@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from app.datasets.file_check import LineProblem, read_file, split_lines
-from app.datasets.import_stream import BOM, CsvReceiver
+from app.datasets.import_csv import CsvReceiver
+from app.datasets.import_stream import BOM
 from app.datasets.limits import Limits
 from app.datasets.rejections import Rejections
 from app.datasets.splitting import random_split

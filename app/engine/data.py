@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.engine.tokenizer import encode_chat
 from app.engine.tool_format import record_tools
@@ -47,8 +49,9 @@ class Dataset:
     truncated: int
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Chat records from a JSONL file; DataError (with the line number) for anything unusable."""
+def read_records(path: Path, problem: Callable[[Any], str | None]) -> list[dict]:
+    """The records of a JSONL file (blank lines skipped); DataError with the line number for invalid JSON and for a
+    record `problem` says is unusable (its words follow "Line N of FILE "), and for a file without records."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"The file {path.name} does not exist.")
@@ -61,15 +64,27 @@ def read_jsonl(path: Path) -> list[dict]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"Line {number} of {path.name} is not valid JSON ({exc.msg}).") from None
-            messages = record.get("messages") if isinstance(record, dict) else None
-            if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-                raise DataError(f"Line {number} of {path.name} has no list of messages.")
-            if not any(m.get("role") == "assistant" and m.get("weight", 1) != 0 for m in messages):
-                raise DataError(f"Line {number} of {path.name} has no assistant message to learn from.")
+            why = problem(record)
+            if why:
+                raise DataError(f"Line {number} of {path.name} {why}.")
             records.append(record)
     if not records:
         raise DataError(f"The file {path.name} has no examples.")
     return records
+
+
+def _chat_problem(record: Any) -> str | None:
+    messages = record.get("messages") if isinstance(record, dict) else None
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        return "has no list of messages"
+    if not any(m.get("role") == "assistant" and m.get("weight", 1) != 0 for m in messages):
+        return "has no assistant message to learn from"
+    return None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Chat records from a JSONL file; DataError (with the line number) for anything unusable."""
+    return read_records(path, _chat_problem)
 
 
 def encode_dataset(tokenizer, records: list[dict], max_tokens: int | None = None) -> Dataset:

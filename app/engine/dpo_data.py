@@ -7,11 +7,11 @@ that answer's tokens are scored (assistant turns inside the input are context, n
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from app.engine.data import MAX_EXAMPLE_TOKENS, DataError, Example, resolve_hyperparameters
+from app.engine.data import MAX_EXAMPLE_TOKENS, DataError, Example, read_records, resolve_hyperparameters
 from app.engine.tokenizer import encode_chat
 from app.engine.tool_format import record_tools
 
@@ -60,27 +60,14 @@ def _problem(record: object) -> str | None:
 
 def read_preference_jsonl(path: Path) -> list[dict]:
     """DPO records from a JSONL file; DataError (with the line number) for anything unusable."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"The file {path.name} does not exist.")
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"Line {number} of {path.name} is not valid JSON ({exc.msg}).") from None
-            why = _problem(record)
-            if why:
-                if isinstance(record, dict) and "messages" in record and "input" not in record:
-                    why = "is a chat example, not a preference pair (a DPO job needs a preference dataset)"
-                raise DataError(f"Line {number} of {path.name} {why}.")
-            records.append(record)
-    if not records:
-        raise DataError(f"The file {path.name} has no examples.")
-    return records
+    return read_records(path, _pair_problem)
+
+
+def _pair_problem(record: Any) -> str | None:
+    why = _problem(record)
+    if why and isinstance(record, dict) and "messages" in record and "input" not in record:
+        return "is a chat example, not a preference pair (a DPO job needs a preference dataset)"
+    return why
 
 
 def answer_chat(record: dict, key: str) -> tuple[list[dict], list[dict] | None]:

@@ -27,7 +27,7 @@ from app.providers.base import (
     RemoteStatus,
 )
 from app.providers.openai_chat import chat_chunks, chat_request
-from app.tables import JobStatus
+from app.providers.openai_replies import error_code, error_message, remote_status
 from app.tables.settings_store import OPENAI_API_KEY, OPENAI_BASE_URL, get_secret, get_value, load_secret_key
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ class OpenAIProvider(Provider):
                 break
             cursor = page.data[-1].id
         events.reverse()
-        return _status(job), events
+        return remote_status(job), events
 
     def list_checkpoints(self, provider_job_id: str) -> list[RemoteCheckpoint]:
         """The job's checkpoints, every page."""
@@ -263,7 +263,7 @@ class OpenAIProvider(Provider):
         with _translated("list jobs"):  # later pages are fetched while iterating
             jobs = list(self.client.fine_tuning.jobs.list(limit=100))
         for job in jobs:
-            yield job.model_dump() | {"_status": _status(job)}
+            yield job.model_dump() | {"_status": remote_status(job)}
 
     def list_remote_events(self, provider_job_id: str) -> list[RemoteEvent]:
         """All events of a remote job, oldest first."""
@@ -327,21 +327,21 @@ def _translated(what: str, speaker: _Speaker = OPENAI) -> Iterator[None]:
             code="invalid_api_key",
         ) from exc
     except openai.PermissionDeniedError as exc:
-        raise ProviderError(NO_PERMISSION.format(detail=_message(exc)), code="fine_tuning_not_permitted") from exc
+        raise ProviderError(NO_PERMISSION.format(detail=error_message(exc)), code="fine_tuning_not_permitted") from exc
     except openai.RateLimitError as exc:
         raise ProviderError(
-            f"{speaker.opening} is rate limiting requests ({_message(exc)}).", code="rate_limited", retryable=True
+            f"{speaker.opening} is rate limiting requests ({error_message(exc)}).", code="rate_limited", retryable=True
         ) from exc
     except (openai.InternalServerError, openai.APIConnectionError) as exc:
         raise ProviderError(
-            f"{speaker.opening} could not be reached or failed while trying to {what} ({_message(exc)}).",
+            f"{speaker.opening} could not be reached or failed while trying to {what} ({error_message(exc)}).",
             code="provider_unavailable",
             retryable=True,
         ) from exc
     except openai.NotFoundError as exc:
-        raise ProviderError(f"{speaker.opening} does not know it: {_message(exc)}", code="not_found") from exc
+        raise ProviderError(f"{speaker.opening} does not know it: {error_message(exc)}", code="not_found") from exc
     except openai.BadRequestError as exc:
-        code, message = _code(exc), _message(exc)
+        code, message = error_code(exc), error_message(exc)
         if code in ("model_not_available", "invalid_model") or ("fine-tun" in message and "model" in message):
             raise ProviderError(
                 f"OpenAI cannot fine-tune this model: {message}", code="model_not_fine_tunable", param="model"
@@ -359,13 +359,13 @@ def _translated(what: str, speaker: _Speaker = OPENAI) -> Iterator[None]:
         ) from exc
     except openai.APIStatusError as exc:
         raise ProviderError(
-            f"{speaker.opening} answered {exc.status_code} while trying to {what}: {_message(exc)}",
-            code=_code(exc) or "provider_error",
+            f"{speaker.opening} answered {exc.status_code} while trying to {what}: {error_message(exc)}",
+            code=error_code(exc) or "provider_error",
         ) from exc
     except openai.APIError as exc:
         # Neither a status nor a connection error: OpenAI reported a failure inside a stream it had started.
         raise ProviderError(
-            f"{speaker.opening} failed while trying to {what} ({_message(exc)}).",
+            f"{speaker.opening} failed while trying to {what} ({error_message(exc)}).",
             code="provider_unavailable",
             retryable=True,
         ) from exc
@@ -376,38 +376,3 @@ def _translated(what: str, speaker: _Speaker = OPENAI) -> Iterator[None]:
             code="provider_unavailable",
             retryable=True,
         ) from exc
-
-
-def _status(job: Any) -> RemoteStatus:
-    hyper = None
-    method = getattr(job, "method", None)
-    section = getattr(method, getattr(method, "type", None) or "supervised", None) if method is not None else None
-    if section is not None and getattr(section, "hyperparameters", None) is not None:
-        hyper = section.hyperparameters.model_dump(exclude_none=True)
-    elif getattr(job, "hyperparameters", None) is not None:
-        hyper = job.hyperparameters.model_dump(exclude_none=True)
-    error = job.error.model_dump() if getattr(job, "error", None) is not None else None
-    return RemoteStatus(
-        status=JobStatus(job.status),
-        fine_tuned_model=job.fine_tuned_model,
-        trained_tokens=job.trained_tokens,
-        error=error if error and error.get("message") else None,
-        hyperparameters=hyper,
-        result_files=list(job.result_files or []),
-        estimated_finish=job.estimated_finish,
-    )
-
-
-def _message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return str(getattr(exc, "message", exc))
-
-
-def _code(exc: Any) -> str | None:
-    body = getattr(exc, "body", None)
-    inner = body.get("error", body) if isinstance(body, dict) else None
-    return getattr(exc, "code", None) or (inner.get("code") if isinstance(inner, dict) else None)

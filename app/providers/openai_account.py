@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import Invalid
-from app.providers.openai import OpenAIProvider, _status, _translated
+from app.providers.openai import OpenAIProvider, _translated
+from app.providers.openai_replies import remote_status
 
 CHECKPOINT_MARK = ":ckpt-step-"
 
@@ -64,7 +65,7 @@ def base_of(model_id: str) -> str:
 
 
 def _job(job: Any) -> RemoteJob:
-    status = _status(job)
+    status = remote_status(job)
     return RemoteJob(
         id=job.id,
         model=job.model,
