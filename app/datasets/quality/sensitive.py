@@ -105,11 +105,20 @@ _GITHUB_MARKERS = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")
 _WORD_MARKERS = ("key", "token", "secret", "passw", "pwd", "bearer", "auth", "credential")
 
 
+def _has_digit(text: str) -> bool:
+    """Whether `text` holds a decimal digit (what \\d matches). Ten substring searches in C are ~10x faster than
+    the regex over ASCII text; text with other characters may hold other scripts' digits, which the regex finds."""
+    for digit in "0123456789":
+        if digit in text:
+            return True
+    return not text.isascii() and _ANY_DIGIT.search(text) is not None
+
+
 def could_contain(text: str) -> bool:
     """False when no personal data or secret can be in `text` (then find_sensitive would find nothing)."""
     if "@" in text or "PRIVATE KEY" in text:
         return True
-    if _ANY_DIGIT.search(text) is None:
+    if not _has_digit(text):
         return False
     if _DIGIT_RUN.search(text) is not None or any(marker in text for marker in _KEY_MARKERS):
         return True
