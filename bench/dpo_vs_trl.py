@@ -101,8 +101,11 @@ def pair_tokens(base_path: Path, pairs) -> int:
     return encode_pairs(load_tokenizer(base_path), pairs).total_tokens
 
 
-def bench_trl(base_path: Path, pairs, work: Path, batch_size: int) -> tuple[float, int, float]:
-    """(tokens/s, tokens, seconds) of one epoch of TRL's DPOTrainer with a PEFT LoRA adapter at its defaults."""
+def bench_trl(
+    base_path: Path, pairs, work: Path, batch_size: int, checkpointing: bool | None = None
+) -> tuple[float, int, float]:
+    """(tokens/s, tokens, seconds) of one epoch of TRL's DPOTrainer with a PEFT LoRA adapter at its defaults
+    (`checkpointing`: set gradient checkpointing on or off instead of TRL's default)."""
     import pyarrow as pa
     import torch
     from peft import LoraConfig
@@ -134,6 +137,7 @@ def bench_trl(base_path: Path, pairs, work: Path, batch_size: int) -> tuple[floa
         disable_tqdm=True,
         bf16=False,
         seed=1,
+        **({} if checkpointing is None else {"gradient_checkpointing": checkpointing}),
     )
     peft = LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = DPOTrainer(
@@ -154,7 +158,7 @@ def trl_in_own_process(args, base_path: Path, batch_size: int, clean_env: dict) 
     """bench_trl in a fresh interpreter with the environment this script started with."""
     env = {**clean_env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [sys.executable, __file__, "--trl-only", str(base_path), "--pairs", str(args.pairs)]
-    command += ["--batch-size", str(batch_size)]
+    command += ["--batch-size", str(batch_size), "--trl-checkpointing", args.trl_checkpointing]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"TRL failed:\n{done.stderr[-3000:]}")
@@ -170,11 +174,18 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "tuneboard-bench"))
     parser.add_argument("--base-dir", help="an HF model directory to use instead of SmolLM2 (same shape, e.g. random)")
     parser.add_argument("--repeats", type=int, default=1, help="alternate engine and TRL runs; keep each one's best")
+    parser.add_argument(
+        "--trl-checkpointing",
+        choices=("default", "on", "off"),
+        default="default",
+        help="TRL's gradient checkpointing: its default (on), or set (off is TRL at its fastest on a small model)",
+    )
     parser.add_argument("--trl-only", metavar="MODEL_DIR", help=argparse.SUPPRESS)  # the baseline's own process
     args = parser.parse_args()
     if args.trl_only:
         with tempfile.TemporaryDirectory() as tmp:
-            result = bench_trl(Path(args.trl_only), make_pairs(args.pairs), Path(tmp), args.batch_size)
+            checkpointing = {"default": None, "on": True, "off": False}[args.trl_checkpointing]
+            result = bench_trl(Path(args.trl_only), make_pairs(args.pairs), Path(tmp), args.batch_size, checkpointing)
         print(json.dumps(result))
         return
     try:
