@@ -207,7 +207,7 @@ def main() -> None:
     pairs = make_pairs(args.pairs)
     print(
         f"device={device} threads={torch.get_num_threads()} pairs={args.pairs} batch_size={args.batch_size} "
-        f"trl={trl.__version__} load={os.getloadavg()[0]:.2f}",
+        f"trl={trl.__version__} trl_checkpointing={args.trl_checkpointing} load={os.getloadavg()[0]:.2f}",
         flush=True,
     )
     best_engine = best_trl = 0.0
