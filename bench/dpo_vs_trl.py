@@ -18,11 +18,11 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import train_throughput
 from bench.train_throughput import WORDS
 
 LR = 1e-4
@@ -49,48 +49,18 @@ def make_pairs(n: int, seed: int = 3) -> list[dict]:
 
 def bench_engine(settings, base: str, pairs, work: Path, batch_size: int, device: str) -> tuple[float, int, float]:
     """(tokens/s, tokens, seconds) of one DPO epoch through the engine, from the reference pass to the last step."""
-    from app.engine.train import run_training
-
-    train = work / "train.jsonl"
-    train.write_text("".join(json.dumps(r) + "\n" for r in pairs))
-    marks: dict[str, float] = {}
-    tokens = {}
-
-    def emit(obj):
-        message = obj.get("message", "")
-        if obj["kind"] == "event" and message.startswith("Scoring the answers with the base model"):
-            marks["start"] = time.perf_counter()
-        if obj["kind"] == "event" and message.startswith("New fine-tuned model"):
-            marks["end"] = time.perf_counter()
-        if obj["kind"] == "event" and obj["data"] and "tokens" in obj["data"]:
-            tokens["n"] = obj["data"]["tokens"]
-        if obj["kind"] == "error":
-            raise SystemExit(f"engine failed: {obj['message']}")
-
-    spec = {
-        "job_id": "bench",
-        "base_model": base,
-        "fine_tuned_model": "ft:bench",
-        "train_file": str(train),
-        "validation_file": None,
-        "output_dir": str(work / "engine-out"),
-        "hyperparameters": {
-            "n_epochs": 1,
-            "batch_size": batch_size,
-            "learning_rate_multiplier": LR / 1e-3,
-            "lora_rank": RANK,
-            "beta": BETA,
-        },
-        "seed": 1,
-        "resume_from": None,
-        "data_dir": str(settings.data_dir),
-        "local_models": {k: str(v) for k, v in settings.local_models.items()},
-        "device": device,
-        "method": "dpo",
-    }
-    assert run_training(spec, emit) == "succeeded"
-    seconds = marks["end"] - marks["start"]
-    return tokens["n"] / seconds, tokens["n"], seconds
+    return train_throughput.bench_engine(
+        settings,
+        base,
+        pairs,
+        work,
+        batch_size,
+        device,
+        started="Scoring the answers with the base model",
+        method="dpo",
+        lr=LR,
+        beta=BETA,
+    )
 
 
 def pair_tokens(base_path: Path, pairs) -> int:

@@ -69,8 +69,22 @@ def make_records(n: int, seed: int = 3) -> list[dict]:
     return records
 
 
-def bench_engine(settings, base: str, records, work: Path, batch_size: int, device: str) -> tuple[float, int, float]:
-    """(tokens/s, tokens, seconds) of one epoch through the engine's training loop, model loading excluded."""
+def bench_engine(
+    settings,
+    base: str,
+    records,
+    work: Path,
+    batch_size: int,
+    device: str,
+    *,
+    started: str = "Fine-tuning job started",
+    method: str | None = None,
+    lr: float = LR,
+    **hyperparameters,
+) -> tuple[float, int, float]:
+    """(tokens/s, tokens, seconds) of one epoch through the engine's training loop, model loading excluded: timed
+    from the first event that starts with `started` to the new model's. `method` ("dpo"), the learning rate and
+    extra `hyperparameters` (beta) go into the job's spec."""
     from app.engine.train import run_training
 
     train = work / "train.jsonl"
@@ -79,9 +93,10 @@ def bench_engine(settings, base: str, records, work: Path, batch_size: int, devi
     tokens = {}
 
     def emit(obj):
-        if obj["kind"] == "event" and obj["message"] == "Fine-tuning job started":
-            marks["start"] = time.perf_counter()
-        if obj["kind"] == "event" and obj["message"].startswith("New fine-tuned model"):
+        message = obj.get("message", "")
+        if obj["kind"] == "event" and message.startswith(started):
+            marks.setdefault("start", time.perf_counter())
+        if obj["kind"] == "event" and message.startswith("New fine-tuned model"):
             marks["end"] = time.perf_counter()
         if obj["kind"] == "event" and obj["data"] and "tokens" in obj["data"]:
             tokens["n"] = obj["data"]["tokens"]
@@ -98,14 +113,16 @@ def bench_engine(settings, base: str, records, work: Path, batch_size: int, devi
         "hyperparameters": {
             "n_epochs": 1,
             "batch_size": batch_size,
-            "learning_rate_multiplier": LR / 1e-3,
+            "learning_rate_multiplier": lr / 1e-3,
             "lora_rank": RANK,
+            **hyperparameters,
         },
         "seed": 1,
         "resume_from": None,
         "data_dir": str(settings.data_dir),
         "local_models": {k: str(v) for k, v in settings.local_models.items()},
         "device": device,
+        **({"method": method} if method else {}),
     }
     assert run_training(spec, emit) == "succeeded"
     seconds = marks["end"] - marks["start"]
