@@ -94,6 +94,18 @@
     this.node.appendChild(svg);
   };
 
+  // The line beside the heading (the chart's description) follows the stream too, in the words the page was
+  // rendered with: without this it stayed empty until a reload while the chart filled in.
+  PreferenceChart.prototype.describe = function () {
+    var latest = document.getElementById("preference-latest");
+    var shown = this.points.filter(function (p) { return typeof p.train_reward_margin === "number"; });
+    if (!latest || !shown.length) return;
+    var last = shown[shown.length - 1];
+    var accuracy = typeof last.train_reward_accuracy === "number" ? last.train_reward_accuracy : 0;
+    latest.textContent = "reward margin " + Number(last.train_reward_margin.toFixed(3)) +
+      " · preference accuracy " + Math.round(accuracy * 100) + "%";
+  };
+
   function init() {
     var node = document.getElementById("preference-chart");
     if (!node || node.tbPreference) return;
@@ -101,7 +113,7 @@
     node.tbPreference = chart;
     node.addEventListener("htmx:sseBeforeMessage", function (event) {
       event.preventDefault(); // the points are drawn here, not swapped in as HTML
-      try { chart.add(JSON.parse(event.detail.data)); chart.draw(); } catch (e) { /* ignore a malformed point */ }
+      try { chart.add(JSON.parse(event.detail.data)); chart.draw(); chart.describe(); } catch (e) { /* ignore a malformed point */ }
     });
   }
 
