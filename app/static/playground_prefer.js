@@ -36,6 +36,8 @@
       button.setAttribute("data-column", String(column));
       button.textContent = "Prefer this answer";
       replies[replies.length - 1].appendChild(button);
+      // The transcript scrolled to the answer as it began; keep its end (the button) in view, not below the fold.
+      list.scrollTop = list.scrollHeight;
     });
   }
 

@@ -117,9 +117,14 @@ def test_compare_prefer_see_the_pair_launch_dpo_and_watch_the_reward_margin(page
     page.evaluate("() => { window.tbSamePage = true; }")
     chart = page.locator("#preference-chart")
     expect(chart.locator("svg path[data-series=train_reward_margin]")).to_be_visible(timeout=JOB_WAIT_MS)
+    page.wait_for_function(  # a line: two steps' points at least
+        """() => / L/.test(document.querySelector('#preference-chart path[data-series="train_reward_margin"]')
+                             .getAttribute('d'))""",
+        timeout=JOB_WAIT_MS,
+    )
     expect(page.locator("#preference-latest")).to_contain_text("reward margin")
-    page.locator("#preference-heading").scroll_into_view_if_needed()
     screenshot(page, "dpo-flow-8-job-running")
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=JOB_WAIT_MS)
+    expect(page.locator("#jobs-list [aria-current=page] .badge")).to_have_text("succeeded")  # the list follows
     assert page.evaluate("() => window.tbSamePage === true")  # drawn from the stream, no reload
     screenshot(page, "dpo-flow-9-job-succeeded")
