@@ -385,6 +385,7 @@
     Array.prototype.forEach.call(root.querySelectorAll(".pg-model"), function (select) {
       select.addEventListener("change", function () { nameColumn(select); carryModels(); });
     });
+    carryModels(); // a choice made before this script ran (or restored by the browser) counts too
     window.tbPlayground = { state: function () { return state; } };
     turnDone();
     $("pg-composer").addEventListener("submit", send);

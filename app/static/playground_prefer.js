@@ -82,6 +82,17 @@
     select.value = id;
   }
 
+  // Say in the columns which answer the saved pair preferred (the result line sits below the composer).
+  function markPreferred(result) {
+    if (!result.querySelector(".saved-pair")) return;
+    var preferred = $("pg-prefer-column").value;
+    Array.prototype.forEach.call(document.querySelectorAll(".pg-prefer-button"), function (b) {
+      var chosen = b.getAttribute("data-column") === preferred;
+      b.textContent = chosen ? "✓ Preferred" : "Prefer this answer";
+      b.classList.toggle("pg-preferred", chosen);
+    });
+  }
+
   document.addEventListener("tb:playground-turn", offer);
   document.addEventListener("tb:playground-send", clearButtons);
 
@@ -100,6 +111,9 @@
     if (event.detail.elt && event.detail.elt.id === "pg-prefer-form") $("pg-prefer").close();
   });
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target && event.detail.target.id === "pg-prefer-result") remember(event.detail.target);
+    if (event.detail.target && event.detail.target.id === "pg-prefer-result") {
+      remember(event.detail.target);
+      markPreferred(event.detail.target);
+    }
   });
 })();

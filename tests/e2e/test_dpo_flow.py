@@ -32,6 +32,7 @@ def ask(page, question: str) -> None:
 def open_compare(page) -> None:
     """From the navigation: the playground, the first model, then side by side with the second; short replies."""
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Playground").click()
+    page.wait_for_url(re.compile(r"/playground$"))  # loaded: its scripts run
     page.get_by_label("Model", exact=True).select_option(TINY)
     page.get_by_role("link", name="Compare side by side").click()
     page.wait_for_url(re.compile(r"/playground/compare"))
@@ -70,6 +71,9 @@ def test_compare_prefer_see_the_pair_launch_dpo_and_watch_the_reward_margin(page
     result = page.locator("#pg-prefer-result")
     expect(result).to_contain_text(f"Saved to {DATASET} (example 1)")
     expect(result.locator(".badge.valid")).to_have_text("valid")
+    # The columns say which answer the pair preferred.
+    expect(page.locator('.pg-prefer-button[data-column="0"]')).to_have_text("✓ Preferred")
+    expect(page.locator('.pg-prefer-button[data-column="1"]')).to_have_text("Prefer this answer")
     preferred, rejected = page.evaluate(ANSWERS)
     screenshot(page, "dpo-flow-3-pair-saved")
 
