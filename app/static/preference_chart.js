@@ -82,17 +82,17 @@
     var y0 = Math.min.apply(null, margins), y1 = Math.max.apply(null, margins);
     var pad = (y1 - y0) * 0.08 || 0.05;
     y0 -= y0 < 0 ? pad : 0; y1 += pad;
-    var axis = marginAxis(y0, y1);
-    y0 = axis.start; y1 = axis.start + 4 * axis.step;
+    var scale = marginAxis(y0, y1);
+    y0 = scale.start; y1 = scale.start + 4 * scale.step;
     var pw = W - M.left - M.right, ph = H - M.top - M.bottom;
     function sx(v) { return M.left + (v - x0) / (x1 - x0) * pw; }
     function sy(v, axis) { return axis === "acc" ? M.top + (1 - v) * ph : M.top + (1 - (v - y0) / (y1 - y0)) * ph; }
     var svg = el("svg", { viewBox: "0 0 " + W + " " + H, width: "100%", class: "line-chart" });
     for (var i = 0; i <= 4; i++) {
-      var t = y0 + axis.step * i, y = sy(t, "margin");
-      if (Math.abs(t) < axis.step * 1e-6) t = 0; // no "-0.000" from rounding
+      var t = y0 + scale.step * i, y = sy(t, "margin");
+      if (Math.abs(t) < scale.step * 1e-6) t = 0; // no "-0.000" from rounding
       svg.appendChild(el("line", { x1: M.left, x2: W - M.right, y1: y, y2: y, class: "grid" }));
-      svg.appendChild(el("text", { x: M.left - 6, y: y + 4, "text-anchor": "end", class: "tick" }, t.toFixed(axis.digits)));
+      svg.appendChild(el("text", { x: M.left - 6, y: y + 4, "text-anchor": "end", class: "tick" }, t.toFixed(scale.digits)));
       svg.appendChild(el("text", { x: W - M.right + 6, y: sy(i / 4, "acc") + 4, class: "tick" }, (i * 25) + "%"));
     }
     var zero = sy(0, "margin");

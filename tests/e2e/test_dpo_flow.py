@@ -5,6 +5,7 @@ train on them, launch a DPO job from the dataset, and watch its reward-margin ch
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import pytest
 from playwright.sync_api import expect
@@ -131,4 +132,9 @@ def test_compare_prefer_see_the_pair_launch_dpo_and_watch_the_reward_margin(page
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=JOB_WAIT_MS)
     expect(page.locator("#jobs-list [aria-current=page] .badge")).to_have_text("succeeded")  # the list follows
     assert page.evaluate("() => window.tbSamePage === true")  # drawn from the stream, no reload
+    # The reward margin's labels are round numbers, evenly apart, with one number of decimals.
+    labels = chart.locator("svg text.tick[text-anchor=end]").all_text_contents()
+    values = [float(label) for label in labels]
+    assert len({round(b - a, 9) for a, b in pairwise(values)}) == 1 and values[1] > values[0], labels
+    assert len({len(label.partition(".")[2]) for label in labels}) == 1, labels
     screenshot(page, "dpo-flow-9-job-succeeded")
