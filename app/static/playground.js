@@ -25,6 +25,17 @@
     return Array.prototype.map.call(root.querySelectorAll(".pg-model"), function (s) { return s.value; });
   }
 
+  // "Compare side by side" and "Add a third model" open the compare view with the models chosen here: they follow
+  // the selects, or a model picked after the page loaded would be lost on the way.
+  function carryModels() {
+    Array.prototype.forEach.call(document.querySelectorAll("a[data-carry-models]"), function (link) {
+      var adding = link.hasAttribute("data-add-model"), query = [];
+      models().forEach(function (m) { if (m || adding) query.push("model=" + encodeURIComponent(m)); });
+      if (adding) query.push("model=");
+      link.setAttribute("href", link.getAttribute("data-carry-models") + (query.length ? "?" + query.join("&") : ""));
+    });
+  }
+
   function status(text) { $("pg-status").textContent = text; }
 
   function addMessage(column, role, text, label_text) {
@@ -372,8 +383,9 @@
       if (calls && replies.length) askResults(column, replies[replies.length - 1], calls);
     });
     Array.prototype.forEach.call(root.querySelectorAll(".pg-model"), function (select) {
-      select.addEventListener("change", function () { nameColumn(select); });
+      select.addEventListener("change", function () { nameColumn(select); carryModels(); });
     });
+    carryModels(); // a choice made before this script ran (or restored by the browser) counts too
     window.tbPlayground = { state: function () { return state; } };
     turnDone();
     $("pg-composer").addEventListener("submit", send);

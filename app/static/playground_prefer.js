@@ -36,6 +36,8 @@
       button.setAttribute("data-column", String(column));
       button.textContent = "Prefer this answer";
       replies[replies.length - 1].appendChild(button);
+      // The transcript scrolled to the answer as it began; keep its end (the button) in view, not below the fold.
+      list.scrollTop = list.scrollHeight;
     });
   }
 
@@ -80,6 +82,17 @@
     select.value = id;
   }
 
+  // Say in the columns which answer the saved pair preferred (the result line sits below the composer).
+  function markPreferred(result) {
+    if (!result.querySelector(".saved-pair")) return;
+    var preferred = $("pg-prefer-column").value;
+    Array.prototype.forEach.call(document.querySelectorAll(".pg-prefer-button"), function (b) {
+      var chosen = b.getAttribute("data-column") === preferred;
+      b.textContent = chosen ? "✓ Preferred" : "Prefer this answer";
+      b.classList.toggle("pg-preferred", chosen);
+    });
+  }
+
   document.addEventListener("tb:playground-turn", offer);
   document.addEventListener("tb:playground-send", clearButtons);
 
@@ -98,6 +111,9 @@
     if (event.detail.elt && event.detail.elt.id === "pg-prefer-form") $("pg-prefer").close();
   });
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target && event.detail.target.id === "pg-prefer-result") remember(event.detail.target);
+    if (event.detail.target && event.detail.target.id === "pg-prefer-result") {
+      remember(event.detail.target);
+      markPreferred(event.detail.target);
+    }
   });
 })();

@@ -20,9 +20,35 @@
     return node;
   }
 
-  function fmt(v) {
-    var a = Math.abs(v);
-    return a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
+  // The reward margin's axis: a round step (1, 2, 2.5 or 5 times a power of ten) and a start on a multiple of it,
+  // spanning [lo, hi] in 4 intervals, so that its labels are round numbers on the grid lines it shares with the
+  // accuracy's quarters (labels of evenly split odd ranges read 0.001, 0.002, 0.004 for 0.00125 steps).
+  function marginAxis(lo, hi) {
+    var raw = (hi - lo) / 4, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    var factors = [1, 2, 2.5, 5, 10, 20];
+    for (var i = 0; i < factors.length; i++) {
+      var step = factors[i] * mag, start = Math.floor(lo / step + 1e-9) * step;
+      if (start + 4 * step >= hi - step * 1e-9) return { start: start, step: step, digits: decimals(step) };
+    }
+    return { start: lo, step: raw, digits: 3 };
+  }
+
+  // How many decimals show `step` (and its multiples) exactly: 2 for 0.05, 3 for 0.025.
+  function decimals(step) {
+    for (var d = 0; d < 8; d++) {
+      var scaled = step * Math.pow(10, d);
+      if (Math.abs(scaled - Math.round(scaled)) < 1e-6 * scaled) return d;
+    }
+    return 8;
+  }
+
+  // Whole training steps, 1, 2 or 5 times a power of ten apart, at most about 6 labels: each at its own step.
+  function stepTicks(x0, x1) {
+    var raw = Math.max(1, (x1 - x0) / 6), mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    var every = [1, 2, 5, 10].map(function (f) { return f * mag; }).filter(function (e) { return e >= raw; })[0];
+    var ticks = [];
+    for (var s = x0; s <= x1; s += every) ticks.push(s);
+    return ticks;
   }
 
   function PreferenceChart(node) {
@@ -56,23 +82,24 @@
     var y0 = Math.min.apply(null, margins), y1 = Math.max.apply(null, margins);
     var pad = (y1 - y0) * 0.08 || 0.05;
     y0 -= y0 < 0 ? pad : 0; y1 += pad;
+    var scale = marginAxis(y0, y1);
+    y0 = scale.start; y1 = scale.start + 4 * scale.step;
     var pw = W - M.left - M.right, ph = H - M.top - M.bottom;
     function sx(v) { return M.left + (v - x0) / (x1 - x0) * pw; }
     function sy(v, axis) { return axis === "acc" ? M.top + (1 - v) * ph : M.top + (1 - (v - y0) / (y1 - y0)) * ph; }
     var svg = el("svg", { viewBox: "0 0 " + W + " " + H, width: "100%", class: "line-chart" });
     for (var i = 0; i <= 4; i++) {
-      var t = y0 + (y1 - y0) * i / 4, y = sy(t, "margin");
+      var t = y0 + scale.step * i, y = sy(t, "margin");
+      if (Math.abs(t) < scale.step * 1e-6) t = 0; // no "-0.000" from rounding
       svg.appendChild(el("line", { x1: M.left, x2: W - M.right, y1: y, y2: y, class: "grid" }));
-      svg.appendChild(el("text", { x: M.left - 6, y: y + 4, "text-anchor": "end", class: "tick" }, fmt(t)));
+      svg.appendChild(el("text", { x: M.left - 6, y: y + 4, "text-anchor": "end", class: "tick" }, t.toFixed(scale.digits)));
       svg.appendChild(el("text", { x: W - M.right + 6, y: sy(i / 4, "acc") + 4, class: "tick" }, (i * 25) + "%"));
     }
     var zero = sy(0, "margin");
     svg.appendChild(el("line", { x1: M.left, x2: W - M.right, y1: zero, y2: zero, class: "axis", "data-zero": "1" }));
-    var n = Math.min(6, x1 - x0);
-    for (var j = 0; j <= n; j++) {
-      var s = x0 + (x1 - x0) * j / n;
-      svg.appendChild(el("text", { x: sx(s), y: H - M.bottom + 16, "text-anchor": "middle", class: "tick" }, String(Math.round(s))));
-    }
+    stepTicks(x0, x1).forEach(function (s) {
+      svg.appendChild(el("text", { x: sx(s), y: H - M.bottom + 16, "text-anchor": "middle", class: "tick" }, String(s)));
+    });
     svg.appendChild(el("line", { x1: M.left, x2: M.left, y1: M.top, y2: H - M.bottom, class: "axis" }));
     svg.appendChild(el("line", { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: "axis" }));
     svg.appendChild(el("text", { x: M.left + pw / 2, y: H - 6, "text-anchor": "middle", class: "axis-label" }, "training step"));
@@ -94,6 +121,18 @@
     this.node.appendChild(svg);
   };
 
+  // The line beside the heading (the chart's description) follows the stream too, in the words the page was
+  // rendered with: without this it stayed empty until a reload while the chart filled in.
+  PreferenceChart.prototype.describe = function () {
+    var latest = document.getElementById("preference-latest");
+    var shown = this.points.filter(function (p) { return typeof p.train_reward_margin === "number"; });
+    if (!latest || !shown.length) return;
+    var last = shown[shown.length - 1];
+    var accuracy = typeof last.train_reward_accuracy === "number" ? last.train_reward_accuracy : 0;
+    latest.textContent = "reward margin " + Number(last.train_reward_margin.toFixed(3)) +
+      " · preference accuracy " + Math.round(accuracy * 100) + "%";
+  };
+
   function init() {
     var node = document.getElementById("preference-chart");
     if (!node || node.tbPreference) return;
@@ -101,7 +140,7 @@
     node.tbPreference = chart;
     node.addEventListener("htmx:sseBeforeMessage", function (event) {
       event.preventDefault(); // the points are drawn here, not swapped in as HTML
-      try { chart.add(JSON.parse(event.detail.data)); chart.draw(); } catch (e) { /* ignore a malformed point */ }
+      try { chart.add(JSON.parse(event.detail.data)); chart.draw(); chart.describe(); } catch (e) { /* ignore a malformed point */ }
     });
   }
 

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 from sqlmodel import Session
 
 from tests.e2e.conftest import TINY, screenshot
+from tests.e2e.job_form import fill_job_form, launch_job
 from tests.integration.test_dpo_jobs import preference_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -21,20 +22,11 @@ def test_launch_a_dpo_job_and_watch_its_preference_chart(page, e2e_server):
     page.goto(f"/jobs/new?dataset_id={dataset_id}")
     form = page.locator("#new-job")
     expect(form.locator("#job-method-select")).to_have_value("dpo")
-    form.get_by_label("Base model").fill(TINY)
-    form.get_by_label("Epochs").fill("3")
-    form.get_by_label("Batch size").fill("4")
-    form.get_by_label("Learning rate multiplier").fill("1")
-    form.get_by_label("Beta").fill("0.2")
-    form.get_by_label("Seed").fill("3")
-    expect(page.locator("#estimate-facts")).to_be_visible()
+    fields = {"Base model": TINY, "Epochs": "3", "Batch size": "4", "Learning rate multiplier": "1"}
+    fill_job_form(page, fields | {"Beta": "0.2", "Seed": "3"})
     expect(form.get_by_label("Beta")).to_have_value("0.2")  # the out-of-band refresh keeps what was typed
     screenshot(page, "dpo-1-form")
-    warnings = page.locator("#job-estimate input[name=accept_warnings]")
-    if warnings.count():
-        warnings.check()
-    page.get_by_role("button", name="Launch fine-tune").click()
-    page.wait_for_url("**/jobs/ftjob-*")
+    launch_job(page)
 
     page.evaluate("() => { window.tbSamePage = true; }")
     chart = page.locator("#preference-chart")

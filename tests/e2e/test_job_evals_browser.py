@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from sqlmodel import Session
 
 from tests.e2e.conftest import TINY, confirm, screenshot
+from tests.e2e.job_form import fill_job_form, launch_job
 from tests.support.builders import make_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,19 +28,12 @@ def test_attach_an_eval_at_launch_and_watch_checkpoint_scores_appear(page, e2e_s
     # On by default: the dataset has validation examples.
     expect(choice).to_have_value("validation")
     expect(choice.locator("option[value=validation]")).to_have_text("make one from the validation examples (4)")
-    form.get_by_label("Base model").fill(TINY)
-    form.get_by_label("Epochs").fill("2")
-    form.get_by_label("Batch size").fill("4")
-    form.get_by_label("Seed").fill("3")  # a change event: the estimate (and the eval section) refresh
-    expect(page.locator("#estimate-facts")).to_be_visible()
+    # The seed last: its change event refreshes the estimate (and the eval section).
+    fill_job_form(page, {"Base model": TINY, "Epochs": "2", "Batch size": "4", "Seed": "3"})
     expect(choice).to_have_value("validation")  # the refresh keeps the default for the same dataset
     expect(page.locator("#eval-hint")).to_contain_text("Two graders compare each answer")
     screenshot(page, "job-evals-1-form")
-    warnings = page.locator("#job-estimate input[name=accept_warnings]")
-    if warnings.count():
-        warnings.check()
-    page.get_by_role("button", name="Launch fine-tune").click()
-    page.wait_for_url("**/jobs/ftjob-*")
+    launch_job(page)
 
     # The panel loads by itself and refreshes while the job runs: no reload from here on.
     page.evaluate("() => { window.tbSamePage = true; }")

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import TINY, screenshot
+from tests.e2e.job_form import fill_job_form, launch_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -105,20 +106,18 @@ def test_a_new_user_imports_fixes_checks_tunes_watches_chats_and_saves_an_exampl
     page.get_by_role("link", name="← Pirate voice").click()
     page.get_by_role("link", name="Fine-tune…").click()
     expect(page).to_have_url(re.compile(r"/jobs/new\?dataset_id=\d+$"))
-    form = page.locator("#new-job")
-    form.get_by_label("Validation").select_option("none")
-    form.get_by_label("Provider").select_option("local")
-    form.get_by_label("Base model").fill(TINY)
-    form.get_by_label("Epochs").fill("6")
-    form.get_by_label("Batch size").fill("1")
-    form.get_by_label("Seed").fill("7")  # a change event: the estimate refreshes for these values
-    expect(page.locator("#estimate-facts")).to_be_visible()
+    # The seed last: its change event refreshes the estimate for these values.
+    fields = {
+        "Validation": "none",
+        "Provider": "local",
+        "Base model": TINY,
+        "Epochs": "6",
+        "Batch size": "1",
+        "Seed": "7",
+    }
+    fill_job_form(page, fields)
     screenshot(page, "05-new-job")
-    warnings = page.locator("#job-estimate input[name=accept_warnings]")
-    if warnings.count():
-        warnings.check()
-    page.get_by_role("button", name="Launch fine-tune").click()
-    page.wait_for_url("**/jobs/ftjob-*")
+    launch_job(page)
 
     # The live page: the event log and the loss chart grow without a reload (the marker would not survive one).
     page.evaluate("() => { window.tbSamePage = true; }")

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import TINY, TINY_B, screenshot, seed_dataset
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # it drives Chromium like its neighbours: not in the quick suite
 
 COMPARED = {
     "models": [TINY, TINY_B],
