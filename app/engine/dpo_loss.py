@@ -9,7 +9,7 @@ Importing this module loads torch, transformers and peft: call _hf.prepare() fir
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -128,6 +128,17 @@ class PairTotals(StepTotals):
         self.correct += sum(correct)
         self.targets += n
 
+    def sums(self) -> list[float]:
+        """Every field, in order: what the ranks of a several-process run add up (from_sums reads it back)."""
+        return [float(getattr(self, f.name)) for f in fields(self)]
+
+    @classmethod
+    def from_sums(cls, values: list[float]) -> PairTotals:
+        """Totals from sums() added over the ranks (the counts rounded back to whole numbers)."""
+        named = dict(zip((f.name for f in fields(cls)), values, strict=True))
+        counts = {k: round(named[k]) for k in ("correct", "targets", "pairs", "wins")}
+        return cls(**{**named, **counts})
+
     def means(self) -> dict[str, float]:
         """loss, token accuracy of the preferred answers, rewards, margin and the preference accuracy."""
         n = max(self.pairs, 1)
@@ -143,15 +154,16 @@ class PairTotals(StepTotals):
 
 
 def reference_logps(
-    model, scorer: SequenceScorer, pairs: list[Pair], row_tokens: int
+    model, scorer: SequenceScorer, pairs: list[Pair], row_tokens: int, indices: list[int] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chosen, rejected) log-probabilities of every pair under the base model: the adapter disabled, no gradients."""
+    """(chosen, rejected) log-probabilities of every pair (or only those of `indices`, zeros elsewhere: a rank's
+    share) under the base model: the adapter disabled, no gradients."""
     chosen = torch.zeros(len(pairs))
     rejected = torch.zeros(len(pairs))
     was_training = model.training
     model.eval()
     with model.disable_adapter(), torch.no_grad():
-        for row in pair_rows(list(range(len(pairs))), pairs, row_tokens):
+        for row in pair_rows(list(range(len(pairs))) if indices is None else indices, pairs, row_tokens):
             scored = scorer.score([pairs[i].chosen for i in row] + [pairs[i].rejected for i in row])
             logps = scored.logps.float().cpu()
             chosen[row], rejected[row] = logps[: len(row)], logps[len(row) :]
