@@ -9,7 +9,7 @@ Importing this module loads torch, transformers and peft: call _hf.prepare() fir
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -129,15 +129,30 @@ class PairTotals(StepTotals):
         self.targets += n
 
     def sums(self) -> list[float]:
-        """Every field, in order: what the ranks of a several-process run add up (from_sums reads it back)."""
-        return [float(getattr(self, f.name)) for f in fields(self)]
+        """Every total as a number: what the ranks of a several-process run add up (from_sums reads it back)."""
+        return [
+            self.loss,
+            self.correct,
+            self.targets,
+            self.pairs,
+            self.chosen_reward,
+            self.rejected_reward,
+            self.wins,
+        ]
 
     @classmethod
     def from_sums(cls, values: list[float]) -> PairTotals:
         """Totals from sums() added over the ranks (the counts rounded back to whole numbers)."""
-        named = dict(zip((f.name for f in fields(cls)), values, strict=True))
-        counts = {k: round(named[k]) for k in ("correct", "targets", "pairs", "wins")}
-        return cls(**{**named, **counts})
+        loss, correct, targets, pairs, chosen, rejected, wins = values
+        return cls(
+            loss=loss,
+            correct=round(correct),
+            targets=round(targets),
+            pairs=round(pairs),
+            chosen_reward=chosen,
+            rejected_reward=rejected,
+            wins=round(wins),
+        )
 
     def means(self) -> dict[str, float]:
         """loss, token accuracy of the preferred answers, rewards, margin and the preference accuracy."""
