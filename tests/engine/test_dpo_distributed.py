@@ -7,6 +7,7 @@ gradients and totals make rank 0 report the one-process figures (the supervised 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,14 @@ from safetensors.torch import load_file
 
 from app.engine import protocol as p
 from app.engine.train import run_training
-from tests.engine.test_distributed import _close, _metrics, _two_ranks
+from app.providers.local import ROOT
+from app.providers.local_ranks import Layout, TrainerGroup, child_environ
+from tests.engine.test_distributed import COMMAND, _close, _metrics, _two_ranks
 from tests.engine.test_dpo import dpo_spec
 
 pytestmark = pytest.mark.slow
 
+HYPER = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 1, "lora_rank": 4}
 COMPARED = ("train_loss", "train_reward_margin", "train_reward_chosen", "valid_loss", "valid_reward_margin")
 
 
@@ -67,3 +71,25 @@ def test_two_gloo_ranks_train_dpo_as_one_process_does_and_resume_like_it(tiny_se
     assert sorted(got) == [4, 5, 6]
     for step in (4, 5, 6):
         assert _close(expected[step]["train_loss"], got[step]["train_loss"]), step
+
+
+def test_sigterm_stops_both_dpo_ranks_at_the_same_step(tiny_settings, tmp_path):
+    spec = _spec_file(tiny_settings, tmp_path, hyperparameters={**HYPER, "n_epochs": 25, "batch_size": 2})
+    group = TrainerGroup.start(COMMAND, spec, tmp_path, child_environ(ROOT), Layout("cpu", 2), ROOT)
+    try:
+        assert group.lead.stdout is not None
+        deadline = time.monotonic() + 180
+        for raw in group.lead.stdout:  # wait for a real (all-reduced) step, not just the reference pass
+            line = p.parse_line(raw)
+            if line and line["kind"] == "event" and line["type"] == "metrics":
+                break
+            assert time.monotonic() < deadline, "training never started"
+        sent = time.monotonic()
+        group.terminate()
+        group.wait(timeout=10)
+        assert time.monotonic() - sent < 6
+        assert [process.returncode for process in group.processes] == [p.EXIT_CANCELLED] * 2
+        assert group.lost_rank() is None
+    finally:
+        group.close()
+    assert not (tmp_path / "out" / "adapter").exists()
