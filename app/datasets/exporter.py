@@ -10,7 +10,7 @@ from sqlmodel import Session, col
 
 from app.datasets.datasets import get_dataset
 from app.errors import Invalid
-from app.tables.dataset import Example
+from app.tables.dataset import INPUT_EXTRA, Example
 
 EXPORT_SPLITS = ("all", "train", "validation")
 FETCH = 2000
@@ -73,13 +73,17 @@ def _pair_lines(session: Session, where: list) -> Iterator[bytes]:
     )
     result = session.execute(stmt.execution_options(yield_per=FETCH))
     for messages, tools, extra, preferred, rejected in result:
+        others = json.loads(extra) if extra is not None and extra != "null" else {}
+        held = others.pop(INPUT_EXTRA, None) if isinstance(others.get(INPUT_EXTRA), dict) else None
         parts = ['{"input": {"messages": ', messages]
         if tools is not None and tools != "null":
             parts += [', "tools": ', tools]
-        parts += ['}, "preferred_output": ', _or_empty(preferred), ', "non_preferred_output": ', _or_empty(rejected)]
-        if extra is not None and extra != "null":
-            for key, value in json.loads(extra).items():
+        for key, value in (held or {}).items():  # the input's other keys, as Example.to_record() puts them back
+            if key != "messages" and (key != "tools" or tools is None or tools == "null"):
                 parts += [", ", json.dumps(key), ": ", json.dumps(value)]
+        parts += ['}, "preferred_output": ', _or_empty(preferred), ', "non_preferred_output": ', _or_empty(rejected)]
+        for key, value in others.items():
+            parts += [", ", json.dumps(key), ": ", json.dumps(value)]
         parts.append("}\n")
         yield "".join(parts).encode("utf-8")
 

@@ -19,7 +19,7 @@ from app.datasets.validation.checks import (
     search_text,
     strict_json_loads,
 )
-from app.datasets.validation.preference import check_preference, input_of, pair_hash, pair_search_text
+from app.datasets.validation.preference import check_preference, input_of, pair_extra, pair_hash, pair_search_text
 from app.tables.dataset import PREFERENCE, SUPERVISED
 
 # A prepared row: the example's own column values, in this order (the writer adds dataset, position, stamps).
@@ -155,7 +155,7 @@ def prepare_record(record: dict[str, Any]) -> tuple:
 def prepare_pair(record: dict[str, Any]) -> tuple:
     """One preference record's row values in PAIR_FIELDS order (parse_line made its input and answers lists)."""
     messages, tools = input_of(record)
-    extra = {k: v for k, v in record.items() if k not in ("input", "preferred_output", "non_preferred_output")}
+    extra = pair_extra(record)  # the input's keys besides messages and tools ride in it too
     check = check_preference(record)
     problems = _dumps([p.as_dict() for p in check.problems]) if check.problems else _NO_PROBLEMS
     return (

@@ -14,6 +14,7 @@ from app.datasets.limits import Limits
 from app.datasets.records import pair_parts
 from app.datasets.validation.preference import input_of
 from app.errors import Invalid
+from app.tables.dataset import INPUT_EXTRA
 
 # Each answer's form prefix, its key in the DPO record and its heading.
 ANSWERS = (("preferred", "preferred_output", "Preferred"), ("rejected", "non_preferred_output", "Rejected"))
@@ -53,6 +54,11 @@ def _parse_pair(form: Any) -> tuple[dict[str, Any], list[FieldError]]:
     for prefix, key, heading in ANSWERS:
         record[key] = [_answer(form, prefix, heading, errors)]
     record.update(chat)  # the other top-level fields
+    held = record.pop(INPUT_EXTRA, None)  # the input's other keys, shown under this name by conversation_of
+    if isinstance(held, dict):
+        given.update({k: v for k, v in held.items() if k not in given})
+    elif held is not None:
+        record[INPUT_EXTRA] = held
     return record, errors
 
 
@@ -93,6 +99,11 @@ def conversation_of(record: dict[str, Any]) -> dict[str, Any]:
     if isinstance(given, dict) and "tools" in given:
         chat["tools"] = tools
     chat.update({k: v for k, v in record.items() if k not in ("input", "preferred_output", "non_preferred_output")})
+    # The input's keys besides messages and tools (e.g. parallel_tool_calls): in the "other top-level fields" box
+    # under INPUT_EXTRA, put back in the input when the form is read (_parse_pair).
+    others = {k: v for k, v in given.items() if k not in ("messages", "tools")} if isinstance(given, dict) else {}
+    if others:
+        chat[INPUT_EXTRA] = others
     return chat
 
 

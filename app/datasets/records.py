@@ -6,7 +6,7 @@ from typing import Any
 
 from app.datasets.kinds import kind_mismatch
 from app.datasets.limits import Limits, refusal
-from app.datasets.validation.preference import input_of, is_preference_record
+from app.datasets.validation.preference import input_of, is_preference_record, pair_extra
 from app.errors import Invalid
 from app.tables.dataset import PREFERENCE, SUPERVISED, Dataset
 
@@ -45,7 +45,7 @@ def pair_parts(record: dict[str, Any], limits: Limits | None = None) -> dict[str
     for key, answer in answers.items():
         if not isinstance(answer, list):
             raise Invalid(f"`{key}` must be a list of one assistant message.", param=key)
-    extra = {k: v for k, v in record.items() if k not in ("input", *ANSWER_KEYS)}
+    extra = pair_extra(record) or {}  # with the input's keys besides messages and tools
     # Sizes, depth and numbers are checked as for one chat example holding the input and both answers.
     flat = {"messages": [*messages, *answers["preferred_output"], *answers["non_preferred_output"]], **extra}
     if tools is not None:

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -34,6 +34,8 @@ from app.errors import DomainError
 # How long a rank waits in a collective for the others (a long evaluation runs on every rank, so waits are short;
 # a rank that dies closes its sockets and the others fail at once, without waiting this long).
 COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+
+T = TypeVar("T")
 
 
 class PeerLost(DomainError):
@@ -144,15 +146,20 @@ class Ranks:
 
         Every rank computes the same split from the same batch, so nothing is sent.
         """
+        return self.share_by(examples, lambda e: len(e.input_ids))
+
+    def share_by(self, items: list[T], size: Callable[[T], int]) -> list[T]:
+        """This rank's part of items (examples, DPO pairs' indices): largest first, each to the rank with the least
+        size so far. The same split on every rank, so nothing is sent; one process keeps items as they are."""
         if not self.parallel:
-            return examples
+            return items
         loads = [0] * self.world_size
-        mine: list[Example] = []
-        for example in sorted(examples, key=lambda e: -len(e.input_ids)):
+        mine: list[T] = []
+        for item in sorted(items, key=lambda i: -size(i)):
             rank = loads.index(min(loads))
-            loads[rank] += len(example.input_ids)
+            loads[rank] += size(item)
             if rank == self.rank:
-                mine.append(example)
+                mine.append(item)
         return mine
 
     def reduce_step(
@@ -165,16 +172,34 @@ class Ranks:
         """
         if not self.parallel:
             return loss, correct, stop()
-        device = self._device()
+        (total_loss, total_correct), stopped = self.reduce_sums(params, [float(loss), float(correct)], stop)
+        return total_loss, round(total_correct), stopped
+
+    def reduce_sums(
+        self, params: Sequence[torch.Tensor], values: Sequence[float], stop: Callable[[], bool]
+    ) -> tuple[list[float], bool]:
+        """Sum the step's gradients and the step's own sums (`values`) over the ranks; whether any rank was asked
+        to stop. One all-reduce (the values ride with the gradients, as float32); one process: values as given."""
+        if not self.parallel:
+            return list(values), stop()
         grads = [q.grad if q.grad is not None else torch.zeros_like(q) for q in params]
-        extras = torch.tensor([float(loss), float(correct), 1.0 if stop() else 0.0], dtype=torch.float32, device=device)
+        extras = torch.tensor([*values, 1.0 if stop() else 0.0], dtype=torch.float32, device=self._device())
         flat = torch.cat([*(g.reshape(-1).float() for g in grads), extras])
         self._collective(lambda: dist.all_reduce(flat))
         self._scatter(flat[: -len(extras)], grads)
         for q, g in zip(params, grads, strict=True):
             q.grad = g
-        total_loss, total_correct, stops = flat[-len(extras) :].tolist()
-        return total_loss, round(total_correct), stops > 0
+        *totals, stops = flat[-len(extras) :].tolist()
+        return totals, stops > 0
+
+    def sum_tensor(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A CPU tensor summed element-wise over the ranks (each rank fills its own entries, zeros elsewhere, so
+        every rank ends with the whole table); one process: the tensor itself."""
+        if not self.parallel:
+            return tensor
+        moved = tensor.to(self._device())
+        self._collective(lambda: dist.all_reduce(moved))
+        return moved.cpu()
 
     def evaluate(
         self, evaluate: Callable[[list[Example]], tuple[float | None, float | None]], examples: list[Example]

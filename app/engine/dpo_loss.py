@@ -128,6 +128,32 @@ class PairTotals(StepTotals):
         self.correct += sum(correct)
         self.targets += n
 
+    def sums(self) -> list[float]:
+        """Every total as a number: what the ranks of a several-process run add up (from_sums reads it back)."""
+        return [
+            self.loss,
+            self.correct,
+            self.targets,
+            self.pairs,
+            self.chosen_reward,
+            self.rejected_reward,
+            self.wins,
+        ]
+
+    @classmethod
+    def from_sums(cls, values: list[float]) -> PairTotals:
+        """Totals from sums() added over the ranks (the counts rounded back to whole numbers)."""
+        loss, correct, targets, pairs, chosen, rejected, wins = values
+        return cls(
+            loss=loss,
+            correct=round(correct),
+            targets=round(targets),
+            pairs=round(pairs),
+            chosen_reward=chosen,
+            rejected_reward=rejected,
+            wins=round(wins),
+        )
+
     def means(self) -> dict[str, float]:
         """loss, token accuracy of the preferred answers, rewards, margin and the preference accuracy."""
         n = max(self.pairs, 1)
@@ -143,15 +169,16 @@ class PairTotals(StepTotals):
 
 
 def reference_logps(
-    model, scorer: SequenceScorer, pairs: list[Pair], row_tokens: int
+    model, scorer: SequenceScorer, pairs: list[Pair], row_tokens: int, indices: list[int] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chosen, rejected) log-probabilities of every pair under the base model: the adapter disabled, no gradients."""
+    """(chosen, rejected) log-probabilities of every pair (or only those of `indices`, zeros elsewhere: a rank's
+    share) under the base model: the adapter disabled, no gradients."""
     chosen = torch.zeros(len(pairs))
     rejected = torch.zeros(len(pairs))
     was_training = model.training
     model.eval()
     with model.disable_adapter(), torch.no_grad():
-        for row in pair_rows(list(range(len(pairs))), pairs, row_tokens):
+        for row in pair_rows(list(range(len(pairs))) if indices is None else indices, pairs, row_tokens):
             scored = scorer.score([pairs[i].chosen for i in row] + [pairs[i].rejected for i in row])
             logps = scored.logps.float().cpu()
             chosen[row], rejected[row] = logps[: len(row)], logps[len(row) :]

@@ -11,13 +11,13 @@ Importing this module loads torch and the Hugging Face libraries: call _hf.prepa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from app.engine import distributed
 from app.engine import protocol as p
 from app.engine.catalog import resolve_base_model
 from app.engine.data import DataError, epoch_batches, steps_per_epoch
@@ -36,16 +36,25 @@ from app.engine.training_run import EVAL_SUBSET, Cancelled, SpecSettings, StepTo
 
 def train(spec: p.TrainSpec, emit: p.Emit, should_stop: Callable[[], bool]) -> str:
     """Run the DPO job; "succeeded", or "cancelled" when should_stop() said so (no final adapter then)."""
+    ranks = distributed.Ranks(distributed.RankEnv.from_environ())  # one process unless started as several ranks
     try:
-        DpoRun(spec, emit, should_stop).run()
+        DpoRun(spec, emit, should_stop, ranks).run()
     except Cancelled:
-        emit(p.event("The job was cancelled.", level="warn"))
+        if ranks.lead:
+            emit(p.event("The job was cancelled.", level="warn"))
+        ranks.leave()
         return "cancelled"
+    ranks.leave()  # not after an error: a group that lost a rank may hang in its teardown
     return "succeeded"
 
 
 class DpoRun(TrainingRun):
-    """A TrainingRun whose examples are preference pairs and whose loss is DPO's."""
+    """A TrainingRun whose examples are preference pairs and whose loss is DPO's.
+
+    On several processes (distributed.py) each rank scores its share of every step's pairs (and of the reference
+    and validation passes), scaled by the step's global pair count; one all-reduce per step sums the gradients
+    and the PairTotals, so every rank steps alike and rank 0 reports the global figures.
+    """
 
     pairs: PairSet
     valid_pairs: PairSet | None
@@ -53,10 +62,7 @@ class DpoRun(TrainingRun):
     def _prepare_data(self) -> None:
         """Resolve the base model, encode the pairs, settle the hyperparameters and say what will be trained."""
         spec, emit = self.spec, self.emit
-        if self.ranks.parallel:
-            # Its steps do not all-reduce yet: N processes would train N diverging adapters.
-            raise DataError("DPO jobs train in one process for now: run them with one GPU (or train_processes = 1).")
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(self.ranks.threads())
         self.out_dir.mkdir(parents=True, exist_ok=True)
         emit(p.event(f"Validating training file: {Path(spec.train_file).name}"))
         settings = SpecSettings(Path(spec.data_dir), {k: Path(v) for k, v in spec.local_models.items()})
@@ -97,9 +103,20 @@ class DpoRun(TrainingRun):
         super()._prepare_model()
         self.scorer = SequenceScorer(self.stepper)
         self.emit(p.event("Scoring the answers with the base model (the reference)."))
-        self.reference = reference_logps(self.model, self.scorer, self.pairs.pairs, self.row_tokens)
+        self.reference = self._reference(self.pairs.pairs)
         valid = self.valid_pairs
-        self.valid_reference = reference_logps(self.model, self.scorer, valid.pairs, self.row_tokens) if valid else None
+        self.valid_reference = self._reference(valid.pairs) if valid else None
+
+    def _reference(self, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every pair's reference log-probabilities: each rank scores its share, the sum gives every rank all."""
+        mine = self._share(list(range(len(pairs))), pairs)
+        chosen, rejected = reference_logps(self.model, self.scorer, pairs, self.row_tokens, mine)
+        both = self.ranks.sum_tensor(torch.stack([chosen, rejected]))
+        return both[0], both[1]
+
+    def _share(self, indices: list[int], pairs: list[Pair]) -> list[int]:
+        """This rank's part of the pair indices (all of them in one process), balanced by tokens."""
+        return self.ranks.share_by(indices, lambda i: pairs[i].n_tokens)
 
     # -- the loop --------------------------------------------------------------------------------------------------
     def _remaining_batches(self) -> Iterator[tuple[int, list[int], bool]]:
@@ -120,7 +137,13 @@ class DpoRun(TrainingRun):
     def _step(self, batch: list[int]) -> PairTotals:
         """One optimizer step over a batch of pairs; each row's backward runs before the next row is computed."""
         self.optimizer.zero_grad(set_to_none=True)
-        totals = self._pairs_loss(self.pairs.pairs, self.reference, batch, train=True)
+        mine = self._share(batch, self.pairs.pairs)
+        totals = self._pairs_loss(self.pairs.pairs, self.reference, mine, train=True, step_pairs=len(batch))
+        if self.ranks.parallel:
+            sums, stop = self.ranks.reduce_sums(self.params, totals.sums(), self.should_stop)
+            totals = PairTotals.from_sums(sums)
+            if stop:
+                raise Cancelled()
         for group in self.optimizer.param_groups:  # linear decay, as the supervised run
             group["lr"] = self.lr * max(0.0, 1.0 - self.step / self.total_steps)
         self.optimizer.step()
@@ -128,9 +151,16 @@ class DpoRun(TrainingRun):
         return totals
 
     def _pairs_loss(
-        self, pairs: list[Pair], reference: tuple[torch.Tensor, torch.Tensor], batch: list[int], *, train: bool
+        self,
+        pairs: list[Pair],
+        reference: tuple[torch.Tensor, torch.Tensor],
+        batch: list[int],
+        *,
+        train: bool,
+        step_pairs: int = 0,
     ) -> PairTotals:
-        """DPO's loss over the batch's pairs, row by row (backward per row when training); their totals."""
+        """DPO's loss over the batch's pairs, row by row (backward per row when training, each loss divided by
+        step_pairs: the whole step's pair count, on every rank); their totals."""
         totals = PairTotals()
         for row in pair_rows(batch, pairs, self.row_tokens):
             self._stop_if_asked()
@@ -148,7 +178,7 @@ class DpoRun(TrainingRun):
                 if self.sft_weight:
                     counts = torch.tensor([e.n_trained for e in chosen], device=logps.device)
                     loss = loss + self.sft_weight * (-logps[:k] / counts).sum()
-                (loss / len(batch)).backward()  # mean over the step's pairs, however they were grouped
+                (loss / step_pairs).backward()  # mean over the step's pairs, however grouped or shared out
         return totals
 
     # -- reports and evaluations -----------------------------------------------------------------------------------
@@ -181,8 +211,12 @@ class DpoRun(TrainingRun):
         if self.valid_pairs is None or self.valid_reference is None or not (epoch_end or evaluate_now):
             return None
         chosen = list(range(len(self.valid_pairs.pairs))) if epoch_end else self.eval_pairs
+        mine = self._share(chosen, self.valid_pairs.pairs)
         self.model.eval()
         with torch.no_grad():
-            totals = self._pairs_loss(self.valid_pairs.pairs, self.valid_reference, chosen, train=False)
+            totals = self._pairs_loss(self.valid_pairs.pairs, self.valid_reference, mine, train=False)
         self.model.train()
+        if self.ranks.parallel:  # every rank evaluates at the same steps: sum their shares' totals
+            summed = self.ranks.sum_tensor(torch.tensor(totals.sums(), dtype=torch.float64))
+            totals = PairTotals.from_sums(summed.tolist())
         return totals.means()

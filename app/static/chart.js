@@ -51,6 +51,9 @@
     this.rate = !!options.rate;
     this.xRange = options.xRange || null;
     this.marker = options.marker === undefined ? null : options.marker;
+    // The loss axis's words (a DPO job's loss is per pair, not per token) and their hover text, from the page.
+    this.lossAxis = container.getAttribute("data-loss-axis") || "loss (nats per token)";
+    this.lossHelp = container.getAttribute("data-loss-help");
     this.spikes = []; // loss spikes [{step, loss, title}] from the job's example-loss card (drawSpikes below)
     this.points = [];
     this.seen = {};
@@ -112,9 +115,11 @@
     svg.appendChild(el("line", { x1: M.left, x2: M.left, y1: M.top, y2: H - M.bottom, class: "axis" }));
     svg.appendChild(el("line", { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: "axis" }));
     svg.appendChild(el("text", { x: M.left + pw / 2, y: H - 6, "text-anchor": "middle", class: "axis-label" }, "training step"));
-    svg.appendChild(el("text", { x: 14, y: M.top + ph / 2, "text-anchor": "middle", class: "axis-label",
-      transform: "rotate(-90 14 " + (M.top + ph / 2) + ")" },
-      rate ? "eval pass rate" : "loss (nats per token)" + (showAcc ? " · accuracy 0–1" : "")));
+    var yLabel = el("text", { x: 14, y: M.top + ph / 2, "text-anchor": "middle", class: "axis-label",
+      transform: "rotate(-90 14 " + (M.top + ph / 2) + ")", "data-axis": "y" },
+      rate ? "eval pass rate" : this.lossAxis + (showAcc ? " · accuracy 0–1" : ""));
+    if (!rate && this.lossHelp) yLabel.appendChild(el("title", {}, this.lossHelp));
+    svg.appendChild(yLabel);
     if (typeof this.marker === "number" && this.marker >= x0 && this.marker <= x1) {
       var mx = sx(this.marker);
       svg.appendChild(el("line", { x1: mx, x2: mx, y1: M.top, y2: H - M.bottom, class: "marker", "data-best-step": this.marker }));

@@ -14,6 +14,9 @@ SPLITS = ("train", "validation")
 # What a dataset's examples are (migration 0009): OpenAI's chat fine-tuning shape, or its DPO preference shape.
 SUPERVISED, PREFERENCE = "supervised", "preference"
 DATASET_KINDS = (SUPERVISED, PREFERENCE)
+# A preference example's `extra` key for its input's keys besides `messages` and `tools` (OpenAI's DPO input also
+# takes e.g. `parallel_tool_calls`; an explicit `"tools": null` too): to_record() puts them back in the input.
+INPUT_EXTRA = "_input"
 
 
 class Dataset(SQLModel, table=True):
@@ -99,13 +102,18 @@ class Example(SQLModel, table=True):
             given: dict[str, Any] = {"messages": self.messages}
             if self.tools is not None:
                 given["tools"] = self.tools
+            extra = dict(self.extra or {})
+            held = extra.pop(INPUT_EXTRA, None)
+            if isinstance(held, dict):  # the input's other keys, after its messages and tools as OpenAI lists them
+                given.update({k: v for k, v in held.items() if k not in given})
+            elif held is not None:
+                extra[INPUT_EXTRA] = held  # not an input's keys: an ordinary top-level field
             preference: dict[str, Any] = {
                 "input": given,
                 "preferred_output": self.preferred_output,
                 "non_preferred_output": self.non_preferred_output,
             }
-            if self.extra:
-                preference.update(self.extra)
+            preference.update(extra)
             return preference
         record: dict[str, Any] = {"messages": self.messages}
         if self.tools is not None:

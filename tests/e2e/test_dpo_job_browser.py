@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session
@@ -34,5 +36,8 @@ def test_launch_a_dpo_job_and_watch_its_preference_chart(page, e2e_server):
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=JOB_WAIT_MS)
     expect(chart.locator("svg path[data-series=train_reward_accuracy]")).to_have_count(1)
     assert page.evaluate("() => window.tbSamePage === true")  # drawn live from the stream, no reload
+    y_axis = page.locator("#loss-chart svg text[data-axis=y]")  # DPO's loss is per pair, not nats per token
+    assert y_axis.evaluate("node => node.firstChild.nodeValue") == "DPO loss per pair"
+    expect(y_axis.locator("title")).to_have_text(re.compile(r"^DPO loss: −log σ\(β × reward margin\)"))
     page.locator("#preference-heading").scroll_into_view_if_needed()
     screenshot(page, "dpo-2-job-page")

@@ -24,6 +24,7 @@ from app.datasets.validation.checks import (
     search_text,
 )
 from app.datasets.validation.codes import MESSAGE_KEYS
+from app.tables.dataset import INPUT_EXTRA
 
 PREFERENCE_KEYS = ("input", "preferred_output", "non_preferred_output")
 # Each answer's key and what the pages call it.
@@ -42,6 +43,20 @@ def input_of(record: dict[str, Any]) -> tuple[Any, Any]:
     if not isinstance(given, dict):
         return None, None
     return given.get("messages"), given.get("tools")
+
+
+def pair_extra(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A preference record's `extra` column: its top-level keys besides the input and the answers, plus under
+    INPUT_EXTRA its input's keys besides `messages` and `tools` (e.g. `parallel_tool_calls`, an explicit
+    `"tools": null`), which Example.to_record() puts back in the input; None when there are none."""
+    extra = {k: v for k, v in record.items() if k not in PREFERENCE_KEYS}
+    given = record.get("input")
+    if isinstance(given, dict):
+        others = {k: v for k, v in given.items() if k not in ("messages", "tools") or (k == "tools" and v is None)}
+        if others:
+            held = extra.get(INPUT_EXTRA)  # the editor shows them as a top-level field of that name
+            extra[INPUT_EXTRA] = {**held, **others} if isinstance(held, dict) else others
+    return extra or None
 
 
 def _is_json_text(value: Any) -> bool:
