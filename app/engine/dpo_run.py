@@ -137,6 +137,9 @@ class DpoRun(TrainingRun):
     def _step(self, batch: list[int]) -> PairTotals:
         """One optimizer step over a batch of pairs; each row's backward runs before the next row is computed."""
         self.optimizer.zero_grad(set_to_none=True)
+        # Both chats of every pair of the global batch, as the supervised step counts its rows: the finish event's
+        # tokens_per_second (and the measured speed the model list shows) read it.
+        self.tokens_seen += sum(self.pairs.pairs[i].n_tokens for i in batch)
         mine = self._share(batch, self.pairs.pairs)
         totals = self._pairs_loss(self.pairs.pairs, self.reference, mine, train=True, step_pairs=len(batch))
         if self.ranks.parallel:

@@ -35,6 +35,17 @@
     return out;
   }
 
+  // Whole training steps, 1, 2 or 5 times a power of ten apart, at most about 6 labels: each at its own step (an
+  // evenly split range put rounded labels at fractional positions: 1 2 4 5 6 8 9). The preference chart uses it too.
+  function stepTicks(x0, x1) {
+    var raw = Math.max(1, (x1 - x0) / 6), mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    var every = [1, 2, 5, 10].map(function (f) { return f * mag; }).filter(function (e) { return e >= raw; })[0];
+    var out = [];
+    for (var s = Math.ceil(x0); s <= x1; s += every) out.push(s);
+    return out;
+  }
+  window.TuneboardStepTicks = stepTicks;
+
   function fmt(v) {
     var a = Math.abs(v);
     return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
@@ -109,8 +120,8 @@
       svg.appendChild(el("line", { x1: M.left, x2: W - M.right, y1: y, y2: y, class: "grid" }));
       svg.appendChild(el("text", { x: M.left - 6, y: y + 4, "text-anchor": "end", class: "tick" }, rate ? pct(t) : fmt(t)));
     });
-    ticks(x0, x1, Math.min(6, x1 - x0)).forEach(function (t) {
-      svg.appendChild(el("text", { x: sx(t), y: H - M.bottom + 16, "text-anchor": "middle", class: "tick" }, String(Math.round(t))));
+    stepTicks(x0, x1).forEach(function (t) {
+      svg.appendChild(el("text", { x: sx(t), y: H - M.bottom + 16, "text-anchor": "middle", class: "tick", "data-step": t }, String(t)));
     });
     svg.appendChild(el("line", { x1: M.left, x2: M.left, y1: M.top, y2: H - M.bottom, class: "axis" }));
     svg.appendChild(el("line", { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: "axis" }));

@@ -42,14 +42,8 @@
     return 8;
   }
 
-  // Whole training steps, 1, 2 or 5 times a power of ten apart, at most about 6 labels: each at its own step.
-  function stepTicks(x0, x1) {
-    var raw = Math.max(1, (x1 - x0) / 6), mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    var every = [1, 2, 5, 10].map(function (f) { return f * mag; }).filter(function (e) { return e >= raw; })[0];
-    var ticks = [];
-    for (var s = x0; s <= x1; s += every) ticks.push(s);
-    return ticks;
-  }
+  // Whole training steps at round intervals, each label at its own step: chart.js's (loaded first on the jobs page).
+  var stepTicks = window.TuneboardStepTicks;
 
   function PreferenceChart(node) {
     this.node = node;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -39,5 +40,15 @@ def test_launch_a_dpo_job_and_watch_its_preference_chart(page, e2e_server):
     y_axis = page.locator("#loss-chart svg text[data-axis=y]")  # DPO's loss is per pair, not nats per token
     assert y_axis.evaluate("node => node.firstChild.nodeValue") == "DPO loss per pair"
     expect(y_axis.locator("title")).to_have_text(re.compile(r"^DPO loss: −log σ\(β × reward margin\)"))
+    # Both charts label whole steps, each at its own step's position, at one round interval.
+    for chart_id in ("loss-chart", "preference-chart"):
+        ticks = page.locator(f"#{chart_id} svg text.tick[text-anchor=middle]")
+        steps = [int(t) for t in ticks.all_text_contents()]
+        assert steps[0] == 1 and len({b - a for a, b in itertools.pairwise(steps)}) == 1, (chart_id, steps)
+        xs = [float(x) for x in ticks.evaluate_all("nodes => nodes.map(n => n.getAttribute('x'))")]
+        gaps = [b - a for a, b in itertools.pairwise(xs)]
+        assert max(gaps) - min(gaps) < 0.01, (chart_id, xs)  # evenly placed: each label sits on its step
+    # No per-example loss card for pairs: a DPO loss is a margin's, not an example's.
+    expect(page.locator("#job-example-losses")).to_have_count(0)
     page.locator("#preference-heading").scroll_into_view_if_needed()
     screenshot(page, "dpo-2-job-page")

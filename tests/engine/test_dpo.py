@@ -112,6 +112,12 @@ def test_a_short_dpo_job_raises_the_preference_accuracy_and_margin(tiny_settings
     assert hyper["values"]["beta"] == 0.1 and hyper["values"]["sft_weight"] == 0.0
     assert [line["step"] for line in lines if line["kind"] == "checkpoint"] == [3, 6, 9, 12]
     assert any(line["kind"] == "result" for line in lines)
+    # Its speed counts both chats of every pair it stepped over (the model list's measured speed reads it).
+    (done,) = [e["data"] for e in lines if e["kind"] == "event" and e["message"].startswith("New fine-tuned model")]
+    (started,) = [e["data"] for e in lines if e["kind"] == "event" and e["data"] and "trained_tokens" in e["data"]]
+    speed = done["tokens_per_second"]
+    assert speed > 0  # seconds are rounded to 0.1 s: allow for that in tokens
+    assert speed * done["seconds"] == pytest.approx(4 * started["tokens"], abs=0.06 * speed)
 
 
 def test_a_dpo_job_resumes_from_its_checkpoint_reporting_each_step_once(tiny_settings, tmp_path):
