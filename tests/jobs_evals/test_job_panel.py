@@ -120,3 +120,25 @@ def test_a_running_job_refreshes_and_waits_for_checkpoints(client, session, sett
 
 def test_an_unknown_job_is_not_found(client):
     assert client.get("/jobs/ftjob-nope/evals").status_code == 404
+
+
+def test_a_job_without_validation_says_why_no_checkpoint_is_marked(client, session, finished_job: FinishedJob):
+    for checkpoint in finished_job.checkpoints:  # trained without a validation set: no valid_loss anywhere
+        checkpoint.metrics = {k: v for k, v in checkpoint.metrics.items() if k != "valid_loss"}
+        session.add(checkpoint)
+    session.commit()
+    html = client.get(f"/jobs/{finished_job.job.id}/evals").text
+    assert "This job trained without a validation set" in html and "attach an eval" in html
+    assert "The best checkpoint is marked once" not in html  # it never would be: no promise of it
+
+
+def test_a_job_with_validation_waits_for_a_validation_loss(client, session, finished_job: FinishedJob):
+    job = finished_job.job
+    job.validation_file = "file-valid"
+    for checkpoint in finished_job.checkpoints:
+        checkpoint.metrics = {k: v for k, v in checkpoint.metrics.items() if k != "valid_loss"}
+        session.add(checkpoint)
+    session.add(job)
+    session.commit()
+    html = client.get(f"/jobs/{job.id}/evals").text
+    assert "The best checkpoint is marked once a checkpoint has a validation loss." in html
