@@ -38,7 +38,7 @@ def test_a_database_at_the_old_heads_upgrades_to_the_one_head_on_postgres(tmp_pa
 
     with engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_heads() == (
-            "0010",
+            "0011",
         )  # the one head, descending from the merge
         triggers = set(conn.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")).scalars())
         assert conn.execute(text("SELECT name FROM datasets")).scalars().all() == ["kept"]

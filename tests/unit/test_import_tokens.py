@@ -81,8 +81,8 @@ def test_the_first_report_after_an_import_counts_nothing(session, dataset, monke
 def ready_helper(monkeypatch) -> None:
     """Each helper process is made ready before the import goes on (else a small file ends before it is)."""
 
-    def helper(encoding):
-        made = HELPER(encoding)
+    def helper(*args):
+        made = HELPER(*args)
         assert made.ready.wait(60)
         return made
 

@@ -29,25 +29,23 @@ import numpy as np
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.datasets.quality.minhash import EMPTY, SIGNATURE_SIZE, comparable_text, mix, signatures
 from app.tables.dataset import EXAMPLES
 
-SHINGLE = 3  # words per shingle
-THRESHOLD = 0.7  # estimated Jaccard index of word-pair shingles at or above which two examples are near-duplicates
-SIGNATURE_SIZE = 64
-BANDS, ROWS = 16, 4  # BANDS * ROWS == SIGNATURE_SIZE
-CHUNK = 4_000  # texts hashed together
-MAX_BUCKET = 64  # a bucket with more members is joined as a star (each to its first) rather than pair by pair
-EMPTY = np.uint32(0xFFFFFFFF)
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-_PROMPT_ROLES = ("system", "developer")
+__all__ = [
+    "SIGNATURE_SIZE",
+    "THRESHOLD",
+    "Cluster",
+    "comparable_text",
+    "find_clusters",
+    "near_duplicate_clusters",
+    "signatures",
+    "similarity",
+]
 
-# Bytes that make up words: ASCII letters and digits, and every byte of a non-ASCII UTF-8 character.
-_WORD_BYTE = np.zeros(256, dtype=bool)
-for _b in b"abcdefghijklmnopqrstuvwxyz0123456789":
-    _WORD_BYTE[_b] = True
-_WORD_BYTE[128:] = True
-# A random 64-bit factor per position in a word (words longer than 64 bytes wrap around).
-_POSITION_FACTORS = np.random.default_rng(20261203).integers(1, 2**63, size=64, dtype=np.uint64) | np.uint64(1)
+THRESHOLD = 0.7  # estimated Jaccard index of word-pair shingles at or above which two examples are near-duplicates
+BANDS, ROWS = 16, 4  # BANDS * ROWS == SIGNATURE_SIZE
+MAX_BUCKET = 64  # a bucket with more members is joined as a star (each to its first) rather than pair by pair
 
 
 @dataclass(frozen=True)
@@ -68,118 +66,6 @@ class Cluster:
         }
 
 
-def comparable_text(messages: Any) -> str:
-    """The text near-duplicates are judged on: every message's text and tool-call arguments but the prompts'."""
-    if not isinstance(messages, list):
-        return ""
-    parts: list[str] = []
-    for m in messages:
-        if not isinstance(m, dict) or m.get("role") in _PROMPT_ROLES:
-            continue
-        content = m.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-        for call in m.get("tool_calls") or ():
-            fn = call.get("function") if isinstance(call, dict) else None
-            if isinstance(fn, dict):
-                parts.append(f"{fn.get('name', '')} {fn.get('arguments', '')}")
-    return "\n".join(parts)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """A 64-bit finalizer (splitmix64's): spreads every input bit over the output."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def signatures(texts: Sequence[str]) -> np.ndarray:
-    """A (len(texts), SIGNATURE_SIZE) uint32 MinHash signature per text; EMPTY where a bin got no shingle.
-
-    Texts are hashed CHUNK at a time (small arrays stay in the CPU's caches): words from a byte mask, each word's
-    hash as a sum of byte x position factor (np.add.reduceat), word pairs from neighbouring word hashes, then each
-    pair's bin minimum by one sort."""
-    sig = np.full((len(texts), SIGNATURE_SIZE), EMPTY, dtype=np.uint32)
-    for start in range(0, len(texts), CHUNK):
-        part = sig[start : start + CHUNK]
-        _sign(texts[start : start + CHUNK], part)
-        _densify(part)
-    return sig
-
-
-def _densify(sig: np.ndarray) -> None:
-    """Fill each empty bin from the next non-empty bin to its right (circularly), offset by the distance
-    (Shrivastava and Li's rotation): short texts then band like long ones instead of matching on empty bins."""
-    empty = sig == EMPTY
-    if not empty.any():
-        return
-    width = SIGNATURE_SIZE
-    columns = np.arange(2 * width)
-    doubled_empty = np.concatenate((empty, empty), axis=1)
-    index = np.where(doubled_empty, 2 * width, columns)
-    nearest = np.minimum.accumulate(index[:, ::-1], axis=1)[:, ::-1][:, :width]
-    rows = np.flatnonzero(empty.any(axis=1) & ~empty.all(axis=1))  # a text without words stays all EMPTY
-    near = nearest[rows]
-    distance = (near - np.arange(width)).astype(np.uint64)
-    source = np.concatenate((sig[rows], sig[rows]), axis=1)[np.arange(len(rows))[:, None], near].astype(np.uint64)
-    with np.errstate(over="ignore"):
-        filled = ((source + distance * np.uint64(0x9E3779B1)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    filled = np.minimum(filled, EMPTY - np.uint32(1))
-    sig[rows] = np.where(empty[rows], filled, sig[rows])
-
-
-def _sign(texts: Sequence[str], sig: np.ndarray) -> None:
-    n = len(texts)
-    data = np.frombuffer(("\x00".join(texts) + "\x00").lower().encode("utf-8", "replace"), dtype=np.uint8)
-    is_word = _WORD_BYTE[data]
-    is_start = is_word.copy()
-    is_start[1:] &= ~is_word[:-1]
-    starts = np.flatnonzero(is_start)
-    if len(starts) == 0:
-        return
-    # The word bytes alone, and each one's position in its word (from the running index of the last start).
-    word_data = data[is_word]
-    start_mask = is_start[is_word]
-    index = np.arange(len(word_data), dtype=np.int32)
-    position = index - np.maximum.accumulate(np.where(start_mask, index, 0))
-    values = (word_data.astype(np.uint64) + np.uint64(1)) * _POSITION_FACTORS[position & 63]
-    first = np.flatnonzero(start_mask)
-    word_doc = np.searchsorted(np.flatnonzero(data == 0), starts)  # the \x00 after each text ends it
-    with np.errstate(over="ignore"):
-        word_hash = _mix(np.add.reduceat(values, first))
-        # Shingles: SHINGLE consecutive words of one text, their hashes combined with a different factor each.
-        last = len(word_hash) - SHINGLE + 1
-        same = word_doc[:last] == word_doc[SHINGLE - 1 :] if last > 0 else np.zeros(0, dtype=bool)
-        pair_hash = np.zeros(int(same.sum()), dtype=np.uint64)
-        for k in range(SHINGLE):
-            pair_hash = pair_hash * np.uint64(0x9E3779B97F4A7C15) + word_hash[k : k + last][same]
-        pair_doc = word_doc[:last][same]
-        # A text of fewer words still has shingles: its words.
-        counts = np.bincount(word_doc, minlength=n)
-        short = np.flatnonzero((counts > 0) & (counts < SHINGLE))
-        if len(short):
-            lone = np.isin(word_doc, short)
-            pair_hash = np.concatenate((pair_hash, word_hash[lone]))
-            pair_doc = np.concatenate((pair_doc, word_doc[lone]))
-        h = _mix(pair_hash)
-    # Key (text, bin from the top 6 bits, value from the low 32, EMPTY kept free); one sort, then the first of
-    # each (text, bin) run is that bin's minimum.
-    value = np.minimum(h & np.uint64(0xFFFFFFFF), np.uint64(0xFFFFFFFE))
-    keys = (pair_doc.astype(np.uint64) << np.uint64(38)) | ((h >> np.uint64(58)) << np.uint64(32)) | value
-    keys.sort()
-    slot = keys >> np.uint64(32)
-    head = np.ones(len(keys), dtype=bool)
-    head[1:] = slot[1:] != slot[:-1]
-    kept = keys[head]
-    rows = (kept >> np.uint64(38)).astype(np.int64)
-    cols = ((kept >> np.uint64(32)) & np.uint64(63)).astype(np.int64)
-    sig[rows, cols] = (kept & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-
-
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
     """The estimated Jaccard index of two signatures: the share of equal values."""
     return float((a == b).mean())
@@ -198,9 +84,9 @@ def _candidate_pairs(sig: np.ndarray) -> np.ndarray:
     for band in range(BANDS):
         block = sig[usable, band * ROWS : (band + 1) * ROWS].astype(np.uint64)
         with np.errstate(over="ignore"):
-            key = _mix(block[:, 0] + np.uint64(0x632BE59BD9B4E019))
+            key = mix(block[:, 0] + np.uint64(0x632BE59BD9B4E019))
             for col in range(1, ROWS):
-                key = _mix(key ^ block[:, col])
+                key = mix(key ^ block[:, col])
         order = np.argsort(key, kind="stable")
         ranked = key[order]
         for distance in range(1, MAX_BUCKET + 1):
@@ -292,12 +178,12 @@ def _signatures_of(
     have = [i for i, c in enumerate(cached) if c is not None]
     if have:
         block = b"".join(c for c in cached if c is not None)
-        sig[have] = np.frombuffer(block, dtype=np.uint32).reshape(len(have), SIGNATURE_SIZE)
+        sig[have] = np.frombuffer(block, dtype="<u4").reshape(len(have), SIGNATURE_SIZE)
     if missing:
         fresh = signatures([texts[i] or "" for i in missing])
         sig[missing] = fresh
         for i, row in zip(missing, fresh, strict=True):
-            known[hashes[i]] = row.tobytes()
+            known[hashes[i]] = row.astype("<u4").tobytes()  # little-endian, as stored_signatures keeps them
     return sig
 
 

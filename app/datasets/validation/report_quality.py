@@ -4,14 +4,16 @@ snapshot's token and message counts), with their codes' counts and example ids.
 Per-example findings (contains_pii, contains_secret) are stored problems like the format checks and reach the
 Report through the snapshot's codes; this module adds what needs the whole dataset. Clusters are kept per dataset
 state (QualityMemo, on the ReportCache): any change to the dataset or to its validation dataset changes the state,
-so a kept result is never stale; the examples' MinHash signatures are kept by content hash, so the pass after an
-edit reads and signs only the changed examples.
+so a kept result is never stale. The examples' MinHash signatures are read from their rows (stored by the import,
+tagged with the content hash: quality.stored_signatures); only rows without a valid one (older rows, edited ones,
+a stale tag) have their text read and signed, and those signatures are kept in the memo by content hash, so the
+pass after an edit reads and signs only the changed examples.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import ChainMap, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from sqlmodel import Session
 
 from app.datasets.quality.near_duplicates import Cluster, comparable_text, find_clusters
 from app.datasets.quality.outliers import MEASURES, Outlier, outliers
+from app.datasets.quality.stored_signatures import unpack
 from app.datasets.validation.checks import json_loads
 from app.datasets.validation.codes import CODES
 from app.datasets.validation.report_groups import ASSISTANT, HASH, N_MESSAGES, SPLIT, TOTAL, VALID, Row, group_of
@@ -111,13 +114,22 @@ FROM examples WHERE dataset_id = ?
 ID_CHUNK = 500  # ids per IN (...)
 
 
-def _read_keys(session: Session, dataset_id: int, side: str | None) -> list[tuple[int, str, str]]:
-    """(id, content hash, side) of a dataset's examples in position order; side None: from each row's split."""
-    query = select(T.id, T.content_hash, T.split).where(T.dataset_id == dataset_id).order_by(T.position, T.id)
-    return [
-        (row_id, digest or "", side or ("validation" if split == "validation" else "train"))
-        for row_id, digest, split in session.execute(query)
-    ]
+def _read_keys(
+    session: Session, dataset_id: int, side: str | None, stored: dict[str, bytes]
+) -> list[tuple[int, str, str]]:
+    """(id, content hash, side) of a dataset's examples in position order (side None: from each row's split);
+    the rows' stored signatures that match their content go into `stored`, by content hash."""
+    query = select(T.id, T.content_hash, T.split, T.near_signature)
+    query = query.where(T.dataset_id == dataset_id).order_by(T.position, T.id)
+    out = []
+    for row_id, digest, split, signature in session.execute(query):
+        digest = digest or ""
+        out.append((row_id, digest, side or ("validation" if split == "validation" else "train")))
+        if signature is not None and digest not in stored:
+            valid = unpack(signature, digest)  # None when stale: the row's text is read and signed instead
+            if valid is not None:
+                stored[digest] = valid
+    return out
 
 
 def _read_texts(session: Session, dataset_id: int, ids: list[int] | None) -> dict[int, str]:
@@ -154,12 +166,13 @@ def dataset_clusters(
         return kept
     listed: list[tuple[int, str, str]] = []
     texts: dict[int, str] = {}
+    stored: dict[str, bytes] = {}
     for dataset, side in ((state, None), (validation_state, "validation")):
         if dataset is None:
             continue
-        keys = _read_keys(session, dataset.dataset_id, side)
+        keys = _read_keys(session, dataset.dataset_id, side, stored)
         listed += keys
-        missing = [i for i, digest, _ in keys if digest not in memo.signatures]
+        missing = [i for i, digest, _ in keys if digest not in stored and digest not in memo.signatures]
         if missing:
             texts |= _read_texts(session, dataset.dataset_id, None if len(missing) * 2 > len(keys) else missing)
     memo.trim()
@@ -168,7 +181,7 @@ def dataset_clusters(
         [h for _, h, _ in listed],
         [texts.get(i) for i, _, _ in listed],
         [s for _, _, s in listed],
-        known=memo.signatures,
+        known=ChainMap(memo.signatures, stored),  # what is signed here is kept in the memo
     )
     memo.keep(key, clusters)
     return clusters
