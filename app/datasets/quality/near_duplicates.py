@@ -109,12 +109,15 @@ def find_clusters(
     sides: Sequence[str],
     threshold: float = THRESHOLD,
     known: MutableMapping[str, bytes] | None = None,
+    stored: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Cluster]:
     """Clusters of near-duplicate examples among the given ones (ids in the order to list them).
 
     `hashes`: each example's content hash (equal hashes are exact duplicates: listed in a cluster, never one alone);
     `sides`: "train", "validation" or another dataset's mark: a cluster with two sides leaks across them;
-    `known`: signatures by content hash, read and filled in (a text may then be None where its hash is known)."""
+    `known`: signatures by content hash, read and filled in (a text may then be None where its hash is known);
+    `stored` (with `known`): each example's signature as stored with its row, and a mask of those that are valid
+    (a text may be None there too)."""
     # One signature per distinct text (or content hash): exact copies cost nothing extra.
     keys: Sequence[str | None] = texts if known is None else hashes
     unique: dict[str | None, int] = {}
@@ -126,7 +129,20 @@ def find_clusters(
             index = unique[key] = len(first_row)
             first_row.append(row)
         key_of.append(index)
-    sig = _signatures_of([hashes[r] for r in first_row], [texts[r] for r in first_row], known)
+    if stored is not None and known is not None:
+        # Per distinct content, a row whose stored signature is valid, where one is (the first row otherwise).
+        valid = stored[1].tolist()
+        unsigned = {index for index, row in enumerate(first_row) if not valid[row]}
+        if unsigned:
+            for row, index in enumerate(key_of):
+                if valid[row] and index in unsigned:
+                    first_row[index] = row
+                    unsigned.discard(index)
+        picked = np.asarray(first_row, dtype=np.int64)
+        given = (stored[0][picked], stored[1][picked])
+    else:
+        given = None
+    sig = _signatures_of([hashes[r] for r in first_row], [texts[r] for r in first_row], known, given)
     parent = list(range(len(first_row)))
     lowest: dict[int, float] = {}
 
@@ -167,17 +183,25 @@ def find_clusters(
 
 
 def _signatures_of(
-    hashes: Sequence[str], texts: Sequence[str | None], known: MutableMapping[str, bytes] | None
+    hashes: Sequence[str],
+    texts: Sequence[str | None],
+    known: MutableMapping[str, bytes] | None,
+    stored: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Signatures of distinct examples: from `known` where it has them, else computed (and kept there)."""
+    """Signatures of distinct examples: as stored where valid, else from `known` where it has them, else computed
+    (and kept there)."""
     if known is None:
         return signatures([t or "" for t in texts])
     sig = np.empty((len(hashes), SIGNATURE_SIZE), dtype=np.uint32)
-    cached = [known.get(h) for h in hashes]
+    if stored is None:
+        cached = [known.get(h) for h in hashes]
+    else:
+        sig[stored[1]] = stored[0][stored[1]]
+        cached = [b"" if ok else known.get(h) for ok, h in zip(stored[1].tolist(), hashes, strict=True)]
     missing = [i for i, c in enumerate(cached) if c is None]
-    have = [i for i, c in enumerate(cached) if c is not None]
+    have = [i for i, c in enumerate(cached) if c]  # b"": taken from `stored` above
     if have:
-        block = b"".join(c for c in cached if c is not None)
+        block = b"".join(c for c in cached if c)
         sig[have] = np.frombuffer(block, dtype="<u4").reshape(len(have), SIGNATURE_SIZE)
     if missing:
         fresh = signatures([texts[i] or "" for i in missing])

@@ -57,3 +57,27 @@ def unpack(stored: bytes | None, content_hash: str) -> bytes | None:
     if head is None or stored[:_HEADER] != head:
         return None
     return bytes(stored[_HEADER:])
+
+
+def unpack_many(stored: Sequence[bytes | None], content_hashes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Many rows' stored signatures at once: a (n, SIGNATURE_SIZE) uint32 array and a mask of the rows whose
+    stored value belongs to their content hash (the other rows of the array are meaningless)."""
+    n = len(stored)
+    blank = bytes(STORED_BYTES)  # its zero FORMAT never matches
+    sized = [s if s is not None and len(s) == STORED_BYTES else blank for s in stored]
+    data = np.frombuffer(b"".join(sized), dtype=np.uint8).reshape(n, STORED_BYTES)
+    try:
+        tags = bytes.fromhex("".join([h[: 2 * TAG] for h in content_hashes]))
+    except ValueError:
+        tags = b""
+    if len(tags) == n * TAG:
+        expected = np.frombuffer(tags, dtype=np.uint8).reshape(n, TAG)
+        ok = (data[:, len(FORMAT) : _HEADER] == expected).all(axis=1)
+    else:  # a hash that is not hex (or too short): row by row
+        ok = np.array([header(h) is not None for h in content_hashes], dtype=bool)
+        heads = [header(h) or bytes(_HEADER) for h in content_hashes]
+        expected = np.frombuffer(b"".join(heads), dtype=np.uint8).reshape(n, _HEADER)[:, len(FORMAT) :]
+        ok &= (data[:, len(FORMAT) : _HEADER] == expected).all(axis=1)
+    ok &= (data[:, : len(FORMAT)] == np.frombuffer(FORMAT, dtype=np.uint8)).all(axis=1)
+    sig = np.ascontiguousarray(data[:, _HEADER:]).view(LITTLE).astype(np.uint32)
+    return sig, ok

@@ -13,16 +13,17 @@ pass after an edit reads and signs only the changed examples.
 from __future__ import annotations
 
 import threading
-from collections import ChainMap, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.datasets.quality.near_duplicates import Cluster, comparable_text, find_clusters
+from app.datasets.quality.near_duplicates import SIGNATURE_SIZE, Cluster, comparable_text, find_clusters
 from app.datasets.quality.outliers import MEASURES, Outlier, outliers
-from app.datasets.quality.stored_signatures import unpack
+from app.datasets.quality.stored_signatures import unpack_many
 from app.datasets.validation.checks import json_loads
 from app.datasets.validation.codes import CODES
 from app.datasets.validation.report_groups import ASSISTANT, HASH, N_MESSAGES, SPLIT, TOTAL, VALID, Row, group_of
@@ -114,22 +115,23 @@ FROM examples WHERE dataset_id = ?
 ID_CHUNK = 500  # ids per IN (...)
 
 
-def _read_keys(
-    session: Session, dataset_id: int, side: str | None, stored: dict[str, bytes]
-) -> list[tuple[int, str, str]]:
-    """(id, content hash, side) of a dataset's examples in position order (side None: from each row's split);
-    the rows' stored signatures that match their content go into `stored`, by content hash."""
-    query = select(T.id, T.content_hash, T.split, T.near_signature)
-    query = query.where(T.dataset_id == dataset_id).order_by(T.position, T.id)
-    out = []
-    for row_id, digest, split, signature in session.execute(query):
-        digest = digest or ""
-        out.append((row_id, digest, side or ("validation" if split == "validation" else "train")))
-        if signature is not None and digest not in stored:
-            valid = unpack(signature, digest)  # None when stale: the row's text is read and signed instead
-            if valid is not None:
-                stored[digest] = valid
-    return out
+def _read_keys(session: Session, dataset_id: int, side: str | None) -> list[tuple[int, str, str, bytes | None]]:
+    """(id, content hash, side, stored signature) of a dataset's examples in position order; side None: from each
+    row's split. On SQLite read with the driver's own cursor, unordered, and sorted here: ~3x faster than
+    SQLAlchemy's rows in position order, the bulk of this pass once the signatures are stored."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        sql = "SELECT position, id, content_hash, split, near_signature FROM examples WHERE dataset_id = ?"
+        driver: Any = connection.connection.driver_connection  # sqlite3's own connection
+        rows = driver.execute(sql, (dataset_id,)).fetchall()
+        rows.sort()  # by (position, id), as the ORDER BY below
+    else:
+        query = select(T.position, T.id, T.content_hash, T.split, T.near_signature)
+        rows = session.execute(query.where(T.dataset_id == dataset_id).order_by(T.position, T.id)).all()
+    return [
+        (row_id, digest or "", side or ("validation" if split == "validation" else "train"), signature)
+        for _, row_id, digest, split, signature in rows
+    ]
 
 
 def _read_texts(session: Session, dataset_id: int, ids: list[int] | None) -> dict[int, str]:
@@ -164,24 +166,29 @@ def dataset_clusters(
     kept = memo.get(key)
     if kept is not None:
         return kept
-    listed: list[tuple[int, str, str]] = []
+    listed: list[tuple[int, str, str, bytes | None]] = []
     texts: dict[int, str] = {}
-    stored: dict[str, bytes] = {}
+    parts: list[tuple[np.ndarray, np.ndarray]] = [(np.empty((0, SIGNATURE_SIZE), dtype=np.uint32), np.empty(0, bool))]
     for dataset, side in ((state, None), (validation_state, "validation")):
         if dataset is None:
             continue
-        keys = _read_keys(session, dataset.dataset_id, side, stored)
+        keys = _read_keys(session, dataset.dataset_id, side)
+        stored, valid = unpack_many([k[3] for k in keys], [k[1] for k in keys])
         listed += keys
-        missing = [i for i, digest, _ in keys if digest not in stored and digest not in memo.signatures]
+        signed = memo.signatures
+        # Rows without a valid stored signature (none, or stale) whose content the memo has not signed either.
+        missing = [k[0] for k, ok in zip(keys, valid.tolist(), strict=True) if not ok and k[1] not in signed]
         if missing:
             texts |= _read_texts(session, dataset.dataset_id, None if len(missing) * 2 > len(keys) else missing)
+        parts.append((stored, valid))
     memo.trim()
     clusters = find_clusters(
-        [i for i, _, _ in listed],
-        [h for _, h, _ in listed],
-        [texts.get(i) for i, _, _ in listed],
-        [s for _, _, s in listed],
-        known=ChainMap(memo.signatures, stored),  # what is signed here is kept in the memo
+        [k[0] for k in listed],
+        [k[1] for k in listed],
+        [texts.get(k[0]) for k in listed],
+        [k[2] for k in listed],
+        known=memo.signatures,  # what is signed here is kept
+        stored=(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])),
     )
     memo.keep(key, clusters)
     return clusters
