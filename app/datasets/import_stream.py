@@ -92,8 +92,8 @@ class Receiver:
         """Spool a block of rows and start counting their tokens."""
         if rows:
             block = self.rows.add(rows)
-            if self.kind != PREFERENCE:  # the import's counter counts chat rows; the report counts pairs
-                self.counts.add(block, len(rows))
+            # The import's counter counts chat rows; the report counts pairs (their signatures are made here too).
+            self.counts.add(block, len(rows), count=self.kind != PREFERENCE)
 
     def _prepared(self, lines: int) -> Prepared:
         kind = self.kind or SUPERVISED

@@ -44,6 +44,7 @@ PROCESS_AFTER = 5_000  # rows counted on a thread before a helper process starts
 IN_FLIGHT = 32  # blocks waiting for their counts at most: parsing waits rather than run further ahead
 _LENGTH = struct.Struct("<Q")
 _READY = b"R"  # the helper's first byte: its encoding is loaded
+_COUNT, _SIGN_ONLY = b"C", b"S"  # each block's first byte to the helper: count it (and sign), or only sign it
 _CONTENT_HASH = 8  # a spooled row's content_hash (import_rows.ROW_FIELDS)
 SIGN = True  # sign the examples too (bench/quality_pass.py turns it off to time the import without signing)
 Signatures = list[bytes | None]
@@ -80,11 +81,13 @@ def _count(records: list[dict], encoding: str) -> array:
     return out
 
 
-def count_block(payload: bytes, encoding: str, sign: bool = True) -> tuple[array, Signatures | None]:
-    """The token counts of each row of a spooled block (flat, see _count) and, with `sign`, each row's stored
-    near-duplicate signature (None where signing failed: a cache)."""
+def count_block(
+    payload: bytes, encoding: str, sign: bool = True, count: bool = True
+) -> tuple[array, Signatures | None]:
+    """The token counts of each row of a spooled block (flat, see _count; empty without `count`) and, with `sign`,
+    each row's stored near-duplicate signature (None where signing failed: a cache)."""
     records, hashes = _records(payload)
-    counts = _count(records, encoding)
+    counts = _count(records, encoding) if count else array("q")
     return counts, _signed(records, hashes) if sign else None
 
 
@@ -111,7 +114,7 @@ class _Helper:
         self._waiting: collections.deque[Future[tuple[array, Signatures | None]]] = collections.deque()
         self._dead = False
         self.ready = threading.Event()
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[tuple[bytes, bytes] | None] = queue.SimpleQueue()
         # Writing to a full pipe blocks: a thread of its own does it, so parsing never waits on the helper.
         self._threads = [
             threading.Thread(target=self._send, name="import-tokens-send", daemon=True),
@@ -120,23 +123,25 @@ class _Helper:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, payload: bytes) -> Future[tuple[array, Signatures | None]]:
-        """Count (and sign) a block in the helper."""
+    def submit(self, payload: bytes, count: bool = True) -> Future[tuple[array, Signatures | None]]:
+        """Count (and sign) a block in the helper; without `count`, only sign it (preference pairs)."""
         future: Future[tuple[array, Signatures | None]] = Future()
         with self._lock:
             if self._dead:
                 future.set_exception(RuntimeError("the token counting process has ended"))
                 return future
             self._waiting.append(future)
-        self._outbox.put(payload)
+        self._outbox.put((_COUNT if count else _SIGN_ONLY, payload))
         return future
 
     def _send(self) -> None:
         stdin = self.process.stdin
         assert stdin is not None
         try:
-            while (payload := self._outbox.get()) is not None:
-                stdin.write(_LENGTH.pack(len(payload)))
+            while (item := self._outbox.get()) is not None:
+                flag, payload = item
+                stdin.write(_LENGTH.pack(len(flag) + len(payload)))
+                stdin.write(flag)
                 stdin.write(payload)
                 stdin.flush()
         except OSError:
@@ -207,18 +212,21 @@ class ImportCounts:
         key = json.dumps(encoding)[1:-1].replace("%", "%%")
         self._text = '{"' + key + '": {"total": %d, "assistant": %d, "trained": %d}}'
 
-    def add(self, block: bytes, rows: int) -> None:
-        """Count the next spooled block (`rows` rows, as RowSpool.add marshalled them), in the background."""
+    def add(self, block: bytes, rows: int, count: bool = True) -> None:
+        """Count the next spooled block (`rows` rows, as RowSpool.add marshalled them), in the background; without
+        `count` only sign it (preference pairs: the report counts them), or skip it when not signing either."""
+        if not count and not self.sign:
+            return
         self.rows += rows
         if self.rows > PROCESS_AFTER and self._helper is None:
             with contextlib.suppress(OSError):  # no helper: the thread goes on counting
                 self._helper = _Helper(self.encoding, self.sign)
         if self._helper is not None:
-            self._blocks.append(self._helper.submit(block))
+            self._blocks.append(self._helper.submit(block, count))
         else:
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="import-tokens")
-            self._blocks.append(self._thread.submit(count_block, block, self.encoding, self.sign))
+            self._blocks.append(self._thread.submit(count_block, block, self.encoding, self.sign, count))
         if len(self._blocks) > IN_FLIGHT:
             wait([self._blocks[-IN_FLIGHT - 1]], return_when=FIRST_EXCEPTION)
 
@@ -232,7 +240,8 @@ class ImportCounts:
             except Exception:  # a cache: the report counts (and signs) these rows itself
                 yield Counted(None, None)
                 continue
-            yield Counted([text % (flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)], signed)
+            counts = [text % (flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)] if flat else None
+            yield Counted(counts, signed)  # no counts: a block that was only signed
 
     def close(self) -> None:
         """Stop counting and free the thread and the helper (counts not taken yet are dropped)."""
@@ -257,8 +266,8 @@ def main() -> None:
         payload = _read(stdin, _LENGTH.unpack(header)[0])
         if payload is None:
             break
-        records, hashes = _records(payload)
-        counts = _count(records, encoding).tobytes()
+        records, hashes = _records(payload[1:])
+        counts = (_count(records, encoding) if payload[:1] == _COUNT else array("q")).tobytes()
         stdout.write(_LENGTH.pack(len(counts)))
         stdout.write(counts)
         stdout.flush()  # the counts never wait for the signatures

@@ -8,6 +8,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from sqlalchemy import select, text
 
 from app.datasets import examples, import_stream, import_tokens
@@ -22,6 +23,7 @@ from app.datasets.validation.checks import content_hash
 from app.datasets.validation.report_quality import QualityMemo, dataset_clusters
 from app.datasets.validation.report_rows import read_state
 from app.tables.dataset import EXAMPLES, Example
+from tests.conftest import FIXTURES
 from tests.quality.test_near_duplicates_and_outliers import BASE, edited
 from tests.quality.test_quality_report import planted
 from tests.unit.test_import_tokens import HELPER, mixed_file, ready_helper
@@ -78,9 +80,9 @@ def test_a_big_import_signs_in_the_helper_process_with_the_same_result(session, 
     submitted = []
     real_submit = HELPER.submit
 
-    def submit(helper, payload):
+    def submit(helper, payload, *args):
         submitted.append(payload)
-        return real_submit(helper, payload)
+        return real_submit(helper, payload, *args)
 
     monkeypatch.setattr(HELPER, "submit", submit)
     dataset = create_dataset(session, "signed")
@@ -110,6 +112,21 @@ def test_a_block_whose_signing_failed_is_written_without_signatures(session, mon
     session.expire_all()
     stored = session.scalars(select(Example).where(Example.dataset_id == dataset.id)).all()
     assert all(e.near_signature is None and e.token_counts for e in stored)  # counted all the same
+
+
+@pytest.mark.parametrize("helper", [False, True])
+def test_preference_pairs_are_signed_on_their_input_as_the_report_compares_them(session, monkeypatch, helper):
+    if helper:
+        monkeypatch.setattr(import_stream, "BATCH", 5)
+        monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 5)  # the first block on the thread, then the helper
+        ready_helper(monkeypatch)
+    dataset = create_dataset(session, "pairs")
+    raw = (FIXTURES / "dpo_signoff.jsonl").read_bytes()
+    assert import_jsonl(session, dataset.id, io.BytesIO(raw)).imported == len(raw.splitlines())
+    assert_signed_as_signatures_would(session, dataset.id)  # `messages`: the pair's input conversation
+    session.expire_all()
+    stored = session.scalars(select(Example).where(Example.dataset_id == dataset.id)).all()
+    assert all(e.is_preference and e.token_counts is None for e in stored)  # pairs are still counted by the report
 
 
 def imported_planted(session) -> tuple[int, list[int]]:

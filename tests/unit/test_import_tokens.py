@@ -96,9 +96,9 @@ def test_a_big_import_counts_in_a_helper_process_with_the_same_result(session, d
     submitted = []
     real_submit = HELPER.submit
 
-    def submit(helper, payload):
+    def submit(helper, payload, *args):
         submitted.append(payload)
-        return real_submit(helper, payload)
+        return real_submit(helper, payload, *args)
 
     monkeypatch.setattr(HELPER, "submit", submit)
     import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
@@ -112,10 +112,10 @@ def test_a_helper_that_dies_leaves_its_rows_to_the_report(session, dataset, monk
     ready_helper(monkeypatch)
     real_submit = HELPER.submit
 
-    def submit(helper, payload):
+    def submit(helper, payload, *args):
         helper.process.kill()  # gone before it answers anything
         helper.process.wait()
-        return real_submit(helper, payload)
+        return real_submit(helper, payload, *args)
 
     monkeypatch.setattr(HELPER, "submit", submit)
     result = import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
