@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 THRESHOLD = 0.7  # estimated Jaccard index of word-pair shingles at or above which two examples are near-duplicates
-BANDS, ROWS = 16, 4  # BANDS * ROWS == SIGNATURE_SIZE
+BANDS, ROWS = 16, 4  # BANDS * ROWS == SIGNATURE_SIZE; ROWS even (a band is read as uint64 words)
 MAX_BUCKET = 64  # a bucket with more members is joined as a star (each to its first) rather than pair by pair
 
 
@@ -74,21 +74,33 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 def _candidate_pairs(sig: np.ndarray) -> np.ndarray:
     """(a, b) rows, a < b, that share at least one band (all of its ROWS values): an (m, 2) int64 array.
 
-    Within a band's bucket each row is paired with the next MAX_BUCKET rows of the bucket, so a bucket of
-    thousands of alike rows stays linked without its millions of pairs."""
+    Within a band's bucket each row is paired with the next MAX_BUCKET rows of the bucket (in row order), so a
+    bucket of thousands of alike rows stays linked without its millions of pairs.
+
+    Buckets come from one plain sort per band (SIMD, ~17x a stable argsort here) of a key whose low bits are the
+    row's index, so a bucket's rows stay in row order: the band's values hashed to the other (at least 40) bits.
+    Two buckets whose hashes share those bits (about 1 in 10^4 bands at 100,000 rows) only add candidate pairs,
+    and every candidate is measured against the threshold."""
     n = len(sig)
     found: list[np.ndarray] = []
     usable = np.flatnonzero(sig[:, 0] != EMPTY)  # a text without words shares nothing
-    if len(usable) < 2:
+    m = len(usable)
+    if m < 2:
         return np.empty((0, 2), dtype=np.int64)
+    shift = np.uint64(m.bit_length())
+    low = (np.uint64(1) << shift) - np.uint64(1)
+    index = np.arange(m, dtype=np.uint64)
     for band in range(BANDS):
-        block = sig[usable, band * ROWS : (band + 1) * ROWS].astype(np.uint64)
+        # The band's ROWS uint32 values as ROWS / 2 uint64 words, hashed together.
+        words = np.ascontiguousarray(sig[usable, band * ROWS : (band + 1) * ROWS]).view(np.uint64)
         with np.errstate(over="ignore"):
-            key = mix(block[:, 0] + np.uint64(0x632BE59BD9B4E019))
-            for col in range(1, ROWS):
-                key = mix(key ^ block[:, col])
-        order = np.argsort(key, kind="stable")
-        ranked = key[order]
+            key = mix(words[:, 0] + np.uint64(0x632BE59BD9B4E019))
+            for col in range(1, words.shape[1]):
+                key = mix(key ^ words[:, col])
+        packed = (key << shift) | index
+        packed.sort()
+        order = (packed & low).astype(np.int64)
+        ranked = packed >> shift
         for distance in range(1, MAX_BUCKET + 1):
             same = np.flatnonzero(ranked[distance:] == ranked[:-distance])
             if len(same) == 0:
@@ -98,7 +110,9 @@ def _candidate_pairs(sig: np.ndarray) -> np.ndarray:
         return np.empty((0, 2), dtype=np.int64)
     pairs = np.concatenate(found)
     pairs.sort(axis=1)
-    codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
+    codes = pairs[:, 0] * n + pairs[:, 1]
+    codes.sort()  # then the distinct ones: np.unique's result, without its (here slower) hash table
+    codes = codes[np.concatenate(([True], codes[1:] != codes[:-1]))]
     return np.stack((codes // n, codes % n), axis=1)
 
 
@@ -120,24 +134,20 @@ def find_clusters(
     (a text may be None there too)."""
     # One signature per distinct text (or content hash): exact copies cost nothing extra.
     keys: Sequence[str | None] = texts if known is None else hashes
-    unique: dict[str | None, int] = {}
-    first_row: list[int] = []
-    key_of = []
-    for row, key in enumerate(keys):
-        index = unique.get(key)
-        if index is None:
-            index = unique[key] = len(first_row)
-            first_row.append(row)
-        key_of.append(index)
+    # Each row's distinct key, numbered in order of first appearance, and the first row of each.
+    numbered = {key: index for index, key in enumerate(dict.fromkeys(keys))}
+    key_of = np.fromiter(map(numbered.__getitem__, keys), dtype=np.int64, count=len(keys))
+    first_row: list[int] = np.unique(key_of, return_index=True)[1].tolist()
     if stored is not None and known is not None:
         # Per distinct content, a row whose stored signature is valid, where one is (the first row otherwise).
-        valid = stored[1].tolist()
-        unsigned = {index for index, row in enumerate(first_row) if not valid[row]}
-        if unsigned:
-            for row, index in enumerate(key_of):
-                if valid[row] and index in unsigned:
-                    first_row[index] = row
-                    unsigned.discard(index)
+        valid = stored[1]
+        unsigned = np.zeros(len(first_row), dtype=bool)
+        unsigned[~valid[first_row]] = True
+        for row in np.flatnonzero(valid & unsigned[key_of]).tolist():
+            index = int(key_of[row])
+            if unsigned[index]:
+                first_row[index] = row
+                unsigned[index] = False
         picked = np.asarray(first_row, dtype=np.int64)
         given = (stored[0][picked], stored[1][picked])
     else:
@@ -164,9 +174,10 @@ def find_clusters(
             parent[rb] = ra
         lowest[ra] = low
     members: dict[int, list[int]] = {}
-    for row, index in enumerate(key_of):
-        if index in touched:  # the others are alone, or exact copies only
-            members.setdefault(root(index), []).append(row)
+    joined = np.zeros(len(first_row), dtype=bool)
+    joined[list(touched)] = True  # the others are alone, or exact copies only
+    for row in np.flatnonzero(joined[key_of]).tolist():
+        members.setdefault(root(int(key_of[row])), []).append(row)
     clusters = []
     for r, rows in members.items():
         if len({hashes[row] for row in rows}) < 2:
