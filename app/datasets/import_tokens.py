@@ -15,8 +15,10 @@ counts those rows as it always did.
 
 The same helper signs each block's examples for the report's near-duplicate pass (MinHash signatures, tagged with
 their content hash: app.datasets.quality.stored_signatures), after it has sent the block's counts back: the
-importing process only receives the bytes and writes them with the rows. A block whose signing failed is written
-without signatures (NULL), which the report signs when it needs them.
+importing process only receives the bytes and writes them with the rows. Signing never runs in the importing
+process: the blocks counted on the thread are kept and sent to the helper to be signed once it starts, and an
+import too small to start one is written without signatures, as is a block whose signing failed (NULL: the
+report signs those rows when it needs them).
 """
 
 from __future__ import annotations
@@ -81,14 +83,13 @@ def _count(records: list[dict], encoding: str) -> array:
     return out
 
 
-def count_block(
-    payload: bytes, encoding: str, sign: bool = True, count: bool = True
-) -> tuple[array, Signatures | None]:
-    """The token counts of each row of a spooled block (flat, see _count; empty without `count`) and, with `sign`,
-    each row's stored near-duplicate signature (None where signing failed: a cache)."""
-    records, hashes = _records(payload)
-    counts = _count(records, encoding) if count else array("q")
-    return counts, _signed(records, hashes) if sign else None
+def count_block(payload: bytes, encoding: str) -> array:
+    """The token counts of each row of a spooled block (flat, see _count)."""
+    return _count(_records(payload)[0], encoding)
+
+
+def _counted_only(payload: bytes, encoding: str) -> tuple[array, Signatures | None]:
+    return count_block(payload, encoding), None
 
 
 def _signed(records: list[dict], hashes: list[str]) -> Signatures | None:
@@ -208,6 +209,9 @@ class ImportCounts:
         self._helper: _Helper | None = None
         self.sign = SIGN
         self._blocks: list[Future[tuple[array, Signatures | None]]] = []
+        # Blocks counted on the thread, unsigned, waiting for the helper; then their signatures, by block.
+        self._unsigned: list[tuple[int, bytes]] = []
+        self._signed_later: dict[int, Future[tuple[array, Signatures | None]]] = {}
         # The cached JSON as the report writes it (json.dumps of {key: {...}}), formatted without a dumps per row.
         key = json.dumps(encoding)[1:-1].replace("%", "%%")
         self._text = '{"' + key + '": {"total": %d, "assistant": %d, "trained": %d}}'
@@ -221,12 +225,27 @@ class ImportCounts:
         if self.rows > PROCESS_AFTER and self._helper is None:
             with contextlib.suppress(OSError):  # no helper: the thread goes on counting
                 self._helper = _Helper(self.encoding, self.sign)
+            if self._helper is not None:
+                for index, unsigned in self._unsigned:
+                    self._signed_later[index] = self._helper.submit(unsigned, False)  # sign only
+                self._unsigned = []
         if self._helper is not None:
             self._blocks.append(self._helper.submit(block, count))
-        else:
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="import-tokens")
-            self._blocks.append(self._thread.submit(count_block, block, self.encoding, self.sign, count))
+            return self._wait()
+        if self.sign:
+            self._unsigned.append((len(self._blocks), block))
+        if not count:  # nothing for the thread to do
+            done: Future[tuple[array, Signatures | None]] = Future()
+            done.set_result((array("q"), None))
+            self._blocks.append(done)
+            return self._wait()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="import-tokens")
+        self._blocks.append(self._thread.submit(_counted_only, block, self.encoding))
+        self._wait()
+
+    def _wait(self) -> None:
+        """Parsing waits rather than run more than IN_FLIGHT blocks ahead of the counting."""
         if len(self._blocks) > IN_FLIGHT:
             wait([self._blocks[-IN_FLIGHT - 1]], return_when=FIRST_EXCEPTION)
 
@@ -234,12 +253,18 @@ class ImportCounts:
         """Each block's counts as the JSON the token_counts column stores, and its stored signatures (None: that
         block was not counted, or not signed)."""
         text = self._text
-        for block in self._blocks:
+        for index, block in enumerate(self._blocks):
             try:
                 flat, signed = block.result()
             except Exception:  # a cache: the report counts (and signs) these rows itself
                 yield Counted(None, None)
                 continue
+            later = self._signed_later.get(index)
+            if later is not None:
+                try:
+                    signed = later.result()[1]
+                except Exception:
+                    signed = None
             counts = [text % (flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)] if flat else None
             yield Counted(counts, signed)  # no counts: a block that was only signed
 
@@ -251,6 +276,7 @@ class ImportCounts:
         if self._helper is not None:
             self._helper.close()
             self._helper = None
+        self._unsigned = []
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import marshal
 
 import numpy as np
 import pytest
@@ -60,17 +61,36 @@ def clusters_from_text(session, dataset_id: int) -> list[list[int]]:
     return [c.example_ids for c in dataset_clusters(session, QualityMemo(), read_state(session, dataset_id))]
 
 
+@pytest.fixture
+def helper_signs(monkeypatch):
+    """Imports start their helper process at once (signing happens only there), made ready before going on."""
+    monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 0)
+    ready_helper(monkeypatch)
+
+
 def test_the_helper_reads_the_content_hash_where_the_rows_keep_it():
     assert ROW_FIELDS.index("content_hash") == import_tokens._CONTENT_HASH
 
 
-def test_a_small_import_stores_the_signature_near_duplicates_makes_of_each_text(session, monkeypatch):
+def test_an_import_stores_the_signature_near_duplicates_makes_of_each_text(session, monkeypatch, helper_signs):
     monkeypatch.setattr(import_stream, "BATCH", 7)  # several blocks, signed apart
     dataset = create_dataset(session, "signed")
     result = import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
     assert result.imported == 101
     assert_signed_as_signatures_would(session, dataset.id)
     assert all(len(stored or b"") == STORED_BYTES for *_, stored in rows(session, dataset.id))
+
+
+def test_an_import_too_small_for_the_helper_leaves_signing_to_the_report(session, monkeypatch):
+    def no_signing(*args):
+        raise AssertionError("the importing process signed")
+
+    monkeypatch.setattr(import_tokens, "sign_messages", no_signing)
+    dataset_id, ids = imported_planted(session)  # 40 rows: counted on the thread, no helper
+    assert all(stored is None for *_, stored in rows(session, dataset_id))
+    monkeypatch.undo()
+    found = dataset_clusters(session, QualityMemo(), read_state(session, dataset_id))
+    assert [c.example_ids for c in found] == [[ids[3], ids[30]]]
 
 
 def test_a_big_import_signs_in_the_helper_process_with_the_same_result(session, monkeypatch):
@@ -80,14 +100,14 @@ def test_a_big_import_signs_in_the_helper_process_with_the_same_result(session, 
     submitted = []
     real_submit = HELPER.submit
 
-    def submit(helper, payload, *args):
-        submitted.append(payload)
-        return real_submit(helper, payload, *args)
+    def submit(helper, payload, count=True):
+        submitted.append(count)
+        return real_submit(helper, payload, count)
 
     monkeypatch.setattr(HELPER, "submit", submit)
     dataset = create_dataset(session, "signed")
     import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
-    assert len(submitted) == 9
+    assert submitted == [False, False, *[True] * 9]  # the thread's two blocks are sent to be signed
     assert_signed_as_signatures_would(session, dataset.id)
 
 
@@ -100,26 +120,19 @@ def test_an_import_without_signing_leaves_them_null_and_counts_still(session, mo
     assert all(e.near_signature is None and e.token_counts for e in stored)
 
 
-def test_a_block_whose_signing_failed_is_written_without_signatures(session, monkeypatch):
-    monkeypatch.setattr(import_stream, "BATCH", 10)
-
+def test_a_block_whose_signing_failed_is_sent_without_signatures(monkeypatch):
     def fail(messages, hashes):
         raise ValueError("no signing today")
 
     monkeypatch.setattr(import_tokens, "sign_messages", fail)
-    dataset = create_dataset(session, "unsigned")
-    import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
-    session.expire_all()
-    stored = session.scalars(select(Example).where(Example.dataset_id == dataset.id)).all()
-    assert all(e.near_signature is None and e.token_counts for e in stored)  # counted all the same
+    records, hashes = import_tokens._records(marshal.dumps([("[]", None, None, *[None] * 5, "ab" * 32)]))
+    assert import_tokens._signed(records, hashes) is None  # the block's rows are written with NULL
 
 
-@pytest.mark.parametrize("helper", [False, True])
-def test_preference_pairs_are_signed_on_their_input_as_the_report_compares_them(session, monkeypatch, helper):
-    if helper:
-        monkeypatch.setattr(import_stream, "BATCH", 5)
-        monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 5)  # the first block on the thread, then the helper
-        ready_helper(monkeypatch)
+def test_preference_pairs_are_signed_on_their_input_as_the_report_compares_them(session, monkeypatch):
+    monkeypatch.setattr(import_stream, "BATCH", 5)
+    monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 5)  # the first block kept for the helper, then the helper
+    ready_helper(monkeypatch)
     dataset = create_dataset(session, "pairs")
     raw = (FIXTURES / "dpo_signoff.jsonl").read_bytes()
     assert import_jsonl(session, dataset.id, io.BytesIO(raw)).imported == len(raw.splitlines())
@@ -137,7 +150,9 @@ def imported_planted(session) -> tuple[int, list[int]]:
     return dataset.id, [row_id for row_id, *_ in rows(session, dataset.id)]
 
 
-def test_the_report_reads_the_stored_signatures_not_the_texts_with_the_same_clusters(session, monkeypatch):
+def test_the_report_reads_the_stored_signatures_not_the_texts_with_the_same_clusters(
+    session, monkeypatch, helper_signs
+):
     dataset_id, ids = imported_planted(session)
 
     def no_texts(*args, **kwargs):
@@ -160,7 +175,7 @@ def replace_content(session, row_id: int, messages: list) -> None:
     session.commit()
 
 
-def test_a_stale_signature_is_recomputed_and_the_clusters_follow_the_new_content(session):
+def test_a_stale_signature_is_recomputed_and_the_clusters_follow_the_new_content(session, helper_signs):
     dataset_id, ids = imported_planted(session)
     before = {row_id: stored for row_id, *_, stored in rows(session, dataset_id)}
     memo = QualityMemo()
@@ -180,7 +195,7 @@ def test_a_stale_signature_is_recomputed_and_the_clusters_follow_the_new_content
     assert clusters_from_text(session, dataset_id) == [[ids[3], ids[12]]]
 
 
-def test_a_signature_stored_under_another_content_is_not_trusted(session):
+def test_a_signature_stored_under_another_content_is_not_trusted(session, helper_signs):
     dataset_id, ids = imported_planted(session)
     stored = {row_id: value for row_id, *_, value in rows(session, dataset_id)}
     # Position 30 given position 3's signature (a perfect match if it were believed), and one of a format to come.
@@ -224,7 +239,7 @@ def test_find_clusters_with_stored_signatures_equals_signing_the_texts():
     assert stored == plain and [c.example_ids for c in plain] == [[0, 1, 4]]
 
 
-def test_an_edit_clears_the_signature_and_a_copy_keeps_it(session):
+def test_an_edit_clears_the_signature_and_a_copy_keeps_it(session, helper_signs):
     dataset_id, ids = imported_planted(session)
     example = examples.get_example(session, ids[7])
     kept = example.near_signature
@@ -244,7 +259,7 @@ def test_an_edit_clears_the_signature_and_a_copy_keeps_it(session):
     assert found == clusters_from_text(session, dataset_id)
 
 
-def test_clusters_across_a_separate_validation_dataset_use_both_stored_signatures(session, monkeypatch):
+def test_clusters_across_a_separate_validation_dataset_use_both_stored_signatures(session, monkeypatch, helper_signs):
     records, _ = planted()
     train = create_dataset(session, "train")
     validation = create_dataset(session, "validation")

@@ -96,13 +96,14 @@ def test_a_big_import_counts_in_a_helper_process_with_the_same_result(session, d
     submitted = []
     real_submit = HELPER.submit
 
-    def submit(helper, payload, *args):
-        submitted.append(payload)
-        return real_submit(helper, payload, *args)
+    def submit(helper, payload, count=True):
+        submitted.append(count)
+        return real_submit(helper, payload, count)
 
     monkeypatch.setattr(HELPER, "submit", submit)
     import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
-    assert len(submitted) == 9  # every block after the first two
+    assert submitted.count(True) == 9  # every block after the first two
+    assert submitted == [False, False, *[True] * 9]  # the first two (counted on the thread) only to be signed
     assert_counts_are_the_reports(session, dataset.id)
 
 
