@@ -269,3 +269,8 @@ def test_clusters_across_a_separate_validation_dataset_use_both_stored_signature
     states = (read_state(session, train.id), read_state(session, validation.id))
     [cluster] = dataset_clusters(session, QualityMemo(), *states)
     assert cluster.leaks_split and len(cluster.example_ids) == 2
+
+
+def test_a_nul_character_in_a_text_signs_as_a_space_and_breaks_nothing():
+    texts = ["hello there my friend", "one\x00two three four", "x"]
+    assert np.array_equal(signatures(texts), signatures([texts[0], "one two three four", "x"]))

@@ -98,20 +98,29 @@ def _densify(sig: np.ndarray) -> None:
 
 def _sign(texts: Sequence[str], sig: np.ndarray) -> None:
     n = len(texts)
-    data = np.frombuffer(("\x00".join(texts) + "\x00").lower().encode("utf-8", "replace"), dtype=np.uint8)
+    joined = "\x00".join(texts) + "\x00"
+    if joined.count("\x00") != n:  # a text's own NUL would end it early: a NUL is no word byte, a space neither
+        joined = "\x00".join(t.replace("\x00", " ") for t in texts) + "\x00"
+    data = np.frombuffer(joined.lower().encode("utf-8", "replace"), dtype=np.uint8)
     is_word = _WORD_BYTE[data]
     is_start = is_word.copy()
     is_start[1:] &= ~is_word[:-1]
     starts = np.flatnonzero(is_start)
     if len(starts) == 0:
         return
-    # The word bytes alone, and each one's position in its word (from the running index of the last start).
+    # The word bytes alone, and each one's position in its word (its index less its word's first index).
     word_data = data[is_word]
-    start_mask = is_start[is_word]
-    index = np.arange(len(word_data), dtype=np.int32)
-    position = index - np.maximum.accumulate(np.where(start_mask, index, 0))
-    values = (word_data.astype(np.uint64) + np.uint64(1)) * _POSITION_FACTORS[position & 63]
-    first = np.flatnonzero(start_mask)
+    ends = np.flatnonzero(is_word[:-1] & ~is_word[1:]) + 1  # data ends with \x00, never in a word
+    lengths = ends - starts
+    first = np.zeros(len(starts), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=first[1:])
+    position = np.arange(len(word_data), dtype=np.int64)
+    position -= np.repeat(first, lengths)
+    position &= 63
+    # Each byte's term, in place: (byte + 1) x its position's factor.
+    values = word_data.astype(np.uint64)
+    values += np.uint64(1)
+    values *= _POSITION_FACTORS[position]
     word_doc = np.searchsorted(np.flatnonzero(data == 0), starts)  # the \x00 after each text ends it
     with np.errstate(over="ignore"):
         word_hash = mix(np.add.reduceat(values, first))
