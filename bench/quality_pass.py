@@ -1,11 +1,14 @@
 """The Report's data-quality pass against the exact-duplicate pass it extends, 100,000 examples, in one run.
 
-Target (issue #21): the data-quality pass (near-duplicate clusters from the examples' text, outliers from the
-token counts) within 2x of the exact-duplicate pass: the Report's own pass from scratch (every row's content hash,
-split, problem codes and cached token counts read into a snapshot, grouped, and aggregated into counts, duplicates
-and leakage). Both read the same SQLite dataset, imported from bench/import_export.py's data (support chats with
-planted near-duplicates: 1 % of the examples are copies of another with one word changed), alternated `--runs`
-times. A second pair measures the same passes in memory on the parsed records, as `tuneboard check` runs them:
+Target (issue #21): the data-quality pass (near-duplicate clusters from the examples' signatures, outliers from
+the token counts) within 2x of the exact-duplicate pass: the Report's own pass from scratch (every row's content
+hash, split, problem codes and cached token counts read into a snapshot, grouped, and aggregated into counts,
+duplicates and leakage). Both read the same SQLite dataset, imported from bench/import_export.py's data (support
+chats with planted near-duplicates: 1 % of the examples are copies of another with one word changed), alternated
+`--runs` times. The import stores each example's MinHash signature (migration 0011), so the cold quality pass reads
+signatures, not texts; the same data imported without signing (rows as before 0011: every text read and signed)
+gives the old cold pass for comparison, and both imports are timed, alternated, to show what signing costs the
+import. A second pair measures the same passes in memory on the parsed records, as `tuneboard check` runs them:
 content hashes and their counts against signatures, LSH and clusters. datasketch's MinHash is timed on a sample
 for comparison.
 
@@ -19,6 +22,7 @@ import io
 import json
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -51,14 +55,22 @@ def timed(fn):
     return value, time.perf_counter() - start
 
 
+def process_cpu() -> float:
+    """CPU seconds of this process so far (every thread; the token-counting helper process is not in it)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
+    from sqlalchemy import func, select
     from sqlmodel import Session
 
+    from app.datasets import import_tokens
     from app.datasets.datasets import create_dataset
     from app.datasets.importer import import_jsonl
     from app.datasets.quality.near_duplicates import comparable_text, find_clusters
@@ -67,24 +79,47 @@ def main() -> None:
     from app.datasets.validation.report_quality import QualityMemo, dataset_clusters, findings
     from app.datasets.validation.report_rows import SnapshotStore, current_snapshot, read_state
     from app.datasets.validation.report_totals import aggregate
+    from app.tables.dataset import EXAMPLES
 
     data = records(args.n)
     body = "".join(json.dumps(r) + "\n" for r in data).encode()
     with tempfile.TemporaryDirectory() as tmp:
         settings, engine = setup(Path(tmp))
         with Session(engine) as session:
-            dataset_id = create_dataset(session, "bench").id
-            result, seconds = timed(lambda: import_jsonl(session, dataset_id, io.BytesIO(body), settings=settings))
-            print(f"imported {result.imported:,} examples in {seconds:.1f} s")
+            # Imports with and without signing, alternated (on, off, off, on, ...): the first of each is kept.
+            imported: dict[bool, int] = {}
+            print("import | signing | seconds | examples/s | this process's CPU s | load")
+            for i, sign in enumerate([True, False, False, True][: max(2, min(4, 2 * args.runs))]):
+                import_tokens.SIGN = sign
+                dataset_id = create_dataset(session, f"bench {i} {'signed' if sign else 'unsigned'}").id
+                cpu = process_cpu()
+                result, seconds = timed(
+                    lambda dataset_id=dataset_id: import_jsonl(session, dataset_id, io.BytesIO(body), settings=settings)
+                )
+                cpu = process_cpu() - cpu
+                imported.setdefault(sign, dataset_id)
+                print(
+                    f"{i + 1} | {'on' if sign else 'off'} | {seconds:.2f} | {result.imported / seconds:,.0f} | "
+                    f"{cpu:.2f} | {os.getloadavg()[0]:.1f}"
+                )
+            import_tokens.SIGN = True
+            dataset_id, unsigned_id = imported[True], imported[False]
             info = resolve_model(None, settings)
-            state = read_state(session, dataset_id)
+            state, unsigned = read_state(session, dataset_id), read_state(session, unsigned_id)
+            # Both imports wrote their rows in one go: the same example is `offset` ids further in the unsigned one.
+            first = {
+                d: session.execute(select(func.min(EXAMPLES.c.id)).where(EXAMPLES.c.dataset_id == d)).scalar_one()
+                for d in (dataset_id, unsigned_id)
+            }
+            offset = first[unsigned_id] - first[dataset_id]
             # The first snapshot counts any tokens the import did not: not part of either pass.
             current_snapshot(session, SnapshotStore(), state, info, settings)
             load = os.getloadavg()[0]
             print(f"load (1 min) {load:.1f}")
             print(
-                "run | exact-duplicate pass (report from scratch) | quality pass, cold | ratio | after an edit "
-                "(signatures kept) | ratio | clusters, outliers"
+                "run | exact-duplicate pass (report from scratch) | quality pass, cold (stored signatures) | ratio | "
+                "after an edit | ratio | cold without stored signatures (before 0011) | ratio | clusters, outliers | "
+                "load"
             )
             warm = QualityMemo()
             dataset_clusters(session, warm, state)
@@ -109,9 +144,14 @@ def main() -> None:
                     return findings(snapshot.rows, clusters, "all")
 
                 _, warm_s = timed(after_an_edit)
+                # The same data without stored signatures (every text read and signed): the cold pass before 0011.
+                texts, texts_s = timed(lambda: dataset_clusters(session, QualityMemo(), unsigned))
+                same = [c.example_ids for c in texts] == [[i + offset for i in c.example_ids] for c in found.clusters]
                 print(
                     f"{run} | {exact_s:.2f} s | {quality_s:.2f} s | {quality_s / exact_s:.2f}x | {warm_s:.2f} s | "
-                    f"{warm_s / exact_s:.2f}x | {len(found.clusters):,}, {len(found.outliers):,}"
+                    f"{warm_s / exact_s:.2f}x | {texts_s:.2f} s | {texts_s / exact_s:.2f}x | "
+                    f"{len(found.clusters):,}, {len(found.outliers):,} | {os.getloadavg()[0]:.1f}"
+                    + ("" if same else " | CLUSTERS DIFFER from the signed-from-text pass")
                 )
         engine.dispose()
 

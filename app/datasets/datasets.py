@@ -30,6 +30,7 @@ COPY_COLUMNS = (
     "problems",
     "n_messages",
     "token_counts",
+    "near_signature",
     "content_hash",
     "search_text",
     "source_file",

@@ -19,7 +19,7 @@ from app.datasets.import_rows import (
     line_too_long,
     prepare_lines,
 )
-from app.datasets.import_tokens import ImportCounts
+from app.datasets.import_tokens import Counted, ImportCounts
 from app.datasets.kinds import kind_mismatch
 from app.datasets.limits import Limits
 from app.datasets.rejections import Rejections
@@ -46,8 +46,8 @@ class Prepared:
     source_file: str | None = None  # the file's name, as each example keeps it (None: no name was given)
     kind: str = SUPERVISED  # what its examples are: chat examples or preference pairs (its first example's shape)
 
-    def batches(self) -> Iterator[tuple[list[tuple], list[str] | None]]:
-        """Each block of rows with its token counts (None: not counted; the report will)."""
+    def batches(self) -> Iterator[tuple[list[tuple], Counted | None]]:
+        """Each block of rows with its token counts and signatures (None: not counted; the report will)."""
         texts = self.counts.texts()
         for rows in self.rows.batches():
             yield rows, next(texts, None)
@@ -92,8 +92,8 @@ class Receiver:
         """Spool a block of rows and start counting their tokens."""
         if rows:
             block = self.rows.add(rows)
-            if self.kind != PREFERENCE:  # the import's counter counts chat rows; the report counts pairs
-                self.counts.add(block, len(rows))
+            # The import's counter counts chat rows; the report counts pairs (their signatures are made here too).
+            self.counts.add(block, len(rows), count=self.kind != PREFERENCE)
 
     def _prepared(self, lines: int) -> Prepared:
         kind = self.kind or SUPERVISED

@@ -12,6 +12,13 @@ releases the GIL while it encodes, but takes it back after every string, and eac
 parsing the file (counting on the thread until the helper was ready still cost the import 2 s of CPU under load).
 Counts are a cache: a block whose count failed (the helper died, say) is written without them, and the report
 counts those rows as it always did.
+
+The same helper signs each block's examples for the report's near-duplicate pass (MinHash signatures, tagged with
+their content hash: app.datasets.quality.stored_signatures), after it has sent the block's counts back: the
+importing process only receives the bytes and writes them with the rows. Signing never runs in the importing
+process: the blocks counted on the thread are kept and sent to the helper to be signed once it starts, and an
+import too small to start one is written without signatures, as is a block whose signing failed (NULL: the
+report signs those rows when it needs them).
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ import threading
 from array import array
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import IO
+from typing import IO, NamedTuple
 
+from app.datasets.quality.stored_signatures import sign_messages
 from app.datasets.validation.checks import json_loads
 from app.datasets.validation.tokens import count_openai, get_encoding
 
@@ -38,39 +46,76 @@ PROCESS_AFTER = 5_000  # rows counted on a thread before a helper process starts
 IN_FLIGHT = 32  # blocks waiting for their counts at most: parsing waits rather than run further ahead
 _LENGTH = struct.Struct("<Q")
 _READY = b"R"  # the helper's first byte: its encoding is loaded
+_COUNT, _SIGN_ONLY = b"C", b"S"  # each block's first byte to the helper: count it (and sign), or only sign it
+_CONTENT_HASH = 8  # a spooled row's content_hash (import_rows.ROW_FIELDS)
+SIGN = True  # sign the examples too (bench/quality_pass.py turns it off to time the import without signing)
+Signatures = list[bytes | None]
 
 
-def count_block(payload: bytes, encoding: str) -> array:
-    """(total, assistant, trained) of each row of a spooled block (marshalled rows that start with the messages,
-    tools and extra JSON texts), flat: 24 bytes an example, however big the file."""
+class Counted(NamedTuple):
+    """A block's cached columns: each row's token counts as the token_counts JSON, and its stored near-duplicate
+    signature (either None: not computed, the report does it)."""
+
+    counts: list[str] | None
+    signatures: Signatures | None
+
+
+def _records(payload: bytes) -> tuple[list[dict], list[str]]:
+    """The records of a spooled block (marshalled rows that start with the messages, tools and extra JSON texts),
+    as the report rebuilds them from the stored columns (report_rows.fill_counts), and their content hashes."""
     records = []
+    hashes = []
     for row in marshal.loads(payload):
         messages, tools, extra = row[0], row[1], row[2]
-        # The record as the report rebuilds it from the stored columns (report_rows.fill_counts).
         record = {"messages": json_loads(messages), "tools": None if tools is None else json_loads(tools)}
         if extra is not None:
             record.update(json_loads(extra))
         records.append(record)
+        hashes.append(row[_CONTENT_HASH])
+    return records, hashes
+
+
+def _count(records: list[dict], encoding: str) -> array:
+    """(total, assistant, trained) of each record, flat: 24 bytes an example, however big the file."""
     out = array("q")
     for c in count_openai(records, encoding):
         out.extend((c.total, c.assistant, c.trained))
     return out
 
 
-class _Helper:
-    """The helper process: blocks in through its stdin, counts back through its stdout, in the same order."""
+def count_block(payload: bytes, encoding: str) -> array:
+    """The token counts of each row of a spooled block (flat, see _count)."""
+    return _count(_records(payload)[0], encoding)
 
-    def __init__(self, encoding: str):
+
+def _counted_only(payload: bytes, encoding: str) -> tuple[array, Signatures | None]:
+    return count_block(payload, encoding), None
+
+
+def _signed(records: list[dict], hashes: list[str]) -> Signatures | None:
+    """Each record's stored signature, all signed at once (None if that failed)."""
+    try:
+        return sign_messages([r["messages"] for r in records], hashes)
+    except Exception:  # a cache: the report signs these rows itself
+        return None
+
+
+class _Helper:
+    """The helper process: blocks in through its stdin, counts (then, with `sign`, signatures) back through its
+    stdout, in the same order."""
+
+    def __init__(self, encoding: str, sign: bool = True):
+        self.sign = sign
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.datasets.import_tokens", encoding],
+            [sys.executable, "-m", "app.datasets.import_tokens", encoding, *(["sign"] if sign else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
         self._lock = threading.Lock()
-        self._waiting: collections.deque[Future[array]] = collections.deque()
+        self._waiting: collections.deque[Future[tuple[array, Signatures | None]]] = collections.deque()
         self._dead = False
         self.ready = threading.Event()
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[tuple[bytes, bytes] | None] = queue.SimpleQueue()
         # Writing to a full pipe blocks: a thread of its own does it, so parsing never waits on the helper.
         self._threads = [
             threading.Thread(target=self._send, name="import-tokens-send", daemon=True),
@@ -79,23 +124,25 @@ class _Helper:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, payload: bytes) -> Future[array]:
-        """Count a block in the helper."""
-        future: Future[array] = Future()
+    def submit(self, payload: bytes, count: bool = True) -> Future[tuple[array, Signatures | None]]:
+        """Count (and sign) a block in the helper; without `count`, only sign it (preference pairs)."""
+        future: Future[tuple[array, Signatures | None]] = Future()
         with self._lock:
             if self._dead:
                 future.set_exception(RuntimeError("the token counting process has ended"))
                 return future
             self._waiting.append(future)
-        self._outbox.put(payload)
+        self._outbox.put((_COUNT if count else _SIGN_ONLY, payload))
         return future
 
     def _send(self) -> None:
         stdin = self.process.stdin
         assert stdin is not None
         try:
-            while (payload := self._outbox.get()) is not None:
-                stdin.write(_LENGTH.pack(len(payload)))
+            while (item := self._outbox.get()) is not None:
+                flag, payload = item
+                stdin.write(_LENGTH.pack(len(flag) + len(payload)))
+                stdin.write(flag)
                 stdin.write(payload)
                 stdin.flush()
         except OSError:
@@ -116,9 +163,16 @@ class _Helper:
                     break
                 counts = array("q")
                 counts.frombytes(payload)
+                signed: Signatures | None = None
+                if self.sign:
+                    header = _read(stdout, _LENGTH.size)
+                    payload = None if header is None else _read(stdout, _LENGTH.unpack(header)[0])
+                    if payload is None:
+                        break
+                    signed = marshal.loads(payload)
                 with self._lock:
                     future = self._waiting.popleft()
-                future.set_result(counts)
+                future.set_result((counts, signed))
         except (OSError, ValueError, IndexError):
             pass
         with self._lock:
@@ -153,36 +207,66 @@ class ImportCounts:
         self.rows = 0
         self._thread: ThreadPoolExecutor | None = None
         self._helper: _Helper | None = None
-        self._blocks: list[Future[array]] = []
+        self.sign = SIGN
+        self._blocks: list[Future[tuple[array, Signatures | None]]] = []
+        # Blocks counted on the thread, unsigned, waiting for the helper; then their signatures, by block.
+        self._unsigned: list[tuple[int, bytes]] = []
+        self._signed_later: dict[int, Future[tuple[array, Signatures | None]]] = {}
         # The cached JSON as the report writes it (json.dumps of {key: {...}}), formatted without a dumps per row.
         key = json.dumps(encoding)[1:-1].replace("%", "%%")
         self._text = '{"' + key + '": {"total": %d, "assistant": %d, "trained": %d}}'
 
-    def add(self, block: bytes, rows: int) -> None:
-        """Count the next spooled block (`rows` rows, as RowSpool.add marshalled them), in the background."""
+    def add(self, block: bytes, rows: int, count: bool = True) -> None:
+        """Count the next spooled block (`rows` rows, as RowSpool.add marshalled them), in the background; without
+        `count` only sign it (preference pairs: the report counts them), or skip it when not signing either."""
+        if not count and not self.sign:
+            return
         self.rows += rows
         if self.rows > PROCESS_AFTER and self._helper is None:
             with contextlib.suppress(OSError):  # no helper: the thread goes on counting
-                self._helper = _Helper(self.encoding)
+                self._helper = _Helper(self.encoding, self.sign)
+            if self._helper is not None:
+                for index, unsigned in self._unsigned:
+                    self._signed_later[index] = self._helper.submit(unsigned, False)  # sign only
+                self._unsigned = []
         if self._helper is not None:
-            self._blocks.append(self._helper.submit(block))
-        else:
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="import-tokens")
-            self._blocks.append(self._thread.submit(count_block, block, self.encoding))
+            self._blocks.append(self._helper.submit(block, count))
+            return self._wait()
+        if self.sign:
+            self._unsigned.append((len(self._blocks), block))
+        if not count:  # nothing for the thread to do
+            done: Future[tuple[array, Signatures | None]] = Future()
+            done.set_result((array("q"), None))
+            self._blocks.append(done)
+            return self._wait()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="import-tokens")
+        self._blocks.append(self._thread.submit(_counted_only, block, self.encoding))
+        self._wait()
+
+    def _wait(self) -> None:
+        """Parsing waits rather than run more than IN_FLIGHT blocks ahead of the counting."""
         if len(self._blocks) > IN_FLIGHT:
             wait([self._blocks[-IN_FLIGHT - 1]], return_when=FIRST_EXCEPTION)
 
-    def texts(self) -> Iterator[list[str] | None]:
-        """Each block's counts as the JSON the token_counts column stores (None: that block was not counted)."""
+    def texts(self) -> Iterator[Counted]:
+        """Each block's counts as the JSON the token_counts column stores, and its stored signatures (None: that
+        block was not counted, or not signed)."""
         text = self._text
-        for block in self._blocks:
+        for index, block in enumerate(self._blocks):
             try:
-                flat = block.result()
-            except Exception:  # a cache: the report counts these rows itself
-                yield None
+                flat, signed = block.result()
+            except Exception:  # a cache: the report counts (and signs) these rows itself
+                yield Counted(None, None)
                 continue
-            yield [text % (flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+            later = self._signed_later.get(index)
+            if later is not None:
+                try:
+                    signed = later.result()[1]
+                except Exception:
+                    signed = None
+            counts = [text % (flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)] if flat else None
+            yield Counted(counts, signed)  # no counts: a block that was only signed
 
     def close(self) -> None:
         """Stop counting and free the thread and the helper (counts not taken yet are dropped)."""
@@ -192,11 +276,14 @@ class ImportCounts:
         if self._helper is not None:
             self._helper.close()
             self._helper = None
+        self._unsigned = []
 
 
 def main() -> None:
-    """The helper process: count each block read from stdin, write the counts to stdout, until stdin ends."""
+    """The helper process: count each block read from stdin, write the counts to stdout (then, when started with
+    "sign", its signatures), until stdin ends."""
     encoding = sys.argv[1] if len(sys.argv) > 1 else ENCODING
+    sign = sys.argv[2:3] == ["sign"]
     get_encoding(encoding)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(_READY)
@@ -205,10 +292,16 @@ def main() -> None:
         payload = _read(stdin, _LENGTH.unpack(header)[0])
         if payload is None:
             break
-        counts = count_block(payload, encoding).tobytes()
+        records, hashes = _records(payload[1:])
+        counts = (_count(records, encoding) if payload[:1] == _COUNT else array("q")).tobytes()
         stdout.write(_LENGTH.pack(len(counts)))
         stdout.write(counts)
-        stdout.flush()
+        stdout.flush()  # the counts never wait for the signatures
+        if sign:
+            signed = marshal.dumps(_signed(records, hashes))
+            stdout.write(_LENGTH.pack(len(signed)))
+            stdout.write(signed)
+            stdout.flush()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from app.datasets.datasets import big_cache, get_dataset, import_kind, settle_ki
 from app.datasets.import_csv import CsvReceiver
 from app.datasets.import_rows import IMPORT_FIELDS, PAIR_IMPORT_FIELDS, TOKEN_COUNTS, parse_line
 from app.datasets.import_stream import JsonlReceiver, Prepared, Progress, Receiver
+from app.datasets.import_tokens import Counted
 from app.datasets.limits import Limits
 from app.datasets.rejections import (
     MESSAGES,
@@ -92,12 +93,13 @@ class ImportResult:
 # position. `rev` is the report's change counter (migration 0004): rows stamped with the import's revision are
 # read once by the report instead of at every request.
 _SHARED_COLUMNS = ("dataset_id", "split", "note", "version", "created_at", "updated_at", "source_file", "rev")
-_INSERT_COLUMNS = (*IMPORT_FIELDS, *_SHARED_COLUMNS, "position")
+# `near_signature` (migration 0011) last: the import's counting helper signs the rows beside their token counts.
+_INSERT_COLUMNS = (*IMPORT_FIELDS, *_SHARED_COLUMNS, "position", "near_signature")
 # The table with untyped columns: values go to the driver as we prepared them. Serialising the JSON ourselves
 # (and converting datetimes once per import) roughly halves the cost of an insert.
 _RAW = table("examples", *[column(name) for name in _INSERT_COLUMNS])
 # The same for preference pairs: their rows carry the two answers before the file line.
-_PAIR_INSERT_COLUMNS = (*PAIR_IMPORT_FIELDS, *_SHARED_COLUMNS, "position")
+_PAIR_INSERT_COLUMNS = (*PAIR_IMPORT_FIELDS, *_SHARED_COLUMNS, "position", "near_signature")
 _PAIR_RAW = table("examples", *[column(name) for name in _PAIR_INSERT_COLUMNS])
 
 
@@ -131,17 +133,22 @@ class _Writer:
         self.rows: list[Any] = []
         self.count = 0
 
-    def add_rows(self, prepared: list[tuple], counts: list[str] | None = None) -> None:
-        """Queue prepared rows, in order, with their token counts (JSON text) when given; full batches are written
-        at once."""
+    def add_rows(self, prepared: list[tuple], counted: Counted | None = None) -> None:
+        """Queue prepared rows, in order, with their token counts (JSON text) and stored signatures when given;
+        full batches are written at once."""
         shared, start = self.shared, self.position
+        counts, signed = counted if counted is not None else (None, None)
+        signatures = signed if signed is not None else [None] * len(prepared)
         if counts is None:
-            rows = [row + shared + (position,) for position, row in enumerate(prepared, start)]
+            rows = [
+                row + shared + (position, signature)
+                for position, (row, signature) in enumerate(zip(prepared, signatures, strict=True), start)
+            ]
         else:
             at = TOKEN_COUNTS
             rows = [
-                (*row[:at], text, *row[at + 1 :], *shared, position)
-                for position, (row, text) in enumerate(zip(prepared, counts, strict=True), start)
+                (*row[:at], text, *row[at + 1 :], *shared, position, signature)
+                for position, (row, text, signature) in enumerate(zip(prepared, counts, signatures, strict=True), start)
             ]
         self.position = start + len(rows)
         if self.positional:

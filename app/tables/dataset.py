@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, Table
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, LargeBinary, Table
 from sqlmodel import Field, SQLModel
 
 from app.tables.common import json_field, utcnow
@@ -83,6 +83,9 @@ class Example(SQLModel, table=True):
     # them; its input conversation is `messages` (and `tools`). NULL on supervised examples.
     preferred_output: Any = json_field(None)
     non_preferred_output: Any = json_field(None)
+    # The MinHash signature of the example's comparable text, tagged with its content hash (migration 0011,
+    # app.datasets.quality.stored_signatures): a cache, NULL until signed; a tag that does not match is stale.
+    near_signature: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
     @property
     def source(self) -> str | None:

@@ -38,13 +38,15 @@ def test_a_database_at_the_old_heads_upgrades_to_the_one_head_on_postgres(tmp_pa
 
     with engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_heads() == (
-            "0010",
+            "0011",
         )  # the one head, descending from the merge
         triggers = set(conn.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")).scalars())
         assert conn.execute(text("SELECT name FROM datasets")).scalars().all() == ["kept"]
     assert {"job_events_notify", "jobs_status_notify"} <= triggers
     assert "workers" in inspect(engine).get_table_names()
-    assert {"rev", "source_file", "source_line"} <= {c["name"] for c in inspect(engine).get_columns("examples")}
+    assert {"rev", "source_file", "source_line", "near_signature"} <= {
+        c["name"] for c in inspect(engine).get_columns("examples")
+    }
     engine.dispose()
 
 

@@ -81,8 +81,8 @@ def test_the_first_report_after_an_import_counts_nothing(session, dataset, monke
 def ready_helper(monkeypatch) -> None:
     """Each helper process is made ready before the import goes on (else a small file ends before it is)."""
 
-    def helper(encoding):
-        made = HELPER(encoding)
+    def helper(*args):
+        made = HELPER(*args)
         assert made.ready.wait(60)
         return made
 
@@ -96,13 +96,14 @@ def test_a_big_import_counts_in_a_helper_process_with_the_same_result(session, d
     submitted = []
     real_submit = HELPER.submit
 
-    def submit(helper, payload):
-        submitted.append(payload)
-        return real_submit(helper, payload)
+    def submit(helper, payload, count=True):
+        submitted.append(count)
+        return real_submit(helper, payload, count)
 
     monkeypatch.setattr(HELPER, "submit", submit)
     import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
-    assert len(submitted) == 9  # every block after the first two
+    assert submitted.count(True) == 9  # every block after the first two
+    assert submitted == [False, False, *[True] * 9]  # the first two (counted on the thread) only to be signed
     assert_counts_are_the_reports(session, dataset.id)
 
 
@@ -112,10 +113,10 @@ def test_a_helper_that_dies_leaves_its_rows_to_the_report(session, dataset, monk
     ready_helper(monkeypatch)
     real_submit = HELPER.submit
 
-    def submit(helper, payload):
+    def submit(helper, payload, *args):
         helper.process.kill()  # gone before it answers anything
         helper.process.wait()
-        return real_submit(helper, payload)
+        return real_submit(helper, payload, *args)
 
     monkeypatch.setattr(HELPER, "submit", submit)
     result = import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")

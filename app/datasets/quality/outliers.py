@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 Z_LIMIT = 3.5  # Iglewicz and Hoaglin's cut-off for the modified z-score
 MIN_SPREAD = 0.25  # natural-log units
 MIN_EXAMPLES = 20  # fewer examples make no distribution to stand out from
@@ -60,26 +62,32 @@ class Outlier:
         }
 
 
-def _median(values: list[float]) -> float:
-    values = sorted(values)
-    n = len(values)
+def _median(values: np.ndarray) -> float:
+    ordered = np.sort(values)
+    n = len(ordered)
     middle = n // 2
-    return values[middle] if n % 2 else (values[middle - 1] + values[middle]) / 2
+    return float(ordered[middle]) if n % 2 else (float(ordered[middle - 1]) + float(ordered[middle])) / 2
 
 
 def outliers_of(measure: str, values: Mapping[int, int]) -> list[Outlier]:
     """The examples whose `measure` (example id -> value) stands out from the others'."""
     if len(values) < MIN_EXAMPLES:
         return []
-    logs = {i: math.log1p(max(v, 0)) for i, v in values.items()}
-    centre = _median(list(logs.values()))
-    spread = max(1.4826 * _median([abs(x - centre) for x in logs.values()]), MIN_SPREAD)
-    median = _median([float(v) for v in values.values()])
+    # numpy for 100,000 examples (the report's quality pass); every step is an exact IEEE operation, so the
+    # result is the one plain Python floats give. log1p stays math's (numpy's SIMD one may differ in the last
+    # bit), once per distinct value: lengths repeat.
+    raw = list(values.values())
+    log_of = {v: math.log1p(max(v, 0)) for v in set(raw)}
+    logs = np.fromiter(map(log_of.__getitem__, raw), dtype=np.float64, count=len(raw))
+    centre = _median(logs)
+    spread = max(1.4826 * _median(np.abs(logs - centre)), MIN_SPREAD)
+    median = _median(np.array(raw, dtype=np.float64))
+    z = (logs - centre) / spread
+    ids = list(values)
     found = []
-    for i, x in sorted(logs.items()):
-        z = (x - centre) / spread
-        if abs(z) > Z_LIMIT:
-            found.append(Outlier(i, measure, values[i], median, "long" if z > 0 else "short"))
+    for row in sorted(np.flatnonzero(np.abs(z) > Z_LIMIT).tolist(), key=ids.__getitem__):
+        i = ids[row]
+        found.append(Outlier(i, measure, values[i], median, "long" if z[row] > 0 else "short"))
     return found
 
 

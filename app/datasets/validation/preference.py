@@ -208,4 +208,5 @@ def apply_example_check(example: Any) -> ExampleCheck:
     example.content_hash = pair_hash(record)
     example.search_text = pair_search_text(record)
     example.token_counts = None  # the report recounts it
+    example.near_signature = None  # the report signs it
     return result

@@ -4,22 +4,29 @@ snapshot's token and message counts), with their codes' counts and example ids.
 Per-example findings (contains_pii, contains_secret) are stored problems like the format checks and reach the
 Report through the snapshot's codes; this module adds what needs the whole dataset. Clusters are kept per dataset
 state (QualityMemo, on the ReportCache): any change to the dataset or to its validation dataset changes the state,
-so a kept result is never stale; the examples' MinHash signatures are kept by content hash, so the pass after an
-edit reads and signs only the changed examples.
+so a kept result is never stale. The examples' MinHash signatures are read from their rows (stored by the import,
+tagged with the content hash: quality.stored_signatures); only rows without a valid one (older rows, edited ones,
+a stale tag) have their text read and signed, and those signatures are kept in the memo by content hash, so the
+pass after an edit reads and signs only the changed examples.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlmodel import Session
 
 from app.datasets.quality.near_duplicates import Cluster, comparable_text, find_clusters
 from app.datasets.quality.outliers import MEASURES, Outlier, outliers
+from app.datasets.quality.stored_signatures import unpack_many
 from app.datasets.validation.checks import json_loads
 from app.datasets.validation.codes import CODES
 from app.datasets.validation.report_groups import ASSISTANT, HASH, N_MESSAGES, SPLIT, TOTAL, VALID, Row, group_of
@@ -111,13 +118,35 @@ FROM examples WHERE dataset_id = ?
 ID_CHUNK = 500  # ids per IN (...)
 
 
-def _read_keys(session: Session, dataset_id: int, side: str | None) -> list[tuple[int, str, str]]:
-    """(id, content hash, side) of a dataset's examples in position order; side None: from each row's split."""
-    query = select(T.id, T.content_hash, T.split).where(T.dataset_id == dataset_id).order_by(T.position, T.id)
-    return [
-        (row_id, digest or "", side or ("validation" if split == "validation" else "train"))
-        for row_id, digest, split in session.execute(query)
-    ]
+@dataclass
+class _Keys:
+    """A dataset's examples in position order, as columns: ids, content hashes, sides, stored signatures."""
+
+    ids: list[int] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    sides: list[str] = field(default_factory=list)
+    stored: list[bytes | None] = field(default_factory=list)  # read into arrays by unpack_many
+
+
+def _read_keys(session: Session, dataset_id: int, side: str | None) -> _Keys:
+    """A dataset's examples (see _Keys); side None: from each row's split. On SQLite read with the driver's own
+    cursor, unordered, and sorted here: ~3x faster than SQLAlchemy's rows in position order, and the bulk of this
+    pass once the signatures are stored."""
+    connection = session.connection()
+    rows: list[Any]
+    if connection.dialect.name == "sqlite":
+        sql = "SELECT position, id, content_hash, split, near_signature FROM examples WHERE dataset_id = ?"
+        driver: Any = connection.connection.driver_connection  # sqlite3's own connection
+        rows = driver.execute(sql, (dataset_id,)).fetchall()
+        rows.sort()  # by (position, id), as the ORDER BY below
+    else:
+        query = select(T.position, T.id, T.content_hash, T.split, T.near_signature)
+        rows = list(session.execute(query.where(T.dataset_id == dataset_id).order_by(T.position, T.id)))
+    if not rows:
+        return _Keys()
+    _, ids, hashes, splits, stored = (list(column) for column in zip(*rows, strict=True))
+    sides = [side] * len(ids) if side else ["validation" if s == "validation" else "train" for s in splits]
+    return _Keys(ids, [h or "" for h in hashes], sides, stored)
 
 
 def _read_texts(session: Session, dataset_id: int, ids: list[int] | None) -> dict[int, str]:
@@ -140,6 +169,19 @@ def _read_texts(session: Session, dataset_id: int, ids: list[int] | None) -> dic
     return out
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while the pass reads and groups every row: its ~500,000 new objects per
+    100,000 examples (none in a cycle) would set off collections over the whole heap, a third of the pass's time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def dataset_clusters(
     session: Session,
     memo: QualityMemo,
@@ -152,26 +194,42 @@ def dataset_clusters(
     kept = memo.get(key)
     if kept is not None:
         return kept
-    listed: list[tuple[int, str, str]] = []
+    with _collector_paused():
+        clusters = _clusters(session, memo, state, validation_state)
+    memo.keep(key, clusters)
+    return clusters
+
+
+def _clusters(
+    session: Session, memo: QualityMemo, state: DatasetState, validation_state: DatasetState | None
+) -> list[Cluster]:
+    listed = _Keys()
     texts: dict[int, str] = {}
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
     for dataset, side in ((state, None), (validation_state, "validation")):
         if dataset is None:
             continue
         keys = _read_keys(session, dataset.dataset_id, side)
-        listed += keys
-        missing = [i for i, digest, _ in keys if digest not in memo.signatures]
+        for name in ("ids", "hashes", "sides"):
+            getattr(listed, name).extend(getattr(keys, name))
+        stored, valid = unpack_many(keys.stored, keys.hashes)
+        parts.append((stored, valid))
+        # Rows without a valid stored signature (none, or stale) whose content the memo has not signed either.
+        signed = memo.signatures
+        missing = [keys.ids[r] for r in np.flatnonzero(~valid).tolist() if keys.hashes[r] not in signed]
         if missing:
-            texts |= _read_texts(session, dataset.dataset_id, None if len(missing) * 2 > len(keys) else missing)
+            texts |= _read_texts(session, dataset.dataset_id, None if len(missing) * 2 > len(keys.ids) else missing)
     memo.trim()
-    clusters = find_clusters(
-        [i for i, _, _ in listed],
-        [h for _, h, _ in listed],
-        [texts.get(i) for i, _, _ in listed],
-        [s for _, _, s in listed],
-        known=memo.signatures,
+    return find_clusters(
+        listed.ids,
+        listed.hashes,
+        [texts.get(i) for i in listed.ids] if texts else [None] * len(listed.ids),
+        listed.sides,
+        known=memo.signatures,  # what is signed here is kept
+        stored=(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        if len(parts) > 1
+        else parts[0],
     )
-    memo.keep(key, clusters)
-    return clusters
 
 
 def findings(
