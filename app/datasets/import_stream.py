@@ -9,6 +9,7 @@ unlinked temporary file); the importer then writes them in one transaction that 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from app.datasets.import_rows import (
     line_too_long,
     prepare_lines,
 )
-from app.datasets.import_tokens import Counted, ImportCounts
+from app.datasets.import_tokens import Counted, ImportCounts, Signatures
 from app.datasets.kinds import kind_mismatch
 from app.datasets.limits import Limits
 from app.datasets.rejections import Rejections
@@ -45,6 +46,8 @@ class Prepared:
     counts: ImportCounts = field(default_factory=ImportCounts)  # each spooled block's token counts
     source_file: str | None = None  # the file's name, as each example keeps it (None: no name was given)
     kind: str = SUPERVISED  # what its examples are: chat examples or preference pairs (its first example's shape)
+    # Blocks written before their signatures were made: (first row's position, signatures to come).
+    late: list[tuple[int, Future[Signatures | None]]] = field(default_factory=list)
 
     def batches(self) -> Iterator[tuple[list[tuple], Counted | None]]:
         """Each block of rows with its token counts and signatures (None: not counted; the report will)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import column, func, insert, select, table
+from sqlalchemy import Engine, column, func, insert, select, table
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col
 
@@ -22,6 +22,7 @@ from app.config import Settings
 from app.datasets.datasets import big_cache, get_dataset, import_kind, settle_kind, touch_dataset
 from app.datasets.import_csv import CsvReceiver
 from app.datasets.import_rows import IMPORT_FIELDS, PAIR_IMPORT_FIELDS, TOKEN_COUNTS, parse_line
+from app.datasets.import_signing import LateSignatures
 from app.datasets.import_stream import JsonlReceiver, Prepared, Progress, Receiver
 from app.datasets.import_tokens import Counted
 from app.datasets.limits import Limits
@@ -76,6 +77,7 @@ class ImportResult:
     blank_lines: int = 0  # blank lines skipped (they carry no example)
     invalid_count: int = 0  # imported examples with errors (kept to fix in the editor; not trained)
     invalid: list[tuple[int, str, str]] = field(default_factory=list)  # their first ones: (file line, code, why)
+    signing: LateSignatures | None = None  # storing the signatures made after the commit (None: none were late)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON API's shape."""
@@ -137,7 +139,7 @@ class _Writer:
         """Queue prepared rows, in order, with their token counts (JSON text) and stored signatures when given;
         full batches are written at once."""
         shared, start = self.shared, self.position
-        counts, signed = counted if counted is not None else (None, None)
+        counts, signed = (counted.counts, counted.signatures) if counted is not None else (None, None)
         signatures = signed if signed is not None else [None] * len(prepared)
         if counts is None:
             rows = [
@@ -180,10 +182,24 @@ def write_rows(session: Session, dataset_id: int, prepared: Prepared) -> int:
         rev = _touch(session, dataset_id)
         settle_kind(session, dataset_id, prepared.kind)
         writer = _Writer(session, dataset_id, rev, prepared.source_file, prepared.kind)
-        for rows, counts in prepared.batches():
-            writer.add_rows(rows, counts)
+        for rows, counted in prepared.batches():
+            if counted is not None and counted.late is not None:  # its signatures come after the commit
+                prepared.late.append((writer.position, counted.late))
+            writer.add_rows(rows, counted)
         writer.flush()
     return writer.count
+
+
+def close_import(session: Session, dataset_id: int, prepared: Prepared) -> LateSignatures | None:
+    """The rows are committed: free what the import held, and store the signatures its helper had not made in time
+    from a thread (app.datasets.import_signing), which keeps the helper until they are made."""
+    signing = None
+    if prepared.late:
+        bind = session.get_bind()
+        engine = bind if isinstance(bind, Engine) else bind.engine  # a session bound to a connection: its engine
+        signing = LateSignatures(engine, dataset_id, prepared.late, prepared.counts.keep_signing())
+    prepared.close()
+    return signing
 
 
 def write_import(session: Session, dataset_id: int, prepared: Prepared) -> ImportResult:
@@ -195,9 +211,10 @@ def write_import(session: Session, dataset_id: int, prepared: Prepared) -> Impor
         session.rollback()
         prepared.discard()
         raise
-    prepared.close()
+    signing = close_import(session, dataset_id, prepared)
     rejections = prepared.rejections
     return ImportResult(
+        signing=signing,
         imported=imported,
         rejected=rejections.sample,
         rejected_count=rejections.count,

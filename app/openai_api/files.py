@@ -128,7 +128,10 @@ def _import(session: Session, settings: Settings, row: UploadedFile, target: Pat
         prepared.discard()
         _end(session, row, "The import failed on the server; upload the file again.")
         raise
-    prepared.close()
+    if imported:
+        importer.close_import(session, dataset_id, prepared)
+    else:
+        prepared.close()
 
 
 def _end(session: Session, row: UploadedFile, reason: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import marshal
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -274,3 +275,104 @@ def test_clusters_across_a_separate_validation_dataset_use_both_stored_signature
 def test_a_nul_character_in_a_text_signs_as_a_space_and_breaks_nothing():
     texts = ["hello there my friend", "one\x00two three four", "x"]
     assert np.array_equal(signatures(texts), signatures([texts[0], "one two three four", "x"]))
+
+
+def gated_signatures(monkeypatch) -> list[tuple[Future, Future]]:
+    """Every block goes to the helper, whose signatures reach the writer only when the test opens the gate:
+    (gate, the helper's own future) per block."""
+    monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 0)
+    real_submit = HELPER.submit
+    gates: list[tuple[Future, Future]] = []
+
+    def gated(helper, payload, count=True):
+        block = real_submit(helper, payload, count)
+        gate: Future = Future()
+        gates.append((gate, block.signatures))
+        return import_tokens._Block(block.counts, gate)
+
+    monkeypatch.setattr(HELPER, "submit", gated)
+    return gates
+
+
+def import_planted_records(session) -> tuple[int, list[int], object]:
+    records, _ = planted()
+    dataset = create_dataset(session, "planted")
+    result = import_jsonl(session, dataset.id, io.BytesIO(jsonl(records)))
+    return dataset.id, [row_id for row_id, *_ in rows(session, dataset.id)], result
+
+
+def test_the_writer_never_waits_for_signatures_they_are_stored_after_the_commit(session, monkeypatch):
+    """Signatures still being made when the writer reaches their block are written as NULL (the import keeps its
+    speed); a thread stores them once the helper has made them, after the import has committed."""
+    gates = gated_signatures(monkeypatch)
+    assert import_tokens.WAIT_FOR_SIGNATURES is False  # the product's setting
+    dataset_id, _, result = import_planted_records(session)
+    assert all(stored is None for *_, stored in rows(session, dataset_id))  # not waited for
+    session.expire_all()
+    assert all(e.token_counts for e in session.scalars(select(Example).where(Example.dataset_id == dataset_id)))
+    assert result.signing is not None and not result.signing.done.is_set()  # it holds the helper meanwhile
+    for gate, made in gates:  # the helper's signatures arrive now
+        gate.set_result(made.result(timeout=60))
+    assert result.signing.done.wait(60)
+    assert result.signing.stored == len(rows(session, dataset_id))
+    assert_signed_as_signatures_would(session, dataset_id)
+    result.signing.thread.join(60)
+    assert not result.signing.thread.is_alive()  # it ended, and the helper process with it
+
+
+def test_late_signatures_that_never_come_are_left_to_the_report_which_stores_them(session, monkeypatch):
+    gates = gated_signatures(monkeypatch)
+    dataset_id, ids, result = import_planted_records(session)
+    for gate, _ in gates:
+        gate.set_exception(RuntimeError("the helper has ended"))
+    assert result.signing.done.wait(60) and result.signing.stored == 0
+    assert all(stored is None for *_, stored in rows(session, dataset_id))
+    monkeypatch.undo()
+
+    monkeypatch.setattr(report_quality, "STORE_CHUNK", 7)  # stored in several write transactions
+    first = dataset_clusters(session, QualityMemo(), read_state(session, dataset_id))
+    assert [c.example_ids for c in first] == [[ids[3], ids[30]]]
+    assert_signed_as_signatures_would(session, dataset_id)  # stored by the pass
+
+    def no_texts(*args, **kwargs):
+        raise AssertionError("the second cold pass read examples' text")
+
+    monkeypatch.setattr(report_quality, "_read_texts", no_texts)
+    again = dataset_clusters(session, QualityMemo(), read_state(session, dataset_id))
+    assert [c.example_ids for c in again] == [c.example_ids for c in first]
+
+
+def test_the_report_stores_no_signature_over_an_example_changed_since_it_read_it(session, monkeypatch):
+    dataset_id, ids = imported_planted(session)  # 40 rows: no helper, nothing signed at import
+    real_read = report_quality._read_texts
+
+    def read_then_edit(session_, dataset_id_, wanted):
+        texts = real_read(session_, dataset_id_, wanted)
+        replace_content(session_, ids[0], [{"role": "user", "content": "changed while the pass ran"}])
+        return texts
+
+    monkeypatch.setattr(report_quality, "_read_texts", read_then_edit)
+    dataset_clusters(session, QualityMemo(), read_state(session, dataset_id))
+    found = {row_id: stored for row_id, _, _, stored in rows(session, dataset_id)}
+    assert found[ids[0]] is None  # its content hash changed: the UPDATE matched nothing
+    assert all(found[i] is not None for i in ids[1:])
+
+
+def test_the_helper_answers_every_block_with_its_counts_and_its_signatures():
+    helper = HELPER("o200k_base", True)
+    try:
+        assert helper.ready.wait(60)
+        records = [
+            {"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": "ok"}]}
+            for i in range(3)
+        ]
+        payload = marshal.dumps(
+            [(json.dumps(r["messages"]), None, None, *[None] * 5, content_hash(r)) for r in records]
+        )
+        blocks = [helper.submit(payload, True) for _ in range(4)]
+        for block in blocks:
+            assert len(block.counts.result(timeout=60)) == 3 * 3  # (total, assistant, trained) per row
+            signed = block.signatures.result(timeout=60)
+            assert signed is not None and len(signed) == 3 and all(len(s or b"") == STORED_BYTES for s in signed)
+    finally:
+        helper.close()

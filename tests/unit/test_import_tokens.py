@@ -79,7 +79,9 @@ def test_the_first_report_after_an_import_counts_nothing(session, dataset, monke
 
 
 def ready_helper(monkeypatch) -> None:
-    """Each helper process is made ready before the import goes on (else a small file ends before it is)."""
+    """Each helper process is made ready before the import goes on (else a small file ends before it is), and the
+    writer waits for each block's signatures (the product never does), so that tests see every block signed."""
+    monkeypatch.setattr(import_tokens, "WAIT_FOR_SIGNATURES", True)
 
     def helper(*args):
         made = HELPER(*args)

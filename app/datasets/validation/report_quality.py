@@ -6,8 +6,9 @@ Report through the snapshot's codes; this module adds what needs the whole datas
 state (QualityMemo, on the ReportCache): any change to the dataset or to its validation dataset changes the state,
 so a kept result is never stale. The examples' MinHash signatures are read from their rows (stored by the import,
 tagged with the content hash: quality.stored_signatures); only rows without a valid one (older rows, edited ones,
-a stale tag) have their text read and signed, and those signatures are kept in the memo by content hash, so the
-pass after an edit reads and signs only the changed examples.
+a stale tag, blocks the import's helper had not signed in time) have their text read and signed; those signatures
+are kept in the memo by content hash and stored with their rows, so later passes, after an edit or a restart,
+read and sign only the changed examples.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select, update
 from sqlmodel import Session
 
 from app.datasets.quality.near_duplicates import Cluster, comparable_text, find_clusters
 from app.datasets.quality.outliers import MEASURES, Outlier, outliers
-from app.datasets.quality.stored_signatures import unpack_many
+from app.datasets.quality.stored_signatures import LITTLE, header, unpack_many
 from app.datasets.validation.checks import json_loads
 from app.datasets.validation.codes import CODES
 from app.datasets.validation.report_groups import ASSISTANT, HASH, N_MESSAGES, SPLIT, TOTAL, VALID, Row, group_of
@@ -116,6 +117,7 @@ SELECT id,
 FROM examples WHERE dataset_id = ?
 """
 ID_CHUNK = 500  # ids per IN (...)
+STORE_CHUNK = 20_000  # signatures stored per write transaction (the write lock is held for each)
 
 
 @dataclass
@@ -206,6 +208,7 @@ def _clusters(
     listed = _Keys()
     texts: dict[int, str] = {}
     parts: list[tuple[np.ndarray, np.ndarray]] = []
+    unsigned: list[tuple[int, str]] = []  # (id, content hash) of the rows without a valid stored signature
     for dataset, side in ((state, None), (validation_state, "validation")):
         if dataset is None:
             continue
@@ -214,13 +217,14 @@ def _clusters(
             getattr(listed, name).extend(getattr(keys, name))
         stored, valid = unpack_many(keys.stored, keys.hashes)
         parts.append((stored, valid))
+        unsigned += [(keys.ids[r], keys.hashes[r]) for r in np.flatnonzero(~valid).tolist()]
         # Rows without a valid stored signature (none, or stale) whose content the memo has not signed either.
         signed = memo.signatures
         missing = [keys.ids[r] for r in np.flatnonzero(~valid).tolist() if keys.hashes[r] not in signed]
         if missing:
             texts |= _read_texts(session, dataset.dataset_id, None if len(missing) * 2 > len(keys.ids) else missing)
     memo.trim()
-    return find_clusters(
+    clusters = find_clusters(
         listed.ids,
         listed.hashes,
         [texts.get(i) for i in listed.ids] if texts else [None] * len(listed.ids),
@@ -230,6 +234,35 @@ def _clusters(
         if len(parts) > 1
         else parts[0],
     )
+    if unsigned:
+        _store_signatures(session, unsigned, memo.signatures)
+    return clusters
+
+
+def _store_signatures(session: Session, rows: list[tuple[int, str]], signed: dict[str, bytes]) -> None:
+    """Store the signatures this pass made for rows that had none (an import too small for its helper, blocks
+    the helper had not signed when they were written, edited examples), where the example is unchanged since it
+    was read: the next cold pass reads them instead of the texts. A cache, as the token counts the report stores."""
+    updates = []
+    for row_id, digest in rows:
+        raw = signed.get(digest)
+        head = header(digest)
+        if raw is not None and head is not None:
+            updates.append((head + np.frombuffer(raw, dtype=np.uint32).astype(LITTLE).tobytes(), row_id, digest))
+    for start in range(0, len(updates), STORE_CHUNK):
+        chunk = updates[start : start + STORE_CHUNK]
+        connection = session.connection()  # each chunk's own: the commit below ends the last one's
+        if connection.dialect.name == "sqlite":
+            sql = "UPDATE examples SET near_signature = ? WHERE id = ? AND content_hash = ?"
+            connection.exec_driver_sql(sql, chunk)
+        else:
+            statement = (
+                update(EXAMPLES)
+                .where(and_(T.id == bindparam("b_id"), T.content_hash == bindparam("b_hash")))
+                .values(near_signature=bindparam("b_signature"))
+            )
+            connection.execute(statement, [{"b_id": i, "b_hash": h, "b_signature": v} for v, i, h in chunk])
+        session.commit()  # one short write transaction per chunk
 
 
 def findings(
