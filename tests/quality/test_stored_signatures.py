@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, text
 
-from app.datasets import examples, import_stream, import_tokens
+from app.datasets import examples, import_signing, import_stream, import_tokens
 from app.datasets.datasets import create_dataset, duplicate_dataset
 from app.datasets.import_rows import ROW_FIELDS
 from app.datasets.importer import import_jsonl
@@ -376,3 +376,20 @@ def test_the_helper_answers_every_block_with_its_counts_and_its_signatures():
             assert signed is not None and len(signed) == 3 and all(len(s or b"") == STORED_BYTES for s in signed)
     finally:
         helper.close()
+
+
+def test_a_report_waits_for_an_imports_late_signatures_instead_of_signing_the_texts(session, monkeypatch):
+    gates = gated_signatures(monkeypatch)
+    dataset_id, ids, result = import_planted_records(session)
+    database = str(session.get_bind().engine.url)
+    assert import_signing.wait_for_late(database, dataset_id, timeout=0) is False  # still being made
+
+    def no_texts(*args, **kwargs):
+        raise AssertionError("the pass signed texts while the import's signatures were on their way")
+
+    monkeypatch.setattr(report_quality, "_read_texts", no_texts)
+    for gate, made in gates:
+        gate.set_result(made.result(timeout=60))
+    found = dataset_clusters(session, QualityMemo(), read_state(session, dataset_id))  # waits, then reads them
+    assert [c.example_ids for c in found] == [[ids[3], ids[30]]]
+    assert result.signing.done.is_set() and import_signing.wait_for_late(database, dataset_id, timeout=0)

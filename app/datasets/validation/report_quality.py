@@ -25,6 +25,7 @@ import numpy as np
 from sqlalchemy import and_, bindparam, select, update
 from sqlmodel import Session
 
+from app.datasets.import_signing import wait_for_late
 from app.datasets.quality.near_duplicates import Cluster, comparable_text, find_clusters
 from app.datasets.quality.outliers import MEASURES, Outlier, outliers
 from app.datasets.quality.stored_signatures import LITTLE, header, unpack_many
@@ -205,6 +206,10 @@ def dataset_clusters(
 def _clusters(
     session: Session, memo: QualityMemo, state: DatasetState, validation_state: DatasetState | None
 ) -> list[Cluster]:
+    database = str(session.get_bind().engine.url)
+    for dataset in (state, validation_state):  # an import's signatures still being stored: rather than sign twice
+        if dataset is not None:
+            wait_for_late(database, dataset.dataset_id)
     listed = _Keys()
     texts: dict[int, str] = {}
     parts: list[tuple[np.ndarray, np.ndarray]] = []
