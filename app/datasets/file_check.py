@@ -8,15 +8,14 @@ So a file checked here and the same file imported into a dataset give the same c
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.datasets.gc_pause import no_cyclic_gc
 from app.datasets.import_rows import ROW_FIELDS, prepare_line, wrong_shape
 from app.datasets.import_stream import BOM
 from app.datasets.limits import Limits
@@ -234,21 +233,6 @@ def _line_problems(
     return out
 
 
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """The cyclic garbage collector paused (reference counting still frees everything).
-
-    Parsed JSON holds no cycles, yet every few thousand new containers the collector walks all the records read so
-    far: a third of the check's time at 100,000 examples (bench/check_speed.py)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def check_file(
     path: Path,
     model: str | None = None,
@@ -259,7 +243,7 @@ def check_file(
 ) -> FileCheck:
     """The Report of a training file for `model` (and of a validation file, checked for leakage), line by line."""
     info = resolve_model(model, settings)
-    with _no_cyclic_gc():
+    with no_cyclic_gc():
         train, train_counts = _read_and_count(path, limits, info, settings)
         other, other_counts = (None, []) if validation is None else _read_and_count(validation, limits, info, settings)
     counts = train_counts + other_counts

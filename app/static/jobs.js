@@ -22,6 +22,14 @@
     }
   });
 
+  // The job form's base model is refreshed out of band with every estimate (a provider change brings that provider's
+  // model), but never while the person is in the field: a refresh sent before their keystrokes would replace them
+  // (or a half-typed name would be doubled).
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "job-model" && target.contains(document.activeElement)) event.detail.shouldSwap = false;
+  });
+
   function scrollLogToEnd() {
     var log = document.getElementById("event-log");
     if (log && !log.dataset.scrolled) { log.dataset.scrolled = "1"; log.scrollTop = log.scrollHeight; }

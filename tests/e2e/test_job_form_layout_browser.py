@@ -117,3 +117,18 @@ def test_the_report_says_once_which_tokenizer_counted_and_where_the_job_would_tr
     expect(report.locator("[data-testid=training-time]")).to_contain_text("min on CPU")
     expect(report).to_contain_text("tokens trained")
     screenshot(page, "job-form-4-report-smollm2")
+
+
+def test_an_estimate_that_arrives_while_the_model_is_typed_leaves_the_typing_alone(page, e2e_server):
+    """The estimate refreshes the base model out of band; one sent before the person's keystrokes arrives while they
+    type: the field keeps what they typed (it once doubled a name: 'tiny-llamatiny-llama')."""
+    dataset_id = _dataset_without_system_messages(e2e_server)
+    page.goto(f"/jobs/new?dataset_id={dataset_id}")
+    expect(page.locator("#estimate-facts")).to_be_visible()
+    model = page.locator("#job-model-input")
+    model.fill("my-own-mod")  # typed, focus still in the field, no change event yet
+    with page.expect_response("**/jobs/new/estimate"):  # a refresh from another field, answered while typing
+        page.evaluate("() => document.getElementById('new-job').dispatchEvent(new Event('change', {bubbles: true}))")
+    page.wait_for_function("() => !document.querySelector('#new-job.htmx-request')")
+    expect(model).to_have_value("my-own-mod")
+    expect(model).to_be_focused()  # (out of the field, a provider switch still swaps the model: the test above)

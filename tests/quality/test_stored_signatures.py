@@ -28,7 +28,7 @@ from app.tables.dataset import EXAMPLES, Example
 from tests.conftest import FIXTURES
 from tests.quality.test_near_duplicates_and_outliers import BASE, edited
 from tests.quality.test_quality_report import planted
-from tests.unit.test_import_tokens import HELPER, mixed_file, ready_helper
+from tests.unit.test_import_tokens import HELPER, mixed_file, ready_helper, record_submits
 
 T = EXAMPLES.c
 
@@ -98,14 +98,7 @@ def test_a_big_import_signs_in_the_helper_process_with_the_same_result(session, 
     monkeypatch.setattr(import_stream, "BATCH", 10)
     monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 20)  # the first two blocks on the thread, then the helper
     ready_helper(monkeypatch)
-    submitted = []
-    real_submit = HELPER.submit
-
-    def submit(helper, payload, count=True):
-        submitted.append(count)
-        return real_submit(helper, payload, count)
-
-    monkeypatch.setattr(HELPER, "submit", submit)
+    submitted = record_submits(monkeypatch)
     dataset = create_dataset(session, "signed")
     import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
     assert submitted == [False, False, *[True] * 9]  # the thread's two blocks are sent to be signed

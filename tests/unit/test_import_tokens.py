@@ -91,11 +91,9 @@ def ready_helper(monkeypatch) -> None:
     monkeypatch.setattr(import_tokens, "_Helper", helper)
 
 
-def test_a_big_import_counts_in_a_helper_process_with_the_same_result(session, dataset, monkeypatch):
-    monkeypatch.setattr(import_stream, "BATCH", 10)
-    monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 20)  # the first two blocks on the thread, then the helper
-    ready_helper(monkeypatch)
-    submitted = []
+def record_submits(monkeypatch) -> list[bool]:
+    """The `count` flag of every block submitted to a helper process, in order (False: only to be signed)."""
+    submitted: list[bool] = []
     real_submit = HELPER.submit
 
     def submit(helper, payload, count=True):
@@ -103,6 +101,14 @@ def test_a_big_import_counts_in_a_helper_process_with_the_same_result(session, d
         return real_submit(helper, payload, count)
 
     monkeypatch.setattr(HELPER, "submit", submit)
+    return submitted
+
+
+def test_a_big_import_counts_in_a_helper_process_with_the_same_result(session, dataset, monkeypatch):
+    monkeypatch.setattr(import_stream, "BATCH", 10)
+    monkeypatch.setattr(import_tokens, "PROCESS_AFTER", 20)  # the first two blocks on the thread, then the helper
+    ready_helper(monkeypatch)
+    submitted = record_submits(monkeypatch)
     import_jsonl(session, dataset.id, io.BytesIO(mixed_file()), filename="mixed.jsonl")
     assert submitted.count(True) == 9  # every block after the first two
     assert submitted == [False, False, *[True] * 9]  # the first two (counted on the thread) only to be signed

@@ -13,11 +13,8 @@ read and sign only the changed examples.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +22,7 @@ import numpy as np
 from sqlalchemy import and_, bindparam, select, update
 from sqlmodel import Session
 
+from app.datasets.gc_pause import no_cyclic_gc
 from app.datasets.import_signing import wait_for_late
 from app.datasets.quality.near_duplicates import Cluster, comparable_text, find_clusters
 from app.datasets.quality.outliers import MEASURES, Outlier, outliers
@@ -172,19 +170,6 @@ def _read_texts(session: Session, dataset_id: int, ids: list[int] | None) -> dic
     return out
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while the pass reads and groups every row: its ~500,000 new objects per
-    100,000 examples (none in a cycle) would set off collections over the whole heap, a third of the pass's time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def dataset_clusters(
     session: Session,
     memo: QualityMemo,
@@ -197,7 +182,7 @@ def dataset_clusters(
     kept = memo.get(key)
     if kept is not None:
         return kept
-    with _collector_paused():
+    with no_cyclic_gc():
         clusters = _clusters(session, memo, state, validation_state)
     memo.keep(key, clusters)
     return clusters
