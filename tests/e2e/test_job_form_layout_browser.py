@@ -126,9 +126,20 @@ def test_an_estimate_that_arrives_while_the_model_is_typed_leaves_the_typing_alo
     page.goto(f"/jobs/new?dataset_id={dataset_id}")
     expect(page.locator("#estimate-facts")).to_be_visible()
     model = page.locator("#job-model-input")
-    model.fill("my-own-mod")  # typed, focus still in the field, no change event yet
-    with page.expect_response("**/jobs/new/estimate"):  # a refresh from another field, answered while typing
-        page.evaluate("() => document.getElementById('new-job').dispatchEvent(new Event('change', {bubbles: true}))")
+    sent_with = model.input_value()
+    held = []
+    page.route(
+        "**/jobs/new/estimate", lambda route: held.append(route)
+    )  # the refresh's answer waits until the typing is done
+    page.evaluate("() => document.getElementById('new-job').dispatchEvent(new Event('change', {bubbles: true}))")
+    page.wait_for_function("() => document.querySelector('#new-job.htmx-request') !== null")
+    model.fill("my-own-mod")  # typed after the refresh was sent, focus still in the field
+    while not held:  # the route's handler runs as Playwright processes the page's events
+        page.evaluate("() => 0")
+    with page.expect_response("**/jobs/new/estimate"):
+        held[0].continue_()
     page.wait_for_function("() => !document.querySelector('#new-job.htmx-request')")
+    expect(page.locator("#job-estimate")).to_be_visible()
+    assert sent_with != "my-own-mod"  # the answer carries the model as it was sent
     expect(model).to_have_value("my-own-mod")
     expect(model).to_be_focused()  # (out of the field, a provider switch still swaps the model: the test above)
