@@ -128,9 +128,8 @@ def test_an_estimate_that_arrives_while_the_model_is_typed_leaves_the_typing_alo
     model = page.locator("#job-model-input")
     sent_with = model.input_value()
     held = []
-    page.route(
-        "**/jobs/new/estimate", lambda route: held.append(route)
-    )  # the refresh's answer waits until the typing is done
+    # The refresh's answer waits until the typing is done.
+    page.route("**/jobs/new/estimate", lambda route: held.append(route))
     page.evaluate("() => document.getElementById('new-job').dispatchEvent(new Event('change', {bubbles: true}))")
     page.wait_for_function("() => document.querySelector('#new-job.htmx-request') !== null")
     model.fill("my-own-mod")  # typed after the refresh was sent, focus still in the field
