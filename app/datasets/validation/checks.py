@@ -396,6 +396,5 @@ def apply_check(example) -> ExampleCheck:
     example.content_hash = digest
     example.search_text = text
     example.token_counts = None  # the example changed: the report recounts it (in bulk) and caches the result
-    # Cleared rather than re-signed (8x this check's time): the report signs changed examples in bulk.
-    example.near_signature = None
+    example.near_signature = None  # cleared, not re-signed (8x this check's time): the report signs in bulk
     return result
